@@ -1,0 +1,177 @@
+//! Every command-line definition of `lab`, and nothing else.
+//!
+//! Kept apart from the logic (as ripgrep does) so the whole command surface can
+//! be read in one place; `lib.rs` turns a parsed [`Cli`] into work.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// An interactive lab for HTTP proxies: run the servers and proxies of the
+/// article "Go与HTTP代理" on loopback and see what every hop did.
+#[derive(Debug, Parser)]
+#[command(name = "lab", version, propagate_version = true)]
+#[command(after_help = "\
+Examples:
+  lab realserver                 the article's two real servers on 127.0.0.1:2003 and :2004
+  curl -s 127.0.0.1:2003/abc     ...then ask one of them what it saw
+  lab labs                       the follow-along labs and your progress
+  lab show 1                     read lab 01
+  lab check --all                verify every lab's claims on real sockets")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// When to use colour: auto (a terminal and no NO_COLOR), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Log more: -v shows every request a server handles, -vv everything.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Where the labs live (default: ./labs, else the labs of this checkout).
+    #[arg(long, global = true, env = "LAB_LABS_DIR", value_name = "DIR")]
+    pub labs_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the article's RealServer: an echo of what each request looked like on arrival.
+    #[command(after_help = "\
+Endpoints (on every address):
+  /ANY/PATH                  the article's three-line echo (RemoteAddr, X-Forwarded-For, X-Real-Ip, headers)
+  -H 'Accept: application/json'   the same facts as JSON
+  /base/error                500 \"error handler\"
+  /test_http_string/test_http_string/aaa   sleeps 6 s; the 3 s write timeout closes the connection first
+  .../delay?ms=N             answer after N milliseconds
+  .../stream?n=N&ms=M        N chunks M ms apart, then a trailer (send 'TE: trailers' to receive it)
+  .../ws                     WebSocket echo
+  .../hop-headers            a response carrying hop-by-hop headers (Connection: X-Hop)
+
+Examples:
+  lab realserver
+  lab realserver --addr 127.0.0.1:2013 --addr 127.0.0.1:2014
+  curl -s '127.0.0.1:2003/abc?x=1' -H 'X-Forwarded-For: 1.2.3.4'
+  curl -s 127.0.0.1:2003/abc -H 'Accept: application/json'
+  curl -s --raw -H 'TE: trailers' '127.0.0.1:2003/stream?n=3&ms=300'")]
+    Realserver(RealserverArgs),
+
+    /// List the labs with your progress.
+    Labs,
+
+    /// Show a lab's sheet in the terminal.
+    #[command(after_help = "Examples:\n  lab show 1\n  lab show special-headers")]
+    Show {
+        /// The lab: its number (1, 01) or its name (proxy-basics).
+        lab: String,
+    },
+
+    /// Run a lab's experiment on real sockets and verify every claim its sheet makes.
+    #[command(after_help = "\
+Your predictions are read from the lab's answers.toml; fill it in before checking.
+
+Examples:
+  lab check 1
+  lab check --all
+  lab check 2 --seed 7 --answers my-answers.toml")]
+    Check(CheckArgs),
+
+    /// Show the next hint for a lab (one more each time).
+    #[command(after_help = "Examples:\n  lab hint 1\n  lab hint 1 --reset")]
+    Hint {
+        /// The lab: its number (1, 01) or its name.
+        lab: String,
+        /// Start the hints of this lab over.
+        #[arg(long)]
+        reset: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RealserverArgs {
+    /// Address to listen on; repeat for several servers in one process.
+    #[arg(long = "addr", value_name = "ADDR", default_values_t = default_realserver_addrs())]
+    pub addrs: Vec<SocketAddr>,
+
+    /// Like Go's http.Server.WriteTimeout in the article: a response not ready
+    /// this long after its request arrived is never sent (the connection closes).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The lab: its number (1, 01) or its name.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub lab: Option<String>,
+
+    /// Check every lab, one after the other.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Seed for every random choice in the experiment (printed when drawn).
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Read predictions from this file instead of the lab's answers.toml.
+    #[arg(long, value_name = "FILE", conflicts_with = "all")]
+    pub answers: Option<PathBuf>,
+}
+
+fn default_realserver_addrs() -> Vec<SocketAddr> {
+    // The article's main(): rs1 on 127.0.0.1:2003, rs2 on 127.0.0.1:2004.
+    vec![
+        SocketAddr::from(([127, 0, 0, 1], 2003)),
+        SocketAddr::from(([127, 0, 0, 1], 2004)),
+    ]
+}
+
+/// Parses `3s`, `500ms`, `1m` (humantime), so flags read like Go's durations.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; write a duration such as 3s, 500ms or 1m"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn realserver_defaults_are_the_articles() {
+        let cli = Cli::parse_from(["lab", "realserver"]);
+        let Command::Realserver(args) = cli.command else {
+            panic!("expected realserver");
+        };
+        let addrs: Vec<String> = args.addrs.iter().map(|a| a.to_string()).collect();
+        assert_eq!(addrs, ["127.0.0.1:2003", "127.0.0.1:2004"]);
+        assert_eq!(args.write_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn bad_duration_says_what_to_write() {
+        let err = parse_duration("3 parsecs").unwrap_err();
+        assert!(err.contains("such as 3s"), "{err}");
+    }
+}

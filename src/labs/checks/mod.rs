@@ -1,0 +1,74 @@
+//! The labs' scenarios: one file per lab, registered by the lab's slug.
+//!
+//! A scenario starts what it needs in this process on free loopback ports,
+//! runs the experiment the sheet describes with real sockets, and records in
+//! [`Findings`] every claim (expected against actual) and the actual answer to
+//! every prediction. It never decides pass or fail for predictions: the report
+//! compares them with the learner's answers.
+
+mod proxy_basics;
+mod special_headers;
+
+use futures_util::future::BoxFuture;
+
+use super::findings::Findings;
+use crate::realserver::{Config, RunningServer};
+
+/// A lab's experiment.
+pub type Scenario = for<'a> fn(&'a mut Findings) -> BoxFuture<'a, anyhow::Result<()>>;
+
+/// The slugs that have a scenario, in lab order.
+pub const SLUGS: &[&str] = &["proxy-basics", "special-headers"];
+
+/// The scenario of the lab named `slug`.
+pub fn scenario(slug: &str) -> Option<Scenario> {
+    match slug {
+        "proxy-basics" => Some(proxy_basics::run),
+        "special-headers" => Some(special_headers::run),
+        _ => None,
+    }
+}
+
+/// Starts `n` real servers on free ports, as `lab realserver` would.
+async fn start_real_servers(f: &mut Findings, n: usize) -> anyhow::Result<Vec<RunningServer>> {
+    let mut servers = Vec::with_capacity(n);
+    for _ in 0..n {
+        servers.push(RunningServer::start_on_free_port(Config::default()).await?);
+    }
+    let addrs: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
+    f.step(format!(
+        "started {n} real server(s), as `lab realserver` does, on {}",
+        addrs.join(" and ")
+    ));
+    Ok(servers)
+}
+
+/// Stops the servers; the experiment's own error, if any, wins over theirs.
+async fn stop_real_servers(
+    servers: Vec<RunningServer>,
+    experiment: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for server in servers {
+        let stopped = server.shutdown().await;
+        if experiment.is_ok() {
+            stopped?;
+        }
+    }
+    experiment
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_lab_folder_has_a_scenario_and_every_scenario_a_folder() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+        let catalogue = crate::labs::Catalogue::load(&dir).unwrap();
+        let slugs: Vec<&str> = catalogue.labs.iter().map(|l| l.slug.as_str()).collect();
+        assert_eq!(slugs, SLUGS);
+        for slug in SLUGS {
+            assert!(scenario(slug).is_some(), "{slug} has no scenario");
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Lab 01, proxy basics (网络代理 / 网络转发): what RemoteAddr is, that a
+//! header cannot change it, and that a proxy which opens its own connection
+//! (here a transport-level relay) replaces the client's address with its own.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{start_real_servers, stop_real_servers};
+use crate::labs::findings::Findings;
+use crate::probe::Probe;
+use crate::realserver::SERVER_HEADER;
+
+pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
+    async move {
+        let servers = start_real_servers(f, 2).await?;
+        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr()).collect();
+        let experiment = experiment(f, &addrs).await;
+        stop_real_servers(servers, experiment).await
+    }
+    .boxed()
+}
+
+async fn experiment(f: &mut Findings, servers: &[SocketAddr]) -> anyhow::Result<()> {
+    let (a, b) = (servers[0], servers[1]);
+
+    // 1. Two servers in one process, each naming itself.
+    let mut firsts = Vec::new();
+    let mut named = Vec::new();
+    for addr in [a, b] {
+        let exchange = Probe::get("/abc?x=1").send(addr).await?;
+        firsts.push(exchange.text_echo()?.url);
+        named.push(
+            exchange
+                .headers
+                .get(SERVER_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(none)")
+                .to_string(),
+        );
+    }
+    f.step(format!("GET /abc?x=1 on each server: {}", firsts.join(" · ")));
+    f.claim_eq(
+        "servers-name-themselves",
+        format!("http://{a}/abc, http://{b}/abc; X-Lab-Server {a}, {b}"),
+        format!(
+            "{}, {}; X-Lab-Server {}, {}",
+            firsts[0], firsts[1], named[0], named[1]
+        ),
+        "line 1 is the article's fmt.Sprintf(\"http://%s%s\", r.Addr, req.URL.Path): the server's own \
+         address and the path, without the query",
+    );
+
+    // 2. Direct: RemoteAddr is this client's socket.
+    let direct = Probe::get("/abc").send(a).await?;
+    let seen = direct.text_echo()?.remote_addr;
+    f.step(format!(
+        "GET /abc directly from {}: the server printed RemoteAddr={seen}",
+        direct.local_addr
+    ));
+    f.claim_eq(
+        "remote-addr-is-tcp-peer",
+        direct.local_addr,
+        &seen,
+        "RemoteAddr comes from the TCP connection: the address and port of the socket that connected",
+    );
+    let whose = if seen == direct.local_addr.to_string() {
+        "client"
+    } else if seen.ends_with(&format!(":{}", a.port())) {
+        "server"
+    } else {
+        "neither"
+    };
+    f.observe(
+        "direct-port",
+        whose,
+        format!(
+            "the port is {}, the client's ephemeral port; the server's own port is {}",
+            direct.local_addr.port(),
+            a.port()
+        ),
+    );
+
+    // 3. Headers cannot move RemoteAddr.
+    let spoofed = Probe::get("/abc")
+        .header("X-Forwarded-For", "6.6.6.6")
+        .header("X-Real-Ip", "6.6.6.6")
+        .send(a)
+        .await?;
+    let echo = spoofed.text_echo()?;
+    f.step(format!(
+        "GET /abc with X-Forwarded-For: 6.6.6.6 and X-Real-Ip: 6.6.6.6: RemoteAddr={}",
+        echo.remote_addr
+    ));
+    f.claim_eq(
+        "headers-cannot-change-remote-addr",
+        spoofed.local_addr,
+        &echo.remote_addr,
+        "headers are bytes the client writes; the peer address is what the kernel accepted. \
+         To forge it a client would have to complete a TCP handshake from that address",
+    );
+    let ip = echo
+        .remote_addr
+        .rsplit_once(':')
+        .map_or(echo.remote_addr.as_str(), |(ip, _)| ip);
+    f.observe(
+        "spoofed-remote-ip",
+        ip,
+        "the headers arrived (see lab 02) but RemoteAddr stayed the socket's address",
+    );
+
+    // 4. A proxy in between: a relay that connects to the server itself.
+    let mut relay = Relay::start(a).await?;
+    let via = Probe::get("/abc").send(relay.addr).await?;
+    let outbound = relay
+        .outbound
+        .recv()
+        .await
+        .context("the relay did not report its connection")?;
+    let via_echo = via.text_echo()?;
+    f.step(format!(
+        "GET /abc through a TCP relay on {}: client {} → relay {} → server; RemoteAddr={}",
+        relay.addr, via.local_addr, outbound, via_echo.remote_addr
+    ));
+    f.claim(
+        "relay-replaces-client-address",
+        via_echo.remote_addr == outbound.to_string()
+            && via_echo.remote_addr != via.local_addr.to_string(),
+        format!("the relay's socket {outbound}, not the client's {}", via.local_addr),
+        &via_echo.remote_addr,
+        "a proxy opens its own connection to the server (用户不直接连接服务器，网络代理去连接), so the \
+         server's peer is the proxy",
+    );
+    let whose = if via_echo.remote_addr == outbound.to_string() {
+        "relay"
+    } else if via_echo.remote_addr == via.local_addr.to_string() {
+        "client"
+    } else {
+        "neither"
+    };
+    f.observe(
+        "relay-remote-addr",
+        whose,
+        format!(
+            "{} is the socket the relay opened towards the server",
+            outbound
+        ),
+    );
+
+    // 5. The relay copies bytes: it adds no header, so the client's address is lost.
+    let direct_json = Probe::get("/abc")
+        .header("Accept", "application/json")
+        .send(a)
+        .await?
+        .json_echo()?;
+    let relay_json = Probe::get("/abc")
+        .header("Accept", "application/json")
+        .send(relay.addr)
+        .await?
+        .json_echo()?;
+    let without_host = |headers: &[(String, String)]| -> Vec<String> {
+        headers
+            .iter()
+            .filter(|(n, _)| n != "host")
+            .map(|(n, v)| format!("{n}: {v}"))
+            .collect()
+    };
+    let (direct_lines, relay_lines) = (
+        without_host(&direct_json.headers),
+        without_host(&relay_json.headers),
+    );
+    let relay_host = relay_json.header_values("host").join(",");
+    f.step(format!(
+        "the same JSON request directly and through the relay: {} header line(s) each; Host through the relay: {relay_host}",
+        relay_json.headers.len()
+    ));
+    f.claim(
+        "relay-adds-no-headers",
+        direct_lines == relay_lines && relay_host == relay.addr.to_string(),
+        format!(
+            "the same header lines both ways, and Host still {} (as the client wrote it)",
+            relay.addr
+        ),
+        format!(
+            "{} ; Host {relay_host}",
+            if direct_lines == relay_lines {
+                "the same header lines".to_string()
+            } else {
+                format!("direct {direct_lines:?} vs relay {relay_lines:?}")
+            }
+        ),
+        "a transport-level relay copies bytes without reading them: nothing in the request \
+         remembers the client's address. An HTTP proxy has to write it down, in \
+         X-Forwarded-For (lab 02)",
+    );
+    relay.task.abort();
+    Ok(())
+}
+
+/// A transport-level relay (a layer-4 proxy, like LVS in NAT mode or
+/// `socat`): for each client it opens a connection to the target and copies
+/// bytes both ways, unread. It reports each outbound socket's local address.
+struct Relay {
+    addr: SocketAddr,
+    outbound: mpsc::UnboundedReceiver<SocketAddr>,
+    task: JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> anyhow::Result<Relay> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (report, outbound) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let report = report.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    if let Ok(local) = server.local_addr() {
+                        let _ = report.send(local);
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        Ok(Relay {
+            addr,
+            outbound,
+            task,
+        })
+    }
+}

@@ -1,0 +1,195 @@
+//! The follow-along labs: one folder per lab under `labs/`, one check per lab
+//! in [`checks`].
+//!
+//! A lab folder `labs/NN-slug/` holds:
+//! - `README.md`, the sheet. Sentences the program verifies are marked
+//!   `**Claim** \`id\``, questions for the learner `**Predict** \`id\``
+//!   (see [`sheet`]);
+//! - `lab.toml`: title, the article section it follows, hints;
+//! - `answers.toml`: the learner's predictions, `id = "answer"`.
+//!
+//! `lab check N` runs the lab's scenario (registered under its slug in
+//! [`checks`]) on real sockets, then holds what happened against the sheet
+//! and the answers ([`report`]). Adding a lab is adding a folder and a check.
+
+pub mod answers;
+pub mod checks;
+pub mod commands;
+pub mod findings;
+pub mod progress;
+pub mod report;
+pub mod sheet;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// One lab, as read from its folder.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    /// From the folder name `NN-slug`.
+    pub number: u32,
+    pub slug: String,
+    pub dir: PathBuf,
+    pub meta: LabMeta,
+    /// The sheet's markdown.
+    pub sheet: String,
+}
+
+/// `lab.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabMeta {
+    pub title: String,
+    /// The article heading(s) the lab follows, as written in the article.
+    pub article_section: String,
+    #[serde(default)]
+    pub hints: Vec<String>,
+}
+
+impl Lab {
+    /// `01`, as the folder writes it.
+    pub fn id(&self) -> String {
+        format!("{:02}", self.number)
+    }
+
+    /// The learner's answers file.
+    pub fn answers_path(&self) -> PathBuf {
+        self.dir.join("answers.toml")
+    }
+}
+
+/// Every lab in a labs directory, in number order.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    pub dir: PathBuf,
+    pub labs: Vec<Lab>,
+}
+
+impl Catalogue {
+    /// Reads every `NN-slug` folder of `dir`.
+    pub fn load(dir: &Path) -> anyhow::Result<Catalogue> {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the labs directory {}", dir.display()))?;
+        let mut labs = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((number, slug)) = parse_folder_name(&name) else {
+                continue;
+            };
+            labs.push(load_lab(&entry.path(), number, slug)?);
+        }
+        labs.sort_by_key(|lab| lab.number);
+        if let Some(pair) = labs.windows(2).find(|w| w[0].number == w[1].number) {
+            bail!(
+                "two labs share number {:02}: {} and {}",
+                pair[0].number,
+                pair[0].dir.display(),
+                pair[1].dir.display()
+            );
+        }
+        Ok(Catalogue {
+            dir: dir.to_path_buf(),
+            labs,
+        })
+    }
+
+    /// Finds a lab by number (`1`, `01`) or slug (`proxy-basics`).
+    pub fn find(&self, spec: &str) -> anyhow::Result<&Lab> {
+        let spec = spec.trim();
+        let found = match spec.parse::<u32>() {
+            Ok(number) => self.labs.iter().find(|lab| lab.number == number),
+            Err(_) => self.labs.iter().find(|lab| lab.slug == spec),
+        };
+        found.with_context(|| {
+            let known: Vec<String> = self
+                .labs
+                .iter()
+                .map(|lab| format!("{} ({})", lab.number, lab.slug))
+                .collect();
+            format!(
+                "no lab {spec:?}; the labs are: {}. `lab labs` lists them",
+                known.join(", ")
+            )
+        })
+    }
+}
+
+/// `01-proxy-basics` → (1, "proxy-basics").
+fn parse_folder_name(name: &str) -> Option<(u32, String)> {
+    let (digits, slug) = name.split_once('-')?;
+    if digits.len() != 2 || slug.is_empty() {
+        return None;
+    }
+    Some((digits.parse().ok()?, slug.to_string()))
+}
+
+fn load_lab(dir: &Path, number: u32, slug: String) -> anyhow::Result<Lab> {
+    let meta_path = dir.join("lab.toml");
+    let meta_text = std::fs::read_to_string(&meta_path)
+        .with_context(|| format!("cannot read {}", meta_path.display()))?;
+    let meta: LabMeta = toml::from_str(&meta_text)
+        .with_context(|| format!("{} is not a valid lab.toml", meta_path.display()))?;
+    let sheet_path = dir.join("README.md");
+    let sheet = std::fs::read_to_string(&sheet_path)
+        .with_context(|| format!("cannot read {}", sheet_path.display()))?;
+    Ok(Lab {
+        number,
+        slug,
+        dir: dir.to_path_buf(),
+        meta,
+        sheet,
+    })
+}
+
+/// Where the labs are: `--labs-dir` / `LAB_LABS_DIR`, else `./labs`, else the
+/// labs of the checkout this binary was built from.
+pub fn resolve_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = explicit {
+        if dir.is_dir() {
+            return Ok(dir.to_path_buf());
+        }
+        bail!(
+            "the labs directory {} does not exist; point --labs-dir (or LAB_LABS_DIR) at the labs/ folder of a lab checkout",
+            dir.display()
+        );
+    }
+    let candidates = [
+        PathBuf::from("labs"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
+    ];
+    for dir in candidates {
+        if dir.join("01-proxy-basics").is_dir() {
+            return Ok(dir);
+        }
+    }
+    bail!(
+        "cannot find the labs: run `lab` from the lab checkout, or pass --labs-dir PATH/TO/labs (or set LAB_LABS_DIR)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_give_number_and_slug() {
+        assert_eq!(
+            parse_folder_name("01-proxy-basics"),
+            Some((1, "proxy-basics".into()))
+        );
+        assert_eq!(
+            parse_folder_name("12-zk-discovery"),
+            Some((12, "zk-discovery".into()))
+        );
+        assert_eq!(parse_folder_name("1-short"), None);
+        assert_eq!(parse_folder_name("ab-cd"), None);
+        assert_eq!(parse_folder_name("01-"), None);
+        assert_eq!(parse_folder_name("README.md"), None);
+    }
+}

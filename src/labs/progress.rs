@@ -1,0 +1,112 @@
+//! The learner's progress: each lab's last check and how many hints were shown,
+//! in `.progress.json` inside the labs directory (git-ignored).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::output::Mark;
+
+/// The outcome of a lab's last check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every claim held and every prediction was right.
+    Pass,
+    /// Every claim held; some predictions are not answered yet.
+    Pending,
+    /// A claim failed or a prediction was wrong.
+    Fail,
+}
+
+impl Status {
+    pub fn mark(self) -> Mark {
+        match self {
+            Status::Pass => Mark::Pass,
+            Status::Pending => Mark::Pending,
+            Status::Fail => Mark::Fail,
+        }
+    }
+}
+
+/// One lab's progress.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LabProgress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<Status>,
+    #[serde(default)]
+    pub hints_shown: usize,
+}
+
+/// Progress of every lab, by slug (stable if labs are renumbered).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Progress {
+    #[serde(default)]
+    pub labs: BTreeMap<String, LabProgress>,
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+impl Progress {
+    /// The progress file of a labs directory.
+    pub fn path_in(labs_dir: &Path) -> PathBuf {
+        labs_dir.join(".progress.json")
+    }
+
+    /// Loads the progress of `labs_dir`; none yet is empty progress. A file
+    /// that cannot be parsed is set aside rather than failing the command.
+    pub fn load(labs_dir: &Path) -> Progress {
+        let path = Self::path_in(labs_dir);
+        let mut progress = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Progress>(&bytes).ok())
+            .unwrap_or_default();
+        progress.path = path;
+        progress
+    }
+
+    pub fn lab(&self, slug: &str) -> LabProgress {
+        self.labs.get(slug).cloned().unwrap_or_default()
+    }
+
+    pub fn lab_mut(&mut self, slug: &str) -> &mut LabProgress {
+        self.labs.entry(slug.to_string()).or_default()
+    }
+
+    /// Writes the file (via a temporary file, so a crash cannot leave half of it).
+    pub fn save(&self) -> anyhow::Result<()> {
+        let tmp = self.path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(self)?;
+        std::fs::write(&tmp, json).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_round_trips_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut progress = Progress::load(dir.path());
+        progress.lab_mut("proxy-basics").last_check = Some(Status::Pending);
+        progress.lab_mut("proxy-basics").hints_shown = 2;
+        progress.save().unwrap();
+        let again = Progress::load(dir.path());
+        let lab = again.lab("proxy-basics");
+        assert_eq!(lab.last_check, Some(Status::Pending));
+        assert_eq!(lab.hints_shown, 2);
+        assert_eq!(again.lab("other").hints_shown, 0);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_empty_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(Progress::path_in(dir.path()), "{not json").unwrap();
+        assert!(Progress::load(dir.path()).labs.is_empty());
+    }
+}

@@ -1,0 +1,72 @@
+//! `lab`: an interactive teaching lab for HTTP proxies, after the article
+//! "Go与HTTP代理" (`../shared/seed/article.md` in the project's workspace).
+//!
+//! Learners run the article's real servers on loopback, fire requests at them,
+//! and follow labs whose every claim the program verifies on real sockets.
+//!
+//! # Layout
+//!
+//! - [`cli`]: every command-line definition (clap derive), nothing else.
+//! - [`output`]: presentation decided in one place: colour, tables, ✓/✗ marks.
+//! - [`net`]: binding listeners with errors that say what to do, and the
+//!   shutdown signal (Ctrl-C / SIGTERM).
+//! - [`realserver`]: the article's RealServer, with the endpoints the labs add.
+//! - [`probe`]: a one-request HTTP/1.1 client on its own TCP connection, which
+//!   knows its local address (the `RemoteAddr` a server should see).
+//! - [`labs`]: the follow-along labs: catalogue, sheets, checks, answers,
+//!   progress and hints.
+//!
+//! `main.rs` only parses the command line and calls [`run`].
+
+pub mod cli;
+pub mod labs;
+pub mod net;
+pub mod output;
+pub mod probe;
+pub mod realserver;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use cli::{Cli, Command};
+
+/// Runs one parsed command line to completion and says how the process should exit.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    output::init(cli.global.color);
+    init_logging(cli.global.verbose);
+
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Realserver(args) => {
+                let config = realserver::Config {
+                    write_timeout: args.write_timeout,
+                };
+                realserver::run(&args.addrs, config, net::shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Labs => labs::commands::list(&cli.global),
+            Command::Show { lab } => labs::commands::show(&cli.global, &lab),
+            Command::Hint { lab, reset } => labs::commands::hint(&cli.global, &lab, reset),
+            Command::Check(args) => labs::commands::check(&cli.global, &args).await,
+        }
+    })
+}
+
+/// Logs go to stderr so that stdout stays the command's answer (tables, echoes).
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "lab=info",
+        1 => "lab=debug",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(output::stderr_color())
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,122 @@
+//! Listening sockets and the shutdown signal, shared by every server of the lab.
+//!
+//! A learner's most common first error is a port already taken (a server left
+//! running in another terminal), so binding turns the OS error into a sentence
+//! that names the port and the flag that picks another one.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+/// Why a listener could not be opened, with the next step in the message.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(
+        "port {port} is already in use ({addr}): another program, perhaps a `lab` left running \
+         in another terminal, is listening there. Stop it (see `ss -ltnp 'sport = :{port}'`), \
+         or choose another port: {flag} {suggestion}"
+    )]
+    InUse {
+        addr: SocketAddr,
+        port: u16,
+        flag: String,
+        suggestion: SocketAddr,
+    },
+    #[error(
+        "no permission to listen on {addr}: ports below 1024 need root. Choose a port above 1023: {flag} {suggestion}"
+    )]
+    PermissionDenied {
+        addr: SocketAddr,
+        flag: String,
+        suggestion: SocketAddr,
+    },
+    #[error(
+        "{addr} is not an address of this machine; listen on loopback instead: {flag} 127.0.0.1:{port}"
+    )]
+    NotLocal {
+        addr: SocketAddr,
+        port: u16,
+        flag: String,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Other { addr: SocketAddr, source: io::Error },
+}
+
+/// Binds a TCP listener; `flag` is the option that chose `addr` (e.g. `--addr`),
+/// so the error can show the learner the exact fix.
+pub async fn bind(addr: SocketAddr, flag: &str) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| bind_error(addr, flag, source))
+}
+
+fn bind_error(addr: SocketAddr, flag: &str, source: io::Error) -> BindError {
+    // Ten ports up keeps the suggestion near the article's numbers (2003 → 2013).
+    let suggestion = SocketAddr::new(addr.ip(), addr.port().saturating_add(10).max(1024));
+    let flag = flag.to_string();
+    match source.kind() {
+        io::ErrorKind::AddrInUse => BindError::InUse {
+            addr,
+            port: addr.port(),
+            flag,
+            suggestion,
+        },
+        io::ErrorKind::PermissionDenied => BindError::PermissionDenied {
+            addr,
+            flag,
+            suggestion,
+        },
+        io::ErrorKind::AddrNotAvailable => BindError::NotLocal {
+            addr,
+            port: addr.port(),
+            flag,
+        },
+        _ => BindError::Other { addr, source },
+    }
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or SIGTERM,
+/// the two signals the article's RealServer waits for.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    async {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                // No signal handling available: never resolve rather than exit at once.
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut sig) => {
+                    sig.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => tracing::info!("Ctrl-C received: shutting down"),
+            () = terminate => tracing::info!("SIGTERM received: shutting down"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn port_in_use_names_the_port_and_the_fix() {
+        let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = first.local_addr().unwrap();
+        let err = bind(addr, "--addr").await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, BindError::InUse { .. }), "{msg}");
+        assert!(msg.contains(&format!("port {} is already in use", addr.port())), "{msg}");
+        assert!(msg.contains("--addr 127.0.0.1:"), "{msg}");
+    }
+}

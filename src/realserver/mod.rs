@@ -1,0 +1,211 @@
+//! The article's RealServer (反向代理 section, "真实的服务代码实现"): the upstream
+//! every proxy of the lab forwards to.
+//!
+//! Each server answers any path with an echo of what the request looked like
+//! on arrival (its TCP peer, X-Forwarded-For, X-Real-Ip, every header), which
+//! is how the labs *see* what a proxy changed. Beside the article's three
+//! handlers it has the endpoints the later labs need: a delay, a chunked
+//! stream with a trailer, a WebSocket echo and a response with hop-by-hop
+//! headers (see [`routes`]).
+//!
+//! Like the article's `http.Server{WriteTimeout: 3s}`, a response that is not
+//! ready [`Config::write_timeout`] after its request arrived is never sent: the
+//! connection is closed and the client sees an empty reply. (Go only notices
+//! when the handler returns, so a Go client waits the handler's full 6 s; here
+//! the deadline is enforced when it passes, so the client waits 3 s. Either
+//! way the client gets no response, which is the article's lesson.)
+
+mod echo;
+mod extras;
+mod routes;
+
+pub use echo::{EchoReport, TextEcho, canonical_header_key};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::net;
+
+/// The response header that names the server which answered.
+pub const SERVER_HEADER: &str = "x-lab-server";
+
+/// How long a shutdown waits for requests in flight before closing them.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What can be tuned on a real server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The article's `WriteTimeout: time.Second * 3`.
+    pub write_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            write_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Runs one real server per address in this process until `shutdown`
+/// resolves, then drains them all (the article's `main` with rs1 and rs2).
+///
+/// Every address is bound before any server starts, so a port in use stops
+/// the command at once with a message that names the port.
+pub async fn run(
+    addrs: &[SocketAddr],
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut listeners = Vec::with_capacity(addrs.len());
+    for &addr in addrs {
+        listeners.push(net::bind(addr, "--addr").await?);
+    }
+
+    // One signal stops every server: a token fans the shutdown out.
+    let stop = CancellationToken::new();
+    let mut servers = Vec::with_capacity(listeners.len());
+    let mut bound = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        let addr = listener.local_addr().context("listener has no local address")?;
+        tracing::info!("Starting httpserver at {addr}");
+        bound.push(addr);
+        servers.push(tokio::spawn(serve(
+            listener,
+            config.clone(),
+            stop.clone().cancelled_owned(),
+        )));
+    }
+    if let Some(first) = bound.first() {
+        tracing::info!("try: curl -s http://{first}/abc   (Ctrl-C stops the servers)");
+    }
+
+    shutdown.await;
+    stop.cancel();
+    for server in servers {
+        server.await.context("a real server task panicked")??;
+    }
+    tracing::info!("all real servers stopped");
+    Ok(())
+}
+
+/// A real server running in the background of this process, for labs and tests.
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Starts a real server on `listener` (bind port 0 to get a free port).
+    pub fn start(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
+        let addr = listener.local_addr().context("listener has no local address")?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, config, stop.clone().cancelled_owned()));
+        Ok(RunningServer { addr, stop, task })
+    }
+
+    /// Binds `127.0.0.1:0` and starts a real server there.
+    pub async fn start_on_free_port(config: Config) -> anyhow::Result<Self> {
+        let listener = net::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "--addr").await?;
+        Self::start(listener, config)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits for it.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await.context("real server task panicked")?
+    }
+}
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then stops
+/// accepting (new connections are refused), asks every open connection to
+/// finish its request in flight and close, and waits up to [`DRAIN_TIMEOUT`].
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("listener has no local address")?;
+    // Connections are tracked so shutdown can wait for them; the token tells
+    // each one to finish its current request and close.
+    let connections = TaskTracker::new();
+    let stop = CancellationToken::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!("{addr}: accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let ctx = routes::Ctx {
+            server: addr,
+            peer,
+            write_timeout: config.write_timeout,
+            stop: stop.clone(),
+        };
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |req| routes::handle(ctx.clone(), req));
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                // A client that never finishes its request head must not hold a task forever.
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                () = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(err) = result {
+                tracing::debug!("{addr}: connection from {peer} ended: {err}");
+            }
+        });
+    }
+
+    // Dropping the listener closes the port: from here new connections are refused.
+    drop(listener);
+    stop.cancel();
+    connections.close();
+    let in_flight = connections.len();
+    if in_flight > 0 {
+        tracing::info!("{addr}: waiting for {in_flight} open connection(s) to finish");
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{addr}: {} connection(s) still busy after {DRAIN_TIMEOUT:?}; closing them",
+            connections.len()
+        );
+    }
+    tracing::info!("{addr}: stopped");
+    Ok(())
+}
