@@ -79,28 +79,40 @@ fn bind_error(addr: SocketAddr, flag: &str, source: io::Error) -> BindError {
 
 /// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or SIGTERM,
 /// the two signals the article's RealServer waits for.
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled, so a signal that arrives while servers are still starting is
+/// not lost (nor does it kill the process with the default action). Call it
+/// inside the tokio runtime.
+#[cfg(unix)]
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    async {
-        let ctrl_c = async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                // No signal handling available: never resolve rather than exit at once.
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
+                _ = interrupt.recv() => tracing::info!("Ctrl-C received: shutting down"),
+                _ = terminate.recv() => tracing::info!("SIGTERM received: shutting down"),
+            },
+            _ => {
+                tracing::warn!(
+                    "cannot listen for Ctrl-C or SIGTERM; stop this process with kill -9"
+                );
                 std::future::pending::<()>().await;
             }
-        };
-        #[cfg(unix)]
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut sig) => {
-                    sig.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            () = ctrl_c => tracing::info!("Ctrl-C received: shutting down"),
-            () = terminate => tracing::info!("SIGTERM received: shutting down"),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C (the only stop signal outside Unix).
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("Ctrl-C received: shutting down");
+        } else {
+            std::future::pending::<()>().await;
         }
     }
 }
@@ -116,7 +128,10 @@ mod tests {
         let err = bind(addr, "--addr").await.unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, BindError::InUse { .. }), "{msg}");
-        assert!(msg.contains(&format!("port {} is already in use", addr.port())), "{msg}");
+        assert!(
+            msg.contains(&format!("port {} is already in use", addr.port())),
+            "{msg}"
+        );
         assert!(msg.contains("--addr 127.0.0.1:"), "{msg}");
     }
 }

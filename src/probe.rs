@@ -54,9 +54,9 @@ impl Probe {
     }
 
     async fn send_inner(&self, addr: SocketAddr) -> anyhow::Result<Exchange> {
-        let stream = TcpStream::connect(addr).await.with_context(|| {
-            format!("cannot connect to {addr}: is the server running there?")
-        })?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to {addr}: is the server running there?"))?;
         let local_addr = stream.local_addr()?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await

@@ -127,7 +127,12 @@ const EXPLORE: &str = "explore: /base/error (500), /test_http_string/test_http_s
 add -H 'Accept: application/json' for JSON; see `lab realserver --help`\n";
 
 /// The article's HelloHandler output, in Go's formatting.
-pub fn three_lines(server: SocketAddr, peer: SocketAddr, path: &str, headers: &HeaderMap) -> String {
+pub fn three_lines(
+    server: SocketAddr,
+    peer: SocketAddr,
+    path: &str,
+    headers: &HeaderMap,
+) -> String {
     // Go's Header.Get returns the first value only.
     let get = |name: &str| headers.get(name).map(lossy).unwrap_or_default();
     format!(

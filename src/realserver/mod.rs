@@ -76,7 +76,9 @@ pub async fn run(
     let mut servers = Vec::with_capacity(listeners.len());
     let mut bound = Vec::with_capacity(listeners.len());
     for listener in listeners {
-        let addr = listener.local_addr().context("listener has no local address")?;
+        let addr = listener
+            .local_addr()
+            .context("listener has no local address")?;
         tracing::info!("Starting httpserver at {addr}");
         bound.push(addr);
         servers.push(tokio::spawn(serve(
@@ -90,6 +92,7 @@ pub async fn run(
     }
 
     shutdown.await;
+    tracing::info!("finishing the requests in flight (up to {DRAIN_TIMEOUT:?})");
     stop.cancel();
     for server in servers {
         server.await.context("a real server task panicked")??;
@@ -108,7 +111,9 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts a real server on `listener` (bind port 0 to get a free port).
     pub fn start(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
-        let addr = listener.local_addr().context("listener has no local address")?;
+        let addr = listener
+            .local_addr()
+            .context("listener has no local address")?;
         let stop = CancellationToken::new();
         let task = tokio::spawn(serve(listener, config, stop.clone().cancelled_owned()));
         Ok(RunningServer { addr, stop, task })
@@ -140,7 +145,9 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let addr = listener.local_addr().context("listener has no local address")?;
+    let addr = listener
+        .local_addr()
+        .context("listener has no local address")?;
     // Connections are tracked so shutdown can wait for them; the token tells
     // each one to finish its current request and close.
     let connections = TaskTracker::new();
@@ -195,7 +202,7 @@ pub async fn serve(
     connections.close();
     let in_flight = connections.len();
     if in_flight > 0 {
-        tracing::info!("{addr}: waiting for {in_flight} open connection(s) to finish");
+        tracing::debug!("{addr}: waiting for {in_flight} open connection(s) to finish");
     }
     if tokio::time::timeout(DRAIN_TIMEOUT, connections.wait())
         .await
@@ -206,6 +213,6 @@ pub async fn serve(
             connections.len()
         );
     }
-    tracing::info!("{addr}: stopped");
+    tracing::debug!("{addr}: stopped");
     Ok(())
 }

@@ -44,7 +44,10 @@ async fn experiment(f: &mut Findings, servers: &[SocketAddr]) -> anyhow::Result<
                 .to_string(),
         );
     }
-    f.step(format!("GET /abc?x=1 on each server: {}", firsts.join(" · ")));
+    f.step(format!(
+        "GET /abc?x=1 on each server: {}",
+        firsts.join(" · ")
+    ));
     f.claim_eq(
         "servers-name-themselves",
         format!("http://{a}/abc, http://{b}/abc; X-Lab-Server {a}, {b}"),

@@ -1,0 +1,274 @@
+//! The lab framework through the real binary: `lab check`, `lab labs`,
+//! `lab show` and `lab hint`, each on a private copy of `labs/` so tests
+//! neither touch the checkout's progress nor race each other.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct LabsCopy {
+    _dir: tempfile::TempDir,
+    labs: PathBuf,
+}
+
+/// Copies the checkout's `labs/` (without progress) into a temporary directory.
+fn labs_copy() -> LabsCopy {
+    let dir = tempfile::tempdir().unwrap();
+    let labs = dir.path().join("labs");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"), &labs);
+    let _ = std::fs::remove_file(labs.join(".progress.json"));
+    LabsCopy { _dir: dir, labs }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn lab(labs: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .arg("--labs-dir")
+        .arg(labs)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn write_answers(labs: &Path, lab_folder: &str, text: &str) {
+    std::fs::write(labs.join(lab_folder).join("answers.toml"), text).unwrap();
+}
+
+/// The table row (one physical line) whose second cell starts with `id`.
+fn row_with<'a>(out: &'a str, id: &str) -> &'a str {
+    out.lines()
+        .find(|line| line.contains(&format!("┆ {id}")))
+        .unwrap_or_else(|| panic!("no row for {id} in:\n{out}"))
+}
+
+#[test]
+fn check_all_passes_with_every_claim_verified() {
+    let copy = labs_copy();
+    // Whatever the checkout's learner predicted, this test judges the claims alone.
+    for one in ["01-proxy-basics", "02-special-headers"] {
+        std::fs::remove_file(copy.labs.join(one).join("answers.toml")).unwrap();
+    }
+    let output = lab(&copy.labs, &["check", "--all", "--seed", "42"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    let summary = out.lines().last().unwrap();
+    assert!(summary.starts_with("✓ pass"), "{summary}");
+    assert!(summary.contains("0 failed · claims:"), "{summary}");
+    assert!(summary.contains("verified, 0 failed"), "{summary}");
+    assert!(summary.contains("seed 42"), "{summary}");
+    // Both labs ran and printed their seed.
+    assert!(
+        out.contains("Lab 01 ·") && out.contains("Lab 02 ·"),
+        "{out}"
+    );
+    assert!(out.contains("rerun with --seed 42"), "{out}");
+    assert!(!out.contains("✗"), "{out}");
+}
+
+#[test]
+fn a_wrong_prediction_fails_with_a_readable_row() {
+    let copy = labs_copy();
+    write_answers(
+        &copy.labs,
+        "01-proxy-basics",
+        "direct-port = \"server\"\nspoofed-remote-ip = \"127.0.0.1\"\n",
+    );
+    let output = lab(&copy.labs, &["check", "1"]);
+    let out = stdout(&output);
+    assert!(!output.status.success(), "a wrong answer must fail:\n{out}");
+
+    let row = row_with(&out, "direct-port");
+    assert!(row.contains("✗ fail"), "{row}");
+    assert!(
+        row.contains("server"),
+        "the learner's answer is shown: {row}"
+    );
+    assert!(row.contains("client"), "what happened is shown: {row}");
+    assert!(
+        out.contains("client's ephemeral port"),
+        "the why is shown:\n{out}"
+    );
+
+    let right = row_with(&out, "spoofed-remote-ip");
+    assert!(right.contains("✓ pass"), "{right}");
+    let pending = row_with(&out, "relay-remote-addr");
+    assert!(pending.contains("• pending"), "{pending}");
+
+    let summary = out.lines().last().unwrap();
+    assert!(summary.starts_with("✗ fail"), "{summary}");
+    assert!(
+        summary.contains("1 right, 1 wrong, 1 unanswered"),
+        "{summary}"
+    );
+
+    // The failure is remembered for `lab labs`.
+    let listed = stdout(&lab(&copy.labs, &["labs"]));
+    assert!(
+        row_with(&listed, "Proxy basics").contains("✗ fail"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn right_predictions_pass_and_show_in_the_list() {
+    let copy = labs_copy();
+    write_answers(
+        &copy.labs,
+        "02-special-headers",
+        "xff-direct = \"1.2.3.4\"\nreal-ip-direct = \" 9.9.9.9 \"\ntwo-lines = \"`1.1.1.1`\"\n",
+    );
+    let output = lab(&copy.labs, &["check", "special-headers"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("lab 02: ✓ pass"), "{out}");
+    assert!(out.contains("3 right, 0 wrong, 0 unanswered"), "{out}");
+
+    let listed = stdout(&lab(&copy.labs, &["labs"]));
+    assert!(
+        row_with(&listed, "Special headers").contains("✓ pass"),
+        "{listed}"
+    );
+    assert!(
+        row_with(&listed, "Proxy basics").contains("not checked"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn answers_can_come_from_another_file() {
+    let copy = labs_copy();
+    let answers = copy.labs.join("mine.toml");
+    std::fs::write(&answers, "relay-remote-addr = \"client\"\n").unwrap();
+    let output = lab(
+        &copy.labs,
+        &["check", "1", "--answers", answers.to_str().unwrap()],
+    );
+    let out = stdout(&output);
+    assert!(!output.status.success(), "{out}");
+    assert!(
+        row_with(&out, "relay-remote-addr").contains("✗ fail"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_answer_to_no_question_is_reported() {
+    let copy = labs_copy();
+    write_answers(&copy.labs, "01-proxy-basics", "direct-prot = \"client\"\n");
+    let output = lab(&copy.labs, &["check", "1"]);
+    let out = stdout(&output);
+    assert!(!output.status.success(), "{out}");
+    assert!(
+        out.contains("`direct-prot`, which is not a question of this lab"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_broken_answers_file_says_how_to_write_answers() {
+    let copy = labs_copy();
+    write_answers(&copy.labs, "01-proxy-basics", "direct-port = client\n");
+    let output = lab(&copy.labs, &["check", "1"]);
+    let out = stdout(&output);
+    assert!(!output.status.success(), "{out}");
+    assert!(out.contains("id = \"your answer\""), "{out}");
+}
+
+#[test]
+fn hints_come_one_at_a_time_and_can_start_over() {
+    let copy = labs_copy();
+    let first = stdout(&lab(&copy.labs, &["hint", "1"]));
+    let second = stdout(&lab(&copy.labs, &["hint", "01"]));
+    assert!(first.starts_with("Hint 1/"), "{first}");
+    assert!(second.starts_with("Hint 2/"), "{second}");
+    assert_ne!(first[7..], second[7..]);
+
+    let listed = stdout(&lab(&copy.labs, &["labs"]));
+    assert!(
+        row_with(&listed, "Proxy basics").contains("┆ 2/"),
+        "{listed}"
+    );
+
+    for _ in 0..10 {
+        lab(&copy.labs, &["hint", "1"]);
+    }
+    let exhausted = stdout(&lab(&copy.labs, &["hint", "1"]));
+    assert!(exhausted.contains("No more hints"), "{exhausted}");
+    lab(&copy.labs, &["hint", "1", "--reset"]);
+    let again = stdout(&lab(&copy.labs, &["hint", "1"]));
+    assert_eq!(again, first);
+}
+
+#[test]
+fn show_prints_the_sheet_and_what_to_do_next() {
+    let copy = labs_copy();
+    let output = lab(&copy.labs, &["show", "2"]);
+    let out = stdout(&output);
+    assert!(output.status.success());
+    assert!(out.starts_with("Lab 02 · Special headers"), "{out}");
+    assert!(out.contains("特殊请求头"), "{out}");
+    assert!(out.contains("**Predict** `xff-direct`"), "{out}");
+    assert!(out.contains("then run `lab check 2`"), "{out}");
+}
+
+#[test]
+fn an_unknown_lab_lists_the_labs() {
+    let copy = labs_copy();
+    let output = lab(&copy.labs, &["show", "99"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("no lab \"99\""), "{err}");
+    assert!(err.contains("1 (proxy-basics)"), "{err}");
+}
+
+#[test]
+fn a_missing_labs_dir_says_where_to_point() {
+    let output = lab(Path::new("/nonexistent/labs"), &["labs"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("--labs-dir"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn every_sheet_marks_claims_and_predictions_the_answers_file_names() {
+    // The answers template of each lab names exactly the sheet's questions.
+    let labs = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    let catalogue = lab::labs::Catalogue::load(&labs).unwrap();
+    assert!(catalogue.labs.len() >= 2);
+    for one in &catalogue.labs {
+        let marks = lab::labs::sheet::marks(&one.sheet);
+        assert!(!marks.claims.is_empty(), "{} makes no claim", one.slug);
+        let template: toml::Table =
+            toml::from_str(&std::fs::read_to_string(one.answers_path()).unwrap()).unwrap();
+        let mut keys: Vec<&str> = template.keys().map(String::as_str).collect();
+        let mut questions: Vec<&str> = marks.predictions.iter().map(|p| p.id.as_str()).collect();
+        keys.sort_unstable();
+        questions.sort_unstable();
+        assert_eq!(keys, questions, "answers.toml of {}", one.slug);
+        assert!(!one.meta.hints.is_empty(), "{} has no hints", one.slug);
+    }
+}
