@@ -73,6 +73,12 @@ Examples:
     Realserver(RealserverArgs),
 
     /// List the labs with your progress.
+    #[command(after_help = "\
+Status: ✓ pass, • predictions pending (fill in the lab's answers.toml), ✗ fail, · not checked.
+
+Examples:
+  lab labs
+  lab --labs-dir ~/lab/labs labs")]
     Labs,
 
     /// Show a lab's sheet in the terminal.
@@ -106,7 +112,12 @@ Examples:
 #[derive(Debug, Args)]
 pub struct RealserverArgs {
     /// Address to listen on; repeat for several servers in one process.
-    #[arg(long = "addr", value_name = "ADDR", default_values_t = default_realserver_addrs())]
+    #[arg(
+        long = "addr",
+        value_name = "ADDR",
+        default_values_t = default_realserver_addrs(),
+        value_parser = parse_listen_addr
+    )]
     pub addrs: Vec<SocketAddr>,
 
     /// Like Go's http.Server.WriteTimeout in the article: a response not ready
@@ -116,9 +127,9 @@ pub struct RealserverArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["lab", "all"])))]
 pub struct CheckArgs {
     /// The lab: its number (1, 01) or its name.
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub lab: Option<String>,
 
     /// Check every lab, one after the other.
@@ -140,6 +151,25 @@ fn default_realserver_addrs() -> Vec<SocketAddr> {
         SocketAddr::from(([127, 0, 0, 1], 2003)),
         SocketAddr::from(([127, 0, 0, 1], 2004)),
     ]
+}
+
+/// A listen address: `IP:PORT`, `localhost:PORT`, `:PORT` or a bare `PORT`.
+/// The short forms mean loopback (unlike Go's `:2003`, which means every
+/// interface): the lab never listens beyond this machine unless told to.
+pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let port_only = s
+        .strip_prefix("localhost:")
+        .or_else(|| s.strip_prefix(':'))
+        .unwrap_or(s);
+    if let Ok(port) = port_only.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        format!(
+            "{s:?} is not a listen address; write IP:PORT such as 127.0.0.1:2003, or just a port"
+        )
+    })
 }
 
 /// Parses `3s`, `500ms`, `1m` (humantime), so flags read like Go's durations.
@@ -167,6 +197,27 @@ mod tests {
         let addrs: Vec<String> = args.addrs.iter().map(|a| a.to_string()).collect();
         assert_eq!(addrs, ["127.0.0.1:2003", "127.0.0.1:2004"]);
         assert_eq!(args.write_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn listen_addresses_default_to_loopback() {
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(parse_listen_addr("2013"), Ok(loopback(2013)));
+        assert_eq!(parse_listen_addr(":2013"), Ok(loopback(2013)));
+        assert_eq!(parse_listen_addr("localhost:2013"), Ok(loopback(2013)));
+        assert_eq!(
+            parse_listen_addr("0.0.0.0:80"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 80)))
+        );
+        let err = parse_listen_addr("nonsense").unwrap_err();
+        assert!(err.contains("such as 127.0.0.1:2003"), "{err}");
+    }
+
+    #[test]
+    fn check_needs_a_lab_or_all() {
+        assert!(Cli::try_parse_from(["lab", "check"]).is_err());
+        assert!(Cli::try_parse_from(["lab", "check", "1", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["lab", "check", "--all"]).is_ok());
     }
 
     #[test]

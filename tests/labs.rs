@@ -226,7 +226,7 @@ fn show_prints_the_sheet_and_what_to_do_next() {
     let output = lab(&copy.labs, &["show", "2"]);
     let out = stdout(&output);
     assert!(output.status.success());
-    assert!(out.starts_with("Lab 02 · Special headers"), "{out}");
+    assert!(out.starts_with("# Lab 02 · Special headers"), "{out}");
     assert!(out.contains("特殊请求头"), "{out}");
     assert!(out.contains("**Predict** `xff-direct`"), "{out}");
     assert!(out.contains("then run `lab check 2`"), "{out}");

@@ -50,11 +50,7 @@ pub fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 pub fn show(global: &GlobalArgs, spec: &str) -> anyhow::Result<ExitCode> {
     let catalogue = catalogue(global)?;
     let lab = catalogue.find(spec)?;
-    println!(
-        "{}",
-        output::heading(&format!("Lab {} · {}", lab.id(), lab.meta.title))
-    );
-    println!("article: {}\n", lab.meta.article_section);
+    // The sheet opens with its own title and names its article section.
     if output::color() {
         termimad::print_text(&lab.sheet);
     } else {
