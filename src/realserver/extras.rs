@@ -141,7 +141,7 @@ pub fn websocket(ctx: &Ctx, mut req: Request<Incoming>) -> Response<Body> {
     let on_upgrade = hyper::upgrade::on(&mut req);
     let stop = ctx.stop.clone();
     let peer = ctx.peer;
-    tokio::spawn(async move {
+    ctx.tasks.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws =

@@ -148,8 +148,8 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .context("listener has no local address")?;
-    // Connections are tracked so shutdown can wait for them; the token tells
-    // each one to finish its current request and close.
+    // Connections (and WebSocket echoes) are tracked so shutdown can wait for
+    // them; the token tells each one to finish its current request and close.
     let connections = TaskTracker::new();
     let stop = CancellationToken::new();
     tokio::pin!(shutdown);
@@ -172,6 +172,7 @@ pub async fn serve(
             peer,
             write_timeout: config.write_timeout,
             stop: stop.clone(),
+            tasks: connections.clone(),
         };
         let stop = stop.clone();
         connections.spawn(async move {

@@ -17,6 +17,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{SERVER_HEADER, echo, extras};
 
@@ -33,6 +34,9 @@ pub struct Ctx {
     pub write_timeout: Duration,
     /// Cancelled at shutdown; long-lived WebSocket echoes close on it.
     pub stop: CancellationToken,
+    /// The server's tracked tasks: a WebSocket echo outlives its HTTP
+    /// connection, so it is tracked here for shutdown to wait for its close.
+    pub tasks: TaskTracker,
 }
 
 /// Returned instead of a response when the write timeout passes first;
