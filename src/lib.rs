@@ -10,6 +10,8 @@
 //! - [`output`]: presentation decided in one place: colour, tables, ✓/✗ marks.
 //! - [`net`]: binding listeners with errors that say what to do, and the
 //!   shutdown signal (Ctrl-C / SIGTERM).
+//! - [`server`]: the accept loop every listener shares, with graceful shutdown.
+//! - [`proxy`]: the proxies (naive, reverse, forward) and their header rules.
 //! - [`realserver`]: the article's RealServer, with the endpoints the labs add.
 //! - [`probe`]: a one-request HTTP/1.1 client on its own TCP connection, which
 //!   knows its local address (the `RemoteAddr` a server should see).
@@ -23,7 +25,9 @@ pub mod labs;
 pub mod net;
 pub mod output;
 pub mod probe;
+pub mod proxy;
 pub mod realserver;
+pub mod server;
 
 use std::process::ExitCode;
 

@@ -26,20 +26,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::net;
+use crate::server::DRAIN_TIMEOUT;
+use crate::{net, server};
 
 /// The response header that names the server which answered.
 pub const SERVER_HEADER: &str = "x-lab-server";
-
-/// How long a shutdown waits for requests in flight before closing them.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What can be tuned on a real server.
 #[derive(Debug, Clone)]
@@ -137,83 +132,22 @@ impl RunningServer {
     }
 }
 
-/// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then stops
-/// accepting (new connections are refused), asks every open connection to
-/// finish its request in flight and close, and waits up to [`DRAIN_TIMEOUT`].
+/// Serves the real server on `listener` until `shutdown` resolves, then
+/// drains (see [`crate::server::serve`]).
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let addr = listener
-        .local_addr()
-        .context("listener has no local address")?;
-    // Connections (and WebSocket echoes) are tracked so shutdown can wait for
-    // them; the token tells each one to finish its current request and close.
-    let connections = TaskTracker::new();
-    let stop = CancellationToken::new();
-    tokio::pin!(shutdown);
-
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::warn!("{addr}: accept failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    server::serve(listener, shutdown, move |conn| {
         let ctx = routes::Ctx {
-            server: addr,
-            peer,
+            server: conn.local,
+            peer: conn.peer,
             write_timeout: config.write_timeout,
-            stop: stop.clone(),
-            tasks: connections.clone(),
+            stop: conn.stop,
+            tasks: conn.tasks,
         };
-        let stop = stop.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |req| routes::handle(ctx.clone(), req));
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                // A client that never finishes its request head must not hold a task forever.
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                () = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(err) = result {
-                tracing::debug!("{addr}: connection from {peer} ended: {err}");
-            }
-        });
-    }
-
-    // Dropping the listener closes the port: from here new connections are refused.
-    drop(listener);
-    stop.cancel();
-    connections.close();
-    let in_flight = connections.len();
-    if in_flight > 0 {
-        tracing::debug!("{addr}: waiting for {in_flight} open connection(s) to finish");
-    }
-    if tokio::time::timeout(DRAIN_TIMEOUT, connections.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "{addr}: {} connection(s) still busy after {DRAIN_TIMEOUT:?}; closing them",
-            connections.len()
-        );
-    }
-    tracing::debug!("{addr}: stopped");
-    Ok(())
+        hyper::service::service_fn(move |req| routes::handle(ctx.clone(), req))
+    })
+    .await
 }

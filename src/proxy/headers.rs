@@ -1,0 +1,405 @@
+//! The header rules of a correct proxy (RFC 9110 §7.6, Go's ReverseProxy
+//! steps 5, 6 and 9): which headers belong to one hop only, and how a proxy
+//! writes down who the client was.
+//!
+//! **Hop-by-hop headers** (逐段消息头) describe one connection, between the
+//! client and this proxy, or this proxy and the upstream. Forwarding them would
+//! let one side configure a connection it is not part of: `Connection: close`
+//! from the client would close the pooled upstream connection, a
+//! `Transfer-Encoding` would describe framing the proxy re-does anyway, a
+//! `Proxy-Authorization` meant for this proxy would leak to the next one.
+//! Two of them survive on purpose: `TE: trailers` (the client accepts
+//! trailers, which the upstream needs to know) and, when upgrading,
+//! `Connection: Upgrade` + `Upgrade` (the upgrade is for the whole path).
+//!
+//! **Forwarding headers** carry what the proxy's connection erased (lab 01):
+//! the client's address (X-Forwarded-For, X-Real-IP), the host it asked for
+//! and the scheme it used (X-Forwarded-Host, X-Forwarded-Proto).
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// The hop-by-hop headers every proxy removes (Go's `hopHeaders`, RFC 9110 §7.6.1).
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "proxy-connection", // non-standard, but sent by old clients to proxies
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",      // restored as `TE: trailers` when the client sent that
+    "trailer", // announced again by the proxy when it forwards trailers
+    "transfer-encoding",
+    "upgrade", // restored when the request upgrades
+];
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Why a request's headers cannot be forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Go: "client tried to switch to invalid protocol".
+    #[error(
+        "client tried to switch to an invalid protocol {0:?}: an Upgrade token must be printable ASCII"
+    )]
+    InvalidUpgrade(String),
+}
+
+/// The protocol a message asks to switch to: the `Upgrade` value when
+/// `Connection` lists `upgrade` (Go's `upgradeType`), else `None`.
+pub fn upgrade_type(headers: &HeaderMap) -> Option<&HeaderValue> {
+    if has_token(headers, &header::CONNECTION, "upgrade") {
+        headers.get(header::UPGRADE)
+    } else {
+        None
+    }
+}
+
+/// Whether a comma-separated header lists `token` (case-insensitive).
+pub fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
+/// Removes the headers that `Connection` names (RFC 9110 §7.6.1: a sender
+/// lists there the fields meant for this connection only), e.g. `X-Hop` in
+/// `Connection: X-Hop`. Go's `removeConnectionHeaders`.
+pub fn remove_connection_headers(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+}
+
+/// Removes every hop-by-hop header and every header `Connection` names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    remove_connection_headers(headers);
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Prepares a request's headers for the next hop (Go's step 5): validates an
+/// upgrade, removes hop-by-hop headers, then restores `TE: trailers` and the
+/// upgrade if the client asked for them. Returns the upgrade protocol, if any.
+pub fn prepare_request(headers: &mut HeaderMap) -> Result<Option<HeaderValue>, HeaderError> {
+    let upgrade = upgrade_type(headers).cloned();
+    if let Some(protocol) = &upgrade
+        && !is_printable_ascii(protocol.as_bytes())
+    {
+        return Err(HeaderError::InvalidUpgrade(
+            String::from_utf8_lossy(protocol.as_bytes()).into_owned(),
+        ));
+    }
+    let wants_trailers = has_token(headers, &header::TE, "trailers");
+    remove_hop_by_hop(headers);
+    if wants_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    if let Some(protocol) = &upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, protocol.clone());
+    }
+    Ok(upgrade)
+}
+
+/// Prepares a response's headers for the client (Go's step 9). A 101 keeps
+/// its `Connection: Upgrade` and `Upgrade`, which the client needs.
+pub fn prepare_response(headers: &mut HeaderMap, switching_protocols: bool) {
+    let upgrade = switching_protocols
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten();
+    remove_hop_by_hop(headers);
+    if let Some(protocol) = upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, protocol);
+    }
+}
+
+/// Go's `ascii.IsPrint`: every byte a visible character or space.
+pub fn is_printable_ascii(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| (b' '..=b'~').contains(&b))
+}
+
+/// How a proxy treats the forwarding headers a client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ForwardedPolicy {
+    /// Go's ReverseProxy and nginx's `$proxy_add_x_forwarded_for`: append the
+    /// client's IP to any X-Forwarded-For it sent (`prior, client`); X-Real-IP,
+    /// X-Forwarded-Host and X-Forwarded-Proto overwritten with what this proxy saw.
+    #[default]
+    Append,
+    /// The article's nginx PS (`proxy_set_header X-Forwarded-For $remote_addr`):
+    /// X-Forwarded-For is only the client's IP, the chain before is erased.
+    Replace,
+    /// The trusting proxy: keeps whatever X-Real-IP, X-Forwarded-Host and
+    /// X-Forwarded-Proto the client sent (and appends to X-Forwarded-For).
+    /// Right only behind another proxy you run; open to spoofing otherwise.
+    Trust,
+}
+
+/// What this proxy saw of the client, to write into the forwarding headers.
+#[derive(Debug, Clone)]
+pub struct ClientFacts {
+    /// The TCP peer's IP (RemoteAddr without the port).
+    pub ip: IpAddr,
+    /// The Host the client asked for, if any.
+    pub host: Option<HeaderValue>,
+    /// The scheme the client used to reach this proxy (`http` here).
+    pub proto: &'static str,
+}
+
+/// Writes X-Forwarded-For, X-Real-IP, X-Forwarded-Host and X-Forwarded-Proto
+/// (Go's step 6, plus the headers nginx setups add), per `policy`.
+pub fn set_forwarding_headers(
+    headers: &mut HeaderMap,
+    client: &ClientFacts,
+    policy: ForwardedPolicy,
+) {
+    let ip = client.ip.to_string();
+    let xff = match policy {
+        ForwardedPolicy::Replace => ip.clone(),
+        ForwardedPolicy::Append | ForwardedPolicy::Trust => appended_x_forwarded_for(headers, &ip),
+    };
+    set_text(headers, X_FORWARDED_FOR, &xff);
+
+    let keep_clients = policy == ForwardedPolicy::Trust;
+    if !(keep_clients && headers.contains_key(&X_REAL_IP)) {
+        set_text(headers, X_REAL_IP, &ip);
+    }
+    if !(keep_clients && headers.contains_key(&X_FORWARDED_HOST)) {
+        match &client.host {
+            Some(host) => {
+                headers.insert(X_FORWARDED_HOST, host.clone());
+            }
+            None => {
+                headers.remove(X_FORWARDED_HOST);
+            }
+        }
+    }
+    if !(keep_clients && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(client.proto));
+    }
+}
+
+/// Go's rule: every prior X-Forwarded-For line joined by `, `, then `, ` and
+/// the client's IP; just the IP when there was none. One line results, so a
+/// server reading only the first line (lab 02) still sees the whole chain.
+pub fn appended_x_forwarded_for(headers: &HeaderMap, client_ip: &str) -> String {
+    let prior: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    if prior.is_empty() {
+        client_ip.to_string()
+    } else {
+        format!("{}, {client_ip}", prior.join(", "))
+    }
+}
+
+/// Appends this proxy to `Via` (RFC 9110 §7.6.3) as `1.1 NAME`: the protocol
+/// version it received and a pseudonym. A proxy that finds its own pseudonym
+/// there is seeing its own request again: a loop.
+pub fn add_via(headers: &mut HeaderMap, version: http::Version, pseudonym: &str) {
+    let protocol = match version {
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        _ => "1.1",
+    };
+    if let Ok(value) = HeaderValue::from_str(&format!("{protocol} {pseudonym}")) {
+        headers.append(header::VIA, value);
+    }
+}
+
+/// Whether `Via` names `pseudonym` (this proxy already handled the request).
+pub fn via_names(headers: &HeaderMap, pseudonym: &str) -> bool {
+    headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .any(|hop| hop.split_whitespace().nth(1) == Some(pseudonym))
+}
+
+fn set_text(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    // Built from IPs and visible header text, so always a valid value.
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn names(map: &HeaderMap) -> Vec<&str> {
+        let mut names: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn request_loses_every_hop_by_hop_header_and_those_connection_names() {
+        let mut map = headers(&[
+            ("connection", "keep-alive, X-Hop"),
+            ("x-hop", "1"),
+            ("proxy-connection", "keep-alive"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+            ("proxy-authenticate", "Basic"),
+            ("te", "gzip"),
+            ("trailer", "X-Sum"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"), // no `Connection: upgrade`: not an upgrade
+            ("accept", "*/*"),
+        ]);
+        let upgrade = prepare_request(&mut map).unwrap();
+        assert_eq!(upgrade, None);
+        assert_eq!(names(&map), ["accept"]);
+    }
+
+    #[test]
+    fn te_trailers_and_an_upgrade_survive() {
+        let mut map = headers(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("te", "trailers, deflate"),
+        ]);
+        let upgrade = prepare_request(&mut map).unwrap();
+        assert_eq!(upgrade.unwrap(), "websocket");
+        assert_eq!(map["te"], "trailers");
+        assert_eq!(map["connection"], "Upgrade");
+        assert_eq!(map["upgrade"], "websocket");
+    }
+
+    #[test]
+    fn an_unprintable_upgrade_is_refused() {
+        let mut map = HeaderMap::new();
+        map.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        map.insert(
+            header::UPGRADE,
+            HeaderValue::from_bytes(b"web\tsocket").unwrap(),
+        );
+        assert!(matches!(
+            prepare_request(&mut map),
+            Err(HeaderError::InvalidUpgrade(_))
+        ));
+    }
+
+    #[test]
+    fn response_keeps_upgrade_only_when_switching() {
+        let pairs = [
+            ("connection", "Upgrade, X-Hop"),
+            ("upgrade", "websocket"),
+            ("x-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("sec-websocket-accept", "abc"),
+        ];
+        let mut switching = headers(&pairs);
+        prepare_response(&mut switching, true);
+        assert_eq!(
+            names(&switching),
+            ["connection", "sec-websocket-accept", "upgrade"]
+        );
+        let mut ordinary = headers(&pairs);
+        prepare_response(&mut ordinary, false);
+        assert_eq!(names(&ordinary), ["sec-websocket-accept"]);
+    }
+
+    fn client() -> ClientFacts {
+        ClientFacts {
+            ip: "127.0.0.1".parse().unwrap(),
+            host: Some(HeaderValue::from_static("127.0.0.1:2002")),
+            proto: "http",
+        }
+    }
+
+    #[test]
+    fn append_joins_every_prior_line_then_the_client() {
+        // Client sent two lines: `1.1.1.1` and `2.2.2.2, 3.3.3.3`.
+        let mut map = headers(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "2.2.2.2, 3.3.3.3"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-forwarded-host", "evil.example"),
+        ]);
+        set_forwarding_headers(&mut map, &client(), ForwardedPolicy::Append);
+        let xff: Vec<_> = map.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(xff, ["1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1"]);
+        assert_eq!(map["x-real-ip"], "127.0.0.1");
+        assert_eq!(map["x-forwarded-host"], "127.0.0.1:2002");
+        assert_eq!(map["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn no_prior_header_is_just_the_client() {
+        let mut map = HeaderMap::new();
+        set_forwarding_headers(&mut map, &client(), ForwardedPolicy::Append);
+        assert_eq!(map["x-forwarded-for"], "127.0.0.1");
+    }
+
+    #[test]
+    fn replace_erases_the_chain() {
+        let mut map = headers(&[("x-forwarded-for", "1.2.3.4")]);
+        set_forwarding_headers(&mut map, &client(), ForwardedPolicy::Replace);
+        assert_eq!(map["x-forwarded-for"], "127.0.0.1");
+    }
+
+    #[test]
+    fn trust_keeps_what_the_client_claimed() {
+        let mut map = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        set_forwarding_headers(&mut map, &client(), ForwardedPolicy::Trust);
+        assert_eq!(map["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
+        assert_eq!(map["x-real-ip"], "6.6.6.6");
+        assert_eq!(map["x-forwarded-proto"], "https");
+        assert_eq!(map["x-forwarded-host"], "127.0.0.1:2002");
+    }
+
+    #[test]
+    fn via_records_each_hop_and_finds_a_loop() {
+        let mut map = headers(&[("via", "1.1 squid")]);
+        add_via(&mut map, http::Version::HTTP_11, "lab-1234");
+        assert!(via_names(&map, "lab-1234"));
+        assert!(via_names(&map, "squid"));
+        assert!(!via_names(&map, "lab-9999"));
+        let hops: Vec<_> = map.get_all("via").iter().collect();
+        assert_eq!(hops, ["1.1 squid", "1.1 lab-1234"]);
+    }
+
+    #[test]
+    fn printable_ascii_is_space_to_tilde() {
+        assert!(is_printable_ascii(b"websocket"));
+        assert!(is_printable_ascii(b"h2c"));
+        assert!(!is_printable_ascii(b"caf\xc3\xa9"));
+        assert!(!is_printable_ascii(b"a\x7f"));
+    }
+}
