@@ -3,3 +3,4 @@
 //! header rules ([`headers`]).
 
 pub mod headers;
+pub mod transport;
