@@ -72,6 +72,20 @@ Examples:
   curl -s --raw -H 'TE: trailers' '127.0.0.1:2003/stream?n=3&ms=300'")]
     Realserver(RealserverArgs),
 
+    /// Run the full ReverseProxy: Go's httputil.ReverseProxy, step by step.
+    #[command(after_help = "\
+Examples:
+  lab proxy                                   127.0.0.1:2002 → http://127.0.0.1:2003/base
+  curl -s 127.0.0.1:2002/abc                  the real server sees /base/abc and X-Forwarded-For
+  lab proxy --upstream http://127.0.0.1:2004/base
+  lab proxy --rewrite '^/dir(.*)=$1' --set-header token:ssss
+  lab proxy --replace-body '{\"apple\":2,\"banana\":3,\"cherry\":4}'
+  lab proxy --prefix-response 'hello ' --prefix-errors
+  lab proxy --response-timeout 2s             then: curl -s 127.0.0.1:2002/delay?ms=5000 → 504
+  lab proxy --forwarded replace               nginx's X-Forwarded-For $remote_addr
+  lab proxy --max-idle-per-host 0             no connection pool: a new upstream connection per request")]
+    Proxy(Box<ProxyArgs>),
+
     /// List the labs with your progress.
     #[command(after_help = "\
 Status: ✓ pass, • predictions pending (fill in the lab's answers.toml), ✗ fail, · not checked.
@@ -124,6 +138,54 @@ pub struct RealserverArgs {
     /// this long after its request arrived is never sent (the connection closes).
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
     pub write_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on (the article's 127.0.0.1:2002).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2002", value_parser = parse_listen_addr)]
+    pub listen: SocketAddr,
+
+    /// The upstream: its scheme, host and base path (the article's
+    /// NewSingleHostReverseProxy target).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:2003/base")]
+    pub upstream: crate::proxy::director::Upstream,
+
+    /// Rewrite the request path before the join: REGEX=REPLACEMENT (repeatable).
+    #[arg(long, value_name = "REGEX=REPLACEMENT")]
+    pub rewrite: Vec<crate::proxy::director::Rewrite>,
+
+    /// Set a request header: NAME:VALUE (repeatable), e.g. token:ssss.
+    #[arg(long, value_name = "NAME:VALUE")]
+    pub set_header: Vec<crate::proxy::director::SetHeader>,
+
+    /// Replace every request body with this JSON document (Content-Length fixed).
+    #[arg(long, value_name = "JSON")]
+    pub replace_body: Option<crate::proxy::director::JsonBody>,
+
+    /// ModifyResponse: prefix the body of 200 responses (Content-Length fixed).
+    #[arg(long, value_name = "TEXT")]
+    pub prefix_response: Option<String>,
+
+    /// ModifyResponse, the multi-host rule: prefix non-200 bodies with "StatusCode error:".
+    #[arg(long)]
+    pub prefix_errors: bool,
+
+    /// ErrorHandler as the article writes it: 500 "ErrorHandler error:…"
+    /// instead of 502 Bad Gateway / 504 Gateway Timeout.
+    #[arg(long)]
+    pub article_errors: bool,
+
+    /// Answer 504 when the upstream sends no response head within this time.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub response_timeout: Duration,
+
+    /// How to treat the X-Forwarded-* and X-Real-IP headers a client sends.
+    #[arg(long, value_enum, default_value_t = crate::proxy::headers::ForwardedPolicy::Append)]
+    pub forwarded: crate::proxy::headers::ForwardedPolicy,
+
+    #[command(flatten)]
+    pub transport: crate::proxy::transport::TransportConfig,
 }
 
 #[derive(Debug, Args)]

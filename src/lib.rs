@@ -50,6 +50,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 realserver::run(&args.addrs, config, net::shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Proxy(args) => {
+                proxy::reverse::run(&args, net::shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Labs => labs::commands::list(&cli.global),
             Command::Show { lab } => labs::commands::show(&cli.global, &lab),
             Command::Hint { lab, reset } => labs::commands::hint(&cli.global, &lab, reset),

@@ -1,0 +1,365 @@
+//! The ReverseProxy (`lab proxy`): Go's `httputil.ReverseProxy.ServeHTTP`,
+//! step by step, in the order the article walks through it.
+//!
+//! [`ReverseProxy::serve_http`] is the whole data path; each numbered comment
+//! in it is one of the article's 13 steps:
+//!
+//! 1. 验证是否请求终止: stop when the client goes away;
+//! 2. 设置context信息: the outgoing request is made from the incoming one;
+//! 3. 深拷贝header: the headers are ours to change;
+//! 4. 修改req: the Director, after the upstream is chosen;
+//! 5. Upgrade头的特殊处理: validate an upgrade, remove hop-by-hop headers;
+//! 6. 追加ClientIP信息: X-Forwarded-For, X-Real-IP, X-Forwarded-Host/Proto;
+//! 7. 向下游请求数据: the Transport's round trip, under a timeout;
+//! 8. 处理升级协议请求: a 101 is spliced through (see [`super::upgrade`]);
+//! 9. 移除逐段头部: hop-by-hop headers removed from the response;
+//! 10. 修改返回数据: ModifyResponse;
+//! 11. 拷贝头部的数据: headers copied, trailers announced;
+//! 12. 写入状态码: the status;
+//! 13. 周期刷新内容到response: the body streamed to the client as it comes.
+//!
+//! Where Go would call `ErrorHandler`, [`super::modify::error_response`]
+//! answers 502 (unreachable, broken) or 504 (too slow).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+
+use super::Body;
+use super::director::{Director, Upstream};
+use super::headers::{self, ClientFacts, ForwardedPolicy};
+use super::modify::{ErrorStyle, Failure, ModifyResponse, error_response, text_response};
+use super::transport::{Transport, TransportError};
+use super::upgrade;
+use crate::server::{self, Conn};
+
+/// The response header naming the upstream that served a request.
+pub const UPSTREAM_HEADER: HeaderName = HeaderName::from_static("x-lab-upstream");
+
+/// The pluggable step that picks an upstream for each request. One upstream
+/// ([`OneUpstream`]) is the article's NewSingleHostReverseProxy; the load
+/// balancers plug in here.
+pub trait ChooseUpstream: Send + Sync + 'static {
+    /// The upstream for this request, or `None` when there is none to pick.
+    fn choose(&self, request: &Parts, client: SocketAddr) -> Option<Arc<Upstream>>;
+}
+
+/// Always the same upstream.
+#[derive(Debug)]
+pub struct OneUpstream(pub Arc<Upstream>);
+
+impl ChooseUpstream for OneUpstream {
+    fn choose(&self, _request: &Parts, _client: SocketAddr) -> Option<Arc<Upstream>> {
+        Some(self.0.clone())
+    }
+}
+
+/// A ReverseProxy: what to send where, and how to answer.
+pub struct ReverseProxy {
+    pub chooser: Arc<dyn ChooseUpstream>,
+    pub director: Director,
+    pub modify: ModifyResponse,
+    pub errors: ErrorStyle,
+    pub forwarded: ForwardedPolicy,
+    /// How long to wait for the upstream's response head (504 after).
+    pub response_timeout: Duration,
+    pub transport: Transport,
+    /// This proxy's name in `Via`; seeing it on an incoming request means a loop.
+    pub pseudonym: String,
+}
+
+impl ReverseProxy {
+    /// Serves on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        server::serve(listener, shutdown, move |conn| {
+            let proxy = self.clone();
+            hyper::service::service_fn(move |req| {
+                let proxy = proxy.clone();
+                let conn = conn.clone();
+                async move { Ok::<_, Infallible>(proxy.serve_http(&conn, req).await) }
+            })
+        })
+        .await
+    }
+
+    /// One request through the proxy: Go's `ServeHTTP`.
+    pub async fn serve_http(&self, conn: &Conn, req: Request<Incoming>) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+
+        // 1. Client gone? Go watches CloseNotify and cancels the upstream
+        //    request. Here hyper drops this whole future when the client
+        //    disconnects, which drops the upstream request with it: nothing
+        //    to watch, and nothing keeps running for a client who left.
+
+        // 2. The outgoing request is built from the incoming one. The
+        //    client's upgrade handle is taken first: it is how the raw
+        //    connection is recovered after a 101.
+        let mut req = req;
+        let client_upgrade = hyper::upgrade::on(&mut req);
+        let (mut parts, body) = req.into_parts();
+
+        if headers::via_names(&parts.headers, &self.pseudonym) {
+            return text_response(
+                StatusCode::LOOP_DETECTED,
+                format!(
+                    "this request already passed through this proxy ({}): the upstream points back at the proxy. Check --upstream.\n",
+                    self.pseudonym
+                ),
+            );
+        }
+
+        // 3. Go deep-copies the headers so the Director cannot change the
+        //    caller's request; `parts` is already ours alone.
+        let client_host = parts.headers.get(header::HOST).cloned();
+
+        // 4. The Director: choose the upstream (the pluggable step), then
+        //    point the request at it.
+        let Some(upstream) = self.chooser.choose(&parts, conn.peer) else {
+            return text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no upstream to send this request to\n",
+            );
+        };
+        if let Err(err) = self.director.direct(&mut parts, &upstream) {
+            return text_response(
+                StatusCode::BAD_REQUEST,
+                format!("cannot build the upstream request: {err}\n"),
+            );
+        }
+        let body = match &self.director.replace_body {
+            Some(json) => replace_body(body, json.0.clone()).await,
+            None => body.boxed(),
+        };
+
+        // 5. Upgrade and hop-by-hop headers: remember an upgrade and the
+        //    announced trailers, remove what belongs to the client's hop.
+        let request_trailers = announced_trailers(&parts.headers);
+        let asked_upgrade = match headers::prepare_request(&mut parts.headers) {
+            Ok(upgrade) => upgrade,
+            Err(err) => return text_response(StatusCode::BAD_REQUEST, format!("{err}\n")),
+        };
+        restore_trailers(&mut parts.headers, request_trailers);
+        headers::add_via(&mut parts.headers, parts.version, &self.pseudonym);
+        // The upstream connection is HTTP/1.1, whatever the client spoke.
+        parts.version = http::Version::HTTP_11;
+
+        // 6. Who the client was: the headers that carry it past this hop.
+        let client = ClientFacts {
+            ip: conn.peer.ip(),
+            host: client_host,
+            proto: "http",
+        };
+        headers::set_forwarding_headers(&mut parts.headers, &client, self.forwarded);
+
+        // 7. The round trip, under the response timeout. Errors go to the
+        //    ErrorHandler.
+        let target = parts.uri.clone();
+        let outgoing = Request::from_parts(parts, body);
+        let upstream_response =
+            match tokio::time::timeout(self.response_timeout, self.transport.round_trip(outgoing))
+                .await
+            {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => {
+                    return self.fail(
+                        &upstream,
+                        &method,
+                        &target,
+                        Failure::BadGateway,
+                        &describe(&err, &upstream),
+                    );
+                }
+                Err(_) => {
+                    let message = format!(
+                        "the upstream {upstream} sent no response within {:?} (--response-timeout)",
+                        self.response_timeout
+                    );
+                    return self.fail(&upstream, &method, &target, Failure::Timeout, &message);
+                }
+            };
+
+        // 8. 101 Switching Protocols: hand the client its 101 and splice
+        //    the two connections together.
+        if upstream_response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let mut upstream_response = upstream_response;
+            if let Err(err) = upgrade::check_protocol(
+                asked_upgrade.as_ref(),
+                upstream_response.headers().get(header::UPGRADE),
+            ) {
+                return self.fail(
+                    &upstream,
+                    &method,
+                    &target,
+                    Failure::BadGateway,
+                    &err.to_string(),
+                );
+            }
+            let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
+            upgrade::splice(conn, client_upgrade, upstream_upgrade);
+            let (mut parts, _) = upstream_response.into_parts();
+            headers::prepare_response(&mut parts.headers, true);
+            parts
+                .headers
+                .insert(UPSTREAM_HEADER, header_value(&upstream.to_string()));
+            tracing::debug!("{method} {path} → {target} → 101, spliced");
+            return Response::from_parts(
+                parts,
+                http_body_util::Empty::new()
+                    .map_err(|never: Infallible| match never {})
+                    .boxed(),
+            );
+        }
+
+        // 9. Hop-by-hop headers of the upstream's hop are removed.
+        let (mut parts, body) = upstream_response.into_parts();
+        let response_trailers = announced_trailers(&parts.headers);
+        headers::prepare_response(&mut parts.headers, false);
+
+        // 10. ModifyResponse.
+        let mut response = Response::from_parts(parts, body.boxed());
+        if self.modify.is_active() {
+            response = self.modify.apply(response);
+        }
+
+        // 11. The headers go to the client as they are now, with the
+        //     trailers announced again so hyper will send them (it only
+        //     sends trailer fields the Trailer header names).
+        restore_trailers(response.headers_mut(), response_trailers);
+        response
+            .headers_mut()
+            .insert(UPSTREAM_HEADER, header_value(&upstream.to_string()));
+
+        // 12. The status travels in the response head hyper writes.
+        tracing::debug!(
+            "{method} {path} → {target} → {} ({} ms)",
+            response.status(),
+            started.elapsed().as_millis()
+        );
+
+        // 13. The body: hyper writes each chunk as the upstream sends it,
+        //     so streams (unknown length, text/event-stream) reach the
+        //     client at once; trailers follow the last chunk.
+        response
+    }
+
+    /// The ErrorHandler: log, then answer 502/504 (or the article's 500).
+    fn fail(
+        &self,
+        upstream: &Upstream,
+        method: &http::Method,
+        target: &http::Uri,
+        failure: Failure,
+        message: &str,
+    ) -> Response<Body> {
+        tracing::warn!("{method} {target}: {message}");
+        let mut response = error_response(self.errors, failure, message);
+        response
+            .headers_mut()
+            .insert(UPSTREAM_HEADER, header_value(&upstream.to_string()));
+        response
+    }
+}
+
+/// A sentence for a failed round trip that says what to do next.
+fn describe(err: &TransportError, upstream: &Upstream) -> String {
+    match err {
+        TransportError::Connect(detail) => format!(
+            "cannot reach the upstream {upstream} ({detail}). Is it running? Start the real servers with `lab realserver`."
+        ),
+        TransportError::Broken(detail) => {
+            format!(
+                "the upstream {upstream} closed the connection without a complete response ({detail})"
+            )
+        }
+    }
+}
+
+/// Reads the client's body to its end (counting, not keeping it) and sends
+/// `json` instead: the article's body replacement.
+async fn replace_body(mut original: Incoming, json: Bytes) -> Body {
+    let mut dropped = 0u64;
+    while let Some(Ok(frame)) = original.frame().await {
+        if let Some(data) = frame.data_ref() {
+            dropped += data.len() as u64;
+        }
+    }
+    tracing::debug!(
+        "replaced a {dropped}-byte request body with {} bytes of JSON",
+        json.len()
+    );
+    Full::new(json)
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn announced_trailers(headers: &http::HeaderMap) -> Vec<HeaderValue> {
+    headers.get_all(header::TRAILER).iter().cloned().collect()
+}
+
+fn restore_trailers(headers: &mut http::HeaderMap, announced: Vec<HeaderValue>) {
+    for value in announced {
+        headers.append(header::TRAILER, value);
+    }
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("(unprintable)"))
+}
+
+/// `lab proxy`: builds the proxy from the command line and serves until shutdown.
+pub async fn run(
+    args: &crate::cli::ProxyArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = crate::net::bind(args.listen, "--listen").await?;
+    let addr = listener.local_addr()?;
+    let proxy = Arc::new(ReverseProxy::from_args(args));
+    tracing::info!("Starting ReverseProxy at {addr} → {}", args.upstream);
+    tracing::info!("try: curl -s http://{addr}/abc   (Ctrl-C stops the proxy)");
+    proxy.serve(listener, shutdown).await?;
+    tracing::info!("proxy stopped");
+    Ok(())
+}
+
+impl ReverseProxy {
+    /// The proxy `lab proxy` runs for these flags.
+    pub fn from_args(args: &crate::cli::ProxyArgs) -> ReverseProxy {
+        ReverseProxy {
+            chooser: Arc::new(OneUpstream(Arc::new(args.upstream.clone()))),
+            director: Director {
+                rewrites: args.rewrite.clone(),
+                set_headers: args.set_header.clone(),
+                replace_body: args.replace_body.clone(),
+            },
+            modify: ModifyResponse {
+                prefix_ok: args.prefix_response.clone().map(Bytes::from),
+                prefix_errors: args.prefix_errors,
+            },
+            errors: if args.article_errors {
+                ErrorStyle::Article
+            } else {
+                ErrorStyle::Gateway
+            },
+            forwarded: args.forwarded,
+            response_timeout: args.response_timeout,
+            transport: Transport::new(&args.transport),
+            pseudonym: format!("lab-{:08x}", rand::random::<u32>()),
+        }
+    }
+}
