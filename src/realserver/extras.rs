@@ -79,6 +79,41 @@ pub fn stream(req: Request<Incoming>) -> Response<Body> {
     response
 }
 
+/// Largest `…/bytes?n=` body: 1 GiB.
+const MAX_BYTES: u64 = 1 << 30;
+
+/// `…/bytes?n=N`: N bytes (default 1 MiB) of a known pattern, byte `i` being
+/// `i % 251`, streamed in 64 KiB chunks with a Content-Length: a large
+/// download whose every byte a client can verify without a copy.
+pub fn bytes(req: Request<Incoming>) -> Response<Body> {
+    let total = match number_param(req.uri(), "n", 1 << 20, MAX_BYTES) {
+        Ok(n) => n,
+        Err(message) => return text(StatusCode::BAD_REQUEST, message),
+    };
+    const CHUNK: u64 = 64 * 1024;
+    let chunks = futures_util::stream::unfold(0u64, move |sent| async move {
+        if sent >= total {
+            return None;
+        }
+        let len = CHUNK.min(total - sent);
+        let chunk: Vec<u8> = (sent..sent + len).map(pattern_byte).collect();
+        Some((Ok(Frame::data(Bytes::from(chunk))), sent + len))
+    });
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(chunks)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    response
+}
+
+/// Byte `i` of a `…/bytes` body.
+pub fn pattern_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
 /// `…/hop-headers`: the echo, with hop-by-hop headers on the response.
 /// `Connection: X-Hop` makes `X-Hop` hop-by-hop too (RFC 9110 §7.6.1), so a
 /// correct proxy removes all three before the client sees them.

@@ -20,6 +20,7 @@ mod extras;
 mod routes;
 
 pub use echo::{EchoReport, TextEcho, canonical_header_key};
+pub use extras::pattern_byte;
 
 use std::future::Future;
 use std::net::SocketAddr;

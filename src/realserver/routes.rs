@@ -89,6 +89,7 @@ async fn route(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             "stream" => extras::stream(req),
             "ws" => extras::websocket(ctx, req),
             "hop-headers" => extras::hop_headers(ctx, req).await,
+            "bytes" => extras::bytes(req),
             // The article's HelloHandler, for every other path.
             _ => echo::respond(ctx, req).await,
         },
