@@ -6,10 +6,10 @@
 //! itself, reads its local address, and hands the socket to hyper.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -38,6 +38,18 @@ impl Probe {
             headers: Vec::new(),
             body: Bytes::new(),
         }
+    }
+
+    /// The same probe with another method.
+    pub fn method(mut self, method: Method) -> Probe {
+        self.method = method;
+        self
+    }
+
+    /// The same probe with a body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Probe {
+        self.body = body.into();
+        self
     }
 
     /// Adds a header line (a second line of the same name stays separate).
@@ -76,23 +88,36 @@ impl Probe {
         let request = request
             .body(Full::new(self.body.clone()))
             .context("cannot build the request")?;
+        let started = Instant::now();
         let response = sender
             .send_request(request)
             .await
             .with_context(|| format!("{addr} closed the connection without a response"))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .context("the response body was cut off")?
-            .to_bytes();
+        // Frame by frame, to know when the first bytes came and what trailers followed.
+        let mut body = response.into_body();
+        let mut data = BytesMut::new();
+        let mut trailers = None;
+        let mut first_data_after = None;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.context("the response body was cut off")?;
+            match frame.into_data() {
+                Ok(chunk) => {
+                    first_data_after.get_or_insert_with(|| started.elapsed());
+                    data.extend_from_slice(&chunk);
+                }
+                Err(frame) => trailers = frame.into_trailers().ok(),
+            }
+        }
         Ok(Exchange {
             local_addr,
             status,
             headers,
-            body,
+            body: data.freeze(),
+            trailers,
+            first_data_after,
+            elapsed: started.elapsed(),
         })
     }
 }
@@ -105,6 +130,12 @@ pub struct Exchange {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Trailer fields after the last chunk, if any.
+    pub trailers: Option<HeaderMap>,
+    /// When the first body bytes arrived, counted from sending the request.
+    pub first_data_after: Option<Duration>,
+    /// When the whole response had arrived.
+    pub elapsed: Duration,
 }
 
 impl Exchange {

@@ -66,8 +66,8 @@ fn row_with<'a>(out: &'a str, id: &str) -> &'a str {
 fn check_all_passes_with_every_claim_verified() {
     let copy = labs_copy();
     // Whatever the checkout's learner predicted, this test judges the claims alone.
-    for one in ["01-proxy-basics", "02-special-headers"] {
-        std::fs::remove_file(copy.labs.join(one).join("answers.toml")).unwrap();
+    for entry in std::fs::read_dir(&copy.labs).unwrap() {
+        let _ = std::fs::remove_file(entry.unwrap().path().join("answers.toml"));
     }
     let output = lab(&copy.labs, &["check", "--all", "--seed", "42"]);
     let out = stdout(&output);

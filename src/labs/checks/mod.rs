@@ -6,6 +6,7 @@
 //! every prediction. It never decides pass or fail for predictions: the report
 //! compares them with the learner's answers.
 
+mod director;
 mod proxy_basics;
 mod special_headers;
 
@@ -18,13 +19,14 @@ use crate::realserver::{Config, RunningServer};
 pub type Scenario = for<'a> fn(&'a mut Findings) -> BoxFuture<'a, anyhow::Result<()>>;
 
 /// The slugs that have a scenario, in lab order.
-pub const SLUGS: &[&str] = &["proxy-basics", "special-headers"];
+pub const SLUGS: &[&str] = &["proxy-basics", "special-headers", "director"];
 
 /// The scenario of the lab named `slug`.
 pub fn scenario(slug: &str) -> Option<Scenario> {
     match slug {
         "proxy-basics" => Some(proxy_basics::run),
         "special-headers" => Some(special_headers::run),
+        "director" => Some(director::run),
         _ => None,
     }
 }
