@@ -117,14 +117,17 @@ impl hyper::body::Body for Chain {
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        let mut hint = self.second.size_hint();
-        if let Some(first) = &self.first {
-            let extra = first.size_hint();
-            hint.set_lower(hint.lower() + extra.lower());
-            if let (Some(a), Some(b)) = (hint.upper(), extra.upper()) {
-                hint.set_upper(a + b);
-            }
+        let second = self.second.size_hint();
+        let Some(first) = &self.first else {
+            return second;
+        };
+        let first = first.size_hint();
+        // Build a new hint: raising `lower` above the old `upper` would panic.
+        let mut hint = hyper::body::SizeHint::new();
+        if let (Some(a), Some(b)) = (first.upper(), second.upper()) {
+            hint.set_upper(a + b);
         }
+        hint.set_lower(first.lower() + second.lower());
         hint
     }
 }
@@ -226,6 +229,14 @@ mod tests {
         .await;
         assert_eq!(body, "StatusCode error:error handler");
         assert_eq!(parts.headers[header::CONTENT_LENGTH], "30");
+    }
+
+    #[test]
+    fn the_size_hint_adds_up_without_panicking() {
+        use hyper::body::Body as _;
+        let known = |text: &'static str| text_response(StatusCode::OK, text).into_body();
+        let chain = Chain::new(known("hello "), known("world"));
+        assert_eq!(chain.size_hint().exact(), Some(11));
     }
 
     #[tokio::test]

@@ -48,7 +48,11 @@ async fn experiment(f: &mut Findings, server: std::net::SocketAddr) -> anyhow::R
     result
 }
 
-async fn observe(f: &mut Findings, plain: &RunningProxy, custom: &RunningProxy) -> anyhow::Result<()> {
+async fn observe(
+    f: &mut Findings,
+    plain: &RunningProxy,
+    custom: &RunningProxy,
+) -> anyhow::Result<()> {
     let seen = |path: &str| Probe::get(path).header("Accept", "application/json");
 
     let joined = seen("/xxx").send(plain.addr()).await?.json_echo()?;
@@ -92,7 +96,11 @@ async fn observe(f: &mut Findings, plain: &RunningProxy, custom: &RunningProxy) 
     );
     f.observe(
         "host-seen",
-        if host == plain.addr().to_string() { "proxy" } else { "upstream" },
+        if host == plain.addr().to_string() {
+            "proxy"
+        } else {
+            "upstream"
+        },
         format!("Host: {host}, the address the client connected to"),
     );
 
@@ -134,7 +142,10 @@ async fn observe(f: &mut Findings, plain: &RunningProxy, custom: &RunningProxy) 
     f.observe(
         "replaced-bytes",
         posted.body_bytes,
-        format!("the JSON document {JSON} is {} bytes; the client's 11 bytes were read and dropped", JSON.len()),
+        format!(
+            "the JSON document {JSON} is {} bytes; the client's 11 bytes were read and dropped",
+            JSON.len()
+        ),
     );
     Ok(())
 }

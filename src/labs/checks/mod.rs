@@ -7,7 +7,9 @@
 //! compares them with the learner's answers.
 
 mod director;
+mod modify_and_errors;
 mod proxy_basics;
+mod serve_http_internals;
 mod special_headers;
 
 use futures_util::future::BoxFuture;
@@ -19,7 +21,13 @@ use crate::realserver::{Config, RunningServer};
 pub type Scenario = for<'a> fn(&'a mut Findings) -> BoxFuture<'a, anyhow::Result<()>>;
 
 /// The slugs that have a scenario, in lab order.
-pub const SLUGS: &[&str] = &["proxy-basics", "special-headers", "director"];
+pub const SLUGS: &[&str] = &[
+    "proxy-basics",
+    "special-headers",
+    "director",
+    "modify-and-errors",
+    "serve-http-internals",
+];
 
 /// The scenario of the lab named `slug`.
 pub fn scenario(slug: &str) -> Option<Scenario> {
@@ -27,6 +35,8 @@ pub fn scenario(slug: &str) -> Option<Scenario> {
         "proxy-basics" => Some(proxy_basics::run),
         "special-headers" => Some(special_headers::run),
         "director" => Some(director::run),
+        "modify-and-errors" => Some(modify_and_errors::run),
+        "serve-http-internals" => Some(serve_http_internals::run),
         _ => None,
     }
 }
