@@ -11,6 +11,9 @@ mod modify_and_errors;
 mod proxy_basics;
 mod serve_http_internals;
 mod special_headers;
+mod timeouts;
+mod transport_pool;
+mod upgrade;
 
 use futures_util::future::BoxFuture;
 
@@ -27,6 +30,9 @@ pub const SLUGS: &[&str] = &[
     "director",
     "modify-and-errors",
     "serve-http-internals",
+    "upgrade",
+    "transport-pool",
+    "timeouts",
 ];
 
 /// The scenario of the lab named `slug`.
@@ -37,6 +43,9 @@ pub fn scenario(slug: &str) -> Option<Scenario> {
         "director" => Some(director::run),
         "modify-and-errors" => Some(modify_and_errors::run),
         "serve-http-internals" => Some(serve_http_internals::run),
+        "upgrade" => Some(upgrade::run),
+        "transport-pool" => Some(transport_pool::run),
+        "timeouts" => Some(timeouts::run),
         _ => None,
     }
 }
