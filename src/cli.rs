@@ -72,6 +72,33 @@ Examples:
   curl -s --raw -H 'TE: trailers' '127.0.0.1:2003/stream?n=3&ms=300'")]
     Realserver(RealserverArgs),
 
+    /// Run the article's hand-written reverse proxy (简单版反向代理), flaws intact on purpose.
+    #[command(after_help = "\
+It only swaps the request's scheme and host for the target's: no X-Forwarded-For, hop-by-hop
+headers passed on both ways, the client's Host kept, no path join. Compare with `lab proxy`.
+
+Examples:
+  lab naive                                   127.0.0.1:2002 → http://127.0.0.1:2003
+  curl -s 127.0.0.1:2002/abc                  the real server sees no X-Forwarded-For
+  curl -s 127.0.0.1:2002/abc -H 'Connection: X-Foo' -H 'X-Foo: 1'   X-Foo arrives (it should not)
+  curl -si 127.0.0.1:2002/hop-headers         the upstream's hop-by-hop headers reach you
+  lab naive --listen 127.0.0.1:2012 --target http://127.0.0.1:2004")]
+    Naive(NaiveArgs),
+
+    /// Run a forward proxy (正向代理): absolute URLs, X-Forwarded-For, CONNECT tunnels.
+    #[command(after_help = "\
+A client must be told to use it (curl -x, a browser's proxy setting); it then sends whole URLs.
+CONNECT tunnels reach only ports 443, 2002, 2003, 2004 and 8080 unless --allow-connect-port.
+
+Examples:
+  lab forward                                 listens on 127.0.0.1:8080
+  curl -s -x http://127.0.0.1:8080 http://127.0.0.1:2003/abc -H 'X-Forwarded-For: 1.2.3.4'
+  curl -si -x http://127.0.0.1:8080 http://127.0.0.1:2003/hop-headers   hop-by-hop headers removed
+  curl -s -p -x http://127.0.0.1:8080 http://127.0.0.1:2003/abc        through a CONNECT tunnel
+  lab forward --allow-connect-port 2013
+  lab forward --listen 127.0.0.1:8081 --parent-proxy http://127.0.0.1:8080   a chain of two")]
+    Forward(ForwardArgs),
+
     /// Run the full ReverseProxy: Go's httputil.ReverseProxy, step by step.
     #[command(after_help = "\
 Examples:
@@ -138,6 +165,48 @@ pub struct RealserverArgs {
     /// this long after its request arrived is never sent (the connection closes).
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
     pub write_timeout: Duration,
+
+    /// Serve HTTPS (the article's 支持https代理) with a certificate made at
+    /// start for localhost, 127.0.0.1 and ::1, signed by itself. Its PEM is
+    /// written out for clients: curl --cacert PATH, or a proxy's --upstream-ca PATH.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Where --tls writes the certificate (PEM) [default: lab-realserver-cert.pem
+    /// in the system temp directory].
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    pub tls_cert_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct NaiveArgs {
+    /// Address to listen on (the article's port 2002, on loopback).
+    #[arg(long, value_name = "ADDR", default_value = crate::proxy::naive::DEFAULT_LISTEN, value_parser = parse_listen_addr)]
+    pub listen: SocketAddr,
+
+    /// Where every request goes: only its scheme and host are used (the article's proxyAddr).
+    #[arg(long, value_name = "URL", default_value = crate::proxy::naive::DEFAULT_TARGET)]
+    pub target: crate::proxy::naive::Target,
+}
+
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// Address to listen on (the article's :8080, on loopback). Anything but
+    /// loopback makes an open proxy: anyone who reaches it can use it.
+    #[arg(long, value_name = "ADDR", default_value = crate::proxy::forward::DEFAULT_LISTEN, value_parser = parse_listen_addr)]
+    pub listen: SocketAddr,
+
+    /// Also allow CONNECT tunnels to this port (repeatable); by default only
+    /// 443, 2002, 2003, 2004 and 8080.
+    #[arg(long = "allow-connect-port", value_name = "PORT")]
+    pub allow_connect_ports: Vec<u16>,
+
+    /// Send every request and tunnel through this forward proxy (a chain).
+    #[arg(long, value_name = "URL")]
+    pub parent_proxy: Option<crate::proxy::forward::ParentProxy>,
+
+    #[command(flatten)]
+    pub transport: crate::proxy::transport::TransportConfig,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +248,12 @@ pub struct ProxyArgs {
     /// Answer 504 when the upstream sends no response head within this time.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub response_timeout: Duration,
+
+    /// Go's FlushInterval: send a body that need not stream (its length is
+    /// known, it is not text/event-stream) in batches at most this often.
+    /// Unset: every chunk goes out as it arrives.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub flush_interval: Option<Duration>,
 
     /// How to treat the X-Forwarded-* and X-Real-IP headers a client sends.
     #[arg(long, value_enum, default_value_t = crate::proxy::headers::ForwardedPolicy::Append)]

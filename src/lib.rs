@@ -28,6 +28,7 @@ pub mod probe;
 pub mod proxy;
 pub mod realserver;
 pub mod server;
+pub mod tls;
 
 use std::process::ExitCode;
 
@@ -47,7 +48,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let config = realserver::Config {
                     write_timeout: args.write_timeout,
                 };
-                realserver::run(&args.addrs, config, net::shutdown_signal()).await?;
+                let tls = if args.tls {
+                    let cert_out = args.tls_cert_out.unwrap_or_else(tls::default_cert_path);
+                    Some(tls::ServerTls::self_signed(&cert_out)?)
+                } else {
+                    None
+                };
+                realserver::run_with(&args.addrs, config, tls, net::shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Naive(args) => {
+                proxy::naive::run(args.listen, args.target, net::shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Forward(args) => {
+                let listen = args.listen;
+                let config = proxy::forward::ForwardConfig::from(args);
+                proxy::forward::run(listen, config, net::shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Proxy(args) => {

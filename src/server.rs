@@ -5,8 +5,16 @@
 //! refused), ask every connection to finish its request in flight and close,
 //! then wait up to [`DRAIN_TIMEOUT`] for them and for any task they spawned
 //! (a tunnel or a WebSocket outlives its HTTP exchange).
+//!
+//! [`serve_tls`] is the same loop over TLS (HTTPS): each connection's
+//! handshake runs in its own task, bounded by [`crate::tls::HANDSHAKE_TIMEOUT`];
+//! one that fails is logged at debug and closed, and the server goes on. A
+//! plain-HTTP request on a TLS port gets Go's answer: `400 Bad Request`,
+//! "Client sent an HTTP request to an HTTPS server." [`serve`] does no TLS
+//! work at all: the stream goes straight to HTTP.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -16,7 +24,9 @@ use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::HttpService;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -55,6 +65,115 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_with(listener, Plain, shutdown, make_service).await
+}
+
+/// Serves HTTPS (HTTP/1.1 over TLS) on `listener` until `shutdown`
+/// resolves: [`serve`], with a TLS handshake through `acceptor` first.
+pub async fn serve_tls<F, S, B>(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    make_service: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(Conn) -> S,
+    S: HttpService<Incoming, ResBody = B> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    serve_with(listener, Tls(acceptor), shutdown, make_service).await
+}
+
+/// What turns an accepted TCP stream into the stream HTTP is spoken on.
+trait Handshake: Clone + Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Plain HTTP: the TCP stream itself, at once.
+#[derive(Clone)]
+struct Plain;
+
+impl Handshake for Plain {
+    type Stream = TcpStream;
+    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = io::Result<TcpStream>> + Send {
+        std::future::ready(Ok(tcp))
+    }
+}
+
+/// HTTPS: a TLS handshake, bounded.
+#[derive(Clone)]
+struct Tls(TlsAcceptor);
+
+impl Handshake for Tls {
+    type Stream = tokio_rustls::server::TlsStream<TcpStream>;
+    async fn handshake(&self, tcp: TcpStream) -> io::Result<Self::Stream> {
+        let timeout = crate::tls::HANDSHAKE_TIMEOUT;
+        let handshake = async {
+            let mut tcp = tcp;
+            refuse_plain_http(&mut tcp).await?;
+            self.0.accept(tcp).await
+        };
+        tokio::time::timeout(timeout, handshake)
+            .await
+            .unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no TLS handshake within {timeout:?}"),
+                ))
+            })
+    }
+}
+
+/// Go's answer to a plain-HTTP request on a TLS port (net/http, server.go).
+const PLAIN_HTTP_ON_TLS_PORT: &[u8] = b"HTTP/1.0 400 Bad Request\r\n\r\n\
+Client sent an HTTP request to an HTTPS server.\n";
+
+/// A TLS connection opens with a handshake record (first byte 0x16); one
+/// that opens with a letter is a plain-HTTP request line. Answers that one
+/// as Go does, and fails so the connection closes.
+async fn refuse_plain_http(tcp: &mut TcpStream) -> io::Result<()> {
+    let mut first = [0u8; 1];
+    if tcp.peek(&mut first).await? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "closed before the TLS handshake",
+        ));
+    }
+    if !first[0].is_ascii_uppercase() {
+        return Ok(());
+    }
+    tcp.write_all(PLAIN_HTTP_ON_TLS_PORT).await?;
+    tcp.shutdown().await?;
+    // Read what the client sent (briefly) before closing: closing with unread
+    // bytes would reset the connection, and the client might lose the answer.
+    let mut sink = [0u8; 4096];
+    let drain = async { while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "a plain-HTTP request on the TLS port; answered 400",
+    ))
+}
+
+async fn serve_with<H, F, S, B>(
+    listener: TcpListener,
+    handshake: H,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    make_service: F,
+) -> anyhow::Result<()>
+where
+    H: Handshake,
+    F: Fn(Conn) -> S,
+    S: HttpService<Incoming, ResBody = B> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let local = listener
         .local_addr()
         .context("listener has no local address")?;
@@ -84,7 +203,21 @@ where
             tasks: tasks.clone(),
         });
         let stop = stop.clone();
+        let handshake = handshake.clone();
         tasks.spawn(async move {
+            // Plain: ready at once (biased: polled first, nothing else is).
+            // TLS: a handshake in progress is abandoned at shutdown.
+            let stream = tokio::select! {
+                biased;
+                result = handshake.handshake(stream) => match result {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        tracing::debug!("{local}: TLS handshake with {peer} failed: {err}");
+                        return;
+                    }
+                },
+                () = stop.cancelled() => return,
+            };
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)

@@ -1,5 +1,5 @@
-//! The lab's proxies: the article's naive reverse proxy (`naive`), the full
-//! ReverseProxy pipeline ([`reverse`]), and a forward proxy (`forward`), over
+//! The lab's proxies: the article's naive reverse proxy ([`naive`]), the full
+//! ReverseProxy pipeline ([`reverse`]), and a forward proxy ([`forward`]), over
 //! shared header rules ([`headers`]) and one upstream [`transport`].
 //!
 //! The reverse proxy's parts, in the order a request meets them:
@@ -9,8 +9,11 @@
 //! (ModifyResponse and the ErrorHandler).
 
 pub mod director;
+pub mod flush;
+pub mod forward;
 pub mod headers;
 pub mod modify;
+pub mod naive;
 pub mod reverse;
 pub mod transport;
 pub mod upgrade;

@@ -37,6 +37,7 @@ use tokio::net::TcpListener;
 
 use super::Body;
 use super::director::{Director, Upstream};
+use super::flush;
 use super::headers::{self, ClientFacts, ForwardedPolicy};
 use super::modify::{ErrorStyle, Failure, ModifyResponse, error_response, text_response};
 use super::transport::{Transport, TransportError};
@@ -73,6 +74,9 @@ pub struct ReverseProxy {
     pub forwarded: ForwardedPolicy,
     /// How long to wait for the upstream's response head (504 after).
     pub response_timeout: Duration,
+    /// Go's FlushInterval for bodies that need not stream; `None` flushes
+    /// every chunk at once.
+    pub flush_interval: Option<Duration>,
     pub transport: Transport,
     /// This proxy's name in `Via`; seeing it on an incoming request means a loop.
     pub pseudonym: String,
@@ -254,8 +258,14 @@ impl ReverseProxy {
 
         // 13. The body: hyper writes each chunk as the upstream sends it,
         //     so streams (unknown length, text/event-stream) reach the
-        //     client at once; trailers follow the last chunk.
-        response
+        //     client at once; other bodies are coalesced per the flush
+        //     interval when one is set. Trailers follow the last chunk.
+        match self.flush_interval {
+            Some(interval) if !flush::must_stream(response.headers()) => {
+                response.map(|body| flush::every(body, interval))
+            }
+            _ => response,
+        }
     }
 
     /// The ErrorHandler: log, then answer 502/504 (or the article's 500).
@@ -358,6 +368,7 @@ impl ReverseProxy {
             },
             forwarded: args.forwarded,
             response_timeout: args.response_timeout,
+            flush_interval: args.flush_interval.filter(|d| !d.is_zero()),
             transport: Transport::new(&args.transport),
             pseudonym: format!("lab-{:08x}", rand::random::<u32>()),
         }

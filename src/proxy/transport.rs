@@ -7,16 +7,33 @@
 //! `IdleConnTimeout` (`--idle-timeout`) and the dialer's `Timeout`
 //! (`--connect-timeout`). The transport lab makes reuse visible: with pooling
 //! the upstream sees the same RemoteAddr port request after request.
+//!
+//! Upstreams may be `http://` or `https://` (the article's "支持https代理"):
+//! TLS comes from hyper-rustls, HTTP/1.1 only, bounded by
+//! `--tls-handshake-timeout` (Go's `TLSHandshakeTimeout`). The lab knows no
+//! public certificate authorities: an `https://` upstream is trusted through
+//! `--upstream-ca FILE` (the PEM `lab realserver --tls` writes), or not
+//! authenticated at all with `--insecure-upstream` (see [`crate::tls`]).
 
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::uri::Scheme;
+use http::{Request, Response, Uri};
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::tls::{self, UpstreamTrust};
 
 /// The body of a request on its way upstream: the client's, streamed, or one
 /// the proxy made (a replaced body).
@@ -37,6 +54,42 @@ pub struct TransportConfig {
     /// How long to wait for a TCP connection to an upstream (the Dialer's Timeout).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_duration)]
     pub connect_timeout: Duration,
+
+    /// How long the TLS handshake with an https:// upstream may take (Go's
+    /// TLSHandshakeTimeout).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_duration)]
+    pub tls_handshake_timeout: Duration,
+
+    /// Trust https:// upstreams whose certificate is in (or signed by one in)
+    /// this PEM file, e.g. the one `lab realserver --tls` writes. Without it
+    /// (or --insecure-upstream) https:// upstreams are refused.
+    #[arg(long, value_name = "FILE", value_parser = parse_ca_file)]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// Accept ANY certificate from https:// upstreams: encrypted, but not
+    /// authenticated. For a lab only; prefer --upstream-ca.
+    #[arg(long, conflicts_with = "upstream_ca")]
+    pub insecure_upstream: bool,
+}
+
+impl TransportConfig {
+    /// Which certificates https:// upstreams may present
+    /// (`--insecure-upstream` wins if both are set).
+    pub fn upstream_trust(&self) -> UpstreamTrust {
+        match (&self.upstream_ca, self.insecure_upstream) {
+            (_, true) => UpstreamTrust::Insecure,
+            (Some(path), false) => UpstreamTrust::CaFile(path.clone()),
+            (None, false) => UpstreamTrust::Unconfigured,
+        }
+    }
+}
+
+/// `--upstream-ca`: the file must hold at least one usable certificate, so a
+/// wrong path is a usage error at once, not a failed request later.
+fn parse_ca_file(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    tls::client_config(&UpstreamTrust::CaFile(path.clone())).map_err(|err| err.to_string())?;
+    Ok(path)
 }
 
 impl Default for TransportConfig {
@@ -45,6 +98,9 @@ impl Default for TransportConfig {
             max_idle_per_host: 100,
             idle_timeout: Duration::from_secs(90),
             connect_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: tls::HANDSHAKE_TIMEOUT,
+            upstream_ca: None,
+            insecure_upstream: false,
         }
     }
 }
@@ -58,19 +114,64 @@ pub enum TransportError {
     Broken(String),
 }
 
-/// A pooled HTTP/1.1 client for upstream requests. Cheap to clone: clones
-/// share the pool.
+/// A pooled HTTP/1.1 client for upstream requests, `http://` and `https://`.
+/// Cheap to clone: clones share the pool.
 #[derive(Clone, Debug)]
 pub struct Transport {
-    client: Client<HttpConnector, UpstreamBody>,
+    client: Client<UpstreamConnector, UpstreamBody>,
+    trust: UpstreamTrust,
 }
 
 impl Transport {
+    /// A transport with `config`'s knobs. It cannot fail: if TLS cannot be
+    /// set up (an `--upstream-ca` file that cannot be read), the reason is
+    /// logged as an error now, `http://` upstreams work, and every `https://`
+    /// request fails with that reason. Use [`Transport::try_new`] to stop instead.
     pub fn new(config: &TransportConfig) -> Transport {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(30)));
+        let (transport, tls_error) = Self::build(config);
+        if let Some(err) = tls_error {
+            tracing::error!("https:// upstreams are unavailable: {err}");
+        }
+        transport
+    }
+
+    /// Like [`Transport::new`], but a TLS setup error is returned.
+    pub fn try_new(config: &TransportConfig) -> Result<Transport, tls::TlsError> {
+        match Self::build(config) {
+            (transport, None) => Ok(transport),
+            (_, Some(err)) => Err(err),
+        }
+    }
+
+    /// The transport, and why TLS could not be set up if it could not.
+    fn build(config: &TransportConfig) -> (Transport, Option<tls::TlsError>) {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        http.set_keepalive(Some(Duration::from_secs(30)));
+        // The connector below decides between http:// and https://.
+        http.enforce_http(false);
+
+        let trust = config.upstream_trust();
+        let mut tls_error = None;
+        let tls = match tls::client_config(&trust) {
+            Ok(client_config) => Ok(HttpsConnectorBuilder::new()
+                .with_tls_config(Arc::unwrap_or_clone(client_config))
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http)),
+            Err(err) => {
+                let why: Arc<str> = Arc::from(format!("https:// upstreams are unavailable: {err}"));
+                tls_error = Some(err);
+                Err(NoTls { http, why })
+            }
+        };
+        let connector = UpstreamConnector {
+            tls,
+            // TCP first (bounded by the HttpConnector), then the handshake.
+            https_limit: config.connect_timeout + config.tls_handshake_timeout,
+            tls_handshake_timeout: config.tls_handshake_timeout,
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(config.max_idle_per_host)
@@ -78,7 +179,7 @@ impl Transport {
             // The Host header is the director's decision, never the client library's.
             .set_host(false)
             .build(connector);
-        Transport { client }
+        (Transport { client, trust }, tls_error)
     }
 
     /// Sends `request` (absolute URI) and waits for the response head.
@@ -87,7 +188,11 @@ impl Transport {
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, TransportError> {
         self.client.request(request).await.map_err(|err| {
-            let detail = error_chain(&err);
+            let mut detail = error_chain(&err);
+            if let Some(hint) = tls_hint(&err, &self.trust) {
+                detail.push_str(" — ");
+                detail.push_str(&hint);
+            }
             if err.is_connect() {
                 TransportError::Connect(detail)
             } else {
@@ -95,6 +200,125 @@ impl Transport {
             }
         })
     }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The upstream connection: plain TCP for `http://`, TCP then TLS for
+/// `https://` (hyper-rustls), the whole of an `https://` connect bounded.
+#[derive(Clone, Debug)]
+struct UpstreamConnector {
+    /// hyper-rustls, or why TLS could not be set up.
+    tls: Result<HttpsConnector<HttpConnector>, NoTls>,
+    https_limit: Duration,
+    tls_handshake_timeout: Duration,
+}
+
+/// TLS could not be set up: plain connections only, and the reason for
+/// every `https://` request.
+#[derive(Clone, Debug)]
+struct NoTls {
+    http: HttpConnector,
+    why: Arc<str>,
+}
+
+type Connecting =
+    Pin<Box<dyn Future<Output = Result<MaybeHttpsStream<TokioIo<TcpStream>>, BoxError>> + Send>>;
+
+impl tower_service::Service<Uri> for UpstreamConnector {
+    type Response = MaybeHttpsStream<TokioIo<TcpStream>>;
+    type Error = BoxError;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match &mut self.tls {
+            Ok(https) => https.poll_ready(cx),
+            Err(no_tls) => no_tls.http.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, dst: Uri) -> Connecting {
+        let is_https = dst.scheme() == Some(&Scheme::HTTPS);
+        match &mut self.tls {
+            Ok(https) if is_https => {
+                let connecting = https.call(dst);
+                let (limit, handshake) = (self.https_limit, self.tls_handshake_timeout);
+                Box::pin(async move {
+                    match tokio::time::timeout(limit, connecting).await {
+                        Ok(result) => result,
+                        Err(_) => Err(format!(
+                            "no TLS connection within {limit:?} (the connect timeout, then \
+                             --tls-handshake-timeout {handshake:?}): is the upstream speaking TLS?"
+                        )
+                        .into()),
+                    }
+                })
+            }
+            Ok(https) => https.call(dst),
+            Err(no_tls) if is_https => {
+                let why = no_tls.why.clone();
+                Box::pin(async move { Err(why.to_string().into()) })
+            }
+            Err(no_tls) => {
+                let connecting = no_tls.http.call(dst);
+                Box::pin(async move {
+                    connecting
+                        .await
+                        .map(MaybeHttpsStream::Http)
+                        .map_err(Into::into)
+                })
+            }
+        }
+    }
+}
+
+/// What to do about a TLS failure, if `err` is one.
+fn tls_hint(err: &(dyn std::error::Error + 'static), trust: &UpstreamTrust) -> Option<String> {
+    let tls_error = find_rustls_error(err)?;
+    let hint = match tls_error {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            match trust {
+                UpstreamTrust::Unconfigured => "the upstream's certificate is not trusted: \
+                    no CA was given. Pass --upstream-ca FILE with its certificate (`lab realserver \
+                    --tls` writes one and logs where), or --insecure-upstream in a lab"
+                    .to_string(),
+                UpstreamTrust::CaFile(path) => format!(
+                    "the upstream's certificate is not trusted by --upstream-ca {}: is it the \
+                     PEM this upstream wrote at its start (a restarted `lab realserver --tls` \
+                     makes a new one), and is the URL's host one the certificate names?",
+                    path.display()
+                ),
+                UpstreamTrust::Insecure => return None,
+            }
+        }
+        rustls::Error::InvalidMessage(_) => {
+            "the upstream did not answer with TLS: if it serves plain HTTP, write its URL \
+             with http://"
+                .to_string()
+        }
+        _ => return None,
+    };
+    Some(hint)
+}
+
+/// The rustls error in `err`'s causes, looking inside `io::Error`s too (whose
+/// `source()` skips the error they wrap).
+fn find_rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(err);
+    while let Some(current) = next {
+        if let Some(found) = current.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        if let Some(inner) = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && let Some(found) = find_rustls_error(inner)
+        {
+            return Some(found);
+        }
+        next = current.source();
+    }
+    None
 }
 
 /// An error and its causes on one line (`a: b: c`).

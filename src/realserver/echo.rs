@@ -62,7 +62,7 @@ impl EchoReport {
 /// The article's three lines, parsed back (what a learner reads in curl).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextEcho {
-    /// Line 1: `http://ADDR/PATH`.
+    /// Line 1: `http://ADDR/PATH` (`https://` on a TLS server).
     pub url: String,
     pub remote_addr: String,
     pub x_forwarded_for: String,
@@ -114,7 +114,13 @@ pub async fn respond(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         };
         return json(&report);
     }
-    let mut body = three_lines(ctx.server, ctx.peer, parts.uri.path(), &parts.headers);
+    let mut body = three_lines(
+        ctx.scheme,
+        ctx.server,
+        ctx.peer,
+        parts.uri.path(),
+        &parts.headers,
+    );
     if parts.uri.path() == "/" {
         body.push_str(EXPLORE);
     }
@@ -126,8 +132,10 @@ const EXPLORE: &str = "explore: /base/error (500), /test_http_string/test_http_s
 /delay?ms=500, /stream?n=3&ms=300 (chunks and a trailer), /ws (WebSocket echo), /hop-headers; \
 add -H 'Accept: application/json' for JSON; see `lab realserver --help`\n";
 
-/// The article's HelloHandler output, in Go's formatting.
+/// The article's HelloHandler output, in Go's formatting; `scheme` is
+/// `http`, or `https` on a TLS server.
 pub fn three_lines(
+    scheme: &str,
     server: SocketAddr,
     peer: SocketAddr,
     path: &str,
@@ -136,7 +144,7 @@ pub fn three_lines(
     // Go's Header.Get returns the first value only.
     let get = |name: &str| headers.get(name).map(lossy).unwrap_or_default();
     format!(
-        "http://{server}{path}\nRemoteAddr={peer},X-Forwarded-For={},X-Real-Ip={}\nheaders ={}\n",
+        "{scheme}://{server}{path}\nRemoteAddr={peer},X-Forwarded-For={},X-Real-Ip={}\nheaders ={}\n",
         get("x-forwarded-for"),
         get("x-real-ip"),
         go_header_map(headers),
@@ -232,7 +240,7 @@ mod tests {
         headers.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2"));
         let server: SocketAddr = "127.0.0.1:2003".parse().unwrap();
         let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
-        let out = three_lines(server, peer, "/abc", &headers);
+        let out = three_lines("http", server, peer, "/abc", &headers);
         assert_eq!(
             out,
             "http://127.0.0.1:2003/abc\n\

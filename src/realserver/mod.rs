@@ -14,6 +14,9 @@
 //! when the handler returns, so a Go client waits the handler's full 6 s; here
 //! the deadline is enforced when it passes, so the client waits 3 s. Either
 //! way the client gets no response, which is the article's lesson.)
+//!
+//! With a [`ServerTls`] (`lab realserver --tls`) every server speaks HTTPS
+//! instead, and the echo's first line says `https://`.
 
 mod echo;
 mod extras;
@@ -32,6 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::DRAIN_TIMEOUT;
+use crate::tls::ServerTls;
 use crate::{net, server};
 
 /// The response header that names the server which answered.
@@ -62,6 +66,16 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with(addrs, config, None, shutdown).await
+}
+
+/// [`run`], serving HTTPS when `tls` is given (`lab realserver --tls`).
+pub async fn run_with(
+    addrs: &[SocketAddr],
+    config: Config,
+    tls: Option<ServerTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let mut listeners = Vec::with_capacity(addrs.len());
     for &addr in addrs {
         listeners.push(net::bind(addr, "--addr").await?);
@@ -77,14 +91,36 @@ pub async fn run(
             .context("listener has no local address")?;
         tracing::info!("Starting httpserver at {addr}");
         bound.push(addr);
-        servers.push(tokio::spawn(serve(
+        servers.push(tokio::spawn(serve_with(
             listener,
             config.clone(),
+            tls.clone(),
             stop.clone().cancelled_owned(),
         )));
     }
     if let Some(first) = bound.first() {
-        tracing::info!("try: curl -s http://{first}/abc   (Ctrl-C stops the servers)");
+        match tls.as_ref().map(ServerTls::cert_file) {
+            None => tracing::info!("try: curl -s http://{first}/abc   (Ctrl-C stops the servers)"),
+            Some(None) => {
+                tracing::info!("try: curl -sk https://{first}/abc   (Ctrl-C stops the servers)")
+            }
+            Some(Some(cert)) => {
+                let cert = cert.display().to_string();
+                let cert = if cert.contains(char::is_whitespace) {
+                    format!("'{cert}'")
+                } else {
+                    cert
+                };
+                tracing::info!(
+                    "HTTPS with a certificate made just now for {}, signed by itself; \
+                     clients trust it through its PEM, written to {cert}",
+                    crate::tls::LOCAL_NAMES.join(", ")
+                );
+                tracing::info!(
+                    "try: curl --cacert {cert} https://{first}/abc   (Ctrl-C stops the servers)"
+                );
+            }
+        }
     }
 
     shutdown.await;
@@ -107,11 +143,21 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts a real server on `listener` (bind port 0 to get a free port).
     pub fn start(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
+        Self::start_with(listener, config, None)
+    }
+
+    /// [`RunningServer::start`], serving HTTPS when `tls` is given.
+    pub fn start_with(
+        listener: TcpListener,
+        config: Config,
+        tls: Option<ServerTls>,
+    ) -> anyhow::Result<Self> {
         let addr = listener
             .local_addr()
             .context("listener has no local address")?;
         let stop = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, config, stop.clone().cancelled_owned()));
+        let shutdown = stop.clone().cancelled_owned();
+        let task = tokio::spawn(serve_with(listener, config, tls, shutdown));
         Ok(RunningServer { addr, stop, task })
     }
 
@@ -140,15 +186,30 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    server::serve(listener, shutdown, move |conn| {
+    serve_with(listener, config, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given (see [`crate::server::serve_tls`]).
+pub async fn serve_with(
+    listener: TcpListener,
+    config: Config,
+    tls: Option<ServerTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let make_service = move |conn: server::Conn| {
         let ctx = routes::Ctx {
             server: conn.local,
             peer: conn.peer,
+            scheme,
             write_timeout: config.write_timeout,
             stop: conn.stop,
             tasks: conn.tasks,
         };
         hyper::service::service_fn(move |req| routes::handle(ctx.clone(), req))
-    })
-    .await
+    };
+    match tls {
+        None => server::serve(listener, shutdown, make_service).await,
+        Some(tls) => server::serve_tls(listener, tls.acceptor(), shutdown, make_service).await,
+    }
 }

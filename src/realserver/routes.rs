@@ -31,6 +31,8 @@ pub struct Ctx {
     pub server: SocketAddr,
     /// The TCP peer of this connection: Go's `req.RemoteAddr`.
     pub peer: SocketAddr,
+    /// `http`, or `https` when the server speaks TLS (the echo's first line).
+    pub scheme: &'static str,
     pub write_timeout: Duration,
     /// Cancelled at shutdown; long-lived WebSocket echoes close on it.
     pub stop: CancellationToken,

@@ -1,0 +1,838 @@
+//! `lab forward`, the forward proxy (正向代理), on real sockets: curl
+//! (`curl -x`, `curl -p -x`) and reqwest (`Proxy::http`) through it to the
+//! article's real server, in this process through `lab::proxy::forward::serve`
+//! and as the `lab forward` binary.
+//!
+//! Every server listens on 127.0.0.1 port 0; every wait is bounded.
+
+use std::net::SocketAddr;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http::StatusCode;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use lab::probe::{Exchange, Probe};
+use lab::proxy::forward::{self, ForwardConfig, ParentProxy};
+use lab::realserver::{Config, EchoReport, RunningServer, SERVER_HEADER};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_util::sync::CancellationToken;
+
+/// The longest any single step of a test may take before it is a failure.
+const STEP: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------
+// Helpers: proxies, servers, curl, raw HTTP
+// ---------------------------------------------------------------------------
+
+async fn real_server() -> RunningServer {
+    RunningServer::start_on_free_port(Config::default())
+        .await
+        .expect("a real server starts on 127.0.0.1:0")
+}
+
+/// A forward proxy running in this process.
+struct Forward {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Forward {
+    async fn start(config: ForwardConfig) -> Forward {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Forward::start_on(listener, config)
+    }
+
+    fn start_on(listener: TcpListener, config: ForwardConfig) -> Forward {
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(forward::serve(
+            listener,
+            config,
+            stop.clone().cancelled_owned(),
+        ));
+        Forward { addr, stop, task }
+    }
+
+    /// A proxy that may also tunnel to `server`'s port.
+    async fn allowing(server: &RunningServer) -> Forward {
+        Forward::start(ForwardConfig::default().allow_connect_port(server.addr().port())).await
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn shutdown(self) {
+        self.stop.cancel();
+        tokio::time::timeout(STEP, self.task)
+            .await
+            .expect("the forward proxy stops within the step timeout")
+            .expect("forward proxy task")
+            .expect("the forward proxy stops cleanly");
+    }
+}
+
+/// Runs curl (bounded), with no proxy settings from the environment.
+async fn curl(args: &[&str]) -> Output {
+    let mut command = Command::new("curl");
+    command
+        .args(["--silent", "--show-error", "--max-time", "10"])
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for var in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+    ] {
+        command.env_remove(var);
+    }
+    tokio::time::timeout(STEP, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("curl {args:?} did not finish within {STEP:?}"))
+        .expect("run curl (it is installed at /usr/bin/curl)")
+}
+
+fn stdout_ok(output: &Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what}: curl failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn parse_echo(json: &str) -> EchoReport {
+    serde_json::from_str(json).unwrap_or_else(|err| panic!("not the JSON echo ({err}): {json}"))
+}
+
+/// The header lines of `curl -D -` output, lower-cased names.
+fn curl_headers(dump: &str) -> Vec<(String, String)> {
+    dump.split("\r\n")
+        .skip(1) // the status line
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect()
+}
+
+async fn send(addr: SocketAddr, probe: Probe) -> Exchange {
+    let path = probe.path.clone();
+    probe
+        .send(addr)
+        .await
+        .unwrap_or_else(|err| panic!("{} {path} to {addr}: {err:#}", probe.method))
+}
+
+/// Reads a response head (up to its blank line) byte by byte, so that not
+/// one byte after it is consumed.
+async fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let read = async {
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read_u8().await {
+                Ok(byte) => head.push(byte),
+                Err(err) => panic!(
+                    "connection ended in a response head ({err}): {:?}",
+                    String::from_utf8_lossy(&head)
+                ),
+            }
+        }
+    };
+    tokio::time::timeout(STEP, read)
+        .await
+        .expect("a response head within the step timeout");
+    String::from_utf8(head).expect("the head is text")
+}
+
+fn status_of(head: &str) -> u16 {
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"))
+}
+
+/// Sends `CONNECT target` and returns the stream and the response head.
+async fn connect(proxy: SocketAddr, target: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(proxy)
+        .await
+        .expect("connect to the proxy");
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    (stream, head)
+}
+
+/// A refused CONNECT: its status and its body (Content-Length framed).
+async fn refused_connect(proxy: SocketAddr, target: &str) -> (u16, String) {
+    let (mut stream, head) = connect(proxy, target).await;
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no Content-Length in {head:?}"));
+    let mut body = vec![0u8; length];
+    tokio::time::timeout(STEP, stream.read_exact(&mut body))
+        .await
+        .expect("the body within the step timeout")
+        .expect("read the body");
+    (
+        status_of(&head),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// A free port with nothing listening on it.
+async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Plain HTTP through the proxy: curl and reqwest
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn curl_x_appends_x_forwarded_for_and_drops_proxy_headers() {
+    let server = real_server().await;
+    let proxy = Forward::start(ForwardConfig::default()).await;
+
+    let url = format!("http://{}/abc?x=1", server.addr());
+    let output = curl(&[
+        "-x",
+        &proxy.url(),
+        "--proxy-user",
+        "user:pw", // curl sends Proxy-Authorization: Basic …
+        "-H",
+        "Proxy-Connection: keep-alive",
+        "-H",
+        "X-Forwarded-For: 1.2.3.4",
+        "-H",
+        "Connection: X-Foo",
+        "-H",
+        "X-Foo: 1",
+        "-H",
+        "Accept: application/json",
+        &url,
+    ])
+    .await;
+    let seen = parse_echo(&stdout_ok(&output, "curl -x"));
+
+    assert_eq!(seen.server, server.addr().to_string());
+    // Absolute-form at the proxy, origin-form at the server.
+    assert_eq!(seen.uri, "/abc?x=1");
+    assert_eq!(
+        seen.header_values("x-forwarded-for"),
+        ["1.2.3.4, 127.0.0.1"],
+        "{:?}",
+        seen.headers
+    );
+    for name in [
+        "proxy-connection",
+        "proxy-authorization",
+        "connection",
+        "x-foo",
+    ] {
+        assert!(
+            seen.header_values(name).is_empty(),
+            "{name} is for one hop only, the server must not see it: {:?}",
+            seen.headers
+        );
+    }
+    assert_eq!(seen.header_values("host"), [server.addr().to_string()]);
+    let via = seen.header_values("via");
+    assert_eq!(via.len(), 1, "{:?}", seen.headers);
+    assert!(via[0].starts_with("1.1 lab-forward-"), "{via:?}");
+    // The article's forward proxy sets only X-Forwarded-For.
+    assert!(seen.header_values("x-real-ip").is_empty());
+
+    proxy.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn curl_x_gets_the_response_without_hop_by_hop_headers() {
+    let server = real_server().await;
+    let proxy = Forward::start(ForwardConfig::default()).await;
+
+    let url = format!("http://{}/hop-headers", server.addr());
+    let output = curl(&["-x", &proxy.url(), "-D", "-", "-o", "/dev/null", &url]).await;
+    let dump = stdout_ok(&output, "curl -D -");
+    assert!(dump.starts_with("HTTP/1.1 200"), "{dump}");
+    let headers = curl_headers(&dump);
+    let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+    // It came from the real server...
+    assert!(names.contains(&SERVER_HEADER), "{dump}");
+    assert!(names.contains(&"via"), "{dump}");
+    // ...without the three hop-by-hop headers it sent.
+    assert!(!names.contains(&"x-hop"), "{dump}");
+    assert!(!names.contains(&"keep-alive"), "{dump}");
+    assert!(
+        headers
+            .iter()
+            .all(|(n, v)| n != "connection" || !v.contains("X-Hop")),
+        "{dump}"
+    );
+
+    proxy.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+fn reqwest_through(proxy: &Forward) -> reqwest::Client {
+    reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(proxy.url()).expect("a proxy URL"))
+        .timeout(STEP)
+        .build()
+        .expect("a reqwest client")
+}
+
+#[tokio::test]
+async fn reqwest_proxy_http_works_the_same() {
+    let server = real_server().await;
+    let proxy = Forward::start(ForwardConfig::default()).await;
+    let client = reqwest_through(&proxy);
+
+    let response = client
+        .get(format!("http://{}/abc", server.addr()))
+        .header("Accept", "application/json")
+        .header("X-Forwarded-For", "1.2.3.4")
+        .send()
+        .await
+        .expect("a response through the proxy");
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen: EchoReport = response.json().await.expect("the JSON echo");
+    assert_eq!(
+        seen.header_values("x-forwarded-for"),
+        ["1.2.3.4, 127.0.0.1"]
+    );
+    assert_eq!(seen.uri, "/abc");
+
+    let response = client
+        .get(format!("http://{}/hop-headers", server.addr()))
+        .send()
+        .await
+        .expect("a response through the proxy");
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    assert!(headers.contains_key(SERVER_HEADER), "{headers:?}");
+    assert!(!headers.contains_key("x-hop"), "{headers:?}");
+    assert!(!headers.contains_key("keep-alive"), "{headers:?}");
+    assert!(!headers.contains_key("connection"), "{headers:?}");
+
+    proxy.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn chained_proxies_grow_x_forwarded_for_and_via_hop_by_hop() {
+    let server = real_server().await;
+    // client → A → B → real server.
+    let b = Forward::start(ForwardConfig::default()).await;
+    let parent: ParentProxy = b.url().parse().expect("a parent proxy URL");
+    let a = Forward::start(ForwardConfig::default().parent_proxy(parent)).await;
+    let url = format!("http://{}/abc", server.addr());
+
+    let client = reqwest_through(&a);
+    let seen: EchoReport = client
+        .get(&url)
+        .header("Accept", "application/json")
+        .header("X-Forwarded-For", "1.2.3.4")
+        .send()
+        .await
+        .expect("a response through two proxies")
+        .json()
+        .await
+        .expect("the JSON echo");
+    assert_eq!(
+        seen.header_values("x-forwarded-for"),
+        ["1.2.3.4, 127.0.0.1, 127.0.0.1"],
+        "each proxy appends the address it saw: {:?}",
+        seen.headers
+    );
+    let via: Vec<&str> = seen
+        .header_values("via")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    assert_eq!(via.len(), 2, "one Via entry per proxy: {via:?}");
+    assert_ne!(via[0], via[1], "two different proxies: {via:?}");
+
+    // One proxy alone appends once: the chain is what made it grow.
+    let one_hop: EchoReport = reqwest_through(&b)
+        .get(&url)
+        .header("Accept", "application/json")
+        .header("X-Forwarded-For", "1.2.3.4")
+        .send()
+        .await
+        .expect("a response through one proxy")
+        .json()
+        .await
+        .expect("the JSON echo");
+    assert_eq!(
+        one_hop.header_values("x-forwarded-for"),
+        ["1.2.3.4, 127.0.0.1"]
+    );
+
+    a.shutdown().await;
+    b.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through_in_absolute_form() {
+    let server = real_server().await;
+    let proxy = Forward::start(ForwardConfig::default()).await;
+
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let request = format!(
+        "GET http://{0}/ws HTTP/1.1\r\nHost: {0}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert_eq!(status_of(&head), 101, "{head}");
+    // RFC 6455's example key gives this accept value.
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+
+    let mut ws = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
+    ws.send(Message::text("through the proxy")).await.unwrap();
+    let echoed = tokio::time::timeout(STEP, ws.next())
+        .await
+        .expect("an echo within the step timeout");
+    assert_eq!(echoed.unwrap().unwrap(), Message::text("through the proxy"));
+    ws.close(None).await.unwrap();
+
+    proxy.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Refusals
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn origin_form_request_is_a_400_that_explains_curl_x() {
+    let proxy = Forward::start(ForwardConfig::default()).await;
+    let exchange = send(proxy.addr, Probe::get("/abc")).await;
+    assert_eq!(exchange.status, StatusCode::BAD_REQUEST);
+    let text = exchange.text();
+    assert!(text.contains("forward proxy"), "{text}");
+    assert!(
+        text.contains(&format!("curl -x http://{}", proxy.addr)),
+        "{text}"
+    );
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_for_the_proxy_itself_are_refused_as_loops() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let port = addr.port();
+    // Even with CONNECT to its own port allowed.
+    let proxy = Forward::start_on(listener, ForwardConfig::default().allow_connect_port(port));
+    for url in [
+        format!("http://{addr}/abc"),
+        format!("http://localhost:{port}/abc"),
+        format!("http://127.0.0.2:{port}/abc"),
+    ] {
+        let exchange = send(addr, Probe::get(&url)).await;
+        assert_eq!(exchange.status, StatusCode::LOOP_DETECTED, "{url}");
+        assert!(
+            exchange.text().contains("this proxy itself"),
+            "{}",
+            exchange.text()
+        );
+    }
+    for target in [addr.to_string(), format!("localhost:{port}")] {
+        let (status, body) = refused_connect(addr, &target).await;
+        assert_eq!(status, 508, "CONNECT {target}: {body}");
+        assert!(body.contains("loop"), "{body}");
+    }
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_loop_through_a_parent_is_caught_by_via() {
+    // A proxy whose parent is itself: the request comes back carrying its
+    // own Via entry, which it refuses.
+    let server = real_server().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let parent: ParentProxy = format!("http://{addr}").parse().unwrap();
+    let proxy = Forward::start_on(listener, ForwardConfig::default().parent_proxy(parent));
+
+    let exchange = send(addr, Probe::get(&format!("http://{}/abc", server.addr()))).await;
+    assert_eq!(
+        exchange.status,
+        StatusCode::LOOP_DETECTED,
+        "{}",
+        exchange.text()
+    );
+    assert!(exchange.text().contains("Via"), "{}", exchange.text());
+    proxy.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_target_is_a_502_naming_it() {
+    let proxy = Forward::start(ForwardConfig::default()).await;
+    let nowhere = closed_port().await;
+    let exchange = send(proxy.addr, Probe::get(&format!("http://{nowhere}/abc"))).await;
+    assert_eq!(exchange.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        exchange.text().contains(&nowhere.to_string()),
+        "{}",
+        exchange.text()
+    );
+
+    // The same for a tunnel.
+    let proxy2 = Forward::start(ForwardConfig::default().allow_connect_port(nowhere.port())).await;
+    let (status, body) = refused_connect(proxy2.addr, &nowhere.to_string()).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains(&nowhere.to_string()), "{body}");
+    proxy.shutdown().await;
+    proxy2.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// CONNECT tunnels
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn curl_proxytunnel_reaches_an_allowed_port() {
+    let server = real_server().await;
+    let proxy = Forward::allowing(&server).await;
+
+    let url = format!("http://{}/abc", server.addr());
+    let output = curl(&[
+        "-p",
+        "-x",
+        &proxy.url(),
+        "-H",
+        "Accept: application/json",
+        "-H",
+        "X-Forwarded-For: 1.2.3.4",
+        &url,
+    ])
+    .await;
+    let seen = parse_echo(&stdout_ok(&output, "curl -p -x"));
+    assert_eq!(seen.server, server.addr().to_string());
+    // Inside a tunnel the proxy only copies bytes: it cannot append to
+    // X-Forwarded-For or add Via, and the client's headers arrive as sent.
+    assert_eq!(seen.header_values("x-forwarded-for"), ["1.2.3.4"]);
+    assert!(seen.header_values("via").is_empty(), "{:?}", seen.headers);
+
+    proxy.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn curl_https_through_a_connect_tunnel_keeps_tls_end_to_end() {
+    // `lab realserver --tls`: a self-signed certificate, its PEM written for
+    // curl's --cacert. curl asks the proxy for `CONNECT 127.0.0.1:PORT` on
+    // its own for an https:// URL, then speaks TLS inside the tunnel.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let cert = dir.path().join("cert.pem");
+    let tls = lab::tls::ServerTls::self_signed(&cert).expect("a self-signed certificate");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = RunningServer::start_with(listener, Config::default(), Some(tls))
+        .expect("an HTTPS real server");
+    let proxy = Forward::allowing(&server).await;
+
+    let url = format!("https://{}/abc", server.addr());
+    let cacert = cert.to_str().expect("a UTF-8 path");
+    let output = curl(&[
+        "--cacert",
+        cacert,
+        "-x",
+        &proxy.url(),
+        "-H",
+        "Accept: application/json",
+        &url,
+    ])
+    .await;
+    let seen = parse_echo(&stdout_ok(&output, "curl https:// through the proxy"));
+    assert_eq!(seen.server, server.addr().to_string());
+    assert_eq!(seen.uri, "/abc");
+    // The proxy saw only ciphertext: it added nothing.
+    assert!(seen.header_values("x-forwarded-for").is_empty());
+    assert!(seen.header_values("via").is_empty(), "{:?}", seen.headers);
+
+    // Without the certificate curl refuses the server, not the proxy: the
+    // tunnel itself was fine.
+    let untrusted = curl(&["-x", &proxy.url(), &url]).await;
+    assert!(!untrusted.status.success(), "curl must not trust it");
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+
+    proxy.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn connect_to_a_port_not_allowed_is_a_403_that_says_how_to_allow_it() {
+    let server = real_server().await;
+    let proxy = Forward::start(ForwardConfig::default()).await;
+    let port = server.addr().port();
+
+    let (status, body) = refused_connect(proxy.addr, &server.addr().to_string()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains(&format!("--allow-connect-port {port}")),
+        "{body}"
+    );
+
+    let url = format!("http://{}/abc", server.addr());
+    let output = curl(&["-p", "-x", &proxy.url(), &url]).await;
+    assert!(!output.status.success(), "curl must fail");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("403"), "{stderr}");
+
+    proxy.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tunnel_passes_a_half_close_on() {
+    // A TCP server that reads until the client's EOF, then answers and closes:
+    // it only answers if the proxy passes the half-close on.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut received = Vec::new();
+        stream
+            .read_to_end(&mut received)
+            .await
+            .expect("read to EOF");
+        let answer = format!("received {} bytes", received.len());
+        stream.write_all(answer.as_bytes()).await.unwrap();
+    });
+    let proxy = Forward::start(ForwardConfig::default().allow_connect_port(target.port())).await;
+
+    let (mut tunnel, head) = connect(proxy.addr, &target.to_string()).await;
+    assert_eq!(status_of(&head), 200, "{head}");
+    tunnel.write_all(&[7u8; 1000]).await.unwrap();
+    tunnel.shutdown().await.expect("half-close our side");
+    let mut answer = String::new();
+    tokio::time::timeout(STEP, tunnel.read_to_string(&mut answer))
+        .await
+        .expect("the answer after our EOF")
+        .expect("read the answer");
+    assert_eq!(answer, "received 1000 bytes");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_an_open_tunnel_and_completes() {
+    let server = real_server().await;
+    let proxy = Forward::allowing(&server).await;
+
+    let (tunnel, head) = connect(proxy.addr, &server.addr().to_string()).await;
+    assert_eq!(status_of(&head), 200, "{head}");
+    // A keep-alive HTTP exchange through the tunnel; the tunnel stays open.
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tunnel))
+        .await
+        .expect("HTTP/1.1 over the tunnel");
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get("/abc")
+        .header("host", server.addr().to_string())
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.expect("a response");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body().collect().await.expect("the body");
+    assert!(!connection.is_finished(), "the tunnel is still open");
+
+    // Well within the 10 s drain timeout: shutdown closes the tunnel
+    // instead of waiting for it.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        proxy.stop.cancel();
+        proxy.task.await
+    })
+    .await
+    .expect("shutdown does not wait for the open tunnel")
+    .expect("forward proxy task")
+    .expect("the proxy stops cleanly");
+    tokio::time::timeout(STEP, connection)
+        .await
+        .expect("the tunnel is closed by the shutdown")
+        .expect("connection task")
+        .ok();
+
+    server.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// The binary
+// ---------------------------------------------------------------------------
+
+fn lab_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lab"));
+    command
+        .arg("--color")
+        .arg("never")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// `lab` with its stderr read line by line; killed if the test ends first.
+struct LabProcess {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    log: Vec<String>,
+}
+
+impl LabProcess {
+    fn spawn(args: &[&str]) -> LabProcess {
+        let mut child = lab_command(args).spawn().expect("spawn lab");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LabProcess {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// Reads stderr until a line contains `mark`; returns that line.
+    async fn wait_for(&mut self, mark: &str) -> String {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let line = match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => line,
+                Ok(None) => panic!(
+                    "lab exited before logging {mark:?}; stderr:\n{}",
+                    self.log()
+                ),
+                Err(_) => panic!(
+                    "lab did not log {mark:?} within {STEP:?}; stderr:\n{}",
+                    self.log()
+                ),
+            };
+            self.log.push(line.clone());
+            if line.contains(mark) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits for `server on ADDR` and returns ADDR.
+    async fn listening(&mut self) -> SocketAddr {
+        let line = self.wait_for("server on ").await;
+        let (_, rest) = line.split_once("server on ").unwrap_or_default();
+        let addr = rest.split_whitespace().next().unwrap_or_default();
+        addr.parse()
+            .unwrap_or_else(|_| panic!("bad address in log line {line:?}"))
+    }
+
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running");
+        let kill = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(kill.success(), "kill -TERM failed");
+        let status = tokio::time::timeout(STEP, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("lab did not exit within {STEP:?}"))
+            .expect("wait for lab");
+        while let Ok(Some(line)) = tokio::time::timeout(STEP, self.lines.recv()).await {
+            self.log.push(line);
+        }
+        status
+    }
+
+    fn log(&self) -> String {
+        self.log.join("\n")
+    }
+}
+
+#[tokio::test]
+async fn binary_proxies_curl_logs_each_request_and_stops_on_sigterm() {
+    let server = real_server().await;
+    let port = server.addr().port().to_string();
+    let mut lab = LabProcess::spawn(&[
+        "-v",
+        "forward",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-connect-port",
+        &port,
+    ]);
+    let addr = lab.listening().await;
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    let proxy = format!("http://{addr}");
+    let url = format!("http://{}/abc", server.addr());
+
+    let plain = curl(&["-x", &proxy, "-H", "Accept: application/json", &url]).await;
+    let seen = parse_echo(&stdout_ok(&plain, "curl -x through the binary"));
+    assert_eq!(seen.header_values("x-forwarded-for"), ["127.0.0.1"]);
+    let tunnelled = curl(&["-p", "-x", &proxy, "-H", "Accept: application/json", &url]).await;
+    let seen = parse_echo(&stdout_ok(&tunnelled, "curl -p -x through the binary"));
+    assert!(seen.header_values("x-forwarded-for").is_empty());
+
+    // The article's log line, at debug (-v).
+    lab.wait_for(&format!("Received request GET {}", server.addr()))
+        .await;
+    lab.wait_for(&format!("Received request CONNECT {}", server.addr()))
+        .await;
+
+    let status = lab.terminate().await;
+    assert_eq!(status.code(), Some(0), "{status}; stderr:\n{}", lab.log());
+    let log = lab.log();
+    assert!(!log.contains("OPEN PROXY"), "loopback is not open: {log}");
+    assert!(!log.contains("panicked"), "{log}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn binary_warns_loudly_when_listening_beyond_loopback() {
+    let mut lab = LabProcess::spawn(&["forward", "--listen", "0.0.0.0:0"]);
+    let addr = lab.listening().await;
+    assert!(addr.ip().is_unspecified(), "{addr}");
+    let warning = lab.wait_for("OPEN PROXY").await;
+    assert!(
+        warning.contains("127.0.0.1:"),
+        "says how to fix it: {warning}"
+    );
+    let status = lab.terminate().await;
+    assert_eq!(status.code(), Some(0), "{status}; stderr:\n{}", lab.log());
+}
