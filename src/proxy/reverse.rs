@@ -292,6 +292,9 @@ fn describe(err: &TransportError, upstream: &Upstream) -> String {
         TransportError::Connect(detail) => format!(
             "cannot reach the upstream {upstream} ({detail}). Is it running? Start the real servers with `lab realserver`."
         ),
+        TransportError::Tls(detail) => {
+            format!("cannot speak TLS with the upstream {upstream}: {detail}")
+        }
         TransportError::Broken(detail) => {
             format!(
                 "the upstream {upstream} closed the connection without a complete response ({detail})"

@@ -112,6 +112,9 @@ pub enum TransportError {
     Connect(String),
     #[error("the upstream connection failed before a response: {0}")]
     Broken(String),
+    /// The TLS handshake failed: a trust or protocol problem, not a dead upstream.
+    #[error("TLS with the upstream failed: {0}")]
+    Tls(String),
 }
 
 /// A pooled HTTP/1.1 client for upstream requests, `http://` and `https://`.
@@ -192,6 +195,7 @@ impl Transport {
             if let Some(hint) = tls_hint(&err, &self.trust) {
                 detail.push_str(" — ");
                 detail.push_str(&hint);
+                return TransportError::Tls(detail);
             }
             if err.is_connect() {
                 TransportError::Connect(detail)
