@@ -181,8 +181,8 @@ async fn transport_without_trust_refuses_and_says_it_is_the_certificate() {
     let err = fetch(&transport(&TransportConfig::default()), &url)
         .await
         .expect_err("an untrusted upstream is refused");
-    let TransportError::Connect(detail) = &err else {
-        panic!("expected a connect error, got {err:?}");
+    let TransportError::Tls(detail) = &err else {
+        panic!("expected a TLS error, got {err:?}");
     };
     assert!(detail.contains("certificate"), "{detail}");
     assert!(detail.contains("--upstream-ca"), "{detail}");
