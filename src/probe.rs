@@ -69,6 +69,18 @@ impl Probe {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}: is the server running there?"))?;
+        self.exchange(stream, addr).await
+    }
+
+    /// Sends it on a connection that is already open (e.g. a CONNECT tunnel
+    /// through a forward proxy), naming `addr` in the Host header.
+    pub async fn send_on(&self, stream: TcpStream, addr: SocketAddr) -> anyhow::Result<Exchange> {
+        tokio::time::timeout(TIMEOUT, self.exchange(stream, addr))
+            .await
+            .with_context(|| format!("no answer from {addr} within {TIMEOUT:?}"))?
+    }
+
+    async fn exchange(&self, stream: TcpStream, addr: SocketAddr) -> anyhow::Result<Exchange> {
         let local_addr = stream.local_addr()?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await

@@ -256,3 +256,49 @@ where
     tracing::debug!("{local}: stopped");
     Ok(())
 }
+
+/// A listener served on a task of this process, stopped on demand: what the
+/// labs and tests use to run real servers and proxies beside each other.
+pub struct Background {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Background {
+    /// Spawns `serve(listener, shutdown)`; `shutdown` resolves when
+    /// [`Background::shutdown`] is called.
+    pub fn spawn<F, Fut>(listener: TcpListener, serve: F) -> anyhow::Result<Background>
+    where
+        F: FnOnce(TcpListener, tokio_util::sync::WaitForCancellationFutureOwned) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let addr = listener
+            .local_addr()
+            .context("listener has no local address")?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, stop.clone().cancelled_owned()));
+        Ok(Background { addr, stop, task })
+    }
+
+    /// Binds a free loopback port and spawns `serve` on it.
+    pub async fn spawn_on_free_port<F, Fut>(serve: F) -> anyhow::Result<Background>
+    where
+        F: FnOnce(TcpListener, tokio_util::sync::WaitForCancellationFutureOwned) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = crate::net::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "--listen").await?;
+        Self::spawn(listener, serve)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits for it.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await.context("a background server panicked")?
+    }
+}

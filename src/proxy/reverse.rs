@@ -379,42 +379,31 @@ impl ReverseProxy {
 }
 
 /// A `lab proxy` running in the background of this process (labs, tests).
-pub struct RunningProxy {
-    addr: SocketAddr,
-    stop: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+pub struct RunningProxy(server::Background);
 
 impl RunningProxy {
     /// Starts a proxy on a free loopback port, configured by `lab proxy`
     /// flags (anything but `--listen`), e.g. `["--upstream", "http://…/base"]`.
     pub async fn start(flags: &[&str]) -> anyhow::Result<RunningProxy> {
-        let argv = ["lab", "proxy", "--listen", "127.0.0.1:0"]
-            .into_iter()
-            .chain(flags.iter().copied());
+        let argv = ["lab", "proxy"].into_iter().chain(flags.iter().copied());
         let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(argv)
             .map_err(|e| anyhow::anyhow!("bad proxy flags {flags:?}: {e}"))?;
         let crate::cli::Command::Proxy(args) = cli.command else {
             anyhow::bail!("not a proxy command line");
         };
-        let listener = crate::net::bind(args.listen, "--listen").await?;
-        let addr = listener.local_addr()?;
-        let stop = tokio_util::sync::CancellationToken::new();
         let proxy = Arc::new(ReverseProxy::from_args(&args));
-        let task = tokio::spawn(proxy.serve(listener, stop.clone().cancelled_owned()));
-        Ok(RunningProxy { addr, stop, task })
+        server::Background::spawn_on_free_port(|listener, shutdown| proxy.serve(listener, shutdown))
+            .await
+            .map(RunningProxy)
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 
     /// Stops it and waits for requests in flight.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.stop.cancel();
-        self.task
-            .await
-            .map_err(|e| anyhow::anyhow!("proxy task failed: {e}"))?
+        self.0.shutdown().await
     }
 }

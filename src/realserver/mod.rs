@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::DRAIN_TIMEOUT;
@@ -134,11 +133,7 @@ pub async fn run_with(
 }
 
 /// A real server running in the background of this process, for labs and tests.
-pub struct RunningServer {
-    addr: SocketAddr,
-    stop: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
-}
+pub struct RunningServer(server::Background);
 
 impl RunningServer {
     /// Starts a real server on `listener` (bind port 0 to get a free port).
@@ -152,13 +147,10 @@ impl RunningServer {
         config: Config,
         tls: Option<ServerTls>,
     ) -> anyhow::Result<Self> {
-        let addr = listener
-            .local_addr()
-            .context("listener has no local address")?;
-        let stop = CancellationToken::new();
-        let shutdown = stop.clone().cancelled_owned();
-        let task = tokio::spawn(serve_with(listener, config, tls, shutdown));
-        Ok(RunningServer { addr, stop, task })
+        server::Background::spawn(listener, |listener, shutdown| {
+            serve_with(listener, config, tls, shutdown)
+        })
+        .map(RunningServer)
     }
 
     /// Binds `127.0.0.1:0` and starts a real server there.
@@ -169,13 +161,12 @@ impl RunningServer {
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 
     /// Stops accepting, lets requests in flight finish, and waits for it.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.stop.cancel();
-        self.task.await.context("real server task panicked")?
+        self.0.shutdown().await
     }
 }
 

@@ -7,7 +7,9 @@
 //! compares them with the learner's answers.
 
 mod director;
+mod forward_proxy;
 mod modify_and_errors;
+mod naive_reverse_proxy;
 mod proxy_basics;
 mod serve_http_internals;
 mod special_headers;
@@ -27,6 +29,8 @@ pub type Scenario = for<'a> fn(&'a mut Findings) -> BoxFuture<'a, anyhow::Result
 pub const SLUGS: &[&str] = &[
     "proxy-basics",
     "special-headers",
+    "forward-proxy",
+    "naive-reverse-proxy",
     "director",
     "modify-and-errors",
     "serve-http-internals",
@@ -40,6 +44,8 @@ pub fn scenario(slug: &str) -> Option<Scenario> {
     match slug {
         "proxy-basics" => Some(proxy_basics::run),
         "special-headers" => Some(special_headers::run),
+        "forward-proxy" => Some(forward_proxy::run),
+        "naive-reverse-proxy" => Some(naive_reverse_proxy::run),
         "director" => Some(director::run),
         "modify-and-errors" => Some(modify_and_errors::run),
         "serve-http-internals" => Some(serve_http_internals::run),
