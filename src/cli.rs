@@ -63,10 +63,13 @@ Endpoints (on every address):
   .../stream?n=N&ms=M        N chunks M ms apart, then a trailer (send 'TE: trailers' to receive it)
   .../ws                     WebSocket echo
   .../hop-headers            a response carrying hop-by-hop headers (Connection: X-Hop)
+  .../bytes?n=N              N bytes of a verifiable pattern (byte i = i mod 251): a big download
 
 Examples:
   lab realserver
   lab realserver --addr 127.0.0.1:2013 --addr 127.0.0.1:2014
+  lab realserver --tls            HTTPS with a certificate made at start (its path is logged)
+  curl --cacert /tmp/lab-realserver-cert.pem https://127.0.0.1:2003/abc
   curl -s '127.0.0.1:2003/abc?x=1' -H 'X-Forwarded-For: 1.2.3.4'
   curl -s 127.0.0.1:2003/abc -H 'Accept: application/json'
   curl -s --raw -H 'TE: trailers' '127.0.0.1:2003/stream?n=3&ms=300'")]

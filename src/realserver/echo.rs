@@ -129,7 +129,8 @@ pub async fn respond(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
 
 /// Printed under the echo at `/`, so a learner can find the other endpoints.
 const EXPLORE: &str = "explore: /base/error (500), /test_http_string/test_http_string/aaa (write timeout), \
-/delay?ms=500, /stream?n=3&ms=300 (chunks and a trailer), /ws (WebSocket echo), /hop-headers; \
+/delay?ms=500, /stream?n=3&ms=300 (chunks and a trailer), /ws (WebSocket echo), /hop-headers, \
+/bytes?n=1000000 (a big download); \
 add -H 'Accept: application/json' for JSON; see `lab realserver --help`\n";
 
 /// The article's HelloHandler output, in Go's formatting; `scheme` is
