@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //!
+//! - [`balance`]: the four load balancers behind one trait, and their factory.
 //! - [`cli`]: every command-line definition (clap derive), nothing else.
 //! - [`output`]: presentation decided in one place: colour, tables, ✓/✗ marks.
 //! - [`net`]: binding listeners with errors that say what to do, and the
@@ -20,6 +21,7 @@
 //!
 //! `main.rs` only parses the command line and calls [`run`].
 
+pub mod balance;
 pub mod cli;
 pub mod labs;
 pub mod net;
