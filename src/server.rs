@@ -178,7 +178,10 @@ where
         .local_addr()
         .context("listener has no local address")?;
     let tasks = TaskTracker::new();
+    // `stop` asks connections to finish their request in flight and close;
+    // `abort`, after the drain timeout, closes whatever is still open.
     let stop = CancellationToken::new();
+    let abort = CancellationToken::new();
     tokio::pin!(shutdown);
 
     loop {
@@ -203,6 +206,7 @@ where
             tasks: tasks.clone(),
         });
         let stop = stop.clone();
+        let abort = abort.clone();
         let handshake = handshake.clone();
         tasks.spawn(async move {
             // Plain: ready at once (biased: polled first, nothing else is).
@@ -228,7 +232,11 @@ where
                 result = conn.as_mut() => result,
                 () = stop.cancelled() => {
                     conn.as_mut().graceful_shutdown();
-                    conn.await
+                    tokio::select! {
+                        result = conn.as_mut() => result,
+                        // Dropping the connection closes its socket.
+                        () = abort.cancelled() => return,
+                    }
                 }
             };
             if let Err(err) = result {
@@ -252,6 +260,9 @@ where
             "{local}: {} connection(s) still busy after {DRAIN_TIMEOUT:?}; closing them",
             tasks.len()
         );
+        abort.cancel();
+        // Tunnels and WebSockets already ended on `stop`; connections end now.
+        let _ = tokio::time::timeout(Duration::from_secs(1), tasks.wait()).await;
     }
     tracing::debug!("{local}: stopped");
     Ok(())

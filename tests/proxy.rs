@@ -1864,3 +1864,102 @@ async fn binary_frames_a_request_with_both_lengths_by_chunked_only() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Review findings: bodiless responses, CONNECT, Host, client-side errors
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn head_responses_are_not_prefixed() {
+    bounded(async {
+        let server = realserver().await;
+        let upstream = format!("http://{}/base", server.addr());
+        let proxy = start_proxy(&upstream, &["--prefix-response", "hello "]).await;
+        let get = send(proxy.addr, Probe::get("/abc")).await;
+        let head = send(proxy.addr, Probe::get("/abc").method(http::Method::HEAD)).await;
+        assert_eq!(head.status, StatusCode::OK);
+        assert!(head.body.is_empty());
+        let length = |e: &Exchange| header_of(e, "content-length").parse::<usize>().unwrap();
+        // GET got the prefix; HEAD announces the upstream's own length.
+        assert_eq!(length(&get), get.body.len());
+        assert_eq!(length(&head) + "hello ".len(), length(&get));
+        // The proxy is still fine afterwards.
+        assert_eq!(
+            send(proxy.addr, Probe::get("/abc")).await.status,
+            StatusCode::OK
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connect_to_the_reverse_proxy_is_405_pointing_to_lab_forward() {
+    bounded(async {
+        let server = realserver().await;
+        let proxy = start_proxy(&format!("http://{}", server.addr()), &[]).await;
+        let request = format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", server.addr());
+        let (response, _) = raw_exchange(proxy.addr, request.as_bytes()).await;
+        assert_eq!(response.status, 405);
+        assert!(!values_of(&response.headers, "allow").is_empty());
+        assert!(String::from_utf8_lossy(&response.body).contains("lab forward"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_upstream_always_gets_a_host() {
+    bounded(async {
+        let server = realserver().await;
+        let upstream = format!("http://{}/base", server.addr());
+        let proxy = start_proxy(&upstream, &[]).await;
+        // An HTTP/1.0 client that sends no Host at all.
+        let (response, _) = raw_exchange(
+            proxy.addr,
+            b"GET /abc HTTP/1.0\r\nAccept: application/json\r\n\r\n",
+        )
+        .await;
+        let echo: EchoReport = serde_json::from_slice(&response.body).expect("the JSON echo");
+        assert_eq!(echo.header_values("host"), [server.addr().to_string()]);
+        // A client that names Host in Connection, trying to strip it.
+        let (_, echo) =
+            json_echo(proxy.addr, Probe::get("/abc").header("Connection", "host")).await;
+        assert_eq!(echo.header_values("host"), [proxy.addr.to_string()]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_absolute_form_target_names_the_host() {
+    bounded(async {
+        let server = realserver().await;
+        let proxy = start_proxy(&format!("http://{}/base", server.addr()), &[]).await;
+        let (response, _) = raw_exchange(
+            proxy.addr,
+            b"GET http://example.test:8000/abc HTTP/1.1\r\nHost: other.test\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(response.status, 200);
+        let echo: EchoReport = serde_json::from_slice(&response.body).expect("the JSON echo");
+        assert_eq!(echo.uri, "/base/abc");
+        assert_eq!(echo.header_values("host"), ["example.test:8000"]);
+        assert_eq!(echo.header_values("x-forwarded-host"), ["example.test:8000"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_broken_request_body_is_the_clients_fault_400() {
+    bounded(async {
+        let server = realserver().await;
+        let proxy = start_proxy(&format!("http://{}/base", server.addr()), &[]).await;
+        let (response, _) = raw_exchange(
+            proxy.addr,
+            b"POST /abc HTTP/1.1\r\nHost: lab\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(response.status, 400, "{:?}", String::from_utf8_lossy(&response.body));
+        // The proxy keeps serving.
+        assert_eq!(send(proxy.addr, Probe::get("/abc")).await.status, StatusCode::OK);
+    })
+    .await;
+}

@@ -45,19 +45,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::proxy::headers::{self, HeaderError, X_FORWARDED_FOR};
-use crate::proxy::transport::{Transport, TransportConfig, UpstreamBody, error_chain};
+use crate::proxy::transport::{
+    Transport, TransportConfig, TransportError, UpstreamBody, error_chain,
+};
 use crate::server::{self, Conn};
 
 use crate::proxy::Body as ProxyBody;
@@ -216,6 +215,8 @@ pub enum ForwardError {
         "cannot reach {target}: {detail}; is a server running there? (`lab realserver` starts the article's)"
     )]
     Unreachable { target: String, detail: String },
+    #[error("the request could not be forwarded: {0}")]
+    BadRequestBody(String),
     #[error("the parent proxy {parent} refused to open a tunnel to {target}: {status_line}")]
     ParentRefused {
         parent: String,
@@ -232,7 +233,8 @@ impl ForwardError {
             ForwardError::OriginForm { .. }
             | ForwardError::UnsupportedScheme { .. }
             | ForwardError::BadConnectTarget(_)
-            | ForwardError::Headers(_) => StatusCode::BAD_REQUEST,
+            | ForwardError::Headers(_)
+            | ForwardError::BadRequestBody(_) => StatusCode::BAD_REQUEST,
             ForwardError::Loop { .. } | ForwardError::ViaLoop { .. } => StatusCode::LOOP_DETECTED,
             ForwardError::PortNotAllowed { .. } => StatusCode::FORBIDDEN,
             ForwardError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
@@ -352,7 +354,7 @@ impl ForwardProxy {
         let outbound = Request::from_parts(parts, body.boxed());
 
         // 2. 请求下游.
-        let mut response = self.round_trip(outbound, &authority).await?;
+        let mut response = self.round_trip(conn, outbound, &authority).await?;
 
         // 3. 处理响应, 返回给客户端.
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -360,7 +362,12 @@ impl ForwardProxy {
             match client_upgrade {
                 Some(client) => {
                     let upstream = hyper::upgrade::on(&mut response);
-                    bridge_upgrade(conn, client, upstream, authority.to_string());
+                    super::upgrade::bridge(
+                        conn,
+                        client,
+                        upstream,
+                        format!("upgrade {} ⇄ {authority}", conn.peer),
+                    );
                 }
                 None => {
                     return Err(ForwardError::Unreachable {
@@ -378,6 +385,7 @@ impl ForwardProxy {
 
     async fn round_trip(
         &self,
+        conn: &Conn,
         outbound: Request<UpstreamBody>,
         authority: &Authority,
     ) -> Result<Response<Incoming>, ForwardError> {
@@ -391,10 +399,13 @@ impl ForwardProxy {
                 .transport
                 .round_trip(outbound)
                 .await
-                .map_err(|err| unreachable(err.to_string())),
+                .map_err(|err| match err {
+                    TransportError::Request(detail) => ForwardError::BadRequestBody(detail),
+                    other => unreachable(other.to_string()),
+                }),
             Some(parent) => {
                 let timeout = self.inner.config.transport.connect_timeout;
-                via_parent(parent, outbound, timeout)
+                via_parent(parent, outbound, timeout, conn)
                     .await
                     .map_err(|detail| {
                         unreachable(format!("through the parent proxy {parent}: {detail}"))
@@ -445,11 +456,13 @@ impl ForwardProxy {
         );
         conn.tasks.spawn(async move {
             match client.await {
-                Ok(client) => splice(TokioIo::new(client), upstream, stop, &label).await,
+                Ok(client) => {
+                    super::upgrade::splice(TokioIo::new(client), upstream, stop, &label).await
+                }
                 Err(err) => tracing::debug!("{label}: the client left before the tunnel: {err}"),
             }
         });
-        let mut response = Response::new(empty());
+        let mut response = Response::new(super::empty());
         headers::add_via(response.headers_mut(), Version::HTTP_11, self.pseudonym());
         Ok(response)
     }
@@ -565,14 +578,16 @@ async fn via_parent(
     parent: &ParentProxy,
     outbound: Request<UpstreamBody>,
     timeout: Duration,
+    conn: &Conn,
 ) -> Result<Response<Incoming>, String> {
     let stream = connect_parent(parent, timeout).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|err| error_chain(&err))?;
     // The connection future does the I/O; it ends with the exchange (or
-    // hands the socket over when the exchange upgrades).
-    tokio::spawn(async move {
+    // hands the socket over when the exchange upgrades). Tracked, so that
+    // shutdown waits for it.
+    conn.tasks.spawn(async move {
         if let Err(err) = connection.with_upgrades().await {
             tracing::debug!("parent proxy connection ended: {err}");
         }
@@ -655,60 +670,9 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
-/// After a 101 through the proxy, joins the client's and the upstream's
-/// upgraded connections, as a tracked task so shutdown waits for it.
-fn bridge_upgrade(conn: &Conn, client: OnUpgrade, upstream: OnUpgrade, target: String) {
-    let (stop, label) = (
-        conn.stop.clone(),
-        format!("upgrade {} ⇄ {target}", conn.peer),
-    );
-    conn.tasks.spawn(async move {
-        match tokio::try_join!(client, upstream) {
-            Ok((client, upstream)) => {
-                splice(TokioIo::new(client), TokioIo::new(upstream), stop, &label).await;
-            }
-            Err(err) => tracing::debug!("{label}: the upgrade did not complete: {err}"),
-        }
-    });
-}
-
-/// Copies bytes both ways until both sides are done, passing a half-close on
-/// (one side's EOF becomes a shutdown of the other's write half), or until
-/// the proxy shuts down.
-async fn splice<A, B>(mut a: A, mut b: B, stop: CancellationToken, label: &str)
-where
-    A: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
-{
-    tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut a, &mut b) => match copied {
-            Ok((up, down)) => tracing::debug!("{label}: closed after {up} bytes up, {down} down"),
-            Err(err) => tracing::debug!("{label}: ended: {err}"),
-        },
-        () = stop.cancelled() => {
-            tracing::debug!("{label}: closed by shutdown");
-            let _ = a.shutdown().await;
-            let _ = b.shutdown().await;
-        }
-    }
-}
-
-fn empty() -> ProxyBody {
-    Empty::new().map_err(|never| match never {}).boxed()
-}
-
 /// A short plain-text answer from the proxy itself, one line.
 fn explain(status: StatusCode, message: String) -> Response<ProxyBody> {
-    let body = Full::new(Bytes::from(message + "\n"))
-        .map_err(|never| match never {})
-        .boxed();
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    super::text_response(status, message + "\n")
 }
 
 /// Serves the forward proxy on `listener` until `shutdown` resolves, then

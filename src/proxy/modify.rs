@@ -12,14 +12,13 @@
 //! answers 500 `ErrorHandler error:…` instead, which tells a client the
 //! *proxy* itself failed; `--article-errors` shows that behaviour for the lab.
 
-use std::convert::Infallible;
-
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 
-use super::Body;
+pub use super::text_response;
+use super::{Body, full};
 
 /// What ModifyResponse does (flags of `lab proxy`).
 #[derive(Debug, Clone, Default)]
@@ -39,8 +38,19 @@ impl ModifyResponse {
         self.prefix_ok.is_some() || self.prefix_errors
     }
 
-    pub fn apply(&self, response: Response<Body>) -> Response<Body> {
-        let prefix = if response.status() == StatusCode::OK {
+    /// Applies the rules to the response of a `method` request. A response
+    /// that has no body by definition (to HEAD; 1xx, 204, 304) is left alone:
+    /// a prefix there would be bytes the client must not receive.
+    pub fn apply(&self, method: &http::Method, response: Response<Body>) -> Response<Body> {
+        let status = response.status();
+        let bodiless = method == http::Method::HEAD
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        if bodiless {
+            return response;
+        }
+        let prefix = if status == StatusCode::OK {
             self.prefix_ok.clone()
         } else if self.prefix_errors {
             Some(Bytes::from_static(ERROR_PREFIX.as_bytes()))
@@ -63,13 +73,19 @@ pub fn prefix_body(response: Response<Body>, prefix: Bytes) -> Response<Body> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(length) = known_length {
-        parts.headers.insert(
-            header::CONTENT_LENGTH,
-            HeaderValue::from(length + prefix.len() as u64),
-        );
+        match length.checked_add(prefix.len() as u64) {
+            Some(total) => {
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            }
+            // A length this large is a lie or an attack: send it chunked.
+            None => {
+                parts.headers.remove(header::CONTENT_LENGTH);
+            }
+        }
     }
-    let first = Full::new(prefix).map_err(|never: Infallible| match never {});
-    let body = Chain::new(first.boxed(), body).boxed();
+    let body = Chain::new(full(prefix), body).boxed();
     Response::from_parts(parts, body)
 }
 
@@ -124,10 +140,12 @@ impl hyper::body::Body for Chain {
         let first = first.size_hint();
         // Build a new hint: raising `lower` above the old `upper` would panic.
         let mut hint = hyper::body::SizeHint::new();
-        if let (Some(a), Some(b)) = (first.upper(), second.upper()) {
-            hint.set_upper(a + b);
+        if let (Some(a), Some(b)) = (first.upper(), second.upper())
+            && let Some(upper) = a.checked_add(b)
+        {
+            hint.set_upper(upper);
         }
-        hint.set_lower(first.lower() + second.lower());
+        hint.set_lower(first.lower().saturating_add(second.lower()));
         hint
     }
 }
@@ -168,20 +186,6 @@ pub fn error_response(style: ErrorStyle, failure: Failure, message: &str) -> Res
     }
 }
 
-/// A plain-text response made by the proxy itself.
-pub fn text_response(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
-    let body = Full::new(text.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed();
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,11 +211,17 @@ mod tests {
             prefix_ok: Some(Bytes::from_static(b"hello ")),
             prefix_errors: false,
         };
-        let (parts, body) = body_of(modify.apply(upstream(StatusCode::OK, "world", true))).await;
+        let (parts, body) =
+            body_of(modify.apply(&http::Method::GET, upstream(StatusCode::OK, "world", true)))
+                .await;
         assert_eq!(body, "hello world");
         assert_eq!(parts.headers[header::CONTENT_LENGTH], "11");
         // Non-200 is left alone by this rule.
-        let (_, body) = body_of(modify.apply(upstream(StatusCode::NOT_FOUND, "nope", true))).await;
+        let (_, body) = body_of(modify.apply(
+            &http::Method::GET,
+            upstream(StatusCode::NOT_FOUND, "nope", true),
+        ))
+        .await;
         assert_eq!(body, "nope");
     }
 
@@ -221,14 +231,39 @@ mod tests {
             prefix_ok: None,
             prefix_errors: true,
         };
-        let (parts, body) = body_of(modify.apply(upstream(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "error handler",
-            true,
-        )))
+        let (parts, body) = body_of(modify.apply(
+            &http::Method::GET,
+            upstream(StatusCode::INTERNAL_SERVER_ERROR, "error handler", true),
+        ))
         .await;
         assert_eq!(body, "StatusCode error:error handler");
         assert_eq!(parts.headers[header::CONTENT_LENGTH], "30");
+    }
+
+    #[tokio::test]
+    async fn bodiless_responses_are_left_alone() {
+        let modify = ModifyResponse {
+            prefix_ok: Some(Bytes::from_static(b"hello ")),
+            prefix_errors: true,
+        };
+        let head = modify.apply(&http::Method::HEAD, upstream(StatusCode::OK, "", true));
+        assert_eq!(head.headers()[header::CONTENT_LENGTH], "0");
+        let not_modified = modify.apply(
+            &http::Method::GET,
+            upstream(StatusCode::NOT_MODIFIED, "", false),
+        );
+        let (_, body) = body_of(not_modified).await;
+        assert!(body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_huge_length_becomes_chunked_instead_of_overflowing() {
+        let mut response = upstream(StatusCode::OK, "abc", false);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(u64::MAX - 2));
+        let prefixed = prefix_body(response, Bytes::from_static(b"hello "));
+        assert!(!prefixed.headers().contains_key(header::CONTENT_LENGTH));
     }
 
     #[test]

@@ -76,10 +76,9 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use anyhow::Context;
-use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
-use http_body_util::{BodyExt, Full};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::proxy::transport::{Transport, TransportConfig};
@@ -252,16 +251,7 @@ impl NaiveProxy {
 
 /// A short plain-text answer from the proxy itself, one line.
 fn explain(status: StatusCode, message: String) -> Response<ProxyBody> {
-    let body = Full::new(Bytes::from(message + "\n"))
-        .map_err(|never| match never {})
-        .boxed();
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    super::text_response(status, message + "\n")
 }
 
 /// Serves the naive proxy on `listener` until `shutdown` resolves, then

@@ -114,6 +114,18 @@ impl ReverseProxy {
         // 2. The outgoing request is built from the incoming one. The
         //    client's upgrade handle is taken first: it is how the raw
         //    connection is recovered after a 101.
+        if method == http::Method::CONNECT {
+            let mut refused = text_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "CONNECT asks for a tunnel, which is a forward proxy's job: use `lab forward` \
+                 (curl -p -x http://127.0.0.1:8080 …). This is a reverse proxy.\n",
+            );
+            refused.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+            return refused;
+        }
         let mut req = req;
         let client_upgrade = hyper::upgrade::on(&mut req);
         let (mut parts, body) = req.into_parts();
@@ -129,8 +141,14 @@ impl ReverseProxy {
         }
 
         // 3. Go deep-copies the headers so the Director cannot change the
-        //    caller's request; `parts` is already ours alone.
-        let client_host = parts.headers.get(header::HOST).cloned();
+        //    caller's request; `parts` is already ours alone. The Host the
+        //    client asked for: an absolute-form target's authority wins over
+        //    the Host header (RFC 9112 §3.2.2), as in Go's server.
+        let client_host = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .or_else(|| parts.headers.get(header::HOST).cloned());
 
         // 4. The Director: choose the upstream (the pluggable step), then
         //    point the request at it.
@@ -159,6 +177,13 @@ impl ReverseProxy {
             Err(err) => return text_response(StatusCode::BAD_REQUEST, format!("{err}\n")),
         };
         restore_trailers(&mut parts.headers, request_trailers);
+        // Every HTTP/1.1 request carries Host (RFC 9112 §3.2), even if the
+        // client sent none (HTTP/1.0) or named it in Connection: Go keeps
+        // req.Host outside the header map for this reason.
+        let host = client_host
+            .clone()
+            .unwrap_or_else(|| header_value(upstream.authority.as_str()));
+        parts.headers.insert(header::HOST, host);
         headers::add_via(&mut parts.headers, parts.version, &self.pseudonym);
         // The upstream connection is HTTP/1.1, whatever the client spoke.
         parts.version = http::Version::HTTP_11;
@@ -180,6 +205,15 @@ impl ReverseProxy {
                 .await
             {
                 Ok(Ok(response)) => response,
+                // The client's own request broke (e.g. a malformed chunked
+                // body): its fault, 400, and not held against the upstream.
+                Ok(Err(TransportError::Request(detail))) => {
+                    tracing::debug!("{method} {target}: the client's request broke: {detail}");
+                    return text_response(
+                        StatusCode::BAD_REQUEST,
+                        format!("the request could not be forwarded: {detail}\n"),
+                    );
+                }
                 Ok(Err(err)) => {
                     return self.fail(
                         &upstream,
@@ -215,7 +249,12 @@ impl ReverseProxy {
                 );
             }
             let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
-            upgrade::splice(conn, client_upgrade, upstream_upgrade);
+            upgrade::bridge(
+                conn,
+                client_upgrade,
+                upstream_upgrade,
+                format!("upgrade {} ⇄ {upstream}", conn.peer),
+            );
             let (mut parts, _) = upstream_response.into_parts();
             headers::prepare_response(&mut parts.headers, true);
             parts
@@ -238,7 +277,7 @@ impl ReverseProxy {
         // 10. ModifyResponse.
         let mut response = Response::from_parts(parts, body.boxed());
         if self.modify.is_active() {
-            response = self.modify.apply(response);
+            response = self.modify.apply(&method, response);
         }
 
         // 11. The headers go to the client as they are now, with the
@@ -292,6 +331,9 @@ fn describe(err: &TransportError, upstream: &Upstream) -> String {
         TransportError::Connect(detail) => format!(
             "cannot reach the upstream {upstream} ({detail}). Is it running? Start the real servers with `lab realserver`."
         ),
+        TransportError::Request(detail) => {
+            format!("the request could not be forwarded: {detail}")
+        }
         TransportError::Tls(detail) => {
             format!("cannot speak TLS with the upstream {upstream}: {detail}")
         }

@@ -112,6 +112,10 @@ pub enum TransportError {
     Connect(String),
     #[error("the upstream connection failed before a response: {0}")]
     Broken(String),
+    /// The client's side broke while its request was being sent (a malformed
+    /// body, a client that left): the client's fault, not the upstream's.
+    #[error("the request body from the client failed: {0}")]
+    Request(String),
     /// The TLS handshake failed: a trust or protocol problem, not a dead upstream.
     #[error("TLS with the upstream failed: {0}")]
     Tls(String),
@@ -196,6 +200,9 @@ impl Transport {
                 detail.push_str(" — ");
                 detail.push_str(&hint);
                 return TransportError::Tls(detail);
+            }
+            if client_side_failure(&err) {
+                return TransportError::Request(detail);
             }
             if err.is_connect() {
                 TransportError::Connect(detail)
@@ -323,6 +330,21 @@ fn find_rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&
         next = current.source();
     }
     None
+}
+
+/// Whether hyper blames the request it was given (its body stream failed),
+/// rather than the upstream.
+fn client_side_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(hyper_err) = e.downcast_ref::<hyper::Error>()
+            && hyper_err.is_user()
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// An error and its causes on one line (`a: b: c`).

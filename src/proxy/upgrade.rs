@@ -10,6 +10,8 @@
 use http::HeaderValue;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 use crate::server::Conn;
 
@@ -38,33 +40,40 @@ pub fn check_protocol(
     }
 }
 
-/// Joins the client's and the upstream's upgraded connections once both are
-/// handed over, on a task the server's shutdown waits for.
-pub fn splice(conn: &Conn, client: OnUpgrade, upstream: OnUpgrade) {
+/// After a 101, joins the client's and the upstream's upgraded connections
+/// once hyper hands both over, on a task the server's shutdown waits for.
+/// `label` names the pair in logs.
+pub fn bridge(conn: &Conn, client: OnUpgrade, upstream: OnUpgrade, label: String) {
     let stop = conn.stop.clone();
-    let peer = conn.peer;
     conn.tasks.spawn(async move {
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(pair) => pair,
-            Err(err) => {
-                tracing::debug!("upgrade for {peer} did not complete: {err}");
-                return;
+        match tokio::try_join!(client, upstream) {
+            Ok((client, upstream)) => {
+                splice(TokioIo::new(client), TokioIo::new(upstream), stop, &label).await;
             }
-        };
-        let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
-        tokio::select! {
-            // copy_bidirectional shuts down each write half when the other
-            // side's read half reaches EOF: the half-close.
-            copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
-                Ok((up, down)) => tracing::debug!(
-                    "upgraded connection of {peer} closed: {up} bytes up, {down} bytes down"
-                ),
-                Err(err) => tracing::debug!("upgraded connection of {peer} ended: {err}"),
-            },
-            () = stop.cancelled() => tracing::debug!("closing the upgraded connection of {peer}: shutting down"),
+            Err(err) => tracing::debug!("{label}: the upgrade did not complete: {err}"),
         }
     });
+}
+
+/// Copies bytes both ways until both sides are done, or until the server
+/// shuts down. `copy_bidirectional` shuts down each write half when the
+/// other side's read half reaches EOF: the half-close is passed on.
+pub async fn splice<A, B>(mut a: A, mut b: B, stop: CancellationToken, label: &str)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut a, &mut b) => match copied {
+            Ok((up, down)) => tracing::debug!("{label}: closed after {up} bytes up, {down} down"),
+            Err(err) => tracing::debug!("{label}: ended: {err}"),
+        },
+        () = stop.cancelled() => {
+            tracing::debug!("{label}: closed by shutdown");
+            let _ = a.shutdown().await;
+            let _ = b.shutdown().await;
+        }
+    }
 }
 
 #[cfg(test)]

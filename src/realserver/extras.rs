@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Message, Role};
 
 use super::echo;
 use super::routes::{Body, Ctx, query_param, text};
+use crate::proxy::headers::has_token;
 
 /// Longest `?ms=` accepted, so a typo cannot park a request for hours.
 const MAX_DELAY_MS: u64 = 60_000;
@@ -134,8 +135,8 @@ pub async fn hop_headers(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
 /// binary message is sent straight back.
 pub fn websocket(ctx: &Ctx, mut req: Request<Incoming>) -> Response<Body> {
     let headers = req.headers();
-    let upgrade_requested = has_token(headers, header::CONNECTION, "upgrade")
-        && has_token(headers, header::UPGRADE, "websocket");
+    let upgrade_requested = has_token(headers, &header::CONNECTION, "upgrade")
+        && has_token(headers, &header::UPGRADE, "websocket");
     if !upgrade_requested {
         let mut response = text(
             StatusCode::UPGRADE_REQUIRED,
@@ -231,16 +232,6 @@ where
     }
 }
 
-/// Whether a comma-separated header contains `token` (case-insensitive).
-fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|value| {
-        value.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|part| part.trim().eq_ignore_ascii_case(token))
-        })
-    })
-}
-
 /// A whole-number query parameter within `0..=max`, or a sentence for a 400.
 fn number_param(uri: &http::Uri, name: &str, default: u64, max: u64) -> Result<u64, String> {
     match query_param(uri, name) {
@@ -268,16 +259,5 @@ mod tests {
         assert!(err.contains("whole number from 0 to 60000"), "{err}");
         let huge: http::Uri = "/delay?ms=99999999".parse().unwrap();
         assert!(number_param(&huge, "ms", 1000, MAX_DELAY_MS).is_err());
-    }
-
-    #[test]
-    fn connection_tokens_are_case_insensitive_and_listed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, Upgrade"),
-        );
-        assert!(has_token(&headers, header::CONNECTION, "upgrade"));
-        assert!(!has_token(&headers, header::CONNECTION, "close"));
     }
 }
