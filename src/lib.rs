@@ -11,6 +11,7 @@
 //! - [`output`]: presentation decided in one place: colour, tables, ✓/✗ marks.
 //! - [`net`]: binding listeners with errors that say what to do, and the
 //!   shutdown signal (Ctrl-C / SIGTERM).
+//! - [`framing`]: a guard that refuses requests framed two ways (smuggling).
 //! - [`server`]: the accept loop every listener shares, with graceful shutdown.
 //! - [`proxy`]: the proxies (naive, reverse, forward) and their header rules.
 //! - [`realserver`]: the article's RealServer, with the endpoints the labs add.
@@ -23,6 +24,7 @@
 
 pub mod balance;
 pub mod cli;
+pub mod framing;
 pub mod labs;
 pub mod net;
 pub mod output;

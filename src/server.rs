@@ -20,9 +20,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
+use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
-use hyper::service::HttpService;
+use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -59,9 +60,9 @@ pub async fn serve<F, S, B>(
 ) -> anyhow::Result<()>
 where
     F: Fn(Conn) -> S,
-    S: HttpService<Incoming, ResBody = B> + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -78,9 +79,9 @@ pub async fn serve_tls<F, S, B>(
 ) -> anyhow::Result<()>
 where
     F: Fn(Conn) -> S,
-    S: HttpService<Incoming, ResBody = B> + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -168,9 +169,9 @@ async fn serve_with<H, F, S, B>(
 where
     H: Handshake,
     F: Fn(Conn) -> S,
-    S: HttpService<Incoming, ResBody = B> + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -199,12 +200,13 @@ where
         };
         // Small requests and responses should not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        let service = make_service(Conn {
+        // Every request first passes the smuggling guard (see crate::framing).
+        let service = crate::framing::Guarded(make_service(Conn {
             local,
             peer,
             stop: stop.clone(),
             tasks: tasks.clone(),
-        });
+        }));
         let stop = stop.clone();
         let abort = abort.clone();
         let handshake = handshake.clone();
@@ -225,7 +227,10 @@ where
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(
+                    TokioIo::new(crate::framing::FramingGuard::new(stream)),
+                    service,
+                )
                 .with_upgrades();
             tokio::pin!(conn);
             let result = tokio::select! {

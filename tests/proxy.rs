@@ -19,10 +19,9 @@
 //! the proxy or the real server are meant to enforce, with wide margins.
 //!
 //! Findings recorded here (hyper 1.x behaviour, not the proxy's code):
-//! - a request with both Content-Length and Transfer-Encoding is not refused:
-//!   hyper frames it by the chunked coding alone, drops the Content-Length
-//!   and closes the connection after the response (RFC 9112 §6.1 allows
-//!   that); the proxy never sees the Content-Length, so cannot answer 400;
+//! - a request with both Content-Length and Transfer-Encoding would be framed
+//!   by hyper with the chunked coding alone (RFC 9112 §6.1 allows that); the
+//!   lab's framing guard (`src/framing.rs`) refuses it with 400 instead;
 //! - hyper's request head limit is about 400 KB (its read buffer), so a
 //!   200 KB header is forwarded; far beyond it the answer is 431.
 
@@ -1831,36 +1830,48 @@ async fn binary_rejects_bad_requests_and_keeps_serving() {
 }
 
 #[tokio::test]
-async fn binary_frames_a_request_with_both_lengths_by_chunked_only() {
+async fn binary_refuses_a_request_with_both_lengths_400() {
     bounded(async {
-        let server = realserver().await;
-        let proxy =
-            ProxyProcess::spawn(&["--upstream", &format!("http://{}/base", server.addr())]).await;
-        // The classic smuggling shape: Content-Length says 3, the chunked body is
-        // 5 bytes, and a second request hides behind it.
+        let mut upstream = RecordingUpstream::start(answer_ok).await;
+        let proxy = ProxyProcess::spawn(&["--upstream", &upstream.url("/base")]).await;
+        // A good request, then the classic smuggling shape pipelined behind
+        // it: Content-Length says 3, the chunked body is 5 bytes, and a
+        // second request hides behind it.
         let request = format!(
-            "POST /smuggle HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\
-         Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
-         5\r\nhello\r\n0\r\n\r\n\
-         GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /first HTTP/1.1\r\nHost: {0}\r\n\r\n\
+             POST /smuggle HTTP/1.1\r\nHost: {0}\r\n\
+             Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n0\r\n\r\n\
+             GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
             proxy.addr
         );
-        let (response, mut client) = raw_exchange(proxy.addr, request.as_bytes()).await;
-        assert_eq!(response.status, 200, "{response:?}");
-        let report: EchoReport = serde_json::from_slice(&response.body).expect("the JSON echo");
-        assert_eq!(report.uri, "/base/smuggle");
-        assert_eq!(
-            report.body_bytes, 5,
-            "framed by the chunked coding: {report:?}"
-        );
+        let mut client = TcpStream::connect(proxy.addr).await.expect("connect");
+        client.write_all(request.as_bytes()).await.expect("write");
+        let first = read_response(&mut client).await;
+        assert_eq!(first.status, 200, "{first:?}");
+        let refused = read_response(&mut client).await;
+        assert_eq!(refused.status, 400, "{refused:?}");
+        let body = String::from_utf8_lossy(&refused.body);
         assert!(
-            report.header_values("content-length").is_empty(),
-            "the Content-Length is not forwarded: {report:?}"
+            body.contains("both Content-Length and Transfer-Encoding"),
+            "{body}"
         );
-        // RFC 9112 §6.1: the connection is closed after such a request, so the
-        // hidden request is never read as one.
+        // Nothing more is read: the hidden request is never served.
         assert_closed_without_more(&mut client, "the smuggled request").await;
-        assert_still_serves(proxy.addr, "both lengths").await;
+        // Only the first request reached the upstream.
+        assert_eq!(
+            upstream.request().await.request_line,
+            "GET /base/first HTTP/1.1"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        upstream.assert_nothing_more("the refused and the smuggled requests");
+        // The proxy still serves others.
+        let after = send(proxy.addr, Probe::get("/after")).await;
+        assert_eq!(after.status, StatusCode::OK);
+        assert_eq!(
+            upstream.request().await.request_line,
+            "GET /base/after HTTP/1.1"
+        );
     })
     .await;
 }

@@ -10,12 +10,36 @@
 //! Every [`Pick`] can explain itself ([`Explanation`]): the state that decided
 //! it. Explanations are made only when asked for ([`PickInput::explain`]), so
 //! an ordinary request pays nothing for them.
+//!
+//! | `--lb` | file | the article's type |
+//! |---|---|---|
+//! | `random` | [`random`] | `RandomBalance` (随机负载均衡) |
+//! | `round-robin`, `rr` | [`round_robin`] | `RoundRobinBalance` (轮询负载均衡) |
+//! | `weighted`, `wrr` | [`weighted`] | `WeightRoundRobinBalance` (加权负载均衡) |
+//! | `consistent-hash`, `hash` | [`consistent_hash`] | `ConsistentHashBanlance` (一致性hash负载) |
+//!
+//! [`build`] is the article's factory, `LoadBanlanceFactory`; [`hash_key`]
+//! decides what a consistent-hash pick hashes (the article hashes
+//! `req.RemoteAddr`).
 
+pub mod consistent_hash;
+pub mod hash_key;
+pub mod random;
+pub mod round_robin;
+pub mod weighted;
+
+use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::proxy::director::Upstream;
+
+pub use consistent_hash::{ConsistentHashBalancer, DEFAULT_REPLICAS, RingPoints};
+pub use hash_key::HashKey;
+pub use random::RandomBalancer;
+pub use round_robin::RoundRobinBalancer;
+pub use weighted::{WeightedBalancer, WrrRound, smooth_wrr_sequence};
 
 /// One upstream the balancer may choose, with its weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +102,11 @@ pub enum Explanation {
         virtual_node_hash: u32,
         /// …its index in the sorted ring…
         ring_index: usize,
-        /// …and its name, `UPSTREAM#REPLICA` hashed to `virtual_node_hash`.
+        /// …and its name. On the article's ring (`--ring article`) it is the
+        /// very string hashed to `virtual_node_hash`, replica number then
+        /// upstream (`3http://127.0.0.1:2003/base`, the article's
+        /// `strconv.Itoa(i) + addr`); on nginx's, `UPSTREAM#N`, the N-th
+        /// point of the upstream's crc32 chain.
         virtual_node: String,
     },
 }
@@ -106,4 +134,236 @@ pub trait Balancer: Send + Sync + 'static {
     /// A request to node `index` failed (passive health check). Weighted
     /// round robin lowers that node's effective weight; others ignore it.
     fn report_failure(&self, _index: usize) {}
+}
+
+impl Node {
+    /// A node for `upstream` with `weight`.
+    pub fn new(upstream: Upstream, weight: u32) -> Node {
+        Node {
+            upstream: Arc::new(upstream),
+            weight,
+        }
+    }
+}
+
+/// The largest weight [`parse_upstream_spec`] accepts. Weights are only
+/// relative, and consistent hashing makes `replicas × weight` virtual nodes
+/// per upstream, so a typo such as `,100000000` should be an error, not a
+/// ring of a billion points.
+pub const MAX_WEIGHT: u32 = 10_000;
+
+/// Parses `--upstream URL[,WEIGHT]`, the article's `rb.Add(addr, weight)`:
+/// `http://127.0.0.1:2003/base,10`. The weight defaults to 1.
+///
+/// The weight is what follows the *last* comma, so a URL whose query has a
+/// comma in it needs an explicit weight: `http://h/?ids=1,2,1`.
+pub fn parse_upstream_spec(s: &str) -> Result<Node, String> {
+    let s = s.trim();
+    let (url, weight) = match s.rsplit_once(',') {
+        // Anything URL-like after the comma (`/`, `?`, `=`, …) is part of the
+        // URL's query, not a weight.
+        Some((url, tail)) if !tail.contains(['/', '?', '=', '&', '#', ':']) => {
+            (url, Some(tail.trim()))
+        }
+        _ => (s, None),
+    };
+    let weight = match weight {
+        None => 1,
+        Some("") => {
+            return Err(format!(
+                "{s:?} ends with ',' but no weight; write URL or URL,WEIGHT, \
+                 e.g. http://127.0.0.1:2003/base,10"
+            ));
+        }
+        Some(w) => parse_weight(w).map_err(|why| format!("{s:?}: {why}"))?,
+    };
+    let upstream = Upstream::from_str(url)?;
+    Ok(Node::new(upstream, weight))
+}
+
+fn parse_weight(w: &str) -> Result<u32, String> {
+    let hint = "a weight is a whole number from 1 to 10000, e.g. ,10";
+    if !w.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("weight {w:?} is not a whole number; {hint}"));
+    }
+    match w.parse::<u32>() {
+        Ok(0) => Err(format!(
+            "weight 0 would never be chosen; {hint} (to take an upstream out, leave it off)"
+        )),
+        Ok(w) if w <= MAX_WEIGHT => Ok(w),
+        _ => Err(format!("weight {w} is too large; {hint}")),
+    }
+}
+
+/// The four algorithms, as `--lb` spells them (the article's `LbType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// 随机: a seeded random node each request.
+    Random,
+    /// 轮询: each node in turn (the default, as in the article's `main()`).
+    #[default]
+    #[value(alias = "rr")]
+    RoundRobin,
+    /// 加权轮询: nginx's smooth weighted round robin.
+    #[value(alias = "wrr")]
+    Weighted,
+    /// 一致性hash: the same key goes to the same node.
+    #[value(alias = "hash")]
+    ConsistentHash,
+}
+
+impl Algorithm {
+    /// The canonical `--lb` name, as [`Balancer::name`] returns it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Random => "random",
+            Algorithm::RoundRobin => "round-robin",
+            Algorithm::Weighted => "weighted",
+            Algorithm::ConsistentHash => "consistent-hash",
+        }
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What [`build`] needs besides the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalancerConfig {
+    pub algorithm: Algorithm,
+    /// The seed of `random`'s sequence; the others ignore it.
+    pub seed: u64,
+    /// Virtual nodes per unit of weight for `consistent-hash` (the article's
+    /// 复制因子, 10); the others ignore it.
+    pub replicas: usize,
+    /// How `consistent-hash` places its virtual nodes: the article's
+    /// `crc32("{r}{addr}")` (default) or nginx's crc32 chain, which is the
+    /// one that evens out as `replicas` grows; the others ignore it.
+    pub ring: RingPoints,
+}
+
+impl Default for BalancerConfig {
+    fn default() -> Self {
+        BalancerConfig {
+            algorithm: Algorithm::default(),
+            seed: 0,
+            replicas: DEFAULT_REPLICAS,
+            ring: RingPoints::default(),
+        }
+    }
+}
+
+/// The article's `LoadBanlanceFactory`: one balancer of the chosen kind over
+/// `nodes`. It is built once per set of upstreams; when the set changes,
+/// build a new one (the article's observers do the same in `Update()`).
+pub fn build(nodes: Vec<Node>, config: &BalancerConfig) -> Arc<dyn Balancer> {
+    match config.algorithm {
+        Algorithm::Random => Arc::new(RandomBalancer::new(nodes, config.seed)),
+        Algorithm::RoundRobin => Arc::new(RoundRobinBalancer::new(nodes)),
+        Algorithm::Weighted => Arc::new(WeightedBalancer::new(nodes)),
+        Algorithm::ConsistentHash => Arc::new(ConsistentHashBalancer::with_points(
+            nodes,
+            config.replicas,
+            config.ring,
+        )),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    /// Nodes `http://127.0.0.1:{2003+i}/base` with these weights.
+    pub(crate) fn nodes(weights: &[u32]) -> Vec<Node> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                parse_upstream_spec(&format!("http://127.0.0.1:{}/base,{w}", 2003 + i)).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn upstream_spec_with_and_without_weight() {
+        let node = parse_upstream_spec("http://127.0.0.1:2003/base,10").unwrap();
+        assert_eq!(node.upstream.to_string(), "http://127.0.0.1:2003/base");
+        assert_eq!(node.weight, 10);
+
+        let node = parse_upstream_spec("http://127.0.0.1:2004/base").unwrap();
+        assert_eq!(node.weight, 1);
+
+        // The last comma is the weight's; after it, anything URL-like is the URL's.
+        let spec = |s| {
+            let node = parse_upstream_spec(s).unwrap();
+            (node.upstream.to_string(), node.weight)
+        };
+        assert_eq!(
+            spec("http://h/base?ids=1,2,3"),
+            ("http://h/base?ids=1,2".into(), 3)
+        );
+        assert_eq!(
+            spec("http://h/base?a=1,b=2"),
+            ("http://h/base?a=1,b=2".into(), 1)
+        );
+        // The documented trap: a query's last comma is read as the weight's,
+        // so such a URL needs an explicit weight.
+        assert!(parse_upstream_spec("http://h/base?ids=a,b").is_err());
+        assert_eq!(
+            spec("http://h/base?ids=1,2"),
+            ("http://h/base?ids=1".into(), 2)
+        );
+        assert_eq!(spec(" http://h/base , 7 "), ("http://h/base".into(), 7));
+    }
+
+    #[test]
+    fn upstream_spec_errors_say_what_to_write() {
+        let err = |s| parse_upstream_spec(s).unwrap_err();
+        assert!(err("http://h:2003/base,0").contains("never be chosen"));
+        assert!(err("http://h:2003/base,ten").contains("not a whole number"));
+        assert!(err("http://h:2003/base,-1").contains("not a whole number"));
+        assert!(err("http://h:2003/base,99999999999").contains("too large"));
+        assert!(err("http://h:2003/base,").contains("no weight"));
+        assert!(err("127.0.0.1:2003,5").contains("http://127.0.0.1:2003/base"));
+    }
+
+    #[test]
+    fn algorithm_names_and_aliases() {
+        for (input, algorithm) in [
+            ("random", Algorithm::Random),
+            ("round-robin", Algorithm::RoundRobin),
+            ("rr", Algorithm::RoundRobin),
+            ("weighted", Algorithm::Weighted),
+            ("wrr", Algorithm::Weighted),
+            ("consistent-hash", Algorithm::ConsistentHash),
+            ("hash", Algorithm::ConsistentHash),
+        ] {
+            assert_eq!(Algorithm::from_str(input, false), Ok(algorithm), "{input}");
+        }
+        // The factory's balancer answers to the name `--lb` printed.
+        for algorithm in Algorithm::value_variants() {
+            let config = BalancerConfig {
+                algorithm: *algorithm,
+                ..BalancerConfig::default()
+            };
+            let balancer = build(nodes(&[1, 2]), &config);
+            assert_eq!(balancer.name(), algorithm.name());
+            assert_eq!(
+                algorithm.to_possible_value().unwrap().get_name(),
+                algorithm.name()
+            );
+            assert_eq!(balancer.nodes().len(), 2);
+            assert!(balancer.pick(&PickInput::default()).is_some());
+            assert!(
+                build(Vec::new(), &config)
+                    .pick(&PickInput::default())
+                    .is_none()
+            );
+        }
+    }
 }
