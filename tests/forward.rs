@@ -298,6 +298,8 @@ async fn curl_x_gets_the_response_without_hop_by_hop_headers() {
 }
 
 fn reqwest_through(proxy: &Forward) -> reqwest::Client {
+    // reqwest's TLS needs a crypto provider even for http:// (the lab's is ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .proxy(reqwest::Proxy::http(proxy.url()).expect("a proxy URL"))
         .timeout(STEP)
@@ -588,6 +590,60 @@ async fn curl_https_through_a_connect_tunnel_keeps_tls_end_to_end() {
     assert!(stderr.contains("certificate"), "{stderr}");
 
     proxy.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn reqwest_https_through_a_connect_tunnel() {
+    // reqwest, told to use the forward proxy for https://, opens a CONNECT
+    // tunnel and speaks TLS inside it, trusting the real server's PEM.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let cert = dir.path().join("cert.pem");
+    let tls = lab::tls::ServerTls::self_signed(&cert).expect("a self-signed certificate");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = RunningServer::start_with(listener, Config::default(), Some(tls))
+        .expect("an HTTPS real server");
+    let proxy = Forward::allowing(&server).await;
+
+    let trust = lab::tls::UpstreamTrust::CaFile(cert.clone());
+    let tls_config = lab::tls::client_config(&trust).expect("a client config");
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::https(proxy.url()).expect("a proxy URL"))
+        .tls_backend_preconfigured((*tls_config).clone())
+        .build()
+        .expect("a reqwest client");
+    let url = format!("https://{}/abc", server.addr());
+    let seen: EchoReport = tokio::time::timeout(STEP, async {
+        client
+            .get(&url)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .expect("the request through the tunnel")
+            .json()
+            .await
+            .expect("the JSON echo")
+    })
+    .await
+    .expect("an answer in time");
+    assert_eq!(seen.server, server.addr().to_string());
+    // Inside the tunnel the proxy could add nothing.
+    assert!(seen.header_values("x-forwarded-for").is_empty());
+    assert!(seen.header_values("via").is_empty(), "{:?}", seen.headers);
+
+    // The same client setup with the proxy gone fails: the request really
+    // went through the proxy, not straight to the server.
+    let stopped = proxy.url();
+    proxy.shutdown().await;
+    let orphan = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::https(stopped).expect("a proxy URL"))
+        .tls_backend_preconfigured((*tls_config).clone())
+        .build()
+        .expect("a reqwest client");
+    assert!(
+        orphan.get(&url).send().await.is_err(),
+        "no proxy, no tunnel"
+    );
     server.shutdown().await.unwrap();
 }
 

@@ -1716,6 +1716,8 @@ async fn binary_streams_50_mb_each_way_in_bounded_memory() {
     let proxy =
         ProxyProcess::spawn(&["--upstream", &format!("http://{}/base", server.addr())]).await;
     let pid = proxy.pid();
+    // reqwest's TLS needs a crypto provider even for http:// (the lab's is ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
