@@ -218,10 +218,40 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2002", value_parser = parse_listen_addr)]
     pub listen: SocketAddr,
 
-    /// The upstream: its scheme, host and base path (the article's
-    /// NewSingleHostReverseProxy target).
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:2003/base")]
-    pub upstream: crate::proxy::director::Upstream,
+    /// An upstream, URL[,WEIGHT] (repeatable): scheme, host, base path and
+    /// weight (default 1). The defaults are the article's main().
+    #[arg(
+        long = "upstream",
+        value_name = "URL[,WEIGHT]",
+        default_values = ["http://127.0.0.1:2003/base,10", "http://127.0.0.1:2004/base,20"],
+        value_parser = crate::balance::parse_upstream_spec
+    )]
+    pub upstreams: Vec<crate::balance::Node>,
+
+    /// The load balancer (负载均衡): random, round-robin (rr), weighted (wrr)
+    /// or consistent-hash (hash).
+    #[arg(long = "lb", value_enum, default_value_t = crate::balance::Algorithm::RoundRobin)]
+    pub algorithm: crate::balance::Algorithm,
+
+    /// The random balancer's seed, for a sequence you can repeat (drawn and
+    /// logged when not given).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Consistent hash: virtual nodes per upstream per unit of weight (the
+    /// article uses 10; nginx and ketama 160).
+    #[arg(long, value_name = "N", default_value_t = crate::balance::DEFAULT_REPLICAS)]
+    pub replicas: usize,
+
+    /// Consistent hash: where virtual nodes land, the article's
+    /// crc32("{i}{upstream}") or nginx's crc32 chain (evens out with replicas).
+    #[arg(long, value_enum, default_value_t = crate::balance::RingPoints::Article)]
+    pub ring: crate::balance::RingPoints,
+
+    /// Consistent hash: what a request is hashed by: remote-ip,
+    /// remote-addr (the article's, IP and port), header:NAME, path or query:NAME.
+    #[arg(long, value_name = "KEY", default_value = "remote-ip")]
+    pub hash_key: crate::balance::HashKey,
 
     /// Rewrite the request path before the join: REGEX=REPLACEMENT (repeatable).
     #[arg(long, value_name = "REGEX=REPLACEMENT")]

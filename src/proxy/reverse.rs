@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -42,32 +41,25 @@ use super::headers::{self, ClientFacts, ForwardedPolicy};
 use super::modify::{ErrorStyle, Failure, ModifyResponse, error_response, text_response};
 use super::transport::{Transport, TransportError};
 use super::upgrade;
+use crate::balance::{Algorithm, Balancer, BalancerConfig, Explanation, HashKey, PickInput};
 use crate::server::{self, Conn};
 
 /// The response header naming the upstream that served a request.
 pub const UPSTREAM_HEADER: HeaderName = HeaderName::from_static("x-lab-upstream");
 
-/// The pluggable step that picks an upstream for each request. One upstream
-/// ([`OneUpstream`]) is the article's NewSingleHostReverseProxy; the load
-/// balancers plug in here.
-pub trait ChooseUpstream: Send + Sync + 'static {
-    /// The upstream for this request, or `None` when there is none to pick.
-    fn choose(&self, request: &Parts, client: SocketAddr) -> Option<Arc<Upstream>>;
-}
+/// A request header asking the proxy to explain its pick; never forwarded.
+pub const EXPLAIN_HEADER: HeaderName = HeaderName::from_static("x-lab-explain");
 
-/// Always the same upstream.
-#[derive(Debug)]
-pub struct OneUpstream(pub Arc<Upstream>);
-
-impl ChooseUpstream for OneUpstream {
-    fn choose(&self, _request: &Parts, _client: SocketAddr) -> Option<Arc<Upstream>> {
-        Some(self.0.clone())
-    }
-}
+/// The response header carrying the pick's explanation (JSON), when asked.
+pub const PICK_HEADER: HeaderName = HeaderName::from_static("x-lab-pick");
 
 /// A ReverseProxy: what to send where, and how to answer.
 pub struct ReverseProxy {
-    pub chooser: Arc<dyn ChooseUpstream>,
+    /// The pluggable step that picks an upstream for each request (the
+    /// article's load balancers; one upstream is NewSingleHostReverseProxy).
+    pub balancer: Arc<dyn Balancer>,
+    /// What consistent hashing hashes (unused by the other balancers).
+    pub hash_key: HashKey,
     pub director: Director,
     pub modify: ModifyResponse,
     pub errors: ErrorStyle,
@@ -150,14 +142,27 @@ impl ReverseProxy {
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
             .or_else(|| parts.headers.get(header::HOST).cloned());
 
-        // 4. The Director: choose the upstream (the pluggable step), then
-        //    point the request at it.
-        let Some(upstream) = self.chooser.choose(&parts, conn.peer) else {
+        // 4. The Director: choose the upstream (the balancer, the article's
+        //    `lb.Get(req.RemoteAddr)`), then point the request at it. The
+        //    explanation is made only when the client asks for it.
+        let explain = parts.headers.remove(EXPLAIN_HEADER).is_some();
+        let key = (self.balancer.name() == Algorithm::ConsistentHash.name())
+            .then(|| self.hash_key.key(&parts, conn.peer));
+        let Some(pick) = self.balancer.pick(&PickInput {
+            key: key.as_deref(),
+            explain,
+        }) else {
             return text_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no upstream to send this request to\n",
             );
         };
+        let chosen = Chosen {
+            index: pick.index,
+            upstream: self.balancer.nodes()[pick.index].upstream.clone(),
+            explanation: pick.explanation,
+        };
+        let upstream = chosen.upstream.clone();
         if let Err(err) = self.director.direct(&mut parts, &upstream) {
             return text_response(
                 StatusCode::BAD_REQUEST,
@@ -216,7 +221,7 @@ impl ReverseProxy {
                 }
                 Ok(Err(err)) => {
                     return self.fail(
-                        &upstream,
+                        &chosen,
                         &method,
                         &target,
                         Failure::BadGateway,
@@ -228,7 +233,7 @@ impl ReverseProxy {
                         "the upstream {upstream} sent no response within {:?} (--response-timeout)",
                         self.response_timeout
                     );
-                    return self.fail(&upstream, &method, &target, Failure::Timeout, &message);
+                    return self.fail(&chosen, &method, &target, Failure::Timeout, &message);
                 }
             };
 
@@ -241,7 +246,7 @@ impl ReverseProxy {
                 upstream_response.headers().get(header::UPGRADE),
             ) {
                 return self.fail(
-                    &upstream,
+                    &chosen,
                     &method,
                     &target,
                     Failure::BadGateway,
@@ -257,9 +262,7 @@ impl ReverseProxy {
             );
             let (mut parts, _) = upstream_response.into_parts();
             headers::prepare_response(&mut parts.headers, true);
-            parts
-                .headers
-                .insert(UPSTREAM_HEADER, header_value(&upstream.to_string()));
+            chosen.name_in(&mut parts.headers);
             tracing::debug!("{method} {path} → {target} → 101, spliced");
             return Response::from_parts(
                 parts,
@@ -284,9 +287,7 @@ impl ReverseProxy {
         //     trailers announced again so hyper will send them (it only
         //     sends trailer fields the Trailer header names).
         restore_trailers(response.headers_mut(), response_trailers);
-        response
-            .headers_mut()
-            .insert(UPSTREAM_HEADER, header_value(&upstream.to_string()));
+        chosen.name_in(response.headers_mut());
 
         // 12. The status travels in the response head hyper writes.
         tracing::debug!(
@@ -307,21 +308,41 @@ impl ReverseProxy {
         }
     }
 
-    /// The ErrorHandler: log, then answer 502/504 (or the article's 500).
+    /// The ErrorHandler: log, tell the balancer (a passive health check:
+    /// smooth WRR lowers the node's effective weight), then answer 502/504
+    /// (or the article's 500).
     fn fail(
         &self,
-        upstream: &Upstream,
+        chosen: &Chosen,
         method: &http::Method,
         target: &http::Uri,
         failure: Failure,
         message: &str,
     ) -> Response<Body> {
         tracing::warn!("{method} {target}: {message}");
+        self.balancer.report_failure(chosen.index);
         let mut response = error_response(self.errors, failure, message);
+        chosen.name_in(response.headers_mut());
         response
-            .headers_mut()
-            .insert(UPSTREAM_HEADER, header_value(&upstream.to_string()));
-        response
+    }
+}
+
+/// The balancer's choice for one request.
+struct Chosen {
+    index: usize,
+    upstream: Arc<Upstream>,
+    explanation: Option<Explanation>,
+}
+
+impl Chosen {
+    /// Names the upstream in the response, and explains the pick if asked.
+    fn name_in(&self, headers: &mut http::HeaderMap) {
+        headers.insert(UPSTREAM_HEADER, header_value(&self.upstream.to_string()));
+        if let Some(explanation) = &self.explanation
+            && let Ok(json) = serde_json::to_string(explanation)
+        {
+            headers.insert(PICK_HEADER, header_value(&json));
+        }
     }
 }
 
@@ -385,7 +406,16 @@ pub async fn run(
     let listener = crate::net::bind(args.listen, "--listen").await?;
     let addr = listener.local_addr()?;
     let proxy = Arc::new(ReverseProxy::from_args(args));
-    tracing::info!("Starting ReverseProxy at {addr} → {}", args.upstream);
+    let upstreams: Vec<String> = args
+        .upstreams
+        .iter()
+        .map(|node| format!("{} (weight {})", node.upstream, node.weight))
+        .collect();
+    tracing::info!(
+        "Starting ReverseProxy at {addr} → {}, balanced by {}",
+        upstreams.join(", "),
+        args.algorithm
+    );
     tracing::info!("try: curl -s http://{addr}/abc   (Ctrl-C stops the proxy)");
     proxy.serve(listener, shutdown).await?;
     tracing::info!("proxy stopped");
@@ -395,8 +425,24 @@ pub async fn run(
 impl ReverseProxy {
     /// The proxy `lab proxy` runs for these flags.
     pub fn from_args(args: &crate::cli::ProxyArgs) -> ReverseProxy {
+        let seed = args.seed.unwrap_or_else(|| {
+            let seed = rand::random();
+            if args.algorithm == Algorithm::Random {
+                tracing::info!(
+                    "random balancer seed {seed} (repeat this sequence with --seed {seed})"
+                );
+            }
+            seed
+        });
+        let config = BalancerConfig {
+            algorithm: args.algorithm,
+            seed,
+            replicas: args.replicas,
+            ring: args.ring,
+        };
         ReverseProxy {
-            chooser: Arc::new(OneUpstream(Arc::new(args.upstream.clone()))),
+            balancer: crate::balance::build(args.upstreams.clone(), &config),
+            hash_key: args.hash_key.clone(),
             director: Director {
                 rewrites: args.rewrite.clone(),
                 set_headers: args.set_header.clone(),
