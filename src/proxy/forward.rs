@@ -57,7 +57,7 @@ use crate::proxy::headers::{self, HeaderError, X_FORWARDED_FOR};
 use crate::proxy::transport::{
     Transport, TransportConfig, TransportError, UpstreamBody, error_chain,
 };
-use crate::server::{self, Conn};
+use crate::server::Conn;
 
 use crate::proxy::Body as ProxyBody;
 
@@ -682,16 +682,17 @@ pub async fn serve(
     config: ForwardConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let proxy = ForwardProxy::new(config);
-    server::serve(listener, shutdown, move |conn| {
-        let proxy = proxy.clone();
-        hyper::service::service_fn(move |req| {
-            let proxy = proxy.clone();
-            let conn = conn.clone();
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(&conn, req).await) }
-        })
-    })
-    .await
+    super::serve(listener, Arc::new(ForwardProxy::new(config)), shutdown).await
+}
+
+impl super::Handler for ForwardProxy {
+    fn respond(
+        &self,
+        conn: &Conn,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send {
+        self.handle(conn, req)
+    }
 }
 
 /// `lab forward`: binds `listen`, warns when that is beyond loopback, serves

@@ -19,11 +19,45 @@ pub mod transport;
 pub mod upgrade;
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+
+use crate::server::Conn;
+
+/// What the three proxies differ in: how one request is answered.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers `req`, which arrived on `conn`.
+    fn respond(
+        &self,
+        conn: &Conn,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Serves `handler` on `listener` until `shutdown` resolves, then drains
+/// (see [`crate::server::serve`]).
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    crate::server::serve(listener, shutdown, move |conn| {
+        let handler = handler.clone();
+        hyper::service::service_fn(move |req| {
+            let handler = handler.clone();
+            let conn = conn.clone();
+            async move { Ok::<_, Infallible>(handler.respond(&conn, req).await) }
+        })
+    })
+    .await
+}
 
 /// Every body a proxy sends or receives: streamed, never buffered whole.
 pub type Body = transport::UpstreamBody;

@@ -74,6 +74,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -82,7 +83,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::proxy::transport::{Transport, TransportConfig};
-use crate::server::{self, Conn};
+use crate::server::Conn;
 
 // Every response body: the upstream's, streamed, or the proxy's own line.
 use crate::proxy::Body as ProxyBody;
@@ -261,16 +262,17 @@ pub async fn serve(
     target: Target,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let proxy = NaiveProxy::new(target);
-    server::serve(listener, shutdown, move |conn| {
-        let proxy = proxy.clone();
-        hyper::service::service_fn(move |req| {
-            let proxy = proxy.clone();
-            let conn = conn.clone();
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(&conn, req).await) }
-        })
-    })
-    .await
+    super::serve(listener, Arc::new(NaiveProxy::new(target)), shutdown).await
+}
+
+impl super::Handler for NaiveProxy {
+    fn respond(
+        &self,
+        conn: &Conn,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send {
+        self.handle(conn, req)
+    }
 }
 
 /// `lab naive`: binds `listen`, says what it does, serves until `shutdown`.

@@ -81,15 +81,7 @@ impl ReverseProxy {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        server::serve(listener, shutdown, move |conn| {
-            let proxy = self.clone();
-            hyper::service::service_fn(move |req| {
-                let proxy = proxy.clone();
-                let conn = conn.clone();
-                async move { Ok::<_, Infallible>(proxy.serve_http(&conn, req).await) }
-            })
-        })
-        .await
+        super::serve(listener, self, shutdown).await
     }
 
     /// One request through the proxy: Go's `ServeHTTP`.
@@ -343,6 +335,16 @@ impl Chosen {
         {
             headers.insert(PICK_HEADER, header_value(&json));
         }
+    }
+}
+
+impl super::Handler for ReverseProxy {
+    fn respond(
+        &self,
+        conn: &Conn,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<Body>> + Send {
+        self.serve_http(conn, req)
     }
 }
 
