@@ -5,6 +5,10 @@
 //!
 //! Every server listens on 127.0.0.1 port 0; every wait is bounded.
 
+mod common;
+
+use common::{LabProcess, STEP};
+
 use std::net::SocketAddr;
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -16,18 +20,14 @@ use hyper_util::rt::TokioIo;
 use lab::probe::{Exchange, Probe};
 use lab::proxy::forward::{self, ForwardConfig, ParentProxy};
 use lab::realserver::{Config, EchoReport, RunningServer, SERVER_HEADER};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::process::Command;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
-
-/// The longest any single step of a test may take before it is a failure.
-const STEP: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------
 // Helpers: proxies, servers, curl, raw HTTP
@@ -743,104 +743,6 @@ async fn shutdown_closes_an_open_tunnel_and_completes() {
 
 // ---------------------------------------------------------------------------
 // The binary
-// ---------------------------------------------------------------------------
-
-fn lab_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lab"));
-    command
-        .arg("--color")
-        .arg("never")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-/// `lab` with its stderr read line by line; killed if the test ends first.
-struct LabProcess {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    log: Vec<String>,
-}
-
-impl LabProcess {
-    fn spawn(args: &[&str]) -> LabProcess {
-        let mut child = lab_command(args).spawn().expect("spawn lab");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        LabProcess {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Reads stderr until a line contains `mark`; returns that line.
-    async fn wait_for(&mut self, mark: &str) -> String {
-        let deadline = tokio::time::Instant::now() + STEP;
-        loop {
-            let line = match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => line,
-                Ok(None) => panic!(
-                    "lab exited before logging {mark:?}; stderr:\n{}",
-                    self.log()
-                ),
-                Err(_) => panic!(
-                    "lab did not log {mark:?} within {STEP:?}; stderr:\n{}",
-                    self.log()
-                ),
-            };
-            self.log.push(line.clone());
-            if line.contains(mark) {
-                return line;
-            }
-        }
-    }
-
-    /// Waits for `server on ADDR` and returns ADDR.
-    async fn listening(&mut self) -> SocketAddr {
-        let line = self.wait_for("server on ").await;
-        let (_, rest) = line.split_once("server on ").unwrap_or_default();
-        let addr = rest.split_whitespace().next().unwrap_or_default();
-        addr.parse()
-            .unwrap_or_else(|_| panic!("bad address in log line {line:?}"))
-    }
-
-    async fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("running");
-        let kill = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(kill.success(), "kill -TERM failed");
-        let status = tokio::time::timeout(STEP, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("lab did not exit within {STEP:?}"))
-            .expect("wait for lab");
-        while let Ok(Some(line)) = tokio::time::timeout(STEP, self.lines.recv()).await {
-            self.log.push(line);
-        }
-        status
-    }
-
-    fn log(&self) -> String {
-        self.log.join("\n")
-    }
-}
-
 #[tokio::test]
 async fn binary_proxies_curl_logs_each_request_and_stops_on_sigterm() {
     let server = real_server().await;
@@ -853,7 +755,7 @@ async fn binary_proxies_curl_logs_each_request_and_stops_on_sigterm() {
         "--allow-connect-port",
         &port,
     ]);
-    let addr = lab.listening().await;
+    let addr = lab.addr_after("server on ").await;
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
     let proxy = format!("http://{addr}");
     let url = format!("http://{}/abc", server.addr());
@@ -882,7 +784,7 @@ async fn binary_proxies_curl_logs_each_request_and_stops_on_sigterm() {
 #[tokio::test]
 async fn binary_warns_loudly_when_listening_beyond_loopback() {
     let mut lab = LabProcess::spawn(&["forward", "--listen", "0.0.0.0:0"]);
-    let addr = lab.listening().await;
+    let addr = lab.addr_after("server on ").await;
     assert!(addr.ip().is_unspecified(), "{addr}");
     let warning = lab.wait_for("OPEN PROXY").await;
     assert!(

@@ -7,23 +7,22 @@
 //! header; the client sees the upstream's. Every server listens on
 //! 127.0.0.1 port 0; every wait is bounded.
 
+mod common;
+
+use common::{LabProcess, STEP, lab_command};
+
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use http::StatusCode;
 use lab::probe::{Exchange, Probe};
 use lab::proxy::naive;
 use lab::realserver::{Config, EchoReport, RunningServer, SERVER_HEADER};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// The longest any single step of a test may take before it is a failure.
-const STEP: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -417,102 +416,12 @@ async fn upstream_down_is_a_502_that_says_what_to_start() {
 
 // ---------------------------------------------------------------------------
 // The binary
-// ---------------------------------------------------------------------------
-
-fn lab_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lab"));
-    command
-        .arg("--color")
-        .arg("never")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-/// `lab` with its stderr read line by line; killed if the test ends first.
-struct LabProcess {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    log: Vec<String>,
-}
-
-impl LabProcess {
-    fn spawn(args: &[&str]) -> LabProcess {
-        let mut child = lab_command(args).spawn().expect("spawn lab");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        LabProcess {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Reads stderr until the proxy logs `server on ADDR`.
-    async fn listening(&mut self) -> SocketAddr {
-        const MARK: &str = "server on ";
-        let deadline = tokio::time::Instant::now() + STEP;
-        loop {
-            let line = match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => line,
-                Ok(None) => panic!("lab exited before listening; stderr:\n{}", self.log()),
-                Err(_) => panic!(
-                    "lab did not listen within {STEP:?}; stderr:\n{}",
-                    self.log()
-                ),
-            };
-            self.log.push(line.clone());
-            if let Some((_, rest)) = line.split_once(MARK) {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                return addr
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bad address in log line {line:?}"));
-            }
-        }
-    }
-
-    async fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("running");
-        let kill = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(kill.success(), "kill -TERM failed");
-        let status = tokio::time::timeout(STEP, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("lab did not exit within {STEP:?}"))
-            .expect("wait for lab");
-        while let Ok(Some(line)) = tokio::time::timeout(STEP, self.lines.recv()).await {
-            self.log.push(line);
-        }
-        status
-    }
-
-    fn log(&self) -> String {
-        self.log.join("\n")
-    }
-}
-
 #[tokio::test]
 async fn binary_forwards_warns_about_the_ignored_base_path_and_stops_on_sigterm() {
     let server = real_server().await;
     let target = format!("http://{}/base", server.addr());
     let mut lab = LabProcess::spawn(&["naive", "--listen", "127.0.0.1:0", "--target", &target]);
-    let addr = lab.listening().await;
+    let addr = lab.addr_after("server on ").await;
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
 
     let (exchange, seen) = upstream_saw(addr, Probe::get("/abc")).await;

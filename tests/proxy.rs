@@ -25,8 +25,10 @@
 //! - hyper's request head limit is about 400 KB (its read buffer), so a
 //!   200 KB header is forwarded; far beyond it the answer is 431.
 
+mod common;
+
+use common::LabProcess;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,9 +40,8 @@ use lab::cli::{Cli, Command as LabCommand, ProxyArgs};
 use lab::probe::{Exchange, Probe};
 use lab::proxy::reverse::{ReverseProxy, UPSTREAM_HEADER};
 use lab::realserver::{Config, EchoReport, RunningServer, SERVER_HEADER, pattern_byte};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -608,7 +609,7 @@ fn answer_ok(_: &RawRequest) -> Answer {
 
 /// `lab proxy` as a child process, stderr drained; killed when dropped.
 struct ProxyProcess {
-    child: Child,
+    lab: LabProcess,
     addr: SocketAddr,
 }
 
@@ -616,52 +617,23 @@ impl ProxyProcess {
     /// Starts `lab proxy --listen 127.0.0.1:0 ARGS` and reads its address from
     /// the log line `Starting ReverseProxy at ADDR → …`.
     async fn spawn(args: &[&str]) -> ProxyProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
-            .args(["--color", "never", "proxy", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn lab proxy");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, mut lines) = mpsc::unbounded_channel();
-        // Drain stderr for the whole life of the process so it never blocks.
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                let _ = tx.send(line);
-            }
-        });
+        let argv: Vec<&str> = ["proxy", "--listen", "127.0.0.1:0"]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
+        let mut lab = LabProcess::spawn(&argv);
         const MARK: &str = "Starting ReverseProxy at ";
-        let mut log = Vec::new();
-        let deadline = tokio::time::Instant::now() + STEP;
-        loop {
-            let line = match tokio::time::timeout_at(deadline, lines.recv()).await {
-                Ok(Some(line)) => line,
-                Ok(None) => panic!("lab proxy exited before starting:\n{}", log.join("\n")),
-                Err(_) => panic!("lab proxy did not start:\n{}", log.join("\n")),
-            };
-            if let Some((_, rest)) = line.split_once(MARK) {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                let addr = addr
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bad address in log line {line:?}"));
-                assert!(
-                    rest.contains(" → http://"),
-                    "the log line names the upstream: {line:?}"
-                );
-                return ProxyProcess { child, addr };
-            }
-            log.push(line);
-        }
+        let line = lab.wait_for(MARK).await;
+        assert!(
+            line.contains(" → http://"),
+            "the log line names the upstream: {line:?}"
+        );
+        let addr = common::addr_in(&line, MARK);
+        ProxyProcess { lab, addr }
     }
 
     fn pid(&self) -> u32 {
-        self.child.id().expect("the proxy is running")
+        self.lab.pid()
     }
 }
 

@@ -5,23 +5,21 @@
 //! timings asserted are timeouts the server is meant to enforce, with wide
 //! margins.
 
+mod common;
+
+use common::{LabProcess, STEP, run_lab};
+
 use std::net::SocketAddr;
-use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use http::{Method, StatusCode};
 use lab::probe::{Exchange, Probe};
 use lab::realserver::{Config, RunningServer, SERVER_HEADER};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-/// The longest any single step of a test may take before it is a failure.
-const STEP: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------
 // Helpers: servers, probes and raw HTTP/1.1
@@ -733,110 +731,6 @@ async fn shutdown_closes_websockets_with_going_away() {
 // ---------------------------------------------------------------------------
 // The binary
 // ---------------------------------------------------------------------------
-
-/// `lab` with logs on a pipe; killed if the test ends before it does.
-struct LabProcess {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    /// Every stderr line read so far.
-    log: Vec<String>,
-}
-
-fn lab_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lab"));
-    command
-        .arg("--color")
-        .arg("never")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-impl LabProcess {
-    fn spawn(args: &[&str]) -> LabProcess {
-        let mut child = lab_command(args).spawn().expect("spawn lab");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, lines) = mpsc::unbounded_channel();
-        // Drain stderr for the whole life of the process so it never blocks on a full pipe.
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        LabProcess {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().expect("the process is running")
-    }
-
-    /// Reads stderr until `count` servers logged `Starting httpserver at ADDR`.
-    async fn started_servers(&mut self, count: usize) -> Vec<SocketAddr> {
-        const MARK: &str = "Starting httpserver at ";
-        let deadline = tokio::time::Instant::now() + STEP;
-        let mut addrs = Vec::new();
-        loop {
-            let line = match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => line,
-                Ok(None) => panic!("lab exited before starting; stderr:\n{}", self.log()),
-                Err(_) => panic!("lab did not start within {STEP:?}; stderr:\n{}", self.log()),
-            };
-            self.log.push(line.clone());
-            if let Some((_, rest)) = line.split_once(MARK) {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                addrs.push(
-                    addr.parse()
-                        .unwrap_or_else(|_| panic!("bad address in log line {line:?}")),
-                );
-            }
-            if addrs.len() == count {
-                return addrs;
-            }
-        }
-    }
-
-    /// Waits for the process to exit, then collects the rest of its stderr.
-    async fn exit(&mut self) -> ExitStatus {
-        let status = tokio::time::timeout(STEP, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("lab did not exit within {STEP:?}"))
-            .expect("wait for lab");
-        // The pipe closes with the process: the reader task ends the channel.
-        while let Ok(Some(line)) = tokio::time::timeout(STEP, self.lines.recv()).await {
-            self.log.push(line);
-        }
-        status
-    }
-
-    fn log(&self) -> String {
-        self.log.join("\n")
-    }
-}
-
-/// Runs `lab ARGS` to completion (bounded) and returns its status and stderr.
-async fn run_lab(args: &[&str]) -> (ExitStatus, String) {
-    let output = tokio::time::timeout(STEP, lab_command(args).output())
-        .await
-        .unwrap_or_else(|_| panic!("lab {args:?} did not exit within {STEP:?}"))
-        .expect("run lab");
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn binary_runs_one_server_per_addr() {
     let mut lab = LabProcess::spawn(&[
@@ -846,7 +740,7 @@ async fn binary_runs_one_server_per_addr() {
         "--addr",
         "127.0.0.1:0",
     ]);
-    let addrs = lab.started_servers(2).await;
+    let addrs = lab.addrs_after("Starting httpserver at ", 2).await;
     assert_ne!(addrs[0], addrs[1], "{}", lab.log());
     for addr in &addrs {
         assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
@@ -880,7 +774,7 @@ async fn binary_reports_a_port_in_use() {
 #[tokio::test]
 async fn binary_sigterm_drains_the_request_in_flight_and_exits_0() {
     let mut lab = LabProcess::spawn(&["realserver", "--addr", "127.0.0.1:0"]);
-    let addr = lab.started_servers(1).await[0];
+    let addr = lab.addrs_after("Starting httpserver at ", 1).await[0];
 
     let in_flight = tokio::spawn(async move { Probe::get("/delay?ms=1500").send(addr).await });
     tokio::time::sleep(Duration::from_millis(300)).await;

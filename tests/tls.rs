@@ -7,6 +7,10 @@
 //! only timings asserted are timeouts the server is meant to enforce, with
 //! wide margins.
 
+mod common;
+
+use common::{LabProcess, STEP, lab_command};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -18,13 +22,9 @@ use http_body_util::{BodyExt, Empty};
 use lab::proxy::transport::{Transport, TransportConfig, TransportError, UpstreamBody};
 use lab::realserver::{Config, RunningServer, SERVER_HEADER, TextEcho};
 use lab::tls::ServerTls;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
-
-/// The longest any single step of a test may take before it is a failure.
-const STEP: Duration = Duration::from_secs(15);
+use tokio::process::Command;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -430,98 +430,6 @@ async fn transport_gives_up_on_an_upstream_that_never_finishes_the_handshake() {
 // ---------------------------------------------------------------------------
 // The binary: `lab realserver --tls`, with curl
 // ---------------------------------------------------------------------------
-
-/// `lab` with logs on a pipe; killed if the test ends before it does.
-struct LabProcess {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    log: Vec<String>,
-}
-
-fn lab_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lab"));
-    command
-        .arg("--color")
-        .arg("never")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-impl LabProcess {
-    fn spawn(args: &[&str]) -> LabProcess {
-        let mut child = lab_command(args).spawn().expect("spawn lab");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        LabProcess {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Reads stderr until a line contains `mark`; returns that line.
-    async fn line_with(&mut self, mark: &str) -> String {
-        let deadline = tokio::time::Instant::now() + STEP;
-        loop {
-            let line = match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => line,
-                Ok(None) => panic!("lab exited before logging {mark:?}:\n{}", self.log()),
-                Err(_) => panic!("no {mark:?} within {STEP:?}:\n{}", self.log()),
-            };
-            self.log.push(line.clone());
-            if line.contains(mark) {
-                return line;
-            }
-        }
-    }
-
-    /// The address of the one server, from `Starting httpserver at ADDR`.
-    async fn started_server(&mut self) -> SocketAddr {
-        const MARK: &str = "Starting httpserver at ";
-        let line = self.line_with(MARK).await;
-        let (_, rest) = line.split_once(MARK).expect("the mark is in the line");
-        let addr = rest.split_whitespace().next().unwrap_or_default();
-        addr.parse()
-            .unwrap_or_else(|_| panic!("bad address in log line {line:?}"))
-    }
-
-    async fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().expect("the process is running");
-        let kill = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(kill.success(), "kill -TERM failed");
-        let status = tokio::time::timeout(STEP, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("lab did not exit within {STEP:?}"))
-            .expect("wait for lab");
-        while let Ok(Some(line)) = tokio::time::timeout(STEP, self.lines.recv()).await {
-            self.log.push(line);
-        }
-        status
-    }
-
-    fn log(&self) -> String {
-        self.log.join("\n")
-    }
-}
-
 /// Runs curl (bounded); returns its exit status, stdout and stderr.
 async fn curl(args: &[&str]) -> (ExitStatus, String, String) {
     let output = tokio::time::timeout(
@@ -556,9 +464,9 @@ async fn binary_serves_https_that_curl_trusts_through_the_pem_it_wrote() {
         "--tls-cert-out",
         cert_arg,
     ]);
-    let addr = lab.started_server().await;
+    let addr = lab.addr_after("Starting httpserver at ").await;
     let url = format!("https://{addr}/abc");
-    let hint = lab.line_with("try: ").await;
+    let hint = lab.wait_for("try: ").await;
     assert!(
         hint.contains(&format!("curl --cacert {cert_arg} {url}")),
         "{hint}"

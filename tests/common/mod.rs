@@ -1,0 +1,152 @@
+//! What the integration tests share: the `lab` binary as a child process,
+//! its log read line by line, and the address it says it listens on.
+//!
+//! Each test file uses a part of this module, so the rest looks unused there.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// The longest any single step of a test may wait.
+pub const STEP: Duration = Duration::from_secs(15);
+
+/// `lab ARGS` with plain, predictable logs on a pipe and nothing on stdin.
+pub fn lab_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lab"));
+    command
+        .arg("--color")
+        .arg("never")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `lab ARGS` to completion (bounded) and returns its status and stderr.
+pub async fn run_lab(args: &[&str]) -> (ExitStatus, String) {
+    let output = tokio::time::timeout(STEP, lab_command(args).output())
+        .await
+        .unwrap_or_else(|_| panic!("lab {args:?} did not exit within {STEP:?}"))
+        .expect("run lab");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The address right after `mark` in a log line (`…MARK ADDR …`).
+pub fn addr_in(line: &str, mark: &str) -> SocketAddr {
+    let (_, rest) = line.split_once(mark).unwrap_or_default();
+    let addr = rest.split_whitespace().next().unwrap_or_default();
+    addr.parse()
+        .unwrap_or_else(|_| panic!("bad address in log line {line:?}"))
+}
+
+/// A running `lab`, its stderr read line by line; killed if the test ends first.
+pub struct LabProcess {
+    pub child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Every stderr line read so far.
+    log: Vec<String>,
+}
+
+impl LabProcess {
+    pub fn spawn(args: &[&str]) -> LabProcess {
+        let mut child = lab_command(args).spawn().expect("spawn lab");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = mpsc::unbounded_channel();
+        // Drain stderr for the whole life of the process, so it never blocks on a full pipe.
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LabProcess {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the process is running")
+    }
+
+    /// Reads stderr until a line contains `mark`; returns that line.
+    pub async fn wait_for(&mut self, mark: &str) -> String {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let line = match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => line,
+                Ok(None) => panic!(
+                    "lab exited before logging {mark:?}; stderr:\n{}",
+                    self.log()
+                ),
+                Err(_) => panic!(
+                    "lab did not log {mark:?} within {STEP:?}; stderr:\n{}",
+                    self.log()
+                ),
+            };
+            self.log.push(line.clone());
+            if line.contains(mark) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits for a line `…MARK ADDR…` and returns ADDR.
+    pub async fn addr_after(&mut self, mark: &str) -> SocketAddr {
+        let line = self.wait_for(mark).await;
+        addr_in(&line, mark)
+    }
+
+    /// The addresses of `count` lines `…MARK ADDR…`, in order.
+    pub async fn addrs_after(&mut self, mark: &str, count: usize) -> Vec<SocketAddr> {
+        let mut addrs = Vec::with_capacity(count);
+        for _ in 0..count {
+            addrs.push(self.addr_after(mark).await);
+        }
+        addrs
+    }
+
+    /// Sends SIGTERM, then waits for the exit (bounded).
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let kill = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(kill.success(), "kill -TERM failed");
+        self.exit().await
+    }
+
+    /// Waits for the process to exit, then collects the rest of its stderr.
+    pub async fn exit(&mut self) -> ExitStatus {
+        let status = tokio::time::timeout(STEP, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("lab did not exit within {STEP:?}"))
+            .expect("wait for lab");
+        // The pipe closes with the process: the reader task ends the channel.
+        while let Ok(Some(line)) = tokio::time::timeout(STEP, self.lines.recv()).await {
+            self.log.push(line);
+        }
+        status
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.join("\n")
+    }
+}
