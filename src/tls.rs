@@ -244,7 +244,7 @@ pub fn client_config(trust: &UpstreamTrust) -> Result<Arc<ClientConfig>, TlsErro
             .with_no_client_auth(),
         UpstreamTrust::Unconfigured => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(TrustNoCertificate::new()))
+            .with_custom_certificate_verifier(Arc::new(FixedVerdict::refuse_all()))
             .with_no_client_auth(),
         UpstreamTrust::Insecure => {
             tracing::warn!(
@@ -254,7 +254,7 @@ pub fn client_config(trust: &UpstreamTrust) -> Result<Arc<ClientConfig>, TlsErro
             );
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(InsecureAcceptAnyCertificate::new()))
+                .with_custom_certificate_verifier(Arc::new(FixedVerdict::accept_any()))
                 .with_no_client_auth()
         }
     };
@@ -317,19 +317,39 @@ impl HandshakeSignatures {
     }
 }
 
-/// `--insecure-upstream`: accepts every server certificate without looking
-/// at it (not its issuer, names or dates). Only the handshake signatures are
-/// checked, which proves nothing about *who* the peer is.
+/// A verifier whose verdict on the certificate is decided in advance:
+/// - `--insecure-upstream` accepts every server certificate without looking
+///   at it (not its issuer, names or dates);
+/// - with no CA configured, every certificate is refused as from an unknown
+///   issuer (rustls cannot build a verifier with no roots at all).
+///
+/// Either way the handshake signatures are checked, which proves nothing
+/// about *who* the peer is.
 #[derive(Debug)]
-pub struct InsecureAcceptAnyCertificate(HandshakeSignatures);
+pub struct FixedVerdict {
+    accept: bool,
+    signatures: HandshakeSignatures,
+}
 
-impl InsecureAcceptAnyCertificate {
-    fn new() -> Self {
-        InsecureAcceptAnyCertificate(HandshakeSignatures::new())
+impl FixedVerdict {
+    /// `--insecure-upstream`.
+    pub fn accept_any() -> Self {
+        FixedVerdict {
+            accept: true,
+            signatures: HandshakeSignatures::new(),
+        }
+    }
+
+    /// No CA given.
+    pub fn refuse_all() -> Self {
+        FixedVerdict {
+            accept: false,
+            signatures: HandshakeSignatures::new(),
+        }
     }
 }
 
-impl ServerCertVerifier for InsecureAcceptAnyCertificate {
+impl ServerCertVerifier for FixedVerdict {
     fn verify_server_cert(
         &self,
         _end_entity: &CertificateDer<'_>,
@@ -338,7 +358,13 @@ impl ServerCertVerifier for InsecureAcceptAnyCertificate {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        if self.accept {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            ))
+        }
     }
 
     fn verify_tls12_signature(
@@ -347,7 +373,7 @@ impl ServerCertVerifier for InsecureAcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.tls12(message, cert, dss)
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -356,59 +382,11 @@ impl ServerCertVerifier for InsecureAcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.tls13(message, cert, dss)
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.schemes()
-    }
-}
-
-/// No CA configured: every server certificate is refused as from an unknown
-/// issuer (rustls cannot build a verifier with no roots at all).
-#[derive(Debug)]
-struct TrustNoCertificate(HandshakeSignatures);
-
-impl TrustNoCertificate {
-    fn new() -> Self {
-        TrustNoCertificate(HandshakeSignatures::new())
-    }
-}
-
-impl ServerCertVerifier for TrustNoCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(
-            CertificateError::UnknownIssuer,
-        ))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.tls12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.schemes()
+        self.signatures.schemes()
     }
 }
 
