@@ -333,7 +333,7 @@ impl Chosen {
         if let Some(explanation) = &self.explanation
             && let Ok(json) = serde_json::to_string(explanation)
         {
-            headers.insert(PICK_HEADER, header_value(&json));
+            headers.insert(PICK_HEADER, header_value(&ascii_json(&json)));
         }
     }
 }
@@ -394,6 +394,23 @@ fn restore_trailers(headers: &mut http::HeaderMap, announced: Vec<HeaderValue>) 
     for value in announced {
         headers.append(header::TRAILER, value);
     }
+}
+
+/// JSON with every non-ASCII character escaped (`\u00fc`): still the same
+/// JSON, and a header value every client can read as text (a hash key may
+/// come from a percent-decoded query).
+fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 fn header_value(text: &str) -> HeaderValue {
@@ -495,5 +512,20 @@ impl RunningProxy {
     /// Stops it and waits for requests in flight.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.0.shutdown().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pick_json_is_ascii_and_still_the_same_json() {
+        let json = r#"{"key":"jürgen 🦀"}"#;
+        let ascii = ascii_json(json);
+        assert!(ascii.is_ascii(), "{ascii}");
+        assert_eq!(ascii, r#"{"key":"j\u00fcrgen \ud83e\udd80"}"#);
+        let back: serde_json::Value = serde_json::from_str(&ascii).unwrap();
+        assert_eq!(back["key"], "jürgen 🦀");
     }
 }
