@@ -41,17 +41,19 @@ pub fn parse(text: &str) -> anyhow::Result<Answers> {
     Ok(answers)
 }
 
-/// Lower case, trimmed, inner whitespace collapsed, surrounding quotes or
-/// backticks dropped: what makes two answers the same answer.
+/// Lower case, trimmed, inner whitespace collapsed, no space around commas,
+/// surrounding quotes or backticks dropped: what makes two answers the same
+/// answer (`6, -3, 4` is `6,-3,4`).
 pub fn normalize(answer: &str) -> String {
     let trimmed = answer
         .trim()
         .trim_matches(|c| c == '"' || c == '\'' || c == '`')
         .trim();
     trimmed
-        .split_whitespace()
+        .split(',')
+        .map(|part| part.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(",")
         .to_lowercase()
 }
 
@@ -70,7 +72,9 @@ mod tests {
     #[test]
     fn normalizing_ignores_case_space_and_quotes() {
         assert_eq!(normalize("  `Client` "), "client");
-        assert_eq!(normalize("1.2.3.4,  5.6.7.8"), "1.2.3.4, 5.6.7.8");
+        assert_eq!(normalize("1.2.3.4,  5.6.7.8"), "1.2.3.4,5.6.7.8");
+        assert_eq!(normalize("6, -3, 4"), normalize("6,-3,4"));
+        assert_eq!(normalize("a  a b"), "a a b");
     }
 
     #[test]

@@ -6,16 +6,22 @@
 //! every prediction. It never decides pass or fail for predictions: the report
 //! compares them with the learner's answers.
 
+mod balancing;
+mod choosing_a_balancer;
+mod consistent_hash;
 mod director;
 mod forward_proxy;
 mod modify_and_errors;
 mod naive_reverse_proxy;
 mod proxy_basics;
+mod random;
+mod round_robin;
 mod serve_http_internals;
 mod special_headers;
 mod timeouts;
 mod transport_pool;
 mod upgrade;
+mod weighted_round_robin;
 
 use futures_util::future::BoxFuture;
 
@@ -37,6 +43,11 @@ pub const SLUGS: &[&str] = &[
     "upgrade",
     "transport-pool",
     "timeouts",
+    "random",
+    "round-robin",
+    "weighted-round-robin",
+    "consistent-hash",
+    "choosing-a-balancer",
 ];
 
 /// The scenario of the lab named `slug`.
@@ -52,6 +63,11 @@ pub fn scenario(slug: &str) -> Option<Scenario> {
         "upgrade" => Some(upgrade::run),
         "transport-pool" => Some(transport_pool::run),
         "timeouts" => Some(timeouts::run),
+        "random" => Some(random::run),
+        "round-robin" => Some(round_robin::run),
+        "weighted-round-robin" => Some(weighted_round_robin::run),
+        "consistent-hash" => Some(consistent_hash::run),
+        "choosing-a-balancer" => Some(choosing_a_balancer::run),
         _ => None,
     }
 }
