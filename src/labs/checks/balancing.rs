@@ -12,7 +12,6 @@ use serde_json::Value;
 use crate::balance::{Node, parse_upstream_spec};
 use crate::probe::Probe;
 use crate::proxy::reverse::{EXPLAIN_HEADER, PICK_HEADER, RunningProxy, UPSTREAM_HEADER};
-use crate::realserver::RunningServer;
 
 /// The letter of upstream `index`: a, b, c, …
 pub(super) fn letter(index: usize) -> char {
@@ -60,11 +59,11 @@ pub(super) struct Upstreams {
 
 impl Upstreams {
     /// `http://ADDR/base` for each server, in order: a, b, c.
-    pub(super) fn of(servers: &[RunningServer]) -> anyhow::Result<Upstreams> {
+    pub(super) fn of(servers: &[std::net::SocketAddr]) -> anyhow::Result<Upstreams> {
         let urls = servers
             .iter()
-            .map(|s| {
-                Ok(node(&format!("http://{}/base", s.addr()), 1)?
+            .map(|addr| {
+                Ok(node(&format!("http://{addr}/base"), 1)?
                     .upstream
                     .to_string())
             })

@@ -5,11 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::balancing::{self, Upstreams, counts, letters, nodes_of, plural, show_counts};
-use super::{start_real_servers, stop_real_servers};
+use super::with_real_servers;
 use crate::balance::{Balancer, PickInput, RandomBalancer};
 use crate::labs::findings::Findings;
 use crate::proxy::reverse::RunningProxy;
@@ -21,16 +20,9 @@ const REQUESTS: usize = 12;
 const LONG_RUN: usize = 10_000;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
-    async move {
-        let servers = start_real_servers(f, 2).await?;
-        let experiment = async {
-            let upstreams = Upstreams::of(&servers)?;
-            experiment(f, &upstreams).await
-        }
-        .await;
-        stop_real_servers(servers, experiment).await
-    }
-    .boxed()
+    with_real_servers(f, 2, |f, servers| async move {
+        experiment(f, &Upstreams::of(&servers)?).await
+    })
 }
 
 /// Sends the 12 requests through `lab proxy --lb LB --seed S` (plus the

@@ -6,11 +6,10 @@
 
 use std::collections::BTreeSet;
 
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::balancing::{self, Answer, Upstreams, letter, letters, nodes_of, plural};
-use super::{start_real_servers, stop_real_servers};
+use super::with_real_servers;
 use crate::balance::{
     Balancer, ConsistentHashBalancer, Node, PickInput, RingPoints, parse_upstream_spec,
 };
@@ -23,20 +22,11 @@ const CONNECTIONS: usize = 30;
 const KEYS: usize = 1000;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
-    async move {
-        let servers = start_real_servers(f, 2).await?;
-        let experiment = async {
-            let upstreams = Upstreams::of(&servers)?;
-            through_the_proxy(f, &upstreams).await
-        }
-        .await;
-        let experiment = experiment.and_then(|()| {
-            adding_a_node(f)?;
-            replicas(f)
-        });
-        stop_real_servers(servers, experiment).await
-    }
-    .boxed()
+    with_real_servers(f, 2, |f, servers| async move {
+        through_the_proxy(f, &Upstreams::of(&servers)?).await?;
+        adding_a_node(f)?;
+        replicas(f)
+    })
 }
 
 /// `--lb hash` with nginx's ring at 160 points: about half the ring each,

@@ -2,11 +2,10 @@
 //! merge, the article's regex rewrite, a set header, a replaced body, and
 //! which Host the upstream sees.
 
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use http::Method;
 
-use super::{start_real_servers, stop_real_servers};
+use super::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;
 use crate::proxy::reverse::RunningProxy;
@@ -15,12 +14,7 @@ use crate::proxy::reverse::RunningProxy;
 const JSON: &str = r#"{"apple":2,"banana":3,"cherry":4}"#;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
-    async move {
-        let servers = start_real_servers(f, 1).await?;
-        let experiment = experiment(f, servers[0].addr()).await;
-        stop_real_servers(servers, experiment).await
-    }
-    .boxed()
+    with_real_servers(f, 1, |f, servers| experiment(f, servers[0]))
 }
 
 async fn experiment(f: &mut Findings, server: std::net::SocketAddr) -> anyhow::Result<()> {

@@ -72,6 +72,25 @@ pub fn scenario(slug: &str) -> Option<Scenario> {
     }
 }
 
+/// Runs `experiment` with `n` real servers, started on free ports before it
+/// and stopped after it, whatever it returned.
+fn with_real_servers<'a, F, Fut>(
+    f: &'a mut Findings,
+    n: usize,
+    experiment: F,
+) -> BoxFuture<'a, anyhow::Result<()>>
+where
+    F: FnOnce(&'a mut Findings, Vec<std::net::SocketAddr>) -> Fut + Send + 'a,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'a,
+{
+    Box::pin(async move {
+        let servers = start_real_servers(f, n).await?;
+        let addrs = servers.iter().map(RunningServer::addr).collect();
+        let result = experiment(f, addrs).await;
+        stop_real_servers(servers, result).await
+    })
+}
+
 /// Starts `n` real servers on free ports, as `lab realserver` would.
 async fn start_real_servers(f: &mut Findings, n: usize) -> anyhow::Result<Vec<RunningServer>> {
     let mut servers = Vec::with_capacity(n);

@@ -5,28 +5,21 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{start_real_servers, stop_real_servers};
+use super::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;
 use crate::realserver::SERVER_HEADER;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
-    async move {
-        let servers = start_real_servers(f, 2).await?;
-        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr()).collect();
-        let experiment = experiment(f, &addrs).await;
-        stop_real_servers(servers, experiment).await
-    }
-    .boxed()
+    with_real_servers(f, 2, experiment)
 }
 
-async fn experiment(f: &mut Findings, servers: &[SocketAddr]) -> anyhow::Result<()> {
+async fn experiment(f: &mut Findings, servers: Vec<SocketAddr>) -> anyhow::Result<()> {
     let (a, b) = (servers[0], servers[1]);
 
     // 1. Two servers in one process, each naming itself.

@@ -2,11 +2,10 @@
 //! `lab proxy`. The same seed replays the same sequence, another seed gives
 //! another, each pick is `draw % nodes`, and the weights change nothing.
 
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::balancing::{self, Answer, Upstreams, counts, letter, letters, nodes_of, show_counts};
-use super::{start_real_servers, stop_real_servers};
+use super::with_real_servers;
 use crate::balance::{Balancer, PickInput, RandomBalancer};
 use crate::labs::findings::Findings;
 
@@ -18,16 +17,9 @@ const SEQUENCE: usize = 20;
 const SPLIT: usize = 200;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
-    async move {
-        let servers = start_real_servers(f, 2).await?;
-        let experiment = async {
-            let upstreams = Upstreams::of(&servers)?;
-            experiment(f, &upstreams).await
-        }
-        .await;
-        stop_real_servers(servers, experiment).await
-    }
-    .boxed()
+    with_real_servers(f, 2, |f, servers| async move {
+        experiment(f, &Upstreams::of(&servers)?).await
+    })
 }
 
 async fn experiment(f: &mut Findings, upstreams: &Upstreams) -> anyhow::Result<()> {

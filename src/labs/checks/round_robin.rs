@@ -2,11 +2,10 @@
 //! the article's weights 10 and 20 ignored; the counter (the article's
 //! `curIndex`) in X-Lab-Pick; and 40 requests at once split exactly 20/20.
 
-use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, join_all};
 
 use super::balancing::{self, Upstreams, counts, letter, letters, nodes_of, show_counts};
-use super::{start_real_servers, stop_real_servers};
+use super::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;
 
@@ -16,16 +15,9 @@ const SEQUENTIAL: usize = 10;
 const CONCURRENT: usize = 40;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
-    async move {
-        let servers = start_real_servers(f, 2).await?;
-        let experiment = async {
-            let upstreams = Upstreams::of(&servers)?;
-            experiment(f, &upstreams).await
-        }
-        .await;
-        stop_real_servers(servers, experiment).await
-    }
-    .boxed()
+    with_real_servers(f, 2, |f, servers| async move {
+        experiment(f, &Upstreams::of(&servers)?).await
+    })
 }
 
 async fn experiment(f: &mut Findings, upstreams: &Upstreams) -> anyhow::Result<()> {

@@ -4,20 +4,14 @@
 
 use std::net::SocketAddr;
 
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::{start_real_servers, stop_real_servers};
+use super::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
-    async move {
-        let servers = start_real_servers(f, 1).await?;
-        let experiment = experiment(f, servers[0].addr()).await;
-        stop_real_servers(servers, experiment).await
-    }
-    .boxed()
+    with_real_servers(f, 1, |f, servers| experiment(f, servers[0]))
 }
 
 async fn experiment(f: &mut Findings, server: SocketAddr) -> anyhow::Result<()> {

@@ -5,11 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use http::StatusCode;
 
-use super::{start_real_servers, stop_real_servers};
+use super::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;
 use crate::proxy::reverse::RunningProxy;
@@ -18,12 +17,7 @@ use crate::proxy::reverse::RunningProxy;
 const SLOW: &str = "/test_http_string/test_http_string/aaa";
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
-    async move {
-        let servers = start_real_servers(f, 1).await?;
-        let experiment = experiment(f, servers[0].addr()).await;
-        stop_real_servers(servers, experiment).await
-    }
-    .boxed()
+    with_real_servers(f, 1, |f, servers| experiment(f, servers[0]))
 }
 
 async fn experiment(f: &mut Findings, server: SocketAddr) -> anyhow::Result<()> {

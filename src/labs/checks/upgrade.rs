@@ -6,24 +6,19 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{start_real_servers, stop_real_servers};
+use super::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;
 use crate::proxy::reverse::RunningProxy;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
-    async move {
-        let servers = start_real_servers(f, 1).await?;
-        let experiment = experiment(f, servers[0].addr()).await;
-        stop_real_servers(servers, experiment).await
-    }
-    .boxed()
+    with_real_servers(f, 1, |f, servers| experiment(f, servers[0]))
 }
 
 async fn experiment(f: &mut Findings, server: SocketAddr) -> anyhow::Result<()> {

@@ -32,7 +32,8 @@ pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
 }
 
 async fn experiment(f: &mut Findings, servers: &mut Vec<RunningServer>) -> anyhow::Result<()> {
-    let upstreams = Upstreams::of(servers)?;
+    let addrs: Vec<_> = servers.iter().map(RunningServer::addr).collect();
+    let upstreams = Upstreams::of(&addrs)?;
     f.step(format!("upstreams: {}", upstreams.legend()));
     let mut flags = vec!["--lb".to_string(), "wrr".to_string()];
     flags.extend(upstreams.flags(&WEIGHTS));
