@@ -27,7 +27,7 @@
 
 mod common;
 
-use common::LabProcess;
+use common::{LabProcess, decode_chunked, find};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,12 +166,6 @@ fn dead_port() -> SocketAddr {
 // ---------------------------------------------------------------------------
 // Helpers: raw HTTP/1.1 on the client side
 // ---------------------------------------------------------------------------
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
-}
 
 fn contains_ignore_case(haystack: &[u8], needle: &str) -> bool {
     let haystack = String::from_utf8_lossy(haystack).to_ascii_lowercase();
@@ -353,58 +347,6 @@ fn chunked_len(body: &[u8]) -> Option<usize> {
         }
         pos += size + 2;
     }
-}
-
-/// A chunked body (RFC 9112 §7.1), decoded strictly: the chunks as sent and
-/// the trailer fields after the last one.
-#[derive(Debug)]
-struct Chunked {
-    chunks: Vec<Vec<u8>>,
-    trailers: Vec<(String, String)>,
-}
-
-impl Chunked {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.chunks.concat()).into_owned()
-    }
-}
-
-fn decode_chunked(mut body: &[u8]) -> Chunked {
-    let mut chunks = Vec::new();
-    loop {
-        let line_end = find(body, b"\r\n").expect("chunk size line ends in CRLF");
-        let size_line = std::str::from_utf8(&body[..line_end]).expect("chunk size is text");
-        let size_hex = size_line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .unwrap_or_else(|_| panic!("bad chunk size line {size_line:?}"));
-        body = &body[line_end + 2..];
-        if size == 0 {
-            break;
-        }
-        assert!(body.len() >= size + 2, "chunk of {size} bytes cut off");
-        chunks.push(body[..size].to_vec());
-        assert_eq!(&body[size..size + 2], b"\r\n", "chunk data ends in CRLF");
-        body = &body[size + 2..];
-    }
-    let mut trailers = Vec::new();
-    loop {
-        let line_end = find(body, b"\r\n").expect("trailer section ends in CRLF");
-        let line = std::str::from_utf8(&body[..line_end]).expect("trailer is text");
-        body = &body[line_end + 2..];
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line
-            .split_once(':')
-            .unwrap_or_else(|| panic!("bad trailer line {line:?}"));
-        trailers.push((name.to_string(), value.trim().to_string()));
-    }
-    assert!(
-        body.is_empty(),
-        "bytes after the chunked body: {:?}",
-        String::from_utf8_lossy(body)
-    );
-    Chunked { chunks, trailers }
 }
 
 // ---------------------------------------------------------------------------

@@ -150,3 +150,63 @@ impl LabProcess {
         self.log.join("\n")
     }
 }
+
+/// Where `needle` first occurs in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// A chunked body (RFC 9112 §7.1), decoded strictly: the chunks as sent and
+/// the trailer fields after the last one.
+#[derive(Debug)]
+pub struct Chunked {
+    pub chunks: Vec<Vec<u8>>,
+    pub trailers: Vec<(String, String)>,
+}
+
+impl Chunked {
+    /// The chunks joined, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.chunks.concat()).into_owned()
+    }
+}
+
+pub fn decode_chunked(mut body: &[u8]) -> Chunked {
+    let mut chunks = Vec::new();
+    loop {
+        let line_end = find(body, b"\r\n").expect("chunk size line ends in CRLF");
+        let size_line = std::str::from_utf8(&body[..line_end]).expect("chunk size is text");
+        let size_hex = size_line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .unwrap_or_else(|_| panic!("bad chunk size line {size_line:?}"));
+        body = &body[line_end + 2..];
+        if size == 0 {
+            break;
+        }
+        assert!(body.len() >= size + 2, "chunk of {size} bytes cut off");
+        chunks.push(body[..size].to_vec());
+        assert_eq!(&body[size..size + 2], b"\r\n", "chunk data ends in CRLF");
+        body = &body[size + 2..];
+    }
+    let mut trailers = Vec::new();
+    loop {
+        let line_end = find(body, b"\r\n").expect("trailer section ends in CRLF");
+        let line = std::str::from_utf8(&body[..line_end]).expect("trailer is text");
+        body = &body[line_end + 2..];
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .unwrap_or_else(|| panic!("bad trailer line {line:?}"));
+        trailers.push((name.to_string(), value.trim().to_string()));
+    }
+    assert!(
+        body.is_empty(),
+        "bytes after the chunked body: {:?}",
+        String::from_utf8_lossy(body)
+    );
+    Chunked { chunks, trailers }
+}
