@@ -193,6 +193,12 @@ impl ConsistentHashBalancer {
         self.replicas
     }
 
+    /// Bytes the ring itself takes (hashes and owners; not the node list).
+    pub fn ring_bytes(&self) -> usize {
+        self.hashes.capacity() * std::mem::size_of::<u32>()
+            + self.owners.capacity() * std::mem::size_of::<VirtualNode>()
+    }
+
     /// The number of virtual nodes on the ring.
     pub fn ring_len(&self) -> usize {
         self.hashes.len()
