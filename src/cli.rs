@@ -116,6 +116,25 @@ Examples:
   lab proxy --max-idle-per-host 0             no connection pool: a new upstream connection per request")]
     Proxy(Box<ProxyArgs>),
 
+    /// Send requests through a proxy and see the balancer's choice beside what the upstream saw.
+    #[command(after_help = "\
+Every request asks the proxy to explain its pick (X-Lab-Explain: 1) and the real server for
+its JSON echo (Accept: application/json). Against `lab naive`, a forward proxy or --direct there
+is no balancer: the upstream is the server that answered. -v adds every request's headers,
+-vv the bodies too. --json prints one document (its schema is in the docs of lab::trace).
+
+Examples:
+  lab trace                                   10 requests through lab proxy on 127.0.0.1:2002
+  lab trace -n 30 --json                      the same as JSON: picks, upstream views, counts
+  lab trace -H 'Connection: X-Foo' -H 'X-Foo: 1'   which headers the proxy removed (the diff)
+  lab trace --xff 1.2.3.4                     a client that claims an X-Forwarded-For
+  lab trace --proxy http://127.0.0.1:2012 --compare http://127.0.0.1:2002
+                                              lab naive (on 2012) against lab proxy, side by side
+  lab trace --forward http://127.0.0.1:8080 --target http://127.0.0.1:2003
+  lab trace --direct http://127.0.0.1:2003    no proxy at all: the before picture
+  lab trace -n 1000 --concurrency 8 --path /abc")]
+    Trace(TraceArgs),
+
     /// List the labs with your progress.
     #[command(after_help = "\
 Status: ✓ pass, • predictions pending (fill in the lab's answers.toml), ✗ fail, · not checked.
@@ -297,6 +316,94 @@ pub struct ProxyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The reverse proxy to send through (`lab proxy`, `lab naive`).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:2002",
+        conflicts_with_all = ["forward", "direct"]
+    )]
+    pub proxy: crate::trace::Endpoint,
+
+    /// How many requests to send.
+    #[arg(
+        short = 'n',
+        long = "requests",
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=100_000)
+    )]
+    pub requests: u64,
+
+    /// The path (and query) to ask for.
+    #[arg(long, value_name = "PATH", default_value = "/", value_parser = parse_request_path)]
+    pub path: String,
+
+    /// A request header, 'Name: value' (repeatable; duplicates stay separate lines).
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "'NAME: VALUE'",
+        value_parser = crate::trace::parse_header_line
+    )]
+    pub headers: Vec<(String, String)>,
+
+    /// Send this X-Forwarded-For, as a client (or a spoofer) would.
+    #[arg(long, value_name = "VALUE")]
+    pub xff: Option<String>,
+
+    /// The request method.
+    #[arg(long, value_name = "METHOD", default_value = "GET")]
+    pub method: http::Method,
+
+    /// A request body (Content-Length is set).
+    #[arg(long, value_name = "TEXT")]
+    pub body: Option<String>,
+
+    /// How many requests may be in flight at once.
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "C",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
+    pub concurrency: u16,
+
+    /// Send through this forward proxy (`lab forward`), asking it for --target.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "target",
+        conflicts_with = "direct"
+    )]
+    pub forward: Option<crate::trace::Endpoint>,
+
+    /// The server to ask the forward proxy for (absolute-form requests).
+    #[arg(long, value_name = "URL", requires = "forward")]
+    pub target: Option<crate::trace::Endpoint>,
+
+    /// Send straight to this server, no proxy: the before picture.
+    #[arg(long, value_name = "URL")]
+    pub direct: Option<crate::trace::Endpoint>,
+
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+
+    /// A seed to note in the output; the random balancer's seed is the proxy's
+    /// (`lab proxy --lb random --seed N`).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Also send the same requests through this second proxy and show the two
+    /// upstream views side by side, differences marked.
+    #[arg(long, value_name = "URL", conflicts_with = "forward")]
+    pub compare: Option<crate::trace::Endpoint>,
+}
+
+#[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["lab", "all"])))]
 pub struct CheckArgs {
     /// The lab: its number (1, 01) or its name.
@@ -340,6 +447,16 @@ pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
             "{s:?} is not a listen address; write IP:PORT such as 127.0.0.1:2003, or just a port"
         )
     })
+}
+
+/// A request path: it starts with `/` (`/abc?x=1`).
+pub fn parse_request_path(s: &str) -> Result<String, String> {
+    match s.parse::<http::uri::PathAndQuery>() {
+        Ok(pq) if s.starts_with('/') => Ok(pq.to_string()),
+        _ => Err(format!(
+            "{s:?} is not a path; write one that starts with /, e.g. /abc?x=1"
+        )),
+    }
 }
 
 /// Parses `3s`, `500ms`, `1m` (humantime), so flags read like Go's durations.

@@ -17,6 +17,8 @@
 //! - [`realserver`]: the article's RealServer, with the endpoints the labs add.
 //! - [`probe`]: a one-request HTTP/1.1 client on its own TCP connection, which
 //!   knows its local address (the `RemoteAddr` a server should see).
+//! - [`trace`]: `lab trace`, the client side: fire requests through a proxy
+//!   and show the balancer's choice beside what the upstream saw.
 //! - [`labs`]: the follow-along labs: catalogue, sheets, checks, answers,
 //!   progress and hints.
 //!
@@ -33,6 +35,7 @@ pub mod proxy;
 pub mod realserver;
 pub mod server;
 pub mod tls;
+pub mod trace;
 
 use std::process::ExitCode;
 
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 proxy::reverse::run(&args, net::shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Trace(args) => trace::run(&cli.global, &args).await,
             Command::Labs => labs::commands::list(&cli.global),
             Command::Show { lab } => labs::commands::show(&cli.global, &lab),
             Command::Hint { lab, reset } => labs::commands::hint(&cli.global, &lab, reset),

@@ -1750,21 +1750,22 @@ async fn binary_refuses_a_request_with_both_lengths_400() {
     bounded(async {
         let mut upstream = RecordingUpstream::start(answer_ok).await;
         let proxy = ProxyProcess::spawn(&["--upstream", &upstream.url("/base")]).await;
-        // A good request, then the classic smuggling shape pipelined behind
-        // it: Content-Length says 3, the chunked body is 5 bytes, and a
-        // second request hides behind it.
+        // A good request first, answered; then, on the same connection, the
+        // classic smuggling shape: Content-Length says 3, the chunked body is
+        // 5 bytes, and a second request hides behind it.
+        let mut client = TcpStream::connect(proxy.addr).await.expect("connect");
+        let first = format!("GET /first HTTP/1.1\r\nHost: {}\r\n\r\n", proxy.addr);
+        client.write_all(first.as_bytes()).await.expect("write");
+        let first = read_response(&mut client).await;
+        assert_eq!(first.status, 200, "{first:?}");
         let request = format!(
-            "GET /first HTTP/1.1\r\nHost: {0}\r\n\r\n\
-             POST /smuggle HTTP/1.1\r\nHost: {0}\r\n\
+            "POST /smuggle HTTP/1.1\r\nHost: {0}\r\n\
              Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
              5\r\nhello\r\n0\r\n\r\n\
              GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
             proxy.addr
         );
-        let mut client = TcpStream::connect(proxy.addr).await.expect("connect");
         client.write_all(request.as_bytes()).await.expect("write");
-        let first = read_response(&mut client).await;
-        assert_eq!(first.status, 200, "{first:?}");
         let refused = read_response(&mut client).await;
         assert_eq!(refused.status, 400, "{refused:?}");
         let body = String::from_utf8_lossy(&refused.body);

@@ -1,0 +1,548 @@
+//! The client side of `lab trace`: send the same request N times, each on a
+//! connection of its own, and collect one [`Record`] per request.
+//!
+//! A general HTTP client would hide what the trace shows: it adds headers of
+//! its own, reuses connections, and rewrites an absolute-form request. So the
+//! requests are made here on hyper's connection API, header lines exactly as
+//! listed in [`Request::headers`] (which is what the header diff compares
+//! against), and every connection's local address is kept: it is the
+//! `RemoteAddr` the first hop saw.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::uri::{Authority, Scheme};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use indicatif::ProgressBar;
+use tokio::net::TcpStream;
+
+use super::model::{Mode, Record, ResponseDetail, Sent, UpstreamSaw};
+use crate::proxy::reverse::{EXPLAIN_HEADER, PICK_HEADER, UPSTREAM_HEADER};
+use crate::realserver::{EchoReport, SERVER_HEADER};
+
+/// How long one request may take, connection included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the check that something listens may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An `http://HOST:PORT` given on the command line (`--proxy`, `--target`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    authority: Authority,
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    /// `http://127.0.0.1:2002`, `127.0.0.1:2002` or `localhost:2002`; a path
+    /// other than `/` is refused (it belongs in `--path`).
+    fn from_str(s: &str) -> Result<Endpoint, String> {
+        let s = s.trim();
+        let example = "write http://HOST:PORT, e.g. http://127.0.0.1:2002";
+        let with_scheme = if s.contains("://") {
+            s.to_string()
+        } else {
+            format!("http://{s}")
+        };
+        let uri: Uri = with_scheme
+            .parse()
+            .map_err(|_| format!("{s:?} is not a URL; {example}"))?;
+        let parts = uri.into_parts();
+        let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
+            return Err(format!("{s:?} has no host; {example}"));
+        };
+        if scheme != Scheme::HTTP {
+            return Err(format!(
+                "{s:?} uses {scheme}://; lab trace speaks plain http:// to proxies and servers"
+            ));
+        }
+        if let Some(path) = parts
+            .path_and_query
+            .filter(|pq| !pq.as_str().is_empty() && pq.as_str() != "/")
+        {
+            return Err(format!(
+                "{s:?} has a path ({path}); give the host only and the path with --path {path}"
+            ));
+        }
+        if authority.port_u16().is_none() {
+            return Err(format!("{s:?} has no port; {example}"));
+        }
+        Ok(Endpoint { authority })
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}", self.authority)
+    }
+}
+
+impl Endpoint {
+    /// `HOST:PORT`, as a Host header writes it.
+    pub fn authority(&self) -> &str {
+        self.authority.as_str()
+    }
+
+    /// The socket address to connect to (the first one `HOST` resolves to).
+    pub async fn resolve(&self) -> anyhow::Result<SocketAddr> {
+        let host = self.authority.as_str();
+        tokio::net::lookup_host(host)
+            .await
+            .with_context(|| format!("cannot resolve {host}"))?
+            .next()
+            .with_context(|| format!("{host} resolves to no address"))
+    }
+}
+
+/// Where the requests go, and so what they look like.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// To a reverse proxy: `GET /path`, Host the proxy.
+    Reverse(Endpoint),
+    /// To a forward proxy: `GET http://target/path`, Host the target.
+    Forward { proxy: Endpoint, target: Endpoint },
+    /// To the server itself: `GET /path`, Host the server.
+    Direct(Endpoint),
+}
+
+impl Route {
+    pub fn mode(&self) -> Mode {
+        match self {
+            Route::Reverse(_) => Mode::Reverse,
+            Route::Forward { .. } => Mode::Forward,
+            Route::Direct(_) => Mode::Direct,
+        }
+    }
+
+    /// What the client connects to.
+    pub fn endpoint(&self) -> &Endpoint {
+        match self {
+            Route::Reverse(proxy) | Route::Forward { proxy, .. } => proxy,
+            Route::Direct(server) => server,
+        }
+    }
+
+    /// The server a forward proxy is asked for.
+    pub fn target(&self) -> Option<&Endpoint> {
+        match self {
+            Route::Forward { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
+    /// The request-target for `path`: absolute-form to a forward proxy.
+    pub fn request_target(&self, path: &str) -> String {
+        match self {
+            Route::Forward { target, .. } => format!("{target}{path}"),
+            _ => path.to_string(),
+        }
+    }
+
+    /// The Host header a client writes: the server it wants.
+    pub fn host(&self) -> &str {
+        match self {
+            Route::Forward { target, .. } => target.authority(),
+            Route::Reverse(endpoint) | Route::Direct(endpoint) => endpoint.authority(),
+        }
+    }
+
+    /// The command that starts what should be listening, for the hint.
+    pub fn start_command(&self) -> String {
+        let (command, flag, default) = match self {
+            Route::Reverse(_) => ("lab proxy", "--listen", "127.0.0.1:2002"),
+            Route::Forward { .. } => ("lab forward", "--listen", "127.0.0.1:8080"),
+            Route::Direct(_) => ("lab realserver", "--addr", "127.0.0.1:2003"),
+        };
+        let at = self.endpoint().authority();
+        if at == default {
+            command.to_string()
+        } else {
+            format!("{command} {flag} {at}")
+        }
+    }
+}
+
+/// One request, exactly as it goes on the wire (bar the framing).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// The request-target: a path, or an absolute URL for a forward proxy.
+    pub target: String,
+    /// Every header line in order, Host first; duplicates stay separate lines.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// What the user asked to send, before a route gives it a Host and a target.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub method: Method,
+    pub path: String,
+    /// `-H` lines, in order.
+    pub headers: Vec<(String, String)>,
+    /// `--xff`: an X-Forwarded-For the client claims.
+    pub xff: Option<String>,
+    pub body: Bytes,
+}
+
+impl Plan {
+    /// The request for `route`: Host (unless `-H` gave one), the `-H` lines,
+    /// `--xff`, `Accept: application/json` for the echo (unless `-H` gave an
+    /// Accept), `X-Lab-Explain: 1` for the pick, and Content-Length when
+    /// there is a body (or the method usually has one).
+    pub fn request_for(&self, route: &Route, host: Option<&str>) -> Request {
+        let given = |name: &str| {
+            self.headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        };
+        let mut headers = Vec::new();
+        if !given("host") {
+            headers.push(("Host".to_string(), host.unwrap_or(route.host()).to_string()));
+        }
+        headers.extend(self.headers.iter().cloned());
+        if let Some(xff) = &self.xff {
+            headers.push(("X-Forwarded-For".to_string(), xff.clone()));
+        }
+        if !given("accept") {
+            headers.push(("Accept".to_string(), "application/json".to_string()));
+        }
+        headers.push((canonical(EXPLAIN_HEADER.as_str()), "1".to_string()));
+        let usually_has_body = [Method::POST, Method::PUT, Method::PATCH].contains(&self.method);
+        if !given("content-length") && (!self.body.is_empty() || usually_has_body) {
+            headers.push(("Content-Length".to_string(), self.body.len().to_string()));
+        }
+        Request {
+            method: self.method.clone(),
+            target: route.request_target(&self.path),
+            headers,
+            body: self.body.clone(),
+        }
+    }
+}
+
+impl Request {
+    /// The request as the JSON output records it.
+    pub fn sent(&self) -> Sent {
+        Sent {
+            method: self.method.to_string(),
+            target: self.target.clone(),
+            headers: self.headers.clone(),
+            body_bytes: self.body.len() as u64,
+            body: String::from_utf8_lossy(&self.body).into_owned(),
+        }
+    }
+}
+
+/// `X-Lab-Explain` as a person writes it.
+fn canonical(name: &str) -> String {
+    crate::realserver::canonical_header_key(name)
+}
+
+/// Parses `-H 'Name: value'`.
+pub fn parse_header_line(s: &str) -> Result<(String, String), String> {
+    let hint = "write a header as 'Name: value', e.g. -H 'X-Foo: 1'";
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} has no ':'; {hint}"))?;
+    let (name, value) = (name.trim(), value.trim());
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a header name; {hint}"))?;
+    HeaderValue::from_str(value)
+        .map_err(|_| format!("{value:?} is not a header value (printable text only); {hint}"))?;
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// Fails with a one-line hint when nothing accepts connections at `addr`.
+pub async fn check_listening(addr: SocketAddr, what: &str, start: &str) -> anyhow::Result<()> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => anyhow::bail!(
+            "nothing listens at {addr} for {what} ({}): start it with `{start}`, or point lab trace at a running one",
+            err.kind()
+        ),
+        Err(_) => anyhow::bail!(
+            "{addr} did not accept a connection within {CONNECT_TIMEOUT:?}: is `{start}` running there?"
+        ),
+    }
+}
+
+/// Sends `request` to `addr` `count` times, at most `concurrency` at once,
+/// and returns the records in sequence order.
+pub async fn fire(
+    addr: SocketAddr,
+    request: &Request,
+    count: u64,
+    concurrency: usize,
+    progress: &ProgressBar,
+) -> Vec<Record> {
+    let mut records: Vec<Record> = futures_util::stream::iter(1..=count)
+        .map(|seq| async move {
+            let record = send(seq, addr, request).await;
+            progress.inc(1);
+            record
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    records.sort_by_key(|r| r.seq);
+    records
+}
+
+/// One request, as a record; a failure is a record with an `error`.
+async fn send(seq: u64, addr: SocketAddr, request: &Request) -> Record {
+    let started = Instant::now();
+    let result = tokio::time::timeout(REQUEST_TIMEOUT, exchange(addr, request)).await;
+    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    let (client_addr, result) = match result {
+        Ok((local, result)) => (local, result),
+        Err(_) => (
+            None,
+            Err(anyhow::anyhow!("no answer within {REQUEST_TIMEOUT:?}")),
+        ),
+    };
+    let mut record = match result {
+        Ok(reply) => record_of(seq, reply),
+        Err(err) => Record {
+            seq,
+            status: None,
+            upstream: None,
+            server: None,
+            pick: None,
+            upstream_saw: None,
+            latency_ms: 0.0,
+            client_addr: None,
+            error: Some(format!("{err:#}")),
+            response: ResponseDetail::default(),
+        },
+    };
+    record.latency_ms = latency_ms;
+    record.client_addr = client_addr.map(|a| a.to_string());
+    record
+}
+
+/// A response, whole.
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Connects, sends, reads the whole response; returns the local address
+/// (once connected) beside the outcome.
+async fn exchange(
+    addr: SocketAddr,
+    request: &Request,
+) -> (Option<SocketAddr>, anyhow::Result<Reply>) {
+    let stream = match TcpStream::connect(addr).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            return (
+                None,
+                Err(anyhow::Error::new(err).context(format!("cannot connect to {addr}"))),
+            );
+        }
+    };
+    let local = stream.local_addr().ok();
+    (local, round_trip(stream, addr, request).await)
+}
+
+async fn round_trip(
+    stream: TcpStream,
+    addr: SocketAddr,
+    request: &Request,
+) -> anyhow::Result<Reply> {
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP/1.1 handshake failed")?;
+    // The connection future does the I/O; it ends with the exchange.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut builder = http::Request::builder()
+        .method(request.method.clone())
+        .uri(request.target.as_str());
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let outgoing = builder
+        .body(Full::new(request.body.clone()))
+        .context("cannot build the request")?;
+    let response = sender
+        .send_request(outgoing)
+        .await
+        .with_context(|| format!("{addr} closed the connection without a response"))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut body = response.into_body();
+    let mut data = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.context("the response body was cut off")?;
+        if let Ok(chunk) = frame.into_data() {
+            data.extend_from_slice(&chunk);
+        }
+    }
+    Ok(Reply {
+        status,
+        headers,
+        body: data.freeze(),
+    })
+}
+
+/// What a reply tells: the proxy's choice and explanation (headers), the
+/// upstream's view (the JSON echo in the body).
+fn record_of(seq: u64, reply: Reply) -> Record {
+    let text = |name: &str| {
+        reply
+            .headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let echo: Option<EchoReport> = serde_json::from_slice(&reply.body).ok();
+    let server = text(SERVER_HEADER).or_else(|| echo.as_ref().map(|e| e.server.clone()));
+    let upstream =
+        text(UPSTREAM_HEADER.as_str()).or_else(|| server.as_ref().map(|s| format!("http://{s}")));
+    let pick = text(PICK_HEADER.as_str())
+        .map(|raw| serde_json::from_str(&raw).unwrap_or(serde_json::Value::String(raw)));
+    let response = ResponseDetail {
+        headers: reply
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: String::from_utf8_lossy(&reply.body).into_owned(),
+    };
+    Record {
+        seq,
+        status: Some(reply.status),
+        upstream,
+        server,
+        pick,
+        upstream_saw: echo.map(saw),
+        latency_ms: 0.0,
+        client_addr: None,
+        error: None,
+        response,
+    }
+}
+
+/// The trace's view of an echo: the facts the article's handler prints.
+fn saw(echo: EchoReport) -> UpstreamSaw {
+    let joined = |name: &str| {
+        let values = echo.header_values(name);
+        (!values.is_empty()).then(|| values.join(", "))
+    };
+    UpstreamSaw {
+        x_forwarded_for: joined("x-forwarded-for"),
+        x_real_ip: joined("x-real-ip"),
+        host: joined("host"),
+        remote_addr: echo.remote_addr.clone(),
+        uri: echo.uri.clone(),
+        body_bytes: echo.body_bytes,
+        headers: echo.headers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_scheme_host_and_port() {
+        let e: Endpoint = "http://127.0.0.1:2002".parse().unwrap();
+        assert_eq!(e.to_string(), "http://127.0.0.1:2002");
+        assert_eq!(e.authority(), "127.0.0.1:2002");
+        let bare: Endpoint = "localhost:8080/".parse().unwrap();
+        assert_eq!(bare.authority(), "localhost:8080");
+        let err = |s: &str| s.parse::<Endpoint>().unwrap_err();
+        assert!(err("http://127.0.0.1:2002/base").contains("--path /base"));
+        assert!(err("https://127.0.0.1:2002").contains("plain http"));
+        assert!(err("http://127.0.0.1").contains("no port"));
+    }
+
+    #[test]
+    fn header_lines_need_a_colon_and_a_valid_name() {
+        assert_eq!(
+            parse_header_line("X-Foo:  1 ").unwrap(),
+            ("X-Foo".to_string(), "1".to_string())
+        );
+        assert!(
+            parse_header_line("X-Foo")
+                .unwrap_err()
+                .contains("'Name: value'")
+        );
+        assert!(parse_header_line("bad name: 1").is_err());
+    }
+
+    fn plan(headers: &[(&str, &str)]) -> Plan {
+        Plan {
+            method: Method::GET,
+            path: "/abc".into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            xff: Some("1.2.3.4".into()),
+            body: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn a_request_lists_every_line_it_sends() {
+        let proxy: Endpoint = "127.0.0.1:2002".parse().unwrap();
+        let request = plan(&[("Connection", "X-Foo"), ("X-Foo", "1")])
+            .request_for(&Route::Reverse(proxy), None);
+        let names: Vec<&str> = request.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Host",
+                "Connection",
+                "X-Foo",
+                "X-Forwarded-For",
+                "Accept",
+                "X-Lab-Explain"
+            ]
+        );
+        assert_eq!(request.headers[0].1, "127.0.0.1:2002");
+        assert_eq!(request.target, "/abc");
+    }
+
+    #[test]
+    fn a_forward_request_is_absolute_and_names_the_target() {
+        let route = Route::Forward {
+            proxy: "127.0.0.1:8080".parse().unwrap(),
+            target: "127.0.0.1:2003".parse().unwrap(),
+        };
+        let request = plan(&[("Accept", "text/plain")]).request_for(&route, None);
+        assert_eq!(request.target, "http://127.0.0.1:2003/abc");
+        assert_eq!(request.headers[0], ("Host".into(), "127.0.0.1:2003".into()));
+        // The user's Accept replaces the lab's.
+        let accepts = request
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "Accept")
+            .count();
+        assert_eq!(accepts, 1);
+        assert_eq!(route.start_command(), "lab forward");
+        let elsewhere = Route::Reverse("127.0.0.1:2012".parse().unwrap());
+        assert_eq!(
+            elsewhere.start_command(),
+            "lab proxy --listen 127.0.0.1:2012"
+        );
+        let direct = Route::Direct("127.0.0.1:2003".parse().unwrap());
+        assert_eq!(direct.start_command(), "lab realserver");
+    }
+}

@@ -1,0 +1,194 @@
+//! `lab trace`: the lab's window. It sends the same request N times through a
+//! proxy and shows, for each one, the balancer's choice beside what the
+//! upstream saw: the pick and its explanation (`X-Lab-Pick`), the status,
+//! the latency, and the real server's echo (RemoteAddr, X-Forwarded-For,
+//! X-Real-Ip, Host, URI, every header).
+//!
+//! Every request carries `X-Lab-Explain: 1` (ask `lab proxy` to explain its
+//! pick) and `Accept: application/json` (ask the real server for its JSON
+//! echo). Without a balancer in the path (`lab naive`, a forward proxy,
+//! `--direct`) the upstream is the server that answered (`X-Lab-Server`).
+//!
+//! - [`fire`]: the client: one connection per request, header lines exactly
+//!   as listed, records collected in sequence order;
+//! - [`model`]: the data of a run, which is also the `--json` schema;
+//! - [`pick`]: the balancer's explanation read back, in one compact cell;
+//! - [`diff`]: the client's headers against the upstream's, and one proxy's
+//!   upstream view against another's (`--compare`);
+//! - [`render`]: the human output: tables, the header diff, summary bars.
+//!
+//! # `--json`: one document (stable: fields are added, never renamed)
+//!
+//! ```text
+//! {
+//!   "mode": "reverse" | "forward" | "direct",
+//!   "proxy": "http://127.0.0.1:2002",        where the requests were sent
+//!   "target": "http://127.0.0.1:2003" | null, --target (forward mode)
+//!   "seed": 7 | null,                         --seed, echoed
+//!   "sent": { "method", "target", "headers": [[name, value], …], "body_bytes" },
+//!   "requests": [ {
+//!       "seq": 1,                             1, 2, 3 … in the order started
+//!       "status": 200 | null,                 null: no response at all
+//!       "upstream": "http://127.0.0.1:2004/base" | null,
+//!       "server": "127.0.0.1:2004" | null,    the real server that answered
+//!       "pick": { "algorithm": "weighted", … } | null,   X-Lab-Pick, as sent
+//!       "upstream_saw": {                     null when the answer was no echo
+//!           "remote_addr", "x_forwarded_for" (null if absent), "x_real_ip",
+//!           "host", "uri", "headers": [[name, value], …], "body_bytes" },
+//!       "latency_ms": 1.234,                  connect to last byte
+//!       "client_addr": "127.0.0.1:50123" | null,
+//!       "error": "…" | null                   why there was no response
+//!   } ],
+//!   "summary": {
+//!       "requests": 30,
+//!       "per_upstream": { "http://127.0.0.1:2003/base": 10, … },
+//!       "per_status": { "200": 30 },
+//!       "failed": 0,
+//!       "latency_ms": { "p50": 1.2, "p99": 3.4 } },
+//!   "compare": {                              only with --compare
+//!       "proxy": "http://127.0.0.1:2012",
+//!       "requests": [ …as above… ], "summary": { …as above… },
+//!       "differences": [ { "seq": 1, "field": "x_forwarded_for",
+//!                          "left": null, "right": "127.0.0.1" } ] }
+//! }
+//! ```
+//!
+//! `field` is `status`, `server`, `remote_ip` (ports always differ, so only
+//! the IP is compared), `x_forwarded_for`, `x_real_ip`, `host`, `uri`, or
+//! `header:NAME` for any other header the upstream saw; `left` is the main
+//! run, `right` the compared proxy. Both runs send the same request, Host
+//! included, so every difference is the proxies'.
+//!
+//! # Exit status
+//!
+//! 0 when the requests were sent, whatever they were answered (a 502 or a
+//! reset is data here); 1 with a one-line hint naming the command to start
+//! when nothing listens at an address given (`--proxy`: `lab proxy`,
+//! `--forward`: `lab forward`, `--direct`: `lab realserver`, `--compare`:
+//! `lab naive`); 2 for a usage error (clap's).
+//!
+//! Runs of more than 50 requests show a progress bar on stderr, when stderr
+//! is a terminal.
+
+pub mod diff;
+pub mod fire;
+pub mod model;
+pub mod pick;
+pub mod render;
+
+pub use fire::{Endpoint, parse_header_line};
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::{GlobalArgs, TraceArgs};
+use fire::{Plan, Route};
+use model::{Comparison, Summary, Trace};
+
+/// Runs of more requests than this get a progress bar (on a terminal).
+const PROGRESS_ABOVE: u64 = 50;
+
+/// `lab trace`: fire, collect, print (a table or `--json`).
+pub async fn run(global: &GlobalArgs, args: &TraceArgs) -> anyhow::Result<ExitCode> {
+    let route = route_of(args);
+    let plan = Plan {
+        method: args.method.clone(),
+        path: args.path.clone(),
+        headers: args.headers.clone(),
+        xff: args.xff.clone(),
+        body: Bytes::from(args.body.clone().unwrap_or_default()),
+    };
+    let what = match route.mode() {
+        model::Mode::Reverse => "the reverse proxy",
+        model::Mode::Forward => "the forward proxy",
+        model::Mode::Direct => "the server",
+    };
+    let addr = reachable(route.endpoint(), what, &route.start_command()).await?;
+    let compare = match &args.compare {
+        Some(endpoint) => {
+            let start = format!("lab naive --listen {}", endpoint.authority());
+            let addr = reachable(endpoint, "the proxy to compare with", &start).await?;
+            Some((endpoint, addr))
+        }
+        None => None,
+    };
+
+    let request = plan.request_for(&route, None);
+    let concurrency = usize::from(args.concurrency);
+    let runs = if compare.is_some() { 2 } else { 1 };
+    let progress = progress_bar(args.requests, runs);
+    let requests = fire::fire(addr, &request, args.requests, concurrency, &progress).await;
+    let compare = match compare {
+        Some((endpoint, addr)) => {
+            // The same request, Host included: any difference is the proxies'.
+            let other = Route::Reverse(endpoint.clone());
+            let same = plan.request_for(&other, Some(route.host()));
+            let records = fire::fire(addr, &same, args.requests, concurrency, &progress).await;
+            Some(Comparison {
+                proxy: endpoint.to_string(),
+                summary: Summary::of(&records),
+                differences: diff::differences(&requests, &records),
+                requests: records,
+            })
+        }
+        None => None,
+    };
+    progress.finish_and_clear();
+
+    let trace = Trace {
+        mode: route.mode(),
+        proxy: route.endpoint().to_string(),
+        target: route.target().map(ToString::to_string),
+        seed: args.seed,
+        sent: request.sent(),
+        summary: Summary::of(&requests),
+        requests,
+        compare,
+    };
+    if args.json {
+        let json =
+            serde_json::to_string_pretty(&trace).context("cannot write the trace as JSON")?;
+        println!("{json}");
+    } else {
+        print!("{}", render::render(&trace, global.verbose));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn route_of(args: &TraceArgs) -> Route {
+    match (&args.forward, &args.target, &args.direct) {
+        (Some(proxy), Some(target), _) => Route::Forward {
+            proxy: proxy.clone(),
+            target: target.clone(),
+        },
+        (_, _, Some(server)) => Route::Direct(server.clone()),
+        _ => Route::Reverse(args.proxy.clone()),
+    }
+}
+
+/// Resolves `endpoint` and checks that something accepts connections there.
+async fn reachable(endpoint: &Endpoint, what: &str, start: &str) -> anyhow::Result<SocketAddr> {
+    let addr = endpoint.resolve().await?;
+    fire::check_listening(addr, what, start).await?;
+    Ok(addr)
+}
+
+/// A bar on stderr for long runs (`requests` per run, `runs` runs) on a
+/// terminal; hidden otherwise, so pipes and tests see none.
+fn progress_bar(requests: u64, runs: u64) -> ProgressBar {
+    if requests <= PROGRESS_ABOVE || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(requests * runs);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:30} {pos}/{len} requests, {elapsed} {msg}")
+    {
+        bar.set_style(style.progress_chars("█░ "));
+    }
+    bar
+}
