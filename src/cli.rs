@@ -52,6 +52,16 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The one-command first look: two real servers, a lab proxy and a trace through them.
+    #[command(after_help = "\
+Uses the article's ports (2003, 2004, 2002) when free, other free ports otherwise.
+
+Examples:
+  lab demo
+  lab demo --lb consistent-hash
+  lab demo --lb random -n 20")]
+    Demo(DemoArgs),
+
     /// Run the article's RealServer: an echo of what each request looked like on arrival.
     #[command(after_help = "\
 Endpoints (on every address):
@@ -170,6 +180,17 @@ Examples:
         #[arg(long)]
         reset: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The load balancer of the demo's proxy.
+    #[arg(long = "lb", value_enum, default_value_t = crate::balance::Algorithm::Weighted)]
+    pub algorithm: crate::balance::Algorithm,
+
+    /// How many requests the trace sends.
+    #[arg(short = 'n', long = "requests", value_name = "N", default_value_t = 12)]
+    pub requests: u64,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@
 //! - [`output`]: presentation decided in one place: colour, tables, ✓/✗ marks.
 //! - [`net`]: binding listeners with errors that say what to do, and the
 //!   shutdown signal (Ctrl-C / SIGTERM).
+//! - [`demo`]: `lab demo`, everything in one process and a trace.
 //! - [`framing`]: a guard that refuses requests framed two ways (smuggling).
 //! - [`server`]: the accept loop every listener shares, with graceful shutdown.
 //! - [`proxy`]: the proxies (naive, reverse, forward) and their header rules.
@@ -26,6 +27,7 @@
 
 pub mod balance;
 pub mod cli;
+pub mod demo;
 pub mod framing;
 pub mod labs;
 pub mod net;
@@ -79,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Trace(args) => trace::run(&cli.global, &args).await,
+            Command::Demo(args) => demo::run(&cli.global, &args).await,
             Command::Labs => labs::commands::list(&cli.global),
             Command::Show { lab } => labs::commands::show(&cli.global, &lab),
             Command::Hint { lab, reset } => labs::commands::hint(&cli.global, &lab, reset),

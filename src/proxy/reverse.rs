@@ -492,6 +492,12 @@ impl RunningProxy {
     /// Starts a proxy on a free loopback port, configured by `lab proxy`
     /// flags (anything but `--listen`), e.g. `["--upstream", "http://…/base"]`.
     pub async fn start(flags: &[&str]) -> anyhow::Result<RunningProxy> {
+        let listener = crate::net::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "--listen").await?;
+        Self::start_on(listener, flags)
+    }
+
+    /// [`RunningProxy::start`] on a listener the caller bound.
+    pub fn start_on(listener: TcpListener, flags: &[&str]) -> anyhow::Result<RunningProxy> {
         let argv = ["lab", "proxy"].into_iter().chain(flags.iter().copied());
         let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(argv)
             .map_err(|e| anyhow::anyhow!("bad proxy flags {flags:?}: {e}"))?;
@@ -499,9 +505,10 @@ impl RunningProxy {
             anyhow::bail!("not a proxy command line");
         };
         let proxy = Arc::new(ReverseProxy::from_args(&args));
-        server::Background::spawn_on_free_port(|listener, shutdown| proxy.serve(listener, shutdown))
-            .await
-            .map(RunningProxy)
+        server::Background::spawn(listener, |listener, shutdown| {
+            proxy.serve(listener, shutdown)
+        })
+        .map(RunningProxy)
     }
 
     /// The address it listens on.
