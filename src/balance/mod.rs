@@ -31,7 +31,7 @@ pub mod weighted;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::proxy::director::Upstream;
 
@@ -68,7 +68,7 @@ pub struct Pick {
 }
 
 /// The state that decided a pick, per algorithm (serialised for `lab trace`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "algorithm", rename_all = "kebab-case")]
 pub enum Explanation {
     Random {
@@ -113,7 +113,7 @@ pub enum Explanation {
 
 /// One node's smooth weighted round-robin state (nginx's
 /// `ngx_http_upstream_rr_peer_t`: weight, effective_weight, current_weight).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeightState {
     pub weight: i64,
     pub effective: i64,

@@ -2,69 +2,40 @@
 //! node it chose, what the weights were, and the compact one-cell form the
 //! trace table shows.
 //!
-//! The proxy serialises `lab::balance::Explanation`; this is the reading side,
-//! written as any client of the header would write it, from the JSON alone.
+//! The proxy serialises `lab::balance::Explanation` into the header; this
+//! reads the same type back and adds what the trace needs from it.
 //! Nodes are named a, b, c … in the proxy's `--upstream` order ([`letter`]).
 
-use serde::Deserialize;
 use serde_json::Value;
 
-/// An explanation, as the JSON of `lab::balance::Explanation` spells it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "algorithm", rename_all = "kebab-case")]
-pub enum Explained {
-    Random {
-        seed: u64,
-        draw: u64,
-        nodes: usize,
-    },
-    RoundRobin {
-        counter: u64,
-        nodes: usize,
-    },
-    Weighted {
-        /// Every node after step 1 (`current += effective`).
-        before: Vec<Weights>,
-        /// Every node after step 3 (the chosen one's `current -= total`).
-        after: Vec<Weights>,
-        total: i64,
-    },
-    ConsistentHash {
-        key: String,
-        hash: u32,
-        virtual_node: String,
-    },
-}
+use crate::balance::{Explanation, WeightState};
 
-/// One node's smooth-WRR numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct Weights {
-    pub weight: i64,
-    pub current: i64,
-}
-
-impl Explained {
+/// The reading side of the balancer's explanation: the same type the proxy
+/// serialises, so there is one definition of what `X-Lab-Pick` carries.
+impl Explanation {
     /// Reads an `X-Lab-Pick` value; `None` for anything else.
-    pub fn read(pick: &Value) -> Option<Explained> {
+    pub fn read(pick: &Value) -> Option<Explanation> {
         serde_json::from_value(pick.clone()).ok()
     }
 
     /// The algorithm's `--lb` name.
     pub fn algorithm(&self) -> &'static str {
         match self {
-            Explained::Random { .. } => "random",
-            Explained::RoundRobin { .. } => "round-robin",
-            Explained::Weighted { .. } => "weighted",
-            Explained::ConsistentHash { .. } => "consistent-hash",
+            Explanation::Random { .. } => "random",
+            Explanation::RoundRobin { .. } => "round-robin",
+            Explanation::Weighted { .. } => "weighted",
+            Explanation::ConsistentHash { .. } => "consistent-hash",
         }
     }
 
     /// How many nodes the balancer had, when the explanation says.
     pub fn nodes(&self) -> Option<usize> {
         match self {
-            Explained::Random { nodes, .. } | Explained::RoundRobin { nodes, .. } => Some(*nodes),
-            Explained::Weighted { before, .. } => Some(before.len()),
-            Explained::ConsistentHash { .. } => None,
+            Explanation::Random { nodes, .. } | Explanation::RoundRobin { nodes, .. } => {
+                Some(*nodes)
+            }
+            Explanation::Weighted { before, .. } => Some(before.len()),
+            Explanation::ConsistentHash { .. } => None,
         }
     }
 
@@ -72,21 +43,21 @@ impl Explained {
     /// explanation determines it (a hash names its virtual node instead).
     pub fn chosen(&self) -> Option<usize> {
         match self {
-            Explained::Random { draw, nodes, .. } => index(*draw, *nodes),
-            Explained::RoundRobin { counter, nodes } => index(*counter, *nodes),
-            Explained::Weighted {
+            Explanation::Random { draw, nodes, .. } => index(*draw, *nodes),
+            Explanation::RoundRobin { counter, nodes } => index(*counter, *nodes),
+            Explanation::Weighted {
                 before,
                 after,
                 total,
             } => weighted_choice(before, after, *total),
-            Explained::ConsistentHash { .. } => None,
+            Explanation::ConsistentHash { .. } => None,
         }
     }
 
     /// The configured weights, in node order (weighted round robin only).
     pub fn weights(&self) -> Option<Vec<i64>> {
         match self {
-            Explained::Weighted { before, .. } => Some(before.iter().map(|w| w.weight).collect()),
+            Explanation::Weighted { before, .. } => Some(before.iter().map(|w| w.weight).collect()),
             _ => None,
         }
     }
@@ -97,9 +68,9 @@ impl Explained {
     /// `KEY → crc32 → virtual node` (consistent hash).
     pub fn cell(&self) -> String {
         match self {
-            Explained::Random { draw, nodes, .. } => format!("{draw} % {nodes}"),
-            Explained::RoundRobin { counter, nodes } => format!("#{counter} % {nodes}"),
-            Explained::Weighted { before, after, .. } => {
+            Explanation::Random { draw, nodes, .. } => format!("{draw} % {nodes}"),
+            Explanation::RoundRobin { counter, nodes } => format!("#{counter} % {nodes}"),
+            Explanation::Weighted { before, after, .. } => {
                 let chosen = self.chosen();
                 before
                     .iter()
@@ -112,10 +83,11 @@ impl Explained {
                     .collect::<Vec<_>>()
                     .join(" ")
             }
-            Explained::ConsistentHash {
+            Explanation::ConsistentHash {
                 key,
                 hash,
                 virtual_node,
+                ..
             } => format!("{key} → {hash} → {virtual_node}"),
         }
     }
@@ -129,7 +101,7 @@ fn index(value: u64, nodes: usize) -> Option<usize> {
 
 /// The node that paid `total` (the only `current` that went down by it);
 /// failing that, the largest `current` of step 2, first on a tie.
-fn weighted_choice(before: &[Weights], after: &[Weights], total: i64) -> Option<usize> {
+fn weighted_choice(before: &[WeightState], after: &[WeightState], total: i64) -> Option<usize> {
     let paid: Vec<usize> = before
         .iter()
         .zip(after)
@@ -178,7 +150,7 @@ mod tests {
             "after": weights(&[(10, 10), (20, -10)]),
             "total": 30,
         });
-        let explained = Explained::read(&pick).unwrap();
+        let explained = Explanation::read(&pick).unwrap();
         assert_eq!(explained.chosen(), Some(1));
         assert_eq!(explained.cell(), "a 10→10 b 20→-10*");
         assert_eq!(explained.weights(), Some(vec![10, 20]));
@@ -188,10 +160,10 @@ mod tests {
 
     #[test]
     fn counters_and_draws_choose_by_remainder() {
-        let rr = Explained::read(&json!({"algorithm": "round-robin", "counter": 5, "nodes": 2}));
+        let rr = Explanation::read(&json!({"algorithm": "round-robin", "counter": 5, "nodes": 2}));
         let rr = rr.unwrap();
         assert_eq!((rr.chosen(), rr.cell()), (Some(1), "#5 % 2".to_string()));
-        let random = Explained::read(&json!({
+        let random = Explanation::read(&json!({
             "algorithm": "random", "seed": 7, "sequence": 0, "draw": 12, "nodes": 3
         }))
         .unwrap();
@@ -199,7 +171,8 @@ mod tests {
             (random.chosen(), random.cell()),
             (Some(0), "12 % 3".to_string())
         );
-        let none = Explained::read(&json!({"algorithm": "round-robin", "counter": 5, "nodes": 0}));
+        let none =
+            Explanation::read(&json!({"algorithm": "round-robin", "counter": 5, "nodes": 0}));
         assert_eq!(none.unwrap().chosen(), None);
     }
 
@@ -209,10 +182,10 @@ mod tests {
             "algorithm": "consistent-hash", "key": "127.0.0.1", "hash": 42,
             "virtual_node_hash": 50, "ring_index": 3, "virtual_node": "3http://h/base"
         });
-        let explained = Explained::read(&pick).unwrap();
+        let explained = Explanation::read(&pick).unwrap();
         assert_eq!(explained.cell(), "127.0.0.1 → 42 → 3http://h/base");
         assert_eq!(explained.chosen(), None);
-        assert_eq!(Explained::read(&json!({"algorithm": "psychic"})), None);
+        assert_eq!(Explanation::read(&json!({"algorithm": "psychic"})), None);
     }
 
     #[test]

@@ -18,7 +18,8 @@ use comfy_table::{Cell, Color};
 
 use super::diff::{self, Change};
 use super::model::{Comparison, Mode, Record, Trace};
-use super::pick::{Explained, letter};
+use super::pick::letter;
+use crate::balance::Explanation;
 use crate::output;
 
 /// The width of a summary bar, in characters.
@@ -90,22 +91,22 @@ struct NameRow {
 
 impl Names {
     fn of(records: &[Record]) -> Names {
-        let explained: Vec<Option<Explained>> = records
+        let explained: Vec<Option<Explanation>> = records
             .iter()
-            .map(|r| r.pick.as_ref().and_then(Explained::read))
+            .map(|r| r.pick.as_ref().and_then(Explanation::read))
             .collect();
         let first = explained.iter().flatten().next();
-        let algorithm = first.map(Explained::algorithm);
+        let algorithm = first.map(Explanation::algorithm);
         let by_index = !explained.is_empty()
             && records
                 .iter()
                 .zip(&explained)
                 .filter(|(r, _)| r.upstream.is_some())
-                .all(|(_, e)| e.as_ref().and_then(Explained::chosen).is_some());
+                .all(|(_, e)| e.as_ref().and_then(Explanation::chosen).is_some());
         let nodes = explained
             .iter()
             .flatten()
-            .filter_map(Explained::nodes)
+            .filter_map(Explanation::nodes)
             .max();
         let (Some(first), Some(nodes), true) = (first, nodes, by_index) else {
             return Names::first_seen(records, algorithm);
@@ -118,7 +119,7 @@ impl Names {
                     .map(|&w| (total > 0).then(|| w as f64 / total as f64))
                     .collect()
             }
-            (None, Explained::RoundRobin { .. } | Explained::Random { .. }) => {
+            (None, Explanation::RoundRobin { .. } | Explanation::Random { .. }) => {
                 vec![Some(1.0 / nodes as f64); nodes]
             }
             _ => vec![None; nodes],
@@ -129,7 +130,7 @@ impl Names {
                 url: records
                     .iter()
                     .zip(&explained)
-                    .find(|(_, e)| e.as_ref().and_then(Explained::chosen) == Some(i))
+                    .find(|(_, e)| e.as_ref().and_then(Explanation::chosen) == Some(i))
                     .and_then(|(r, _)| r.upstream.clone()),
                 expected: expected.get(i).copied().flatten(),
             })
@@ -216,7 +217,7 @@ fn requests_table(records: &[Record], names: &Names) -> comfy_table::Table {
 fn pick_cell(record: &Record) -> String {
     match &record.pick {
         None => ABSENT.to_string(),
-        Some(pick) => Explained::read(pick).map_or_else(|| pick.to_string(), |e| e.cell()),
+        Some(pick) => Explanation::read(pick).map_or_else(|| pick.to_string(), |e| e.cell()),
     }
 }
 
@@ -554,9 +555,9 @@ fn seeds(out: &mut String, trace: &Trace) {
     let proxy_seed = trace
         .requests
         .iter()
-        .filter_map(|r| r.pick.as_ref().and_then(Explained::read))
+        .filter_map(|r| r.pick.as_ref().and_then(Explanation::read))
         .find_map(|e| match e {
-            Explained::Random { seed, .. } => Some(seed),
+            Explanation::Random { seed, .. } => Some(seed),
             _ => None,
         });
     if let Some(seed) = proxy_seed {
