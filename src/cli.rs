@@ -188,8 +188,14 @@ pub struct DemoArgs {
     #[arg(long = "lb", value_enum, default_value_t = crate::balance::Algorithm::Weighted)]
     pub algorithm: crate::balance::Algorithm,
 
-    /// How many requests the trace sends.
-    #[arg(short = 'n', long = "requests", value_name = "N", default_value_t = 12)]
+    /// How many requests the trace sends (1 to 100000).
+    #[arg(
+        short = 'n',
+        long = "requests",
+        value_name = "N",
+        default_value_t = 12,
+        value_parser = clap::value_parser!(u64).range(1..=100_000)
+    )]
     pub requests: u64,
 }
 

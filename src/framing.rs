@@ -14,9 +14,11 @@
 //! complete, checks it, then lets it through, and counts the body (by
 //! Content-Length or chunk by chunk) to know where the next head starts. A
 //! head with both lengths is replaced by a small request that carries
-//! [`REJECT_HEADER`]; [`Guarded`] answers that one with 400. Anything the
-//! guard cannot follow (an upgrade, a CONNECT tunnel, bytes that are not
-//! HTTP) is passed on untouched, and hyper's own parser has the last word.
+//! [`REJECT_HEADER`]; [`Guarded`] answers that one with 400. Bytes that are
+//! not HTTP (a TLS hello, WebSocket frames after an upgrade, a tunnel) are
+//! passed on untouched from then on, and hyper's own parser has the last
+//! word. After CONNECT or an Upgrade the guard keeps judging, so when the
+//! upgrade is refused and another request follows, it is checked too.
 
 use std::future::Future;
 use std::io;
@@ -169,19 +171,33 @@ impl<S> FramingGuard<S> {
     /// it (empty while the head is still incomplete).
     fn judge_head(&mut self) -> BytesMut {
         // Blank lines before a request are allowed (RFC 9112 §2.2).
-        while self.held.starts_with(b"\r\n") {
-            let blank = self.held.split_to(2);
+        loop {
+            let blank = if self.held.starts_with(b"\r\n") {
+                2
+            } else if self.held.starts_with(b"\n") {
+                1
+            } else {
+                break;
+            };
+            let blank = self.held.split_to(blank);
             self.ready.extend_from_slice(&blank);
         }
-        let Some(end) = find(&self.held, b"\r\n\r\n") else {
-            // Not (the start of) an HTTP request, e.g. a TLS hello sent to a
-            // plain port: hyper answers that at once, so do not hold it.
-            if self.held.len() > MAX_HEAD || !could_be_a_head(&self.held) {
-                self.give_up();
+        // httparse finds the end of the head as hyper will, bare LFs included.
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let end = match httparse::Request::new(&mut headers).parse(&self.held) {
+            Ok(httparse::Status::Complete(end)) => end,
+            Ok(httparse::Status::Partial) if self.held.len() <= MAX_HEAD => {
+                return BytesMut::new();
             }
-            return BytesMut::new();
+            // Not (the start of) an HTTP request we can follow, e.g. a TLS
+            // hello sent to a plain port, or more headers than we look at:
+            // hyper answers that itself, so do not hold it.
+            _ => {
+                self.give_up();
+                return BytesMut::new();
+            }
         };
-        let head = self.held.split_to(end + 4);
+        let head = self.held.split_to(end);
         let rest = self.held.split();
         self.state = match Framing::of(&head) {
             Some(Framing::Smuggling) => {
@@ -192,7 +208,12 @@ impl<S> FramingGuard<S> {
             Some(Framing::Length(0)) | Some(Framing::None) => State::Head,
             Some(Framing::Length(n)) => State::Body(n),
             Some(Framing::Chunked) => State::Chunked(Chunked::Size),
-            Some(Framing::Opaque) | None => State::Passthrough,
+            // After CONNECT or an Upgrade the next bytes may be a tunnel, or
+            // (when the upgrade is refused) the next request. Judge them as a
+            // head: tunnel bytes (TLS, WebSocket frames) are not one and are
+            // passed on untouched; a request is checked like any other.
+            Some(Framing::Opaque) => State::Head,
+            None => State::Passthrough,
         };
         self.ready.extend_from_slice(&head);
         rest
@@ -259,17 +280,6 @@ impl Framing {
             (None, None) => Some(Framing::None),
         }
     }
-}
-
-/// Whether `bytes` may still grow into a request head.
-fn could_be_a_head(bytes: &[u8]) -> bool {
-    // An error (including more headers than we look at) hands it to hyper.
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    httparse::Request::new(&mut headers).parse(bytes).is_ok()
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
@@ -454,6 +464,33 @@ mod tests {
         let mut partial = FramingGuard::new(tokio::io::empty());
         partial.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n");
         assert!(partial.ready.is_empty(), "a partial head waits for its end");
+    }
+
+    #[test]
+    fn a_refused_upgrade_does_not_switch_the_guard_off() {
+        let input: &[u8] = b"GET /up HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\n\r\n\
+            POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        let mut expected = b"GET /up HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\n\r\n".to_vec();
+        expected.extend_from_slice(REJECTED);
+        assert_eq!(through(input, 5), expected);
+        let connect: &[u8] = b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n\
+            POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        let mut expected = b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n".to_vec();
+        expected.extend_from_slice(REJECTED);
+        assert_eq!(through(connect, 7), expected);
+    }
+
+    #[test]
+    fn bare_lf_heads_pass_and_are_judged() {
+        let lf: &[u8] = b"GET /lf HTTP/1.1\nHost: x\n\n";
+        assert_eq!(through(lf, 3), lf);
+        let mut smuggling = lf.to_vec();
+        smuggling.extend_from_slice(
+            b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        );
+        let mut expected = lf.to_vec();
+        expected.extend_from_slice(REJECTED);
+        assert_eq!(through(&smuggling, 4), expected);
     }
 
     #[test]

@@ -354,6 +354,7 @@ fn describe(err: &TransportError, upstream: &Upstream) -> String {
         TransportError::Connect(detail) => format!(
             "cannot reach the upstream {upstream} ({detail}). Is it running? Start the real servers with `lab realserver`."
         ),
+        // Answered with a 400 before it gets here (step 7).
         TransportError::Request(detail) => {
             format!("the request could not be forwarded: {detail}")
         }

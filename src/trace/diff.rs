@@ -164,7 +164,7 @@ fn values<'a>(lines: &'a [(String, String)], name: &str) -> Vec<&'a str> {
 
 /// Every line of `name` joined by `, ` (one list, as HTTP reads them); `None`
 /// when there is none.
-fn joined(lines: &[(String, String)], name: &str) -> Option<String> {
+pub(super) fn joined(lines: &[(String, String)], name: &str) -> Option<String> {
     let values = values(lines, name);
     (!values.is_empty()).then(|| values.join(", "))
 }

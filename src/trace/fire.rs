@@ -299,14 +299,14 @@ pub async fn fire(
 /// One request, as a record; a failure is a record with an `error`.
 async fn send(seq: u64, addr: SocketAddr, request: &Request) -> Record {
     let started = Instant::now();
-    let result = tokio::time::timeout(REQUEST_TIMEOUT, exchange(addr, request)).await;
+    // The head and the body each get REQUEST_TIMEOUT (see round_trip); this
+    // outer bound only catches a connect that neither covers.
+    let bound = CONNECT_TIMEOUT + REQUEST_TIMEOUT * 2;
+    let result = tokio::time::timeout(bound, exchange(addr, request)).await;
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
     let (client_addr, result) = match result {
         Ok((local, result)) => (local, result),
-        Err(_) => (
-            None,
-            Err(anyhow::anyhow!("no answer within {REQUEST_TIMEOUT:?}")),
-        ),
+        Err(_) => (None, Err(anyhow::anyhow!("no answer within {bound:?}"))),
     };
     let mut record = match result {
         Ok(reply) => record_of(seq, reply),
@@ -328,11 +328,13 @@ async fn send(seq: u64, addr: SocketAddr, request: &Request) -> Record {
     record
 }
 
-/// A response, whole.
+/// A response: its head, and its body as far as it came.
 struct Reply {
     status: u16,
     headers: HeaderMap,
     body: Bytes,
+    /// Why the body stopped short, when it did.
+    cut_off: Option<String>,
 }
 
 /// Connects, sends, reads the whole response; returns the local address
@@ -375,24 +377,40 @@ async fn round_trip(
     let outgoing = builder
         .body(Full::new(request.body.clone()))
         .context("cannot build the request")?;
-    let response = sender
-        .send_request(outgoing)
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(outgoing))
         .await
+        .map_err(|_| anyhow::anyhow!("no response within {REQUEST_TIMEOUT:?}"))?
         .with_context(|| format!("{addr} closed the connection without a response"))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
+    // The head arrived: from here a slow or broken body is recorded beside
+    // it, not instead of it.
     let mut body = response.into_body();
     let mut data = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.context("the response body was cut off")?;
-        if let Ok(chunk) = frame.into_data() {
-            data.extend_from_slice(&chunk);
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        data.extend_from_slice(&chunk);
+                    }
+                }
+                Err(err) => return Some(format!("the response body was cut off: {err}")),
+            }
         }
-    }
+        None
+    };
+    let cut_off = match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
+        Ok(outcome) => outcome,
+        Err(_) => Some(format!(
+            "the response body did not finish within {REQUEST_TIMEOUT:?}"
+        )),
+    };
     Ok(Reply {
         status,
         headers,
         body: data.freeze(),
+        cut_off,
     })
 }
 
@@ -433,17 +451,14 @@ fn record_of(seq: u64, reply: Reply) -> Record {
         upstream_saw: echo.map(saw),
         latency_ms: 0.0,
         client_addr: None,
-        error: None,
+        error: reply.cut_off.clone(),
         response,
     }
 }
 
 /// The trace's view of an echo: the facts the article's handler prints.
 fn saw(echo: EchoReport) -> UpstreamSaw {
-    let joined = |name: &str| {
-        let values = echo.header_values(name);
-        (!values.is_empty()).then(|| values.join(", "))
-    };
+    let joined = |name: &str| super::diff::joined(&echo.headers, name);
     UpstreamSaw {
         x_forwarded_for: joined("x-forwarded-for"),
         x_real_ip: joined("x-real-ip"),

@@ -49,7 +49,8 @@ pub struct Sent {
     pub method: String,
     /// The request-target: `/abc`, or `http://HOST/abc` to a forward proxy.
     pub target: String,
-    /// Every header line, in the order sent (Host first).
+    /// Every header line as the trace asked for it (Host first). On the
+    /// wire hyper writes names in lower case and repeated names together.
     pub headers: Vec<(String, String)>,
     pub body_bytes: u64,
     /// The body itself, for `-vv`; not part of the JSON.

@@ -106,7 +106,7 @@ fn weighted_choice(before: &[WeightState], after: &[WeightState], total: i64) ->
         .iter()
         .zip(after)
         .enumerate()
-        .filter(|(_, (b, a))| b.current - total == a.current && total != 0)
+        .filter(|(_, (b, a))| total != 0 && b.current.checked_sub(total) == Some(a.current))
         .map(|(i, _)| i)
         .collect();
     if let [only] = paid[..] {
@@ -156,6 +156,19 @@ mod tests {
         assert_eq!(explained.weights(), Some(vec![10, 20]));
         assert_eq!(explained.nodes(), Some(2));
         assert_eq!(explained.algorithm(), "weighted");
+    }
+
+    #[test]
+    fn a_hostile_pick_does_not_overflow() {
+        let pick = json!({
+            "algorithm": "weighted",
+            "before": weights(&[(i64::MAX, i64::MIN), (1, 1)]),
+            "after": weights(&[(i64::MAX, i64::MAX), (1, 1)]),
+            "total": 1,
+        });
+        let explained = Explanation::read(&pick).unwrap();
+        // No panic; the largest current wins when no node visibly paid.
+        assert_eq!(explained.chosen(), Some(1));
     }
 
     #[test]

@@ -103,20 +103,24 @@ impl Names {
                 .zip(&explained)
                 .filter(|(r, _)| r.upstream.is_some())
                 .all(|(_, e)| e.as_ref().and_then(Explanation::chosen).is_some());
+        // A proxy names at most a few upstreams; a larger count is not one to
+        // lay out a row for each (and may come from a hostile server).
+        const MAX_NODES: usize = 1024;
         let nodes = explained
             .iter()
             .flatten()
             .filter_map(Explanation::nodes)
-            .max();
+            .max()
+            .filter(|&n| n <= MAX_NODES);
         let (Some(first), Some(nodes), true) = (first, nodes, by_index) else {
             return Names::first_seen(records, algorithm);
         };
         let expected: Vec<Option<f64>> = match (first.weights(), first) {
             (Some(weights), _) => {
-                let total: i64 = weights.iter().sum();
+                let total: f64 = weights.iter().map(|&w| w as f64).sum();
                 weights
                     .iter()
-                    .map(|&w| (total > 0).then(|| w as f64 / total as f64))
+                    .map(|&w| (total > 0.0).then(|| w as f64 / total))
                     .collect()
             }
             (None, Explanation::RoundRobin { .. } | Explanation::Random { .. }) => {
