@@ -17,9 +17,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 Examples:
   lab demo                       everything at once: real servers, lab proxy and a trace
   lab realserver                 the article's two real servers on 127.0.0.1:2003 and :2004
+  curl -s 127.0.0.1:2003/abc     ...then ask one of them what it saw
   lab proxy --lb wrr             the ReverseProxy on 127.0.0.1:2002, smooth weighted round robin
   lab trace                      what every hop did, request by request
-  curl -s 127.0.0.1:2003/abc     ...then ask one of them what it saw
   lab labs                       the follow-along labs and your progress
   lab show 1                     read lab 01
   lab check --all                verify every lab's claims on real sockets")]
