@@ -550,11 +550,14 @@ async fn curl_proxytunnel_reaches_an_allowed_port() {
     server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn curl_https_through_a_connect_tunnel_keeps_tls_end_to_end() {
-    // `lab realserver --tls`: a self-signed certificate, its PEM written for
-    // curl's --cacert. curl asks the proxy for `CONNECT 127.0.0.1:PORT` on
-    // its own for an https:// URL, then speaks TLS inside the tunnel.
+/// `lab realserver --tls` (a self-signed certificate, its PEM written to a
+/// temporary file) behind a forward proxy that allows CONNECT to it.
+async fn https_server_behind_a_forward_proxy() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    RunningServer,
+    Forward,
+) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let cert = dir.path().join("cert.pem");
     let tls = lab::tls::ServerTls::self_signed(&cert).expect("a self-signed certificate");
@@ -562,6 +565,15 @@ async fn curl_https_through_a_connect_tunnel_keeps_tls_end_to_end() {
     let server = RunningServer::start_with(listener, Config::default(), Some(tls))
         .expect("an HTTPS real server");
     let proxy = Forward::allowing(&server).await;
+    (dir, cert, server, proxy)
+}
+
+#[tokio::test]
+async fn curl_https_through_a_connect_tunnel_keeps_tls_end_to_end() {
+    // `lab realserver --tls`: a self-signed certificate, its PEM written for
+    // curl's --cacert. curl asks the proxy for `CONNECT 127.0.0.1:PORT` on
+    // its own for an https:// URL, then speaks TLS inside the tunnel.
+    let (_dir, cert, server, proxy) = https_server_behind_a_forward_proxy().await;
 
     let url = format!("https://{}/abc", server.addr());
     let cacert = cert.to_str().expect("a UTF-8 path");
@@ -597,13 +609,7 @@ async fn curl_https_through_a_connect_tunnel_keeps_tls_end_to_end() {
 async fn reqwest_https_through_a_connect_tunnel() {
     // reqwest, told to use the forward proxy for https://, opens a CONNECT
     // tunnel and speaks TLS inside it, trusting the real server's PEM.
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let cert = dir.path().join("cert.pem");
-    let tls = lab::tls::ServerTls::self_signed(&cert).expect("a self-signed certificate");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = RunningServer::start_with(listener, Config::default(), Some(tls))
-        .expect("an HTTPS real server");
-    let proxy = Forward::allowing(&server).await;
+    let (_dir, cert, server, proxy) = https_server_behind_a_forward_proxy().await;
 
     let trust = lab::tls::UpstreamTrust::CaFile(cert.clone());
     let tls_config = lab::tls::client_config(&trust).expect("a client config");

@@ -1346,16 +1346,7 @@ async fn websocket_round_trip_through_the_proxy() {
                 .expect("a message, not an error");
             assert_eq!(back, message);
         }
-        ws.close(None).await.expect("send a close frame");
-        let rest = tokio::time::timeout(STEP, async {
-            let mut rest = Vec::new();
-            while let Some(item) = ws.next().await {
-                rest.push(item.map_err(|err| err.to_string()));
-            }
-            rest
-        })
-        .await
-        .expect("the WebSocket closes within the step timeout");
+        let rest = common::close_and_drain(&mut ws).await;
         assert!(
             matches!(rest.as_slice(), [Ok(Message::Close(_))]),
             "expected the server's close frame, then the end: {rest:?}"

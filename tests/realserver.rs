@@ -514,18 +514,9 @@ async fn assert_ws_echo(addr: SocketAddr, path: &str) {
         assert_eq!(back, message, "{url}");
     }
 
-    ws.close(None).await.expect("send a close frame");
     // The server answers with a close frame of its own (RFC 6455 §5.5.1), and
     // then the stream ends cleanly: no error, no data after the close.
-    let rest = tokio::time::timeout(STEP, async {
-        let mut rest = Vec::new();
-        while let Some(item) = ws.next().await {
-            rest.push(item.map_err(|err| err.to_string()));
-        }
-        rest
-    })
-    .await
-    .expect("the WebSocket closes within the step timeout");
+    let rest = common::close_and_drain(&mut ws).await;
     assert!(
         matches!(rest.as_slice(), [Ok(Message::Close(_))]),
         "expected exactly the server's close frame after ours, got {rest:?}"

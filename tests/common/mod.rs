@@ -210,3 +210,25 @@ pub fn decode_chunked(mut body: &[u8]) -> Chunked {
     );
     Chunked { chunks, trailers }
 }
+
+/// Sends a close frame and collects what follows until the stream ends
+/// (bounded): a well-behaved peer answers with exactly one close frame
+/// (RFC 6455 §5.5.1), then the stream ends cleanly.
+pub async fn close_and_drain<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+) -> Vec<Result<tokio_tungstenite::tungstenite::Message, String>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    ws.close(None).await.expect("send a close frame");
+    tokio::time::timeout(STEP, async {
+        let mut rest = Vec::new();
+        while let Some(item) = ws.next().await {
+            rest.push(item.map_err(|err| err.to_string()));
+        }
+        rest
+    })
+    .await
+    .expect("the WebSocket closes within the step timeout")
+}
