@@ -82,6 +82,7 @@ Examples:
   lab realserver
   lab realserver --addr 127.0.0.1:2013 --addr 127.0.0.1:2014
   lab realserver --tls            HTTPS with a certificate made at start (its path is logged)
+  lab realserver --register zk://127.0.0.1:2181/lab/realserver   registered for discovery (lab zk up)
   curl --cacert /tmp/lab-realserver-cert.pem https://127.0.0.1:2003/abc
   curl -s '127.0.0.1:2003/abc?x=1' -H 'X-Forwarded-For: 1.2.3.4'
   curl -s 127.0.0.1:2003/abc -H 'Accept: application/json'
@@ -147,6 +148,19 @@ Examples:
   lab trace --direct http://127.0.0.1:2003    no proxy at all: the before picture
   lab trace -n 1000 --concurrency 8 --path /abc")]
     Trace(TraceArgs),
+
+    /// ZooKeeper for service discovery (服务发现): run one, see who registered.
+    #[command(after_help = "\
+The article's LoadBalanceZkConf: real servers register as ephemeral nodes under one path,
+and a proxy watches the path's children. A server that stops leaves at once; one that is
+killed leaves when its session expires (about 3 s).
+
+Examples:
+  lab zk up                                   ZooKeeper on 127.0.0.1:2181 (Debian's package)
+  lab realserver --register zk://127.0.0.1:2181/lab/realserver
+  lab zk ls                                   who is registered under /lab/realserver
+  lab proxy --discovery zk://127.0.0.1:2181/lab/realserver")]
+    Zk(ZkArgs),
 
     /// List the labs with your progress.
     #[command(after_help = "\
@@ -228,6 +242,23 @@ pub struct RealserverArgs {
     /// in the system temp directory].
     #[arg(long, value_name = "PATH", requires = "tls")]
     pub tls_cert_out: Option<PathBuf>,
+
+    /// Register every server in ZooKeeper once it listens (服务注册): an
+    /// ephemeral node PATH/HOST:PORT holding its upstream spec,
+    /// http://HOST:PORT/base,WEIGHT. Removed on Ctrl-C before the servers
+    /// drain, or by ZooKeeper when this process dies and its session expires.
+    #[arg(long, value_name = "zk://HOST:PORT/PATH")]
+    pub register: Option<crate::zk::ZkUrl>,
+
+    /// The weight registered with --register (1 to 10000).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "register",
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub weight: u32,
 }
 
 #[derive(Debug, Args)]
@@ -273,7 +304,8 @@ pub struct ProxyArgs {
         long = "upstream",
         value_name = "URL[,WEIGHT]",
         default_values = ["http://127.0.0.1:2003/base,10", "http://127.0.0.1:2004/base,20"],
-        value_parser = crate::balance::parse_upstream_spec
+        value_parser = crate::balance::parse_upstream_spec,
+        conflicts_with = "discovery"
     )]
     pub upstreams: Vec<crate::balance::Node>,
 
@@ -342,7 +374,84 @@ pub struct ProxyArgs {
     pub forwarded: crate::proxy::headers::ForwardedPolicy,
 
     #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+
+    #[command(flatten)]
     pub transport: crate::proxy::transport::TransportConfig,
+}
+
+/// Where `lab proxy` finds its upstreams and how it checks them (the
+/// article's LoadBalanceZkConf and LoadBalanceCheckConf).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Discovery and health checks")]
+pub struct DiscoveryArgs {
+    /// Take the upstreams from ZooKeeper instead of --upstream: the children
+    /// of PATH, as `lab realserver --register` creates them, watched while
+    /// the proxy runs (服务发现).
+    #[arg(long, value_name = "zk://HOST:PORT/PATH")]
+    pub discovery: Option<crate::zk::ZkUrl>,
+
+    /// Probe every upstream's PATH (e.g. / or /healthz) every
+    /// --health-interval; a 2xx or 3xx answer is healthy (健康检查).
+    #[arg(long, value_name = "PATH", value_parser = parse_health_path)]
+    pub health_check: Option<String>,
+
+    /// How often to probe.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_positive_duration, requires = "health_check")]
+    pub health_interval: Duration,
+
+    /// How long one probe may take [default: the interval, at most 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "health_check")]
+    pub health_timeout: Option<Duration>,
+
+    /// Failures in a row (probes or proxied requests) that take an upstream out of the set.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100), requires = "health_check")]
+    pub unhealthy_after: u32,
+
+    /// Successful probes in a row that bring it back.
+    #[arg(long, value_name = "M", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100), requires = "health_check")]
+    pub healthy_after: u32,
+}
+
+impl DiscoveryArgs {
+    /// The health-check settings, when `--health-check` is given.
+    pub fn health(&self) -> Option<crate::discovery::HealthConfig> {
+        let path = self.health_check.clone()?;
+        Some(crate::discovery::HealthConfig {
+            path,
+            interval: self.health_interval,
+            timeout: self
+                .health_timeout
+                .unwrap_or_else(|| self.health_interval.min(Duration::from_secs(1))),
+            unhealthy_after: self.unhealthy_after,
+            healthy_after: self.healthy_after,
+        })
+    }
+}
+
+fn parse_health_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err(format!(
+            "{s:?} does not start with '/'; write a path such as / or /healthz"
+        ));
+    }
+    let path: http::uri::PathAndQuery = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a path; write one such as / or /healthz"))?;
+    Ok(path.as_str().to_string())
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let duration = parse_duration(s)?;
+    if duration < Duration::from_millis(10) {
+        return Err(format!(
+            "{s} is too short; write at least 10ms, e.g. 500ms or 1s"
+        ));
+    }
+    if duration > Duration::from_secs(3600) {
+        return Err(format!("{s} is too long; write at most 1h"));
+    }
+    Ok(duration)
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +499,12 @@ pub struct TraceArgs {
     /// A request body (Content-Length is set).
     #[arg(long, value_name = "TEXT")]
     pub body: Option<String>,
+
+    /// Start one request every DURATION (e.g. 200ms) instead of all at once:
+    /// a slow trace to watch the upstream set change (stop a real server
+    /// meanwhile). With -c above 1 they may overlap.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
 
     /// How many requests may be in flight at once.
     #[arg(
@@ -450,6 +565,49 @@ pub struct CheckArgs {
     /// Read predictions from this file instead of the lab's answers.toml.
     #[arg(long, value_name = "FILE", conflicts_with = "all")]
     pub answers: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ZkArgs {
+    #[command(subcommand)]
+    pub command: ZkCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZkCommand {
+    /// Run a standalone ZooKeeper in the foreground, until Ctrl-C.
+    #[command(after_help = "\
+Runs Debian's zookeeper package (/usr/share/zookeeper/bin/zkServer.sh start-foreground) with
+a config and data dir in a temp dir, removed when it stops. Loopback only, tickTime=1000 (so
+sessions as short as 2 s are allowed), no AdminServer (its port 8080 is `lab forward`'s).
+Not installed? sudo apt-get install zookeeper
+
+Examples:
+  lab zk up                                   zk://127.0.0.1:2181
+  lab zk up --listen 127.0.0.1:2182           another port
+  lab -v zk up                                also show ZooKeeper's own log")]
+    Up(ZkUpArgs),
+
+    /// List the children of a path and their data: who is registered.
+    #[command(after_help = "\
+Examples:
+  lab zk ls                                   zk://127.0.0.1:2181/lab/realserver
+  lab zk ls zk://127.0.0.1:2182/lab/realserver")]
+    Ls(ZkLsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ZkUpArgs {
+    /// Address for ZooKeeper's clients (port 0: a free port, shown when ready).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2181", value_parser = parse_listen_addr)]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct ZkLsArgs {
+    /// The ensemble and the path whose children to list.
+    #[arg(value_name = "zk://HOST:PORT/PATH", default_value = crate::zk::DEFAULT_URL)]
+    pub url: crate::zk::ZkUrl,
 }
 
 fn default_realserver_addrs() -> Vec<SocketAddr> {
@@ -535,6 +693,56 @@ mod tests {
         assert!(Cli::try_parse_from(["lab", "check"]).is_err());
         assert!(Cli::try_parse_from(["lab", "check", "1", "--all"]).is_err());
         assert!(Cli::try_parse_from(["lab", "check", "--all"]).is_ok());
+    }
+
+    #[test]
+    fn zk_defaults_are_the_labs() {
+        let cli = Cli::parse_from(["lab", "zk", "up"]);
+        let Command::Zk(ZkArgs {
+            command: ZkCommand::Up(up),
+        }) = cli.command
+        else {
+            panic!("expected zk up");
+        };
+        assert_eq!(up.listen.to_string(), "127.0.0.1:2181");
+        let cli = Cli::parse_from(["lab", "zk", "ls"]);
+        let Command::Zk(ZkArgs {
+            command: ZkCommand::Ls(ls),
+        }) = cli.command
+        else {
+            panic!("expected zk ls");
+        };
+        assert_eq!(ls.url.to_string(), crate::zk::DEFAULT_URL);
+    }
+
+    #[test]
+    fn realserver_registers_with_a_weight() {
+        let cli = Cli::parse_from([
+            "lab",
+            "realserver",
+            "--register",
+            "zk://127.0.0.1:2181/lab/realserver",
+            "--weight",
+            "7",
+        ]);
+        let Command::Realserver(args) = cli.command else {
+            panic!("expected realserver");
+        };
+        assert_eq!(
+            args.register.map(|url| url.to_string()).as_deref(),
+            Some("zk://127.0.0.1:2181/lab/realserver")
+        );
+        assert_eq!(args.weight, 7);
+        let bad = |args: &[&str]| {
+            let mut argv = vec!["lab", "realserver"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).is_err()
+        };
+        let url = "zk://127.0.0.1:2181/lab/realserver";
+        assert!(bad(&["--register", url, "--weight", "0"]));
+        assert!(bad(&["--register", url, "--weight", "10001"]));
+        assert!(bad(&["--weight", "3"]), "--weight needs --register");
+        assert!(bad(&["--register", "http://127.0.0.1:2181/lab"]));
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<ExitCod
     for upstream in &upstreams {
         flags.extend(["--upstream", upstream.as_str()]);
     }
-    let proxy = RunningProxy::start_on(listen_on("lab proxy", 2002).await?, &flags)?;
+    let proxy = RunningProxy::start_on(listen_on("lab proxy", 2002).await?, &flags).await?;
 
     println!(
         "{}",

@@ -15,11 +15,17 @@
 //! - [`framing`]: a guard that refuses requests framed two ways (smuggling).
 //! - [`server`]: the accept loop every listener shares, with graceful shutdown.
 //! - [`proxy`]: the proxies (naive, reverse, forward) and their header rules.
+//! - [`discovery`]: the observer: the live set of upstreams (fixed,
+//!   health-checked, or discovered in ZooKeeper) and the balancer rebuilt
+//!   from it.
 //! - [`realserver`]: the article's RealServer, with the endpoints the labs add.
 //! - [`probe`]: a one-request HTTP/1.1 client on its own TCP connection, which
 //!   knows its local address (the `RemoteAddr` a server should see).
 //! - [`trace`]: `lab trace`, the client side: fire requests through a proxy
 //!   and show the balancer's choice beside what the upstream saw.
+//! - [`zk`]: ZooKeeper for discovery (服务发现): a standalone server from
+//!   Debian's package (`lab zk up`), registration of the real servers, and
+//!   the watch a proxy follows.
 //! - [`labs`]: the follow-along labs: catalogue, sheets, checks, answers,
 //!   progress and hints.
 //!
@@ -28,6 +34,7 @@
 pub mod balance;
 pub mod cli;
 pub mod demo;
+pub mod discovery;
 pub mod framing;
 pub mod labs;
 pub mod net;
@@ -38,6 +45,7 @@ pub mod realserver;
 pub mod server;
 pub mod tls;
 pub mod trace;
+pub mod zk;
 
 use std::process::ExitCode;
 
@@ -63,7 +71,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     None
                 };
-                realserver::run_with(&args.addrs, config, tls, net::shutdown_signal()).await?;
+                let register = args.register.map(|url| realserver::Register {
+                    url,
+                    weight: args.weight,
+                });
+                realserver::run_registered(
+                    &args.addrs,
+                    config,
+                    tls,
+                    register,
+                    net::shutdown_signal(),
+                )
+                .await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Naive(args) => {
@@ -86,6 +105,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Show { lab } => labs::commands::show(&cli.global, &lab),
             Command::Hint { lab, reset } => labs::commands::hint(&cli.global, &lab, reset),
             Command::Check(args) => labs::commands::check(&cli.global, &args).await,
+            Command::Zk(args) => match args.command {
+                cli::ZkCommand::Up(up) => {
+                    zk::server::up(up.listen, net::shutdown_signal()).await?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                cli::ZkCommand::Ls(ls) => zk::ls::run(&ls.url).await,
+            },
         }
     })
 }

@@ -98,15 +98,15 @@ struct TestProxy {
 
 async fn start_proxy(upstream: &str, flags: &[&str]) -> TestProxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    serve_proxy(listener, &proxy_args(upstream, flags))
+    serve_proxy(listener, &proxy_args(upstream, flags)).await
 }
 
 /// Serves a proxy built from `args` on `listener` (bound by the caller, so a
 /// test can know the address before the proxy exists).
-fn serve_proxy(listener: TcpListener, args: &ProxyArgs) -> TestProxy {
+async fn serve_proxy(listener: TcpListener, args: &ProxyArgs) -> TestProxy {
     let addr = listener.local_addr().expect("local address");
     let (stop, stopped) = oneshot::channel::<()>();
-    let proxy = Arc::new(ReverseProxy::from_args(args));
+    let proxy = Arc::new(ReverseProxy::from_args(args).await.expect("proxy"));
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stopped.await;
@@ -1590,7 +1590,7 @@ async fn a_proxy_pointed_at_itself_answers_508() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let upstream = format!("http://{addr}/base");
-        let _proxy = serve_proxy(listener, &proxy_args(&upstream, &[]));
+        let _proxy = serve_proxy(listener, &proxy_args(&upstream, &[])).await;
         let exchange = send(addr, Probe::get("/abc")).await;
         assert_eq!(
             exchange.status,

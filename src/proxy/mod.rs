@@ -8,6 +8,7 @@
 //! connection pool), [`upgrade`] (101 and WebSocket), [`modify`]
 //! (ModifyResponse and the ErrorHandler).
 
+pub mod admin;
 pub mod director;
 pub mod flush;
 pub mod forward;

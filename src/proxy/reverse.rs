@@ -41,7 +41,8 @@ use super::headers::{self, ClientFacts, ForwardedPolicy};
 use super::modify::{ErrorStyle, Failure, ModifyResponse, error_response, text_response};
 use super::transport::{Transport, TransportError};
 use super::upgrade;
-use crate::balance::{Algorithm, Balancer, BalancerConfig, Explanation, HashKey, PickInput};
+use crate::balance::{Algorithm, BalancerConfig, Explanation, HashKey, PickInput};
+use crate::discovery::{Live, Source, Upstreams};
 use crate::server::{self, Conn};
 
 /// The response header naming the upstream that served a request.
@@ -53,11 +54,17 @@ pub const EXPLAIN_HEADER: HeaderName = HeaderName::from_static("x-lab-explain");
 /// The response header carrying the pick's explanation (JSON), when asked.
 pub const PICK_HEADER: HeaderName = HeaderName::from_static("x-lab-pick");
 
+/// The response header carrying the generation of the upstream set the
+/// request was balanced over, when an explanation was asked for; a new
+/// number means the set changed (see `/_lab/upstreams`).
+pub const SET_HEADER: HeaderName = HeaderName::from_static("x-lab-set");
+
 /// A ReverseProxy: what to send where, and how to answer.
 pub struct ReverseProxy {
-    /// The pluggable step that picks an upstream for each request (the
-    /// article's load balancers; one upstream is NewSingleHostReverseProxy).
-    pub balancer: Arc<dyn Balancer>,
+    /// The upstreams and the pluggable step that picks one for each
+    /// request (the article's load balancers; one upstream is
+    /// NewSingleHostReverseProxy), rebuilt whenever the live set changes.
+    pub upstreams: Upstreams,
     /// What consistent hashing hashes (unused by the other balancers).
     pub hash_key: HashKey,
     pub director: Director,
@@ -110,6 +117,9 @@ impl ReverseProxy {
             );
             return refused;
         }
+        if let Some(answer) = super::admin::answer(self, &req) {
+            return answer;
+        }
         let mut req = req;
         let client_upgrade = hyper::upgrade::on(&mut req);
         let (mut parts, body) = req.into_parts();
@@ -137,22 +147,35 @@ impl ReverseProxy {
         // 4. The Director: choose the upstream (the balancer, the article's
         //    `lb.Get(req.RemoteAddr)`), then point the request at it. The
         //    explanation is made only when the client asks for it.
+        //    The balancer is the one built for the live set as it is now;
+        //    if the set changes while this request is out, it keeps this one.
         let explain = parts.headers.remove(EXPLAIN_HEADER).is_some();
-        let key = (self.balancer.name() == Algorithm::ConsistentHash.name())
+        let live = self.upstreams.current();
+        let key = (live.balancer.name() == Algorithm::ConsistentHash.name())
             .then(|| self.hash_key.key(&parts, conn.peer));
-        let Some(pick) = self.balancer.pick(&PickInput {
+        let Some(pick) = live.balancer.pick(&PickInput {
             key: key.as_deref(),
             explain,
         }) else {
-            return text_response(
+            // Nothing live (all unhealthy, none registered): say so at once
+            // rather than hold the request hoping one comes back.
+            let mut refused = text_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "no upstream to send this request to\n",
+                format!("{}\n", live.empty_reason),
             );
+            if explain {
+                refused
+                    .headers_mut()
+                    .insert(SET_HEADER, HeaderValue::from(live.generation));
+            }
+            return refused;
         };
         let chosen = Chosen {
             index: pick.index,
-            upstream: self.balancer.nodes()[pick.index].upstream.clone(),
+            upstream: live.balancer.nodes()[pick.index].upstream.clone(),
             explanation: pick.explanation,
+            generation: explain.then_some(live.generation),
+            live,
         };
         let upstream = chosen.upstream.clone();
         if let Err(err) = self.director.direct(&mut parts, &upstream) {
@@ -201,7 +224,10 @@ impl ReverseProxy {
             match tokio::time::timeout(self.response_timeout, self.transport.round_trip(outgoing))
                 .await
             {
-                Ok(Ok(response)) => response,
+                Ok(Ok(response)) => {
+                    self.upstreams.report_success(&chosen.live, chosen.index);
+                    response
+                }
                 // The client's own request broke (e.g. a malformed chunked
                 // body): its fault, 400, and not held against the upstream.
                 Ok(Err(TransportError::Request(detail))) => {
@@ -218,6 +244,7 @@ impl ReverseProxy {
                         &target,
                         Failure::BadGateway,
                         &describe(&err, &upstream),
+                        &crate::discovery::health::brief(&err),
                     );
                 }
                 Err(_) => {
@@ -225,7 +252,15 @@ impl ReverseProxy {
                         "the upstream {upstream} sent no response within {:?} (--response-timeout)",
                         self.response_timeout
                     );
-                    return self.fail(&chosen, &method, &target, Failure::Timeout, &message);
+                    let reason = format!("no response within {:?}", self.response_timeout);
+                    return self.fail(
+                        &chosen,
+                        &method,
+                        &target,
+                        Failure::Timeout,
+                        &message,
+                        &reason,
+                    );
                 }
             };
 
@@ -237,12 +272,14 @@ impl ReverseProxy {
                 asked_upgrade.as_ref(),
                 upstream_response.headers().get(header::UPGRADE),
             ) {
+                let message = err.to_string();
                 return self.fail(
                     &chosen,
                     &method,
                     &target,
                     Failure::BadGateway,
-                    &err.to_string(),
+                    &message,
+                    &message,
                 );
             }
             let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
@@ -300,9 +337,10 @@ impl ReverseProxy {
         }
     }
 
-    /// The ErrorHandler: log, tell the balancer (a passive health check:
-    /// smooth WRR lowers the node's effective weight), then answer 502/504
-    /// (or the article's 500).
+    /// The ErrorHandler: log, tell the balancer and the health checks (a
+    /// passive check: smooth WRR lowers the node's effective weight, and
+    /// with `--health-check` it counts as a failed check, `reason` saying
+    /// why in a few words), then answer 502/504 (or the article's 500).
     fn fail(
         &self,
         chosen: &Chosen,
@@ -310,9 +348,11 @@ impl ReverseProxy {
         target: &http::Uri,
         failure: Failure,
         message: &str,
+        reason: &str,
     ) -> Response<Body> {
         tracing::warn!("{method} {target}: {message}");
-        self.balancer.report_failure(chosen.index);
+        self.upstreams
+            .report_failure(&chosen.live, chosen.index, reason);
         let mut response = error_response(self.errors, failure, message);
         chosen.name_in(response.headers_mut());
         response
@@ -321,9 +361,13 @@ impl ReverseProxy {
 
 /// The balancer's choice for one request.
 struct Chosen {
+    /// The set it was chosen from, and its index there.
+    live: Arc<Live>,
     index: usize,
     upstream: Arc<Upstream>,
     explanation: Option<Explanation>,
+    /// The set's generation, when an explanation was asked for.
+    generation: Option<u64>,
 }
 
 impl Chosen {
@@ -334,6 +378,9 @@ impl Chosen {
             && let Ok(json) = serde_json::to_string(explanation)
         {
             headers.insert(PICK_HEADER, header_value(&ascii_json(&json)));
+        }
+        if let Some(generation) = self.generation {
+            headers.insert(SET_HEADER, HeaderValue::from(generation));
         }
     }
 }
@@ -425,15 +472,23 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let listener = crate::net::bind(args.listen, "--listen").await?;
     let addr = listener.local_addr()?;
-    let proxy = Arc::new(ReverseProxy::from_args(args));
-    let upstreams: Vec<String> = args
+    let proxy = Arc::new(ReverseProxy::from_args(args).await?);
+    let upstreams: Vec<String> = proxy
+        .upstreams
+        .status()
         .upstreams
         .iter()
-        .map(|node| format!("{} (weight {})", node.upstream, node.weight))
+        .map(|u| format!("{} (weight {})", u.url, u.weight))
         .collect();
+    let upstreams = match &args.discovery.discovery {
+        Some(url) if upstreams.is_empty() => {
+            format!("the servers registered under {url} (none yet)")
+        }
+        Some(url) => format!("{} (from {url})", upstreams.join(", ")),
+        None => upstreams.join(", "),
+    };
     tracing::info!(
-        "Starting ReverseProxy at {addr} → {}, balanced by {}",
-        upstreams.join(", "),
+        "Starting ReverseProxy at {addr} → {upstreams}, balanced by {}",
         args.algorithm
     );
     tracing::info!("try: curl -s http://{addr}/abc   (Ctrl-C stops the proxy)");
@@ -443,8 +498,10 @@ pub async fn run(
 }
 
 impl ReverseProxy {
-    /// The proxy `lab proxy` runs for these flags.
-    pub fn from_args(args: &crate::cli::ProxyArgs) -> ReverseProxy {
+    /// The proxy `lab proxy` runs for these flags. With `--discovery` it
+    /// reads the upstreams from ZooKeeper first (and fails if it cannot);
+    /// with `--health-check` the probes start at once.
+    pub async fn from_args(args: &crate::cli::ProxyArgs) -> anyhow::Result<ReverseProxy> {
         let seed = args.seed.unwrap_or_else(|| {
             let seed = rand::random();
             if args.algorithm == Algorithm::Random {
@@ -460,8 +517,15 @@ impl ReverseProxy {
             replicas: args.replicas,
             ring: args.ring,
         };
-        ReverseProxy {
-            balancer: crate::balance::build(args.upstreams.clone(), &config),
+        let transport = Transport::new(&args.transport);
+        let source = match &args.discovery.discovery {
+            Some(url) => Source::ZooKeeper(url.clone()),
+            None => Source::Static(args.upstreams.clone()),
+        };
+        let upstreams =
+            Upstreams::start(source, config, args.discovery.health(), transport.clone()).await?;
+        Ok(ReverseProxy {
+            upstreams,
             hash_key: args.hash_key.clone(),
             director: Director {
                 rewrites: args.rewrite.clone(),
@@ -480,9 +544,9 @@ impl ReverseProxy {
             forwarded: args.forwarded,
             response_timeout: args.response_timeout,
             flush_interval: args.flush_interval.filter(|d| !d.is_zero()),
-            transport: Transport::new(&args.transport),
+            transport,
             pseudonym: format!("lab-{:08x}", rand::random::<u32>()),
-        }
+        })
     }
 }
 
@@ -494,18 +558,18 @@ impl RunningProxy {
     /// flags (anything but `--listen`), e.g. `["--upstream", "http://…/base"]`.
     pub async fn start(flags: &[&str]) -> anyhow::Result<RunningProxy> {
         let listener = crate::net::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "--listen").await?;
-        Self::start_on(listener, flags)
+        Self::start_on(listener, flags).await
     }
 
     /// [`RunningProxy::start`] on a listener the caller bound.
-    pub fn start_on(listener: TcpListener, flags: &[&str]) -> anyhow::Result<RunningProxy> {
+    pub async fn start_on(listener: TcpListener, flags: &[&str]) -> anyhow::Result<RunningProxy> {
         let argv = ["lab", "proxy"].into_iter().chain(flags.iter().copied());
         let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(argv)
             .map_err(|e| anyhow::anyhow!("bad proxy flags {flags:?}: {e}"))?;
         let crate::cli::Command::Proxy(args) = cli.command else {
             anyhow::bail!("not a proxy command line");
         };
-        let proxy = Arc::new(ReverseProxy::from_args(&args));
+        let proxy = Arc::new(ReverseProxy::from_args(&args).await?);
         server::Background::spawn(listener, |listener, shutdown| {
             proxy.serve(listener, shutdown)
         })

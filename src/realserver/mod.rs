@@ -17,6 +17,12 @@
 //!
 //! With a [`ServerTls`] (`lab realserver --tls`) every server speaks HTTPS
 //! instead, and the echo's first line says `https://`.
+//!
+//! With a [`Register`] (`lab realserver --register zk://…`) every server
+//! registers itself in ZooKeeper once it listens, as the article's servers do
+//! for `LoadBalanceZkConf` (服务发现): an ephemeral node named `HOST:PORT`
+//! holding its [`upstream_spec`]. On shutdown the nodes are removed *before*
+//! the servers drain, so proxies stop choosing them first.
 
 mod echo;
 mod extras;
@@ -35,10 +41,31 @@ use tokio_util::sync::CancellationToken;
 
 use crate::server::DRAIN_TIMEOUT;
 use crate::tls::ServerTls;
+use crate::zk::{self, ZkUrl};
 use crate::{net, server};
 
 /// The response header that names the server which answered.
 pub const SERVER_HEADER: &str = "x-lab-server";
+
+/// The path the article's proxies join in front of every request (`/base`).
+pub const BASE_PATH: &str = "/base";
+
+/// Where and how `lab realserver --register` registers the servers.
+#[derive(Debug, Clone)]
+pub struct Register {
+    /// `zk://HOST:PORT/PATH`: each server becomes `PATH/HOST:PORT`.
+    pub url: ZkUrl,
+    /// The weight in each server's spec (1 to 10000).
+    pub weight: u32,
+}
+
+/// A server's upstream spec as the article's `GetConf()` returns it and as
+/// `lab proxy --upstream` takes it: `http://127.0.0.1:2003/base,10`
+/// (`https://` with TLS). The one place this string is built.
+pub fn upstream_spec(tls: bool, addr: SocketAddr, weight: u32) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}{BASE_PATH},{weight}")
+}
 
 /// What can be tuned on a real server.
 #[derive(Debug, Clone)]
@@ -75,6 +102,19 @@ pub async fn run_with(
     tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_registered(addrs, config, tls, None, shutdown).await
+}
+
+/// [`run_with`], registering every server in ZooKeeper when `register` is
+/// given (`lab realserver --register`); a server that cannot be registered
+/// stops them all, with the reason.
+pub async fn run_registered(
+    addrs: &[SocketAddr],
+    config: Config,
+    tls: Option<ServerTls>,
+    register: Option<Register>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let mut listeners = Vec::with_capacity(addrs.len());
     for &addr in addrs {
         listeners.push(net::bind(addr, "--addr").await?);
@@ -97,6 +137,23 @@ pub async fn run_with(
             stop.clone().cancelled_owned(),
         )));
     }
+
+    // Registered only now that every server accepts connections: a proxy
+    // may send a request the moment it sees the node.
+    let mut registrations = Vec::new();
+    if let Some(register) = &register {
+        match register_all(register, &bound, tls.is_some()).await {
+            Ok(done) => registrations = done,
+            Err(err) => {
+                stop.cancel();
+                for server in servers {
+                    let _ = server.await;
+                }
+                return Err(err);
+            }
+        }
+    }
+
     if let Some(first) = bound.first() {
         match tls.as_ref().map(ServerTls::cert_file) {
             None => tracing::info!("try: curl -s http://{first}/abc   (Ctrl-C stops the servers)"),
@@ -123,6 +180,14 @@ pub async fn run_with(
     }
 
     shutdown.await;
+    // Leave ZooKeeper first, so proxies stop choosing these servers, then drain.
+    for registration in registrations {
+        let node = registration.node().to_string();
+        match registration.deregister().await {
+            Ok(()) => tracing::info!("deregistered {node}"),
+            Err(err) => tracing::warn!("{err:#}"),
+        }
+    }
     tracing::info!("finishing the requests in flight (up to {DRAIN_TIMEOUT:?})");
     stop.cancel();
     for server in servers {
@@ -130,6 +195,35 @@ pub async fn run_with(
     }
     tracing::info!("all real servers stopped");
     Ok(())
+}
+
+/// Registers every address in `bound`, one ephemeral node each; on a
+/// failure, the ones already made are removed again.
+async fn register_all(
+    register: &Register,
+    bound: &[SocketAddr],
+    tls: bool,
+) -> anyhow::Result<Vec<zk::Registration>> {
+    let mut done: Vec<zk::Registration> = Vec::with_capacity(bound.len());
+    for &addr in bound {
+        let spec = upstream_spec(tls, addr, register.weight);
+        match zk::register(&register.url, &addr.to_string(), &spec).await {
+            Ok(registration) => {
+                tracing::info!(
+                    "registered {addr} in ZooKeeper: {} = {spec}",
+                    registration.node()
+                );
+                done.push(registration);
+            }
+            Err(err) => {
+                for registration in done {
+                    let _ = registration.deregister().await;
+                }
+                return Err(err.context(format!("cannot register {addr} at {}", register.url)));
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// A real server running in the background of this process, for labs and tests.
@@ -202,5 +296,26 @@ pub async fn serve_with(
     match tls {
         None => server::serve(listener, shutdown, make_service).await,
         Some(tls) => server::serve_tls(listener, tls.acceptor(), shutdown, make_service).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_spec_is_the_articles_get_conf_format() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 2003));
+        assert_eq!(
+            upstream_spec(false, addr, 10),
+            "http://127.0.0.1:2003/base,10"
+        );
+        assert_eq!(
+            upstream_spec(true, addr, 1),
+            "https://127.0.0.1:2003/base,1"
+        );
+        // What the proxy's --upstream (and discovery) parses.
+        let node = crate::balance::parse_upstream_spec(&upstream_spec(false, addr, 20)).unwrap();
+        assert_eq!(node.weight, 20);
     }
 }

@@ -380,6 +380,7 @@ mod tests {
             }),
             latency_ms: 1.0,
             client_addr: None,
+            set: None,
             error: None,
             response: ResponseDetail::default(),
         }

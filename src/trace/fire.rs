@@ -23,7 +23,7 @@ use indicatif::ProgressBar;
 use tokio::net::TcpStream;
 
 use super::model::{Mode, Record, ResponseDetail, Sent, UpstreamSaw};
-use crate::proxy::reverse::{EXPLAIN_HEADER, PICK_HEADER, UPSTREAM_HEADER};
+use crate::proxy::reverse::{EXPLAIN_HEADER, PICK_HEADER, SET_HEADER, UPSTREAM_HEADER};
 use crate::realserver::{EchoReport, SERVER_HEADER};
 
 /// How long one request may take, connection included.
@@ -274,22 +274,37 @@ pub async fn check_listening(addr: SocketAddr, what: &str, start: &str) -> anyho
     }
 }
 
-/// Sends `request` to `addr` `count` times, at most `concurrency` at once,
-/// and returns the records in sequence order.
+/// How the requests of one run are paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// At most this many in flight at once.
+    pub concurrency: usize,
+    /// Request N starts no sooner than (N-1) × this after the first
+    /// (`--interval`): a slow trace, to watch the upstream set change.
+    pub interval: Option<Duration>,
+}
+
+/// Sends `request` to `addr` `count` times, paced by `pace`, and returns the
+/// records in sequence order.
 pub async fn fire(
     addr: SocketAddr,
     request: &Request,
     count: u64,
-    concurrency: usize,
+    pace: Pace,
     progress: &ProgressBar,
 ) -> Vec<Record> {
+    let start = tokio::time::Instant::now();
     let mut records: Vec<Record> = futures_util::stream::iter(1..=count)
         .map(|seq| async move {
+            if let Some(interval) = pace.interval {
+                let offset = interval.saturating_mul(u32::try_from(seq - 1).unwrap_or(u32::MAX));
+                tokio::time::sleep_until(start + offset).await;
+            }
             let record = send(seq, addr, request).await;
             progress.inc(1);
             record
         })
-        .buffer_unordered(concurrency.max(1))
+        .buffer_unordered(pace.concurrency.max(1))
         .collect()
         .await;
     records.sort_by_key(|r| r.seq);
@@ -319,6 +334,7 @@ async fn send(seq: u64, addr: SocketAddr, request: &Request) -> Record {
             upstream_saw: None,
             latency_ms: 0.0,
             client_addr: None,
+            set: None,
             error: Some(format!("{err:#}")),
             response: ResponseDetail::default(),
         },
@@ -451,6 +467,7 @@ fn record_of(seq: u64, reply: Reply) -> Record {
         upstream_saw: echo.map(saw),
         latency_ms: 0.0,
         client_addr: None,
+        set: text(SET_HEADER.as_str()).and_then(|g| g.trim().parse().ok()),
         error: reply.cut_off.clone(),
         response,
     }

@@ -119,16 +119,23 @@ pub async fn run(global: &GlobalArgs, args: &TraceArgs) -> anyhow::Result<ExitCo
     };
 
     let request = plan.request_for(&route, None);
-    let concurrency = usize::from(args.concurrency);
+    let pace = fire::Pace {
+        concurrency: usize::from(args.concurrency),
+        interval: args.interval.filter(|d| !d.is_zero()),
+    };
     let runs = if compare.is_some() { 2 } else { 1 };
     let progress = progress_bar(args.requests, runs);
-    let requests = fire::fire(addr, &request, args.requests, concurrency, &progress).await;
+    let requests = fire::fire(addr, &request, args.requests, pace, &progress).await;
+    let set_changes = match route.mode() {
+        model::Mode::Reverse => set_changes(addr, &requests).await,
+        _ => Vec::new(),
+    };
     let compare = match compare {
         Some((endpoint, addr)) => {
             // The same request, Host included: any difference is the proxies'.
             let other = Route::Reverse(endpoint.clone());
             let same = plan.request_for(&other, Some(route.host()));
-            let records = fire::fire(addr, &same, args.requests, concurrency, &progress).await;
+            let records = fire::fire(addr, &same, args.requests, pace, &progress).await;
             Some(Comparison {
                 proxy: endpoint.to_string(),
                 summary: Summary::of(&records),
@@ -149,6 +156,7 @@ pub async fn run(global: &GlobalArgs, args: &TraceArgs) -> anyhow::Result<ExitCo
         summary: Summary::of(&requests),
         requests,
         compare,
+        set_changes,
     };
     if args.json {
         let json =
@@ -168,6 +176,35 @@ fn route_of(args: &TraceArgs) -> Route {
         },
         (_, _, Some(server)) => Route::Direct(server.clone()),
         _ => Route::Reverse(args.proxy.clone()),
+    }
+}
+
+/// The changes of the proxy's upstream set that the records span: when
+/// their `set` generations differ, the proxy's `/_lab/upstreams` tells what
+/// happened in between. Empty when nothing changed or the proxy cannot say.
+async fn set_changes(addr: SocketAddr, records: &[model::Record]) -> Vec<crate::discovery::Event> {
+    let generations = records.iter().filter_map(|r| r.set);
+    let (Some(first), Some(last)) = (generations.clone().min(), generations.max()) else {
+        return Vec::new();
+    };
+    if first == last {
+        return Vec::new();
+    }
+    let status = async {
+        let exchange = crate::probe::Probe::get(crate::proxy::admin::UPSTREAMS_PATH)
+            .send(addr)
+            .await?;
+        anyhow::Ok(serde_json::from_slice::<crate::discovery::Status>(
+            &exchange.body,
+        )?)
+    };
+    match tokio::time::timeout(fire::REQUEST_TIMEOUT, status).await {
+        Ok(Ok(status)) => status
+            .events
+            .into_iter()
+            .filter(|e| e.generation > first && e.generation <= last)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

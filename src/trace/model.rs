@@ -29,6 +29,11 @@ pub struct Trace {
     /// With `--compare`: the same requests through the second proxy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<Comparison>,
+    /// How the proxy's upstream set changed while the requests went out
+    /// (health checks, ZooKeeper), from its `/_lab/upstreams`; each change
+    /// took effect from the first record whose `set` is its `generation`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_changes: Vec<crate::discovery::Event>,
 }
 
 /// How the requests reached the upstream.
@@ -80,6 +85,10 @@ pub struct Record {
     pub latency_ms: f64,
     /// This end of the client's connection: the `RemoteAddr` the first hop saw.
     pub client_addr: Option<String>,
+    /// The generation of the upstream set the proxy balanced this request
+    /// over (`X-Lab-Set`); `null` without `lab proxy` in the path.
+    #[serde(default)]
+    pub set: Option<u64>,
     /// Why there was no response (connection refused, reset, timeout).
     pub error: Option<String>,
     /// The response itself, for `-v`/`-vv`; not part of the JSON.
@@ -211,6 +220,7 @@ mod tests {
             upstream_saw: None,
             latency_ms: ms,
             client_addr: None,
+            set: None,
             error: None,
             response: ResponseDetail::default(),
         }
@@ -257,6 +267,7 @@ mod tests {
             "upstream_saw",
             "latency_ms",
             "client_addr",
+            "set",
             "error",
         ] {
             assert!(json.get(field).is_some(), "{field} missing from {json}");

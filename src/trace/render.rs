@@ -42,6 +42,7 @@ pub fn render(trace: &Trace, verbose: u8) -> String {
     let _ = writeln!(out, "{}", names.legend());
     let _ = writeln!(out, "{}", requests_table(&trace.requests, &names));
     failures(&mut out, &trace.requests);
+    set_changes(&mut out, trace);
     if verbose > 0 {
         details(&mut out, trace, &names, verbose);
     }
@@ -97,7 +98,16 @@ impl Names {
             .collect();
         let first = explained.iter().flatten().next();
         let algorithm = first.map(Explanation::algorithm);
+        // Node indexes name upstreams only within one set: when the set
+        // changed during the trace, name them by URL instead.
+        let one_set = records
+            .iter()
+            .filter_map(|r| r.set)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            <= 1;
         let by_index = !explained.is_empty()
+            && one_set
             && records
                 .iter()
                 .zip(&explained)
@@ -230,6 +240,31 @@ fn status_cell(status: Option<u16>) -> Cell {
         None => Cell::new("✗ no response").fg(Color::Red),
         Some(s) if s >= 400 => Cell::new(s).fg(Color::Red),
         Some(s) => Cell::new(s),
+    }
+}
+
+/// The upstream set's changes while the trace ran, each placed before the
+/// first request balanced over the set it made.
+fn set_changes(out: &mut String, trace: &Trace) {
+    if trace.set_changes.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nThe proxy's upstream set changed during the trace:");
+    for event in &trace.set_changes {
+        let from = trace
+            .requests
+            .iter()
+            .find(|r| r.set.is_some_and(|g| g >= event.generation))
+            .map_or_else(String::new, |r| format!("from #{}", r.seq));
+        let mark = match event.change.as_str() {
+            "left" | "deregistered" => "−".red().to_string(),
+            _ => "+".green().to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  {mark} {from:<9} set {}: {} {} ({}) at {}",
+            event.generation, event.upstream, event.change, event.reason, event.at
+        );
     }
 }
 

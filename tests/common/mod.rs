@@ -4,6 +4,8 @@
 //! Each test file uses a part of this module, so the rest looks unused there.
 #![allow(dead_code)]
 
+pub mod zookeeper;
+
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;

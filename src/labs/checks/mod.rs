@@ -11,6 +11,7 @@ mod choosing_a_balancer;
 mod consistent_hash;
 mod director;
 mod forward_proxy;
+mod health_checks;
 mod modify_and_errors;
 mod naive_reverse_proxy;
 mod proxy_basics;
@@ -48,6 +49,7 @@ pub const SLUGS: &[&str] = &[
     "weighted-round-robin",
     "consistent-hash",
     "choosing-a-balancer",
+    "health-checks",
 ];
 
 /// The scenario of the lab named `slug`.
@@ -68,6 +70,7 @@ pub fn scenario(slug: &str) -> Option<Scenario> {
         "weighted-round-robin" => Some(weighted_round_robin::run),
         "consistent-hash" => Some(consistent_hash::run),
         "choosing-a-balancer" => Some(choosing_a_balancer::run),
+        "health-checks" => Some(health_checks::run),
         _ => None,
     }
 }

@@ -1,0 +1,63 @@
+//! The reverse proxy's own pages, under `/_lab/`: answered by the proxy
+//! itself and never forwarded, whatever the upstreams serve there.
+//!
+//! - `/_lab/upstreams`: the upstream set as the observer sees it (JSON,
+//!   [`crate::discovery::Status`]): every upstream, its health, and the
+//!   recent changes. `lab trace` reads it to show when the set changed.
+
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+
+use super::Body;
+use super::modify::text_response;
+use super::reverse::ReverseProxy;
+
+/// The prefix of every path the proxy keeps for itself.
+pub const PREFIX: &str = "/_lab/";
+
+/// The path of the upstream status page.
+pub const UPSTREAMS_PATH: &str = "/_lab/upstreams";
+
+/// The proxy's answer when `req` is for one of its own pages; `None` for
+/// every other request (it is proxied).
+pub fn answer(proxy: &ReverseProxy, req: &Request<Incoming>) -> Option<Response<Body>> {
+    let path = req.uri().path();
+    if !(path.starts_with(PREFIX) || path == "/_lab") {
+        return None;
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut refused = text_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the proxy's /_lab/ pages are read with GET\n",
+        );
+        refused
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return Some(refused);
+    }
+    Some(match path {
+        UPSTREAMS_PATH => {
+            let status = proxy.upstreams.status();
+            match serde_json::to_string_pretty(&*status) {
+                Ok(json) => {
+                    let mut response = Response::new(super::full(json + "\n"));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        header::HeaderValue::from_static("application/json"),
+                    );
+                    response
+                }
+                Err(err) => text_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot render the status: {err}\n"),
+                ),
+            }
+        }
+        _ => text_response(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{path} is not one of the proxy's pages (paths under {PREFIX} are never forwarded); try {UPSTREAMS_PATH}\n"
+            ),
+        ),
+    })
+}
