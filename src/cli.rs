@@ -127,7 +127,11 @@ Examples:
   lab proxy --prefix-response 'hello ' --prefix-errors
   lab proxy --response-timeout 2s             then: curl -s 127.0.0.1:2002/delay?ms=5000 → 504
   lab proxy --forwarded replace               nginx's X-Forwarded-For $remote_addr
-  lab proxy --max-idle-per-host 0             no connection pool: a new upstream connection per request")]
+  lab proxy --max-idle-per-host 0             no connection pool: a new upstream connection per request
+  lab proxy --health-check / --health-interval 500ms   an upstream that stops leaves the set, then returns
+  curl -s 127.0.0.1:2002/_lab/upstreams       the proxy's own page: the set, each upstream's health, changes
+  lab proxy --discovery zk://127.0.0.1:2181/lab/realserver   upstreams from ZooKeeper (lab zk up,
+                                              lab realserver --register zk://127.0.0.1:2181/lab/realserver)")]
     Proxy(Box<ProxyArgs>),
 
     /// Send requests through a proxy and see the balancer's choice beside what the upstream saw.
@@ -146,7 +150,9 @@ Examples:
                                               lab naive (on 2012) against lab proxy, side by side
   lab trace --forward http://127.0.0.1:8080 --target http://127.0.0.1:2003
   lab trace --direct http://127.0.0.1:2003    no proxy at all: the before picture
-  lab trace -n 1000 --concurrency 8 --path /abc")]
+  lab trace -n 1000 --concurrency 8 --path /abc
+  lab trace -n 40 --interval 100ms            slowly: stop a real server meanwhile and watch the
+                                              upstream set change (lab proxy --health-check /)")]
     Trace(TraceArgs),
 
     /// ZooKeeper for service discovery (服务发现): run one, see who registered.

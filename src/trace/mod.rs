@@ -37,6 +37,7 @@
 //!           "host", "uri", "headers": [[name, value], …], "body_bytes" },
 //!       "latency_ms": 1.234,                  connect to last byte
 //!       "client_addr": "127.0.0.1:50123" | null,
+//!       "set": 2 | null,                      X-Lab-Set: the upstream set's generation
 //!       "error": "…" | null                   why there was no response
 //!   } ],
 //!   "summary": {
@@ -49,7 +50,11 @@
 //!       "proxy": "http://127.0.0.1:2012",
 //!       "requests": [ …as above… ], "summary": { …as above… },
 //!       "differences": [ { "seq": 1, "field": "x_forwarded_for",
-//!                          "left": null, "right": "127.0.0.1" } ] }
+//!                          "left": null, "right": "127.0.0.1" } ] },
+//!   "set_changes": [                          only when the upstream set changed under the run
+//!       { "generation": 2, "at": "2026-…Z", "upstream": "http://127.0.0.1:2004/base",
+//!         "change": "left" | "joined" | "registered" | "deregistered",
+//!         "reason": "3 failed checks in a row: cannot connect: …" } ]
 //! }
 //! ```
 //!
@@ -68,7 +73,8 @@
 //! `lab naive`); 2 for a usage error (clap's).
 //!
 //! Runs of more than 50 requests show a progress bar on stderr, when stderr
-//! is a terminal.
+//! is a terminal. `--interval D` starts one request every D instead of all
+//! at once: a slow run, to watch the upstream set change under it.
 
 pub mod diff;
 pub mod fire;
