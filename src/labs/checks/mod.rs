@@ -23,6 +23,7 @@ mod timeouts;
 mod transport_pool;
 mod upgrade;
 mod weighted_round_robin;
+mod zookeeper_discovery;
 
 use futures_util::future::BoxFuture;
 
@@ -50,6 +51,7 @@ pub const SLUGS: &[&str] = &[
     "consistent-hash",
     "choosing-a-balancer",
     "health-checks",
+    "zookeeper-discovery",
 ];
 
 /// The scenario of the lab named `slug`.
@@ -71,6 +73,7 @@ pub fn scenario(slug: &str) -> Option<Scenario> {
         "consistent-hash" => Some(consistent_hash::run),
         "choosing-a-balancer" => Some(choosing_a_balancer::run),
         "health-checks" => Some(health_checks::run),
+        "zookeeper-discovery" => Some(zookeeper_discovery::run),
         _ => None,
     }
 }
