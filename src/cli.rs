@@ -155,6 +155,22 @@ Examples:
                                               upstream set change (lab proxy --health-check /)")]
     Trace(TraceArgs),
 
+    /// Show what a running lab proxy has counted (数据统计): requests, statuses, latency, bytes.
+    #[command(after_help = "\
+Reads the proxy's /_lab/stats: per upstream the requests by status class, p50/p99 latency
+(estimated from fixed buckets, as Prometheus does), body bytes in and out, requests in flight,
+and which layer answered (the upstream, or the proxy itself: 502/504, auth, rate limit …).
+The same numbers are at /_lab/metrics in the Prometheus text format, for a real Prometheus.
+--json prints the page as served (its schema is in the docs of lab::middleware::stats).
+
+Examples:
+  lab stats                                   lab proxy on 127.0.0.1:2002
+  lab trace -n 30 && lab stats                30 requests, then what the proxy counted
+  lab stats --json                            the same as JSON
+  lab stats --proxy http://127.0.0.1:2012     a lab proxy on another port
+  curl -s 127.0.0.1:2002/_lab/metrics         the Prometheus metrics")]
+    Stats(StatsArgs),
+
     /// ZooKeeper for service discovery (服务发现): run one, see who registered.
     #[command(after_help = "\
 The article's LoadBalanceZkConf: real servers register as ephemeral nodes under one path,
@@ -552,6 +568,17 @@ pub struct TraceArgs {
     /// upstream views side by side, differences marked.
     #[arg(long, value_name = "URL", conflicts_with = "forward")]
     pub compare: Option<crate::trace::Endpoint>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The lab proxy to ask.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:2002")]
+    pub proxy: crate::trace::Endpoint,
+
+    /// Print the proxy's JSON as served instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

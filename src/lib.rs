@@ -28,6 +28,8 @@
 //!   the watch a proxy follows.
 //! - [`labs`]: the follow-along labs: catalogue, sheets, checks, answers,
 //!   progress and hints.
+//! - [`middleware`]: the layers around `lab proxy` (限流 熔断 降级 权限
+//!   数据统计); `lab stats` reads the statistics.
 //!
 //! `main.rs` only parses the command line and calls [`run`].
 
@@ -37,6 +39,7 @@ pub mod demo;
 pub mod discovery;
 pub mod framing;
 pub mod labs;
+pub mod middleware;
 pub mod net;
 pub mod output;
 pub mod probe;
@@ -100,6 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Trace(args) => trace::run(&cli.global, &args).await,
+            Command::Stats(args) => middleware::stats_table::run(&args).await,
             Command::Demo(args) => demo::run(&cli.global, &args).await,
             Command::Labs => labs::commands::list(&cli.global),
             Command::Show { lab } => labs::commands::show(&cli.global, &lab),

@@ -175,19 +175,44 @@ async fn without_zookeeper_the_proxy_keeps_its_last_set_and_resyncs() {
     let (mut proxy, p) = discovering_proxy(&url, &[]).await;
     until_set(p, &[&a_addr], PROMPTLY).await;
 
-    // ZooKeeper stops: requests keep going to the last known set.
+    // From here to the end, a request every 50 ms: none may fail, not
+    // while ZooKeeper is away nor while both sides open new sessions and A
+    // registers again (the proxy keeps removals back meanwhile).
+    let (stop_loop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let requests = tokio::spawn(async move {
+        let mut answers = Vec::new();
+        while stopped.try_recv().is_err() {
+            let exchange = Probe::get("/abc").send(p).await.unwrap();
+            answers.push(exchange.status.as_u16());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        answers
+    });
+
+    // ZooKeeper stops: requests keep going to the last known set, past the
+    // sessions' timeout.
     assert!(zk.stop().await.success());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(lab::zk::SESSION_TIMEOUT + Duration::from_millis(500)).await;
     assert_eq!(servers(p, 3).await, vec![a_addr.to_string(); 3]);
 
-    // A registered server started meanwhile cannot register, but once
-    // ZooKeeper is back both sides reconnect: A registers again, the proxy
-    // re-reads, and a new server shows up too.
+    // Once ZooKeeper is back, a fresh one on the same port, both sides
+    // reconnect with new sessions: A registers again, the proxy re-reads,
+    // and a server started now shows up too.
     let mut zk = LabProcess::spawn(&["zk", "up", "--listen", &zk_addr.to_string()]);
     zk.addr_after(READY).await;
     let (mut b, b_addr) = registered(&url, "127.0.0.1:0").await;
     until_set(p, &[&a_addr, &b_addr], STEP).await;
-    assert_eq!(servers(p, 2).await.len(), 2);
+    let mut answered = servers(p, 4).await;
+    answered.sort();
+    answered.dedup();
+    let mut both = vec![a_addr.to_string(), b_addr.to_string()];
+    both.sort();
+    assert_eq!(answered, both);
+
+    let _ = stop_loop.send(());
+    let answers = requests.await.unwrap();
+    assert!(answers.len() > 20, "{answers:?}");
+    assert!(answers.iter().all(|&s| s == 200), "{answers:?}");
 
     for process in [&mut a, &mut b, &mut proxy, &mut zk] {
         assert!(process.terminate().await.success(), "{}", process.log());

@@ -302,3 +302,51 @@ async fn the_status_page_is_the_proxys_own_and_flags_are_checked() {
         assert!(stderr.contains(hint), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_upstream_does_not_delay_noticing_another_one_stop() {
+    // C accepts connections and never answers: each of its probes takes
+    // the whole (long) timeout. B's probes must not wait for C's.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let c_addr = hung.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = hung.accept().await {
+            held.push(stream);
+        }
+    });
+    let (mut a, a_addr) = real_server("127.0.0.1:0").await;
+    let (mut b, b_addr) = real_server("127.0.0.1:0").await;
+    let specs: Vec<String> = [a_addr, b_addr, c_addr]
+        .iter()
+        .map(|addr| format!("http://{addr}/base"))
+        .collect();
+    let mut args = vec!["proxy", "--listen", "127.0.0.1:0"];
+    for spec in &specs {
+        args.extend(["--upstream", spec.as_str()]);
+    }
+    args.extend([
+        "--health-check",
+        "/",
+        "--health-interval",
+        "200ms",
+        "--health-timeout",
+        "5s",
+        "--unhealthy-after",
+        "2",
+    ]);
+    let mut proxy = LabProcess::spawn(&args);
+    let proxy_addr = proxy.addr_after("Starting ReverseProxy at").await;
+    // Let the first probes go out (C's now hangs for 5 s).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert!(b.terminate().await.success());
+    let took = until_live(proxy_addr, &specs[1], false).await;
+    assert!(
+        took < INTERVAL * 2 + Duration::from_secs(1),
+        "B left after {took:?}, held up by C's probe"
+    );
+    holder.abort();
+    assert!(proxy.terminate().await.success());
+    assert!(a.terminate().await.success());
+}

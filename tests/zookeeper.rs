@@ -93,12 +93,10 @@ async fn realserver_registers_its_address_and_sigterm_removes_it_before_draining
     assert_eq!(members.len(), 1, "{members:?}");
     assert_eq!(members[&name], format!("http://{addr}/base,7"));
 
-    let asked = Instant::now();
     let status = lab.terminate().await;
     let log = lab.log();
     assert!(status.success(), "{status}; stderr:\n{log}");
     wait_members(&mut watch, PROMPTLY, "the deregistration", |m| m.is_empty()).await;
-    assert!(asked.elapsed() < PROMPTLY + STEP, "bounded");
 
     // Out of ZooKeeper first, then the drain: proxies stop choosing it first.
     let deregistered = log.find("deregistered").expect("a deregistration line");

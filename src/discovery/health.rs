@@ -87,7 +87,8 @@ impl Default for Health {
 }
 
 impl Health {
-    /// Counts one success (a probe that answered, or a proxied request).
+    /// Counts one successful probe. (A proxied request that succeeds only
+    /// resets the failure count: see `membership`'s passive reports.)
     pub fn succeeded(&mut self, config: &HealthConfig) -> Option<Transition> {
         self.failures = 0;
         self.successes = self.successes.saturating_add(1);

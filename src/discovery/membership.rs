@@ -12,12 +12,13 @@
 //! the current [`Live`] without waiting for this task, and this task swaps a
 //! new one in without waiting for requests.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use futures_util::future::join_all;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, watch};
 
 use super::health::{self, Health, HealthConfig, State, Transition};
@@ -107,27 +108,60 @@ async fn observe(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker
     });
+    // Probes run in tasks of their own and report each result as it comes,
+    // so a hung upstream (the case health checks exist for) never keeps this
+    // loop from hearing about ZooKeeper or failed requests meanwhile, nor
+    // delays the other upstreams' probes: each tick probes every upstream
+    // whose previous probe has come back.
+    let (probed, mut results) = mpsc::unbounded_channel::<(String, Result<(), String>)>();
+    let mut out: HashSet<String> = HashSet::new();
+    let mut rounds: Vec<AbortOnDrop> = Vec::new();
     loop {
         tokio::select! {
+            // The source first: a server that left must leave before its
+            // last probe result is counted.
+            biased;
             changed = source_changed(&mut watch) => match changed {
                 Some(nodes) => membership.set_known(nodes),
                 // The source is gone for good (it only ends with the proxy):
                 // keep the last list.
                 None => watch = None,
             },
-            () = tick(&mut ticker) => {
-                let config = membership.health.clone().expect("a ticker means health checks");
-                let targets: Vec<_> = membership.known.iter().map(|n| n.upstream.clone()).collect();
-                let results = join_all(
-                    targets.iter().map(|upstream| health::probe(&transport, upstream, &config)),
-                )
-                .await;
-                for (upstream, result) in targets.iter().zip(results) {
-                    membership.record(&upstream.to_string(), result, "checks");
-                }
-            }
             Some(report) = next_report(&mut reports) => {
                 membership.record_passive(report);
+            }
+            Some((upstream, result)) = results.recv() => {
+                out.remove(&upstream);
+                membership.record(&upstream, result, "checks");
+            }
+            () = tick(&mut ticker) => {
+                rounds.retain(|round| !round.0.is_finished());
+                // An upstream whose probe is still out (only when the timeout
+                // is longer than the interval) skips this tick.
+                let targets: Vec<_> = membership
+                    .known
+                    .iter()
+                    .map(|n| n.upstream.clone())
+                    .filter(|upstream| out.insert(upstream.to_string()))
+                    .collect();
+                if let (false, Some(config)) = (targets.is_empty(), membership.health.clone()) {
+                    let transport = transport.clone();
+                    let probed = probed.clone();
+                    let task = tokio::spawn(async move {
+                        let mut probes: FuturesUnordered<_> = targets
+                            .iter()
+                            .map(|upstream| async {
+                                (upstream.to_string(), health::probe(&transport, upstream, &config).await)
+                            })
+                            .collect();
+                        while let Some(result) = probes.next().await {
+                            if probed.send(result).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    rounds.push(AbortOnDrop(task.abort_handle()));
+                }
             }
         }
         membership.publish(&shared);
@@ -239,7 +273,7 @@ impl Membership {
                 None => self.event(&url, "registered", format!("weight {}", node.weight)),
                 Some(&weight) if weight != node.weight => self.event(
                     &url,
-                    "registered",
+                    "reweighted",
                     format!("weight {weight} → {}", node.weight),
                 ),
                 Some(_) => {}
@@ -455,11 +489,19 @@ impl Membership {
 /// The list without repeated URLs (the first one wins): two registrations
 /// of one server (a restart before the old session expired) are one upstream.
 fn dedupe(nodes: Vec<Node>) -> Vec<Node> {
-    let mut seen = std::collections::HashSet::new();
-    nodes
-        .into_iter()
-        .filter(|node| seen.insert(node.upstream.to_string()))
-        .collect()
+    let mut kept: Vec<Node> = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        match kept.iter().find(|k| k.upstream == node.upstream) {
+            Some(first) => tracing::warn!(
+                "upstream {} is listed twice; keeping the first (weight {}), ignoring weight {}",
+                node.upstream,
+                first.weight,
+                node.weight
+            ),
+            None => kept.push(node),
+        }
+    }
+    kept
 }
 
 #[cfg(test)]

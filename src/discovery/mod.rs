@@ -235,8 +235,8 @@ pub struct Event {
     /// Wall-clock time, RFC 3339 with milliseconds.
     pub at: String,
     pub upstream: String,
-    /// `joined` / `left` (the live set), `registered` / `deregistered`
-    /// (the source's list).
+    /// `joined` / `left` (the live set), `registered` / `deregistered` /
+    /// `reweighted` (the source's list).
     pub change: String,
     /// The evidence: `3 failed checks in a row: cannot connect: …`.
     pub reason: String,

@@ -67,6 +67,13 @@ impl Explanation {
     /// `#4 % 2` (round robin), `1234 % 2` (random: draw % nodes),
     /// `KEY → crc32 → virtual node` (consistent hash).
     pub fn cell(&self) -> String {
+        self.cell_naming(letter)
+    }
+
+    /// [`Explanation::cell`] with nodes named by `name` (their index in the
+    /// balancer): letters within one upstream set, `#0`, `#1` across sets,
+    /// where an index means a different upstream in each set.
+    pub fn cell_naming(&self, name: impl Fn(usize) -> String) -> String {
         match self {
             Explanation::Random { draw, nodes, .. } => format!("{draw} % {nodes}"),
             Explanation::RoundRobin { counter, nodes } => format!("#{counter} % {nodes}"),
@@ -78,7 +85,7 @@ impl Explanation {
                     .enumerate()
                     .map(|(i, (b, a))| {
                         let mark = if chosen == Some(i) { "*" } else { "" };
-                        format!("{} {}→{}{mark}", letter(i), b.current, a.current)
+                        format!("{} {}→{}{mark}", name(i), b.current, a.current)
                     })
                     .collect::<Vec<_>>()
                     .join(" ")

@@ -79,6 +79,10 @@ fn title(trace: &Trace) -> String {
 /// every explanation says which node it chose, else in the order first seen.
 struct Names {
     algorithm: Option<&'static str>,
+    /// The letters are the balancer's node indexes (a = node 0, …), so a
+    /// pick's explanation may use them too; otherwise (first-seen order,
+    /// or a trace across upstream sets) picks number their nodes.
+    by_index: bool,
     /// One row per name, in order.
     rows: Vec<NameRow>,
 }
@@ -149,7 +153,11 @@ impl Names {
                 expected: expected.get(i).copied().flatten(),
             })
             .collect();
-        Names { algorithm, rows }
+        Names {
+            algorithm,
+            by_index: true,
+            rows,
+        }
     }
 
     fn first_seen(records: &[Record], algorithm: Option<&'static str>) -> Names {
@@ -163,7 +171,11 @@ impl Names {
                 });
             }
         }
-        Names { algorithm, rows }
+        Names {
+            algorithm,
+            by_index: false,
+            rows,
+        }
     }
 
     fn letter_of(&self, url: Option<&String>) -> String {
@@ -215,7 +227,7 @@ fn requests_table(records: &[Record], names: &Names) -> comfy_table::Table {
         table.add_row(vec![
             Cell::new(record.seq),
             Cell::new(names.letter_of(record.upstream.as_ref())),
-            Cell::new(pick_cell(record)),
+            Cell::new(pick_cell(record, names.by_index)),
             status_cell(record.status),
             Cell::new(format!("{:.1}", record.latency_ms)),
             cell(saw.map(|s| &s.remote_addr)),
@@ -228,10 +240,16 @@ fn requests_table(records: &[Record], names: &Names) -> comfy_table::Table {
     table
 }
 
-fn pick_cell(record: &Record) -> String {
+fn pick_cell(record: &Record, by_index: bool) -> String {
     match &record.pick {
         None => ABSENT.to_string(),
-        Some(pick) => Explanation::read(pick).map_or_else(|| pick.to_string(), |e| e.cell()),
+        Some(pick) => match Explanation::read(pick) {
+            None => pick.to_string(),
+            Some(e) if by_index => e.cell(),
+            // The letters are not node indexes here (across upstream sets an
+            // index is a different upstream in each): number the nodes.
+            Some(e) => e.cell_naming(|i| format!("#{i}")),
+        },
     }
 }
 
@@ -258,7 +276,8 @@ fn set_changes(out: &mut String, trace: &Trace) {
             .map_or_else(String::new, |r| format!("from #{}", r.seq));
         let mark = match event.change.as_str() {
             "left" | "deregistered" => "−".red().to_string(),
-            _ => "+".green().to_string(),
+            "joined" | "registered" => "+".green().to_string(),
+            _ => "~".to_string(),
         };
         let _ = writeln!(
             out,

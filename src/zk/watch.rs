@@ -15,7 +15,11 @@
 //! it differs from the last one. When the connection is lost the last set
 //! stays published (the servers are most likely still there); the client
 //! reconnects, and the set is read again. When the session is lost, a new
-//! one is opened with backoff.
+//! one is opened with backoff — and for a grace period after it
+//! ([`GRACE`]) only additions are published: the servers' sessions ended
+//! too, and they need a moment to register again in the new one. Without
+//! the grace a proxy would see every server leave and come back, and answer
+//! 503 in between.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,6 +40,11 @@ pub type Members = BTreeMap<String, String>;
 
 /// The longest pause between two attempts to reach ZooKeeper again.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// After a new session, how long removals wait: long enough for a server
+/// whose session ended with ours to notice (its session timeout) and
+/// register again (its next retry).
+pub const GRACE: Duration = Duration::from_secs(SESSION_TIMEOUT.as_secs() + MAX_BACKOFF.as_secs());
 
 /// A running watch of a path's children; the background task stops when
 /// this is dropped (or [`ChildrenWatch::stop`]ped), after which receivers
@@ -160,6 +169,8 @@ enum Wake {
     Reconnected,
     /// The session is over: a new one is needed.
     SessionOver(String),
+    /// The grace after a new session ended: read, and apply removals now.
+    GraceOver,
     /// Nobody listens any more.
     Unwatched,
 }
@@ -174,9 +185,12 @@ async fn follow(
     let path = url.path().to_string();
     let mut pending = arm(watches);
     let mut state = client.state_watcher();
+    // Set while removals wait after a new session (see GRACE).
+    let mut grace: Option<tokio::time::Instant> = None;
     loop {
         let wake = tokio::select! {
             _ = publish.closed() => Wake::Unwatched,
+            () = grace_over(grace) => Wake::GraceOver,
             event = pending.next() => match event {
                 Some(event) if event.event_type == zkc::EventType::Session => {
                     Wake::SessionOver(event.session_state.to_string().to_lowercase())
@@ -215,7 +229,9 @@ async fn follow(
                 );
                 client = reconnect(&url).await;
                 state = client.state_watcher();
+                grace = Some(tokio::time::Instant::now() + GRACE);
             }
+            Wake::GraceOver => grace = None,
         }
         // Read again until a read succeeds; the old watches stay armed meanwhile.
         let snapshot = loop {
@@ -227,6 +243,7 @@ async fn follow(
                     );
                     client = reconnect(&url).await;
                     state = client.state_watcher();
+                    grace = Some(tokio::time::Instant::now() + GRACE);
                 }
                 Err(err) => {
                     tracing::debug!("reading {path} failed ({err}); retrying");
@@ -235,7 +252,24 @@ async fn follow(
             }
         };
         pending = arm(snapshot.watches);
-        publish_if_changed(&publish, &path, snapshot.members);
+        let members = match grace {
+            // In the grace: what was there stays, what is new joins.
+            Some(_) => {
+                let mut kept = publish.borrow().clone();
+                kept.extend(snapshot.members);
+                kept
+            }
+            None => snapshot.members,
+        };
+        publish_if_changed(&publish, &path, members);
+    }
+}
+
+/// Resolves when the grace after a new session is over; never without one.
+async fn grace_over(grace: Option<tokio::time::Instant>) {
+    match grace {
+        Some(until) => tokio::time::sleep_until(until).await,
+        None => std::future::pending().await,
     }
 }
 
