@@ -399,7 +399,76 @@ pub struct ProxyArgs {
     pub discovery: DiscoveryArgs,
 
     #[command(flatten)]
+    pub middleware: MiddlewareArgs,
+
+    #[command(flatten)]
     pub transport: crate::proxy::transport::TransportConfig,
+}
+
+/// The middleware layers of `lab proxy`, each off unless asked for (the
+/// article's 限流 熔断 降级 权限 数据统计; statistics are always kept).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Middleware")]
+pub struct MiddlewareArgs {
+    /// 权限 auth: require `Authorization: Bearer TOKEN` (401 otherwise); the
+    /// header is never forwarded upstream.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "LAB_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    pub auth_token: Option<String>,
+
+    /// 限流 rate limiting: at most RATE requests per client IP (10/s,
+    /// 600/min, 5/100ms); the excess gets 429 with Retry-After.
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit: Option<crate::middleware::rate_limit::Rate>,
+
+    /// Whose requests one limit counts: each client IP's, or everyone's together.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHO",
+        default_value_t,
+        requires = "rate_limit"
+    )]
+    pub rate_limit_by: crate::middleware::rate_limit::LimitBy,
+
+    /// How many requests may come at once before the rate applies [default: 1, a smooth rate].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000), requires = "rate_limit")]
+    pub rate_burst: Option<u32>,
+
+    /// 熔断 circuit breaking: open an upstream's breaker after N failures in
+    /// a row (unreachable, too slow, or a 5xx); while open its requests go
+    /// to the other upstreams, or fail fast with 503.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub breaker_failures: Option<u32>,
+
+    /// …or when this share of the requests in --breaker-window failed (50%, 0.5).
+    #[arg(long, value_name = "RATE", value_parser = crate::middleware::breaker::parse_error_rate)]
+    pub breaker_error_rate: Option<f64>,
+
+    /// The window of --breaker-error-rate.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub breaker_window: Duration,
+
+    /// The fewest requests in the window for --breaker-error-rate to judge.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub breaker_min_requests: u32,
+
+    /// How long an open breaker waits before one trial request (half-open).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub breaker_cooldown: Duration,
+
+    /// 降级 degradation: instead of an error of the proxy's own (502, 503,
+    /// 504: every upstream down, breakers open), answer this status…
+    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u16).range(200..=599))]
+    pub fallback_status: Option<u16>,
+
+    /// …with this body (text/plain) [default status with a body: 200].
+    #[arg(long, value_name = "TEXT")]
+    pub fallback_body: Option<String>,
 }
 
 /// Where `lab proxy` finds its upstreams and how it checks them (the

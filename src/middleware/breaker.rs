@@ -535,6 +535,49 @@ fn log(upstream: &str, transition: &Transition) {
     }
 }
 
+/// One request's admission through an upstream's breaker, to settle when
+/// its outcome is known. A trial request (half-open) that is dropped
+/// unsettled — the client went away, the request was refused before it was
+/// sent — is abandoned, so that the next request may be the trial.
+#[derive(Debug)]
+pub struct Ticket<'a> {
+    breakers: &'a Breakers,
+    upstream: String,
+    probe: bool,
+    settled: bool,
+}
+
+impl<'a> Ticket<'a> {
+    /// A ticket for a request `admit` let through (`probe`: as the trial).
+    pub fn new(breakers: &'a Breakers, upstream: String, probe: bool) -> Ticket<'a> {
+        Ticket {
+            breakers,
+            upstream,
+            probe,
+            settled: false,
+        }
+    }
+
+    /// Whether this request is the half-open trial.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    /// The request's outcome: `false` for unreachable, too slow or a 5xx.
+    pub fn record(mut self, success: bool) {
+        self.settled = true;
+        self.breakers.record(&self.upstream, success);
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.settled && self.probe {
+            self.breakers.abandon_probe(&self.upstream);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,13 +4,20 @@
 //! - `/_lab/upstreams`: the upstream set as the observer sees it (JSON,
 //!   [`crate::discovery::Status`]): every upstream, its health, and the
 //!   recent changes. `lab trace` reads it to show when the set changed.
+//! - `/_lab/stats`: the statistics (数据统计) as JSON
+//!   ([`crate::middleware::stats::StatsSnapshot`]); `lab stats` reads it.
+//! - `/_lab/metrics`: the same numbers in Prometheus' text format, for a
+//!   Prometheus server to scrape.
+//!
+//! They pass no middleware: no token, no rate limit, and they are not
+//! counted in the statistics they show. The proxy listens on loopback.
 
 use http::{Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
 
 use super::Body;
 use super::modify::text_response;
 use super::reverse::ReverseProxy;
+use crate::middleware::stats::{METRICS_CONTENT_TYPE, METRICS_PATH, STATS_PATH};
 
 /// The prefix of every path the proxy keeps for itself.
 pub const PREFIX: &str = "/_lab/";
@@ -20,7 +27,7 @@ pub const UPSTREAMS_PATH: &str = "/_lab/upstreams";
 
 /// The proxy's answer when `req` is for one of its own pages; `None` for
 /// every other request (it is proxied).
-pub fn answer(proxy: &ReverseProxy, req: &Request<Incoming>) -> Option<Response<Body>> {
+pub fn answer<B>(proxy: &ReverseProxy, req: &Request<B>) -> Option<Response<Body>> {
     let path = req.uri().path();
     if !(path.starts_with(PREFIX) || path == "/_lab") {
         return None;
@@ -36,28 +43,39 @@ pub fn answer(proxy: &ReverseProxy, req: &Request<Incoming>) -> Option<Response<
         return Some(refused);
     }
     Some(match path {
-        UPSTREAMS_PATH => {
-            let status = proxy.upstreams.status();
-            match serde_json::to_string_pretty(&*status) {
-                Ok(json) => {
-                    let mut response = Response::new(super::full(json + "\n"));
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        header::HeaderValue::from_static("application/json"),
-                    );
-                    response
-                }
-                Err(err) => text_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot render the status: {err}\n"),
-                ),
-            }
+        UPSTREAMS_PATH => json(&*proxy.upstreams.status()),
+        STATS_PATH => json(&proxy.layers.stats.snapshot()),
+        METRICS_PATH => {
+            let mut response = Response::new(super::full(proxy.layers.stats.prometheus_text()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(METRICS_CONTENT_TYPE),
+            );
+            response
         }
         _ => text_response(
             StatusCode::NOT_FOUND,
             format!(
-                "{path} is not one of the proxy's pages (paths under {PREFIX} are never forwarded); try {UPSTREAMS_PATH}\n"
+                "{path} is not one of the proxy's pages (paths under {PREFIX} are never forwarded); try {UPSTREAMS_PATH}, {STATS_PATH} or {METRICS_PATH}\n"
             ),
         ),
     })
+}
+
+/// `value` as pretty JSON.
+fn json(value: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_string_pretty(value) {
+        Ok(json) => {
+            let mut response = Response::new(super::full(json + "\n"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(err) => text_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render the page: {err}\n"),
+        ),
+    }
 }

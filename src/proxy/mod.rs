@@ -40,6 +40,12 @@ pub trait Handler: Send + Sync + 'static {
         conn: &Conn,
         req: Request<Incoming>,
     ) -> impl Future<Output = Response<Body>> + Send;
+
+    /// Called when a client connection opens; what it returns is kept until
+    /// the connection closes (the statistics' open-connection gauge).
+    fn connection_opened(&self) -> Option<crate::middleware::stats::ConnectionGuard> {
+        None
+    }
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves, then drains
@@ -51,7 +57,10 @@ pub async fn serve<H: Handler>(
 ) -> anyhow::Result<()> {
     crate::server::serve(listener, shutdown, move |conn| {
         let handler = handler.clone();
+        // Moved into the service, which lives as long as the connection.
+        let opened = handler.connection_opened();
         hyper::service::service_fn(move |req| {
+            let _open = &opened;
             let handler = handler.clone();
             let conn = conn.clone();
             async move { Ok::<_, Infallible>(handler.respond(&conn, req).await) }

@@ -43,6 +43,8 @@ use super::transport::{Transport, TransportError};
 use super::upgrade;
 use crate::balance::{Algorithm, BalancerConfig, Explanation, HashKey, PickInput};
 use crate::discovery::{Live, Source, Upstreams};
+use crate::middleware::breaker::{Admission, Breakers, Ticket};
+use crate::middleware::{LAYER_HEADER, Layers};
 use crate::server::{self, Conn};
 
 /// The response header naming the upstream that served a request.
@@ -53,6 +55,10 @@ pub const EXPLAIN_HEADER: HeaderName = HeaderName::from_static("x-lab-explain");
 
 /// The response header carrying the pick's explanation (JSON), when asked.
 pub const PICK_HEADER: HeaderName = HeaderName::from_static("x-lab-pick");
+
+/// The response header telling that the balancer's choice was passed over
+/// because its circuit breaker is open (熔断).
+pub const BREAKER_HEADER: HeaderName = HeaderName::from_static("x-lab-breaker");
 
 /// The response header carrying the generation of the upstream set the
 /// request was balanced over, when an explanation was asked for; a new
@@ -77,6 +83,8 @@ pub struct ReverseProxy {
     /// every chunk at once.
     pub flush_interval: Option<Duration>,
     pub transport: Transport,
+    /// Rate limit, circuit breakers, fallback, auth, statistics.
+    pub layers: Layers,
     /// This proxy's name in `Via`; seeing it on an incoming request means a loop.
     pub pseudonym: String,
 }
@@ -92,7 +100,10 @@ impl ReverseProxy {
     }
 
     /// One request through the proxy: Go's `ServeHTTP`.
-    pub async fn serve_http(&self, conn: &Conn, req: Request<Incoming>) -> Response<Body> {
+    ///
+    /// The middleware layers run around it ([`crate::middleware::chain`]);
+    /// the circuit breakers act inside, at the pick and after the round trip.
+    pub async fn serve_http(&self, conn: &Conn, req: Request<Body>) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -116,9 +127,6 @@ impl ReverseProxy {
                 HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
             );
             return refused;
-        }
-        if let Some(answer) = super::admin::answer(self, &req) {
-            return answer;
         }
         let mut req = req;
         let client_upgrade = hyper::upgrade::on(&mut req);
@@ -163,6 +171,9 @@ impl ReverseProxy {
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{}\n", live.empty_reason),
             );
+            refused
+                .headers_mut()
+                .insert(LAYER_HEADER, HeaderValue::from_static("proxy"));
             if explain {
                 refused
                     .headers_mut()
@@ -170,11 +181,22 @@ impl ReverseProxy {
             }
             return refused;
         };
+        //    熔断: an upstream whose breaker is open is passed over for the
+        //    next one in the balancer's list; with every breaker open the
+        //    request fails fast, without trying any.
+        let (index, ticket) = match &self.layers.breakers {
+            None => (pick.index, None),
+            Some(breakers) => match breaker_admit(breakers, live.balancer.nodes(), pick.index) {
+                Ok((index, ticket)) => (index, Some(ticket)),
+                Err(refused) => return refused,
+            },
+        };
         let chosen = Chosen {
-            index: pick.index,
-            upstream: live.balancer.nodes()[pick.index].upstream.clone(),
+            index,
+            upstream: live.balancer.nodes()[index].upstream.clone(),
             explanation: pick.explanation,
             generation: explain.then_some(live.generation),
+            passed_over: index != pick.index,
             live,
         };
         let upstream = chosen.upstream.clone();
@@ -186,7 +208,7 @@ impl ReverseProxy {
         }
         let body = match &self.director.replace_body {
             Some(json) => replace_body(body, json.0.clone()).await,
-            None => body.boxed(),
+            None => body,
         };
 
         // 5. Upgrade and hop-by-hop headers: remember an upgrade and the
@@ -226,10 +248,16 @@ impl ReverseProxy {
             {
                 Ok(Ok(response)) => {
                     self.upstreams.report_success(&chosen.live, chosen.index);
+                    // For the breaker an upstream's 5xx is a failure too: it
+                    // answered, but it is not well.
+                    if let Some(ticket) = ticket {
+                        ticket.record(!response.status().is_server_error());
+                    }
                     response
                 }
                 // The client's own request broke (e.g. a malformed chunked
-                // body): its fault, 400, and not held against the upstream.
+                // body): its fault, 400, and not held against the upstream
+                // (a breaker ticket dropped unsettled counts for nothing).
                 Ok(Err(TransportError::Request(detail))) => {
                     tracing::debug!("{method} {target}: the client's request broke: {detail}");
                     return text_response(
@@ -238,6 +266,9 @@ impl ReverseProxy {
                     );
                 }
                 Ok(Err(err)) => {
+                    if let Some(ticket) = ticket {
+                        ticket.record(false);
+                    }
                     return self.fail(
                         &chosen,
                         &method,
@@ -253,6 +284,9 @@ impl ReverseProxy {
                         self.response_timeout
                     );
                     let reason = format!("no response within {:?}", self.response_timeout);
+                    if let Some(ticket) = ticket {
+                        ticket.record(false);
+                    }
                     return self.fail(
                         &chosen,
                         &method,
@@ -356,6 +390,9 @@ impl ReverseProxy {
         let mut response = error_response(self.errors, failure, message);
         chosen.name_in(response.headers_mut());
         response
+            .headers_mut()
+            .insert(LAYER_HEADER, HeaderValue::from_static("proxy"));
+        response
     }
 }
 
@@ -368,6 +405,8 @@ struct Chosen {
     explanation: Option<Explanation>,
     /// The set's generation, when an explanation was asked for.
     generation: Option<u64>,
+    /// The balancer's choice had an open breaker: this is the next one.
+    passed_over: bool,
 }
 
 impl Chosen {
@@ -382,17 +421,66 @@ impl Chosen {
         if let Some(generation) = self.generation {
             headers.insert(SET_HEADER, HeaderValue::from(generation));
         }
+        if self.passed_over {
+            headers.insert(
+                BREAKER_HEADER,
+                HeaderValue::from_static("passed over the balancer's choice (open)"),
+            );
+        }
     }
 }
 
 impl super::Handler for ReverseProxy {
+    /// The middleware layers, then [`ReverseProxy::serve_http`].
     fn respond(
         &self,
         conn: &Conn,
         req: Request<Incoming>,
     ) -> impl Future<Output = Response<Body>> + Send {
-        self.serve_http(conn, req)
+        crate::middleware::chain::handle(self, conn, req)
     }
+
+    fn connection_opened(&self) -> Option<crate::middleware::stats::ConnectionGuard> {
+        Some(self.layers.stats.connection_opened())
+    }
+}
+
+/// 熔断 at the pick: the balancer's choice `first` if its breaker lets the
+/// request through, else the next node whose breaker does (in the
+/// balancer's order); with every breaker open, a 503 that says when to
+/// try again.
+fn breaker_admit<'a>(
+    breakers: &'a Breakers,
+    nodes: &[crate::balance::Node],
+    first: usize,
+) -> Result<(usize, Ticket<'a>), Response<Body>> {
+    let mut soonest: Option<Duration> = None;
+    for k in 0..nodes.len() {
+        let index = (first + k) % nodes.len();
+        let upstream = nodes[index].upstream.to_string();
+        match breakers.admit(&upstream) {
+            Admission::Allowed => return Ok((index, Ticket::new(breakers, upstream, false))),
+            Admission::Probe => return Ok((index, Ticket::new(breakers, upstream, true))),
+            Admission::Rejected { retry_in } => {
+                soonest = Some(soonest.map_or(retry_in, |s| s.min(retry_in)));
+            }
+        }
+    }
+    let retry_in = soonest.unwrap_or_default();
+    let mut refused = text_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "every upstream's circuit breaker is open (熔断): none is tried until a trial request in {} ms\n",
+            retry_in.as_millis()
+        ),
+    );
+    let headers = refused.headers_mut();
+    headers.insert(LAYER_HEADER, HeaderValue::from_static("breaker"));
+    headers.insert(
+        header::RETRY_AFTER,
+        crate::middleware::rate_limit::RateLimiter::retry_after_header(retry_in),
+    );
+    Err(refused)
 }
 
 /// A sentence for a failed round trip that says what to do next.
@@ -418,7 +506,7 @@ fn describe(err: &TransportError, upstream: &Upstream) -> String {
 
 /// Reads the client's body to its end (counting, not keeping it) and sends
 /// `json` instead: the article's body replacement.
-async fn replace_body(mut original: Incoming, json: Bytes) -> Body {
+async fn replace_body(mut original: Body, json: Bytes) -> Body {
     let mut dropped = 0u64;
     while let Some(Ok(frame)) = original.frame().await {
         if let Some(data) = frame.data_ref() {
@@ -524,6 +612,10 @@ impl ReverseProxy {
         };
         let upstreams =
             Upstreams::start(source, config, args.discovery.health(), transport.clone()).await?;
+        let layers = Layers::from_args(&args.middleware);
+        for line in layers.describe() {
+            tracing::info!("{line}");
+        }
         Ok(ReverseProxy {
             upstreams,
             hash_key: args.hash_key.clone(),
@@ -545,6 +637,7 @@ impl ReverseProxy {
             response_timeout: args.response_timeout,
             flush_interval: args.flush_interval.filter(|d| !d.is_zero()),
             transport,
+            layers,
             pseudonym: format!("lab-{:08x}", rand::random::<u32>()),
         })
     }

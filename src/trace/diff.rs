@@ -381,6 +381,7 @@ mod tests {
             latency_ms: 1.0,
             client_addr: None,
             set: None,
+            layer: None,
             error: None,
             response: ResponseDetail::default(),
         }

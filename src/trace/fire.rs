@@ -335,6 +335,7 @@ async fn send(seq: u64, addr: SocketAddr, request: &Request) -> Record {
             latency_ms: 0.0,
             client_addr: None,
             set: None,
+            layer: None,
             error: Some(format!("{err:#}")),
             response: ResponseDetail::default(),
         },
@@ -468,6 +469,7 @@ fn record_of(seq: u64, reply: Reply) -> Record {
         latency_ms: 0.0,
         client_addr: None,
         set: text(SET_HEADER.as_str()).and_then(|g| g.trim().parse().ok()),
+        layer: text(crate::middleware::LAYER_HEADER.as_str()),
         error: reply.cut_off.clone(),
         response,
     }

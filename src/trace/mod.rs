@@ -38,6 +38,7 @@
 //!       "latency_ms": 1.234,                  connect to last byte
 //!       "client_addr": "127.0.0.1:50123" | null,
 //!       "set": 2 | null,                      X-Lab-Set: the upstream set's generation
+//!       "layer": "rate-limit" | null,         X-Lab-Layer: the proxy layer that answered
 //!       "error": "…" | null                   why there was no response
 //!   } ],
 //!   "summary": {

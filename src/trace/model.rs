@@ -89,6 +89,11 @@ pub struct Record {
     /// over (`X-Lab-Set`); `null` without `lab proxy` in the path.
     #[serde(default)]
     pub set: Option<u64>,
+    /// The proxy layer that answered instead of an upstream (`X-Lab-Layer`:
+    /// `auth`, `rate-limit`, `breaker`, `fallback`, `proxy`); `null` when
+    /// an upstream answered.
+    #[serde(default)]
+    pub layer: Option<String>,
     /// Why there was no response (connection refused, reset, timeout).
     pub error: Option<String>,
     /// The response itself, for `-v`/`-vv`; not part of the JSON.
@@ -221,6 +226,7 @@ mod tests {
             latency_ms: ms,
             client_addr: None,
             set: None,
+            layer: None,
             error: None,
             response: ResponseDetail::default(),
         }
@@ -268,6 +274,7 @@ mod tests {
             "latency_ms",
             "client_addr",
             "set",
+            "layer",
             "error",
         ] {
             assert!(json.get(field).is_some(), "{field} missing from {json}");

@@ -228,7 +228,7 @@ fn requests_table(records: &[Record], names: &Names) -> comfy_table::Table {
             Cell::new(record.seq),
             Cell::new(names.letter_of(record.upstream.as_ref())),
             Cell::new(pick_cell(record, names.by_index)),
-            status_cell(record.status),
+            status_cell(record.status, record.layer.as_deref()),
             Cell::new(format!("{:.1}", record.latency_ms)),
             cell(saw.map(|s| &s.remote_addr)),
             cell(saw.and_then(|s| s.x_forwarded_for.as_ref())),
@@ -253,11 +253,17 @@ fn pick_cell(record: &Record, by_index: bool) -> String {
     }
 }
 
-fn status_cell(status: Option<u16>) -> Cell {
+/// The status, and the proxy layer that answered when it was not an
+/// upstream (`429 rate-limit`, `200 fallback`).
+fn status_cell(status: Option<u16>, layer: Option<&str>) -> Cell {
+    let text = |s: u16| match layer {
+        Some(layer) => format!("{s} {layer}"),
+        None => s.to_string(),
+    };
     match status {
         None => Cell::new("✗ no response").fg(Color::Red),
-        Some(s) if s >= 400 => Cell::new(s).fg(Color::Red),
-        Some(s) => Cell::new(s),
+        Some(s) if s >= 400 => Cell::new(text(s)).fg(Color::Red),
+        Some(s) => Cell::new(text(s)),
     }
 }
 
