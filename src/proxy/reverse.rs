@@ -188,7 +188,7 @@ impl ReverseProxy {
             None => (pick.index, None),
             Some(breakers) => match breaker_admit(breakers, live.balancer.nodes(), pick.index) {
                 Ok((index, ticket)) => (index, Some(ticket)),
-                Err(refused) => return refused,
+                Err(retry_in) => return all_open(retry_in),
             },
         };
         let chosen = Chosen {
@@ -447,13 +447,12 @@ impl super::Handler for ReverseProxy {
 
 /// 熔断 at the pick: the balancer's choice `first` if its breaker lets the
 /// request through, else the next node whose breaker does (in the
-/// balancer's order); with every breaker open, a 503 that says when to
-/// try again.
+/// balancer's order); with every breaker open, how soon one may try again.
 fn breaker_admit<'a>(
     breakers: &'a Breakers,
     nodes: &[crate::balance::Node],
     first: usize,
-) -> Result<(usize, Ticket<'a>), Response<Body>> {
+) -> Result<(usize, Ticket<'a>), Duration> {
     let mut soonest: Option<Duration> = None;
     for k in 0..nodes.len() {
         let index = (first + k) % nodes.len();
@@ -466,7 +465,11 @@ fn breaker_admit<'a>(
             }
         }
     }
-    let retry_in = soonest.unwrap_or_default();
+    Err(soonest.unwrap_or_default())
+}
+
+/// Every breaker is open: a 503 at once, saying when to try again.
+fn all_open(retry_in: Duration) -> Response<Body> {
     let mut refused = text_response(
         StatusCode::SERVICE_UNAVAILABLE,
         format!(
@@ -480,7 +483,7 @@ fn breaker_admit<'a>(
         header::RETRY_AFTER,
         crate::middleware::rate_limit::RateLimiter::retry_after_header(retry_in),
     );
-    Err(refused)
+    refused
 }
 
 /// A sentence for a failed round trip that says what to do next.
