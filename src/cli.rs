@@ -131,7 +131,12 @@ Examples:
   lab proxy --health-check / --health-interval 500ms   an upstream that stops leaves the set, then returns
   curl -s 127.0.0.1:2002/_lab/upstreams       the proxy's own page: the set, each upstream's health, changes
   lab proxy --discovery zk://127.0.0.1:2181/lab/realserver   upstreams from ZooKeeper (lab zk up,
-                                              lab realserver --register zk://127.0.0.1:2181/lab/realserver)")]
+                                              lab realserver --register zk://127.0.0.1:2181/lab/realserver)
+  lab proxy --auth-token s3cret               then: curl -s -H 'Authorization: Bearer s3cret' 127.0.0.1:2002/abc
+  lab proxy --rate-limit 5/s                  the sixth request in a second gets 429 and Retry-After
+  lab proxy --breaker-failures 3 --fallback-body 'try again later'   stop a real server and watch
+  lab stats                                   requests, statuses, latency and bytes per upstream
+  curl -s 127.0.0.1:2002/_lab/metrics         the same in Prometheus' text format")]
     Proxy(Box<ProxyArgs>),
 
     /// Send requests through a proxy and see the balancer's choice beside what the upstream saw.

@@ -83,9 +83,12 @@ impl Layers {
         }
         if let Some(limiter) = &self.limiter {
             lines.push(format!(
-                "rate limit (限流): {} per {:?}, burst {}",
+                "rate limit (限流): {} {}, burst {}",
                 limiter.rate(),
-                limiter.by(),
+                match limiter.by() {
+                    rate_limit::LimitBy::Ip => "per client IP",
+                    rate_limit::LimitBy::Global => "for all clients together",
+                },
                 limiter.burst()
             ));
         }

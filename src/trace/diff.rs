@@ -382,6 +382,7 @@ mod tests {
             client_addr: None,
             set: None,
             layer: None,
+            passed_over: false,
             error: None,
             response: ResponseDetail::default(),
         }

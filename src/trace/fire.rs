@@ -336,6 +336,7 @@ async fn send(seq: u64, addr: SocketAddr, request: &Request) -> Record {
             client_addr: None,
             set: None,
             layer: None,
+            passed_over: false,
             error: Some(format!("{err:#}")),
             response: ResponseDetail::default(),
         },
@@ -470,6 +471,9 @@ fn record_of(seq: u64, reply: Reply) -> Record {
         client_addr: None,
         set: text(SET_HEADER.as_str()).and_then(|g| g.trim().parse().ok()),
         layer: text(crate::middleware::LAYER_HEADER.as_str()),
+        passed_over: reply
+            .headers
+            .contains_key(crate::proxy::reverse::BREAKER_HEADER),
         error: reply.cut_off.clone(),
         response,
     }

@@ -39,6 +39,7 @@
 //!       "client_addr": "127.0.0.1:50123" | null,
 //!       "set": 2 | null,                      X-Lab-Set: the upstream set's generation
 //!       "layer": "rate-limit" | null,         X-Lab-Layer: the proxy layer that answered
+//!       "passed_over": false,                 X-Lab-Breaker: the pick's breaker was open
 //!       "error": "…" | null                   why there was no response
 //!   } ],
 //!   "summary": {

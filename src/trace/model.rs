@@ -94,6 +94,10 @@ pub struct Record {
     /// an upstream answered.
     #[serde(default)]
     pub layer: Option<String>,
+    /// The balancer's choice (`pick`) had an open circuit breaker, so the
+    /// proxy sent the request to the next upstream (`X-Lab-Breaker`).
+    #[serde(default)]
+    pub passed_over: bool,
     /// Why there was no response (connection refused, reset, timeout).
     pub error: Option<String>,
     /// The response itself, for `-v`/`-vv`; not part of the JSON.
@@ -227,6 +231,7 @@ mod tests {
             client_addr: None,
             set: None,
             layer: None,
+            passed_over: false,
             error: None,
             response: ResponseDetail::default(),
         }

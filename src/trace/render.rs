@@ -110,13 +110,15 @@ impl Names {
             .collect::<std::collections::BTreeSet<_>>()
             .len()
             <= 1;
+        // …and when a circuit breaker passed a choice over, the chosen
+        // index is not the upstream that answered.
         let by_index = !explained.is_empty()
             && one_set
             && records
                 .iter()
                 .zip(&explained)
                 .filter(|(r, _)| r.upstream.is_some())
-                .all(|(_, e)| e.as_ref().and_then(Explanation::chosen).is_some());
+                .all(|(r, e)| !r.passed_over && e.as_ref().and_then(Explanation::chosen).is_some());
         // A proxy names at most a few upstreams; a larger count is not one to
         // lay out a row for each (and may come from a hostile server).
         const MAX_NODES: usize = 1024;
@@ -243,13 +245,20 @@ fn requests_table(records: &[Record], names: &Names) -> comfy_table::Table {
 fn pick_cell(record: &Record, by_index: bool) -> String {
     match &record.pick {
         None => ABSENT.to_string(),
-        Some(pick) => match Explanation::read(pick) {
-            None => pick.to_string(),
-            Some(e) if by_index => e.cell(),
-            // The letters are not node indexes here (across upstream sets an
-            // index is a different upstream in each): number the nodes.
-            Some(e) => e.cell_naming(|i| format!("#{i}")),
-        },
+        Some(pick) => {
+            let cell = match Explanation::read(pick) {
+                None => pick.to_string(),
+                Some(e) if by_index => e.cell(),
+                // The letters are not node indexes here (across upstream sets
+                // an index is a different upstream in each): number the nodes.
+                Some(e) => e.cell_naming(|i| format!("#{i}")),
+            };
+            if record.passed_over {
+                format!("{cell} (breaker open: passed over)")
+            } else {
+                cell
+            }
+        }
     }
 }
 
