@@ -414,6 +414,7 @@ pub struct ProxyArgs {
 /// article's 限流 熔断 降级 权限 数据统计; statistics are always kept).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Middleware")]
+#[command(group(clap::ArgGroup::new("breaker").args(["breaker_failures", "breaker_error_rate"]).multiple(true)))]
 pub struct MiddlewareArgs {
     /// 权限 auth: require `Authorization: Bearer TOKEN` (401 otherwise); the
     /// header is never forwarded upstream.
@@ -421,7 +422,8 @@ pub struct MiddlewareArgs {
         long,
         value_name = "TOKEN",
         env = "LAB_AUTH_TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_bearer_token
     )]
     pub auth_token: Option<String>,
 
@@ -455,15 +457,15 @@ pub struct MiddlewareArgs {
     pub breaker_error_rate: Option<f64>,
 
     /// The window of --breaker-error-rate.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration, requires = "breaker")]
     pub breaker_window: Duration,
 
     /// The fewest requests in the window for --breaker-error-rate to judge.
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000), requires = "breaker")]
     pub breaker_min_requests: u32,
 
     /// How long an open breaker waits before one trial request (half-open).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration, requires = "breaker")]
     pub breaker_cooldown: Duration,
 
     /// 降级 degradation: instead of an error of the proxy's own (502, 503,
@@ -523,6 +525,19 @@ impl DiscoveryArgs {
             healthy_after: self.healthy_after,
         })
     }
+}
+
+/// A bearer token (RFC 6750 `b64token`): letters, digits and `-._~+/`, then
+/// optional `=` padding; never empty.
+fn parse_bearer_token(s: &str) -> Result<String, String> {
+    let body = s.trim_end_matches('=');
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~+/".contains(c);
+    if body.is_empty() || !body.chars().all(allowed) {
+        return Err(format!(
+            "{s:?} is not a bearer token: write letters, digits and -._~+/ (e.g. s3cret), not empty"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 fn parse_health_path(s: &str) -> Result<String, String> {

@@ -4,32 +4,32 @@
 //!
 //! 1. the proxy's own pages (`/_lab/…`): answered at once, never counted;
 //! 2. 数据统计 statistics: the clock starts, the bodies are counted;
-//! 3. 权限 auth: no valid bearer token → 401, and the token is removed;
-//! 4. 限流 rate limiting: over the rate → 429 with Retry-After;
+//! 3. 限流 rate limiting: over the rate → 429 with Retry-After;
+//! 4. 权限 auth: no valid bearer token → 401, and the token is removed;
 //! 5. the ReverseProxy's 13 steps, where 熔断 circuit breaking happens at
 //!    the pick (step 4: an open upstream is passed over) and after the
 //!    round trip (step 7: the outcome is recorded);
 //! 6. 降级 degradation: an error of the proxy's own becomes the fallback;
 //! 7. the response goes out, and is counted when its body has.
 //!
-//! Auth runs before the rate limit so that requests without the token cannot
-//! use up a client's allowance; both run before any upstream is chosen, so a
-//! refused request costs an upstream nothing.
+//! The rate limit runs before auth so that guessing tokens uses up a
+//! client's allowance like any other request; both run before any upstream
+//! is chosen, so a refused request costs an upstream nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::LAYER_HEADER;
 use super::auth::BearerAuth;
 use super::rate_limit::RateLimiter;
 use super::stats::{CountedBody, RequestRecord};
-use crate::proxy::reverse::{ReverseProxy, UPSTREAM_HEADER};
+use super::{DEGRADED_HEADER, LAYER_HEADER};
+use crate::proxy::reverse::{BREAKER_HEADER, ReverseProxy, UPSTREAM_HEADER};
 use crate::proxy::{Body, admin, text_response};
 use crate::server::Conn;
 
@@ -40,38 +40,26 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
         return answer;
     }
 
-    // 2. Statistics: count the request body's bytes as they pass.
+    // 2. Statistics: count the request body's bytes as they pass. If the
+    //    client goes away before the response head, this future is dropped
+    //    and `Unanswered` counts the exchange (499, as nginx logs it).
     let layers = &proxy.layers;
-    let stats = layers.stats.clone();
-    let mut in_flight = stats.request_started();
-    let started = Instant::now();
+    let mut in_flight = layers.stats.request_started();
     let received = Arc::new(AtomicU64::new(0));
     let counter = received.clone();
+    let mut unanswered = Unanswered {
+        stats: layers.stats.clone(),
+        started: Instant::now(),
+        received: received.clone(),
+        armed: true,
+    };
     let mut req = req.map(|body| {
         CountedBody::new(body, move |bytes| counter.store(bytes, Ordering::Relaxed)).boxed()
     });
 
-    // 3. Auth.
-    let early = match &layers.auth {
-        Some(auth) => match auth.check(req.headers()) {
-            Ok(()) => {
-                BearerAuth::strip(req.headers_mut());
-                None
-            }
-            Err(refusal) => {
-                let mut refused = text_response(StatusCode::UNAUTHORIZED, refusal.message());
-                refused
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, refusal.challenge());
-                Some(answered_by(refused, "auth"))
-            }
-        },
-        None => None,
-    };
-
-    // 4. Rate limit, by the client's IP (the TCP peer).
-    let early = early.or_else(|| {
-        let limiter = layers.limiter.as_ref()?;
+    // 3. Rate limit, by the client's IP (the TCP peer). It runs before auth
+    //    so that guessing tokens costs allowance too.
+    let early = layers.limiter.as_ref().and_then(|limiter| {
         let wait = limiter.check(conn.peer.ip()).err()?.wait;
         let mut refused = text_response(
             StatusCode::TOO_MANY_REQUESTS,
@@ -91,10 +79,28 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
         Some(answered_by(refused, "rate-limit"))
     });
 
+    // 4. Auth.
+    let early = early.or_else(|| {
+        let auth = layers.auth.as_ref()?;
+        match auth.check(req.headers()) {
+            Ok(()) => {
+                BearerAuth::strip(req.headers_mut());
+                None
+            }
+            Err(refusal) => {
+                let mut refused = text_response(StatusCode::UNAUTHORIZED, refusal.message());
+                refused
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, refusal.challenge());
+                Some(answered_by(refused, "auth"))
+            }
+        }
+    });
+
     // 5. The ReverseProxy (and the breakers inside it).
     let response = match early {
         Some(refused) => refused,
-        None => proxy.serve_http(conn, req).await,
+        None => proxy.serve_http(conn, req, &mut in_flight).await,
     };
 
     // 6. Degradation.
@@ -106,8 +112,10 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
         .get(UPSTREAM_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    if let Some(upstream) = &upstream {
-        in_flight.sent_to(&stats, upstream);
+    // An answer with neither an upstream nor a layer is the proxy's own
+    // refusal (400, 405 CONNECT, 508 loop).
+    if upstream.is_none() && !response.headers().contains_key(LAYER_HEADER) {
+        response = answered_by(response, "proxy");
     }
     let layer = response
         .headers()
@@ -115,6 +123,8 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let status = response.status().as_u16();
+    unanswered.armed = false;
+    let (stats, started) = (unanswered.stats.clone(), unanswered.started);
     let body = std::mem::replace(response.body_mut(), crate::proxy::empty());
     *response.body_mut() = CountedBody::new(body, move |bytes_out| {
         stats.record(RequestRecord {
@@ -130,6 +140,33 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
     .boxed();
     response
 }
+
+/// Counts an exchange whose client left before the answer: dropped with
+/// the request's future unless disarmed.
+struct Unanswered {
+    stats: Arc<super::stats::Stats>,
+    started: Instant,
+    received: Arc<AtomicU64>,
+    armed: bool,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if self.armed {
+            self.stats.record(RequestRecord {
+                upstream: None,
+                status: CLIENT_CLOSED,
+                latency: self.started.elapsed(),
+                bytes_in: self.received.load(Ordering::Relaxed),
+                bytes_out: 0,
+                layer: Some("proxy"),
+            });
+        }
+    }
+}
+
+/// nginx's "client closed request": the client went away before the answer.
+const CLIENT_CLOSED: u16 = 499;
 
 /// Names the layer that answered.
 fn answered_by(mut response: Response<Body>, layer: &'static str) -> Response<Body> {
@@ -177,10 +214,16 @@ fn degrade(proxy: &ReverseProxy, response: Response<Body>) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    // What the proxy would have answered, for the curious.
+    // What the proxy would have answered, for the curious, and which
+    // upstream failed (the statistics count the failure against it).
     headers.insert(
-        HeaderName::from_static("x-lab-degraded-from"),
+        DEGRADED_HEADER,
         HeaderValue::from(response.status().as_u16()),
     );
+    for name in [UPSTREAM_HEADER, BREAKER_HEADER, header::RETRY_AFTER] {
+        if let Some(value) = response.headers().get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
     answered_by(degraded, "fallback")
 }

@@ -25,6 +25,9 @@ use stats::Stats;
 /// proxy's own 502/503/504). `lab trace` shows it beside the status.
 pub const LAYER_HEADER: HeaderName = HeaderName::from_static("x-lab-layer");
 
+/// On a fallback (降级): the status the proxy would have answered.
+pub const DEGRADED_HEADER: HeaderName = HeaderName::from_static("x-lab-degraded-from");
+
 /// Every layer of one proxy; `None` is a layer that is off.
 pub struct Layers {
     pub auth: Option<BearerAuth>,

@@ -44,6 +44,7 @@ use super::upgrade;
 use crate::balance::{Algorithm, BalancerConfig, Explanation, HashKey, PickInput};
 use crate::discovery::{Live, Source, Upstreams};
 use crate::middleware::breaker::{Admission, Breakers, Ticket};
+use crate::middleware::stats::InFlight;
 use crate::middleware::{LAYER_HEADER, Layers};
 use crate::server::{self, Conn};
 
@@ -103,7 +104,14 @@ impl ReverseProxy {
     ///
     /// The middleware layers run around it ([`crate::middleware::chain`]);
     /// the circuit breakers act inside, at the pick and after the round trip.
-    pub async fn serve_http(&self, conn: &Conn, req: Request<Body>) -> Response<Body> {
+    /// `in_flight` is the statistics' count of this request, moved to the
+    /// upstream once one is chosen.
+    pub async fn serve_http(
+        &self,
+        conn: &Conn,
+        req: Request<Body>,
+        in_flight: &mut InFlight,
+    ) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -200,6 +208,7 @@ impl ReverseProxy {
             live,
         };
         let upstream = chosen.upstream.clone();
+        in_flight.sent_to(&self.layers.stats, &upstream.to_string());
         if let Err(err) = self.director.direct(&mut parts, &upstream) {
             return text_response(
                 StatusCode::BAD_REQUEST,
@@ -248,11 +257,6 @@ impl ReverseProxy {
             {
                 Ok(Ok(response)) => {
                     self.upstreams.report_success(&chosen.live, chosen.index);
-                    // For the breaker an upstream's 5xx is a failure too: it
-                    // answered, but it is not well.
-                    if let Some(ticket) = ticket {
-                        ticket.record(!response.status().is_server_error());
-                    }
                     response
                 }
                 // The client's own request broke (e.g. a malformed chunked
@@ -307,6 +311,9 @@ impl ReverseProxy {
                 upstream_response.headers().get(header::UPGRADE),
             ) {
                 let message = err.to_string();
+                if let Some(ticket) = ticket {
+                    ticket.record(false);
+                }
                 return self.fail(
                     &chosen,
                     &method,
@@ -315,6 +322,9 @@ impl ReverseProxy {
                     &message,
                     &message,
                 );
+            }
+            if let Some(ticket) = ticket {
+                ticket.record(true);
             }
             let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
             upgrade::bridge(
@@ -325,6 +335,7 @@ impl ReverseProxy {
             );
             let (mut parts, _) = upstream_response.into_parts();
             headers::prepare_response(&mut parts.headers, true);
+            strip_lab_headers(&mut parts.headers);
             chosen.name_in(&mut parts.headers);
             tracing::debug!("{method} {path} → {target} → 101, spliced");
             return Response::from_parts(
@@ -335,10 +346,16 @@ impl ReverseProxy {
             );
         }
 
-        // 9. Hop-by-hop headers of the upstream's hop are removed.
+        // 9. Hop-by-hop headers of the upstream's hop are removed. (The
+        //    breaker hears the outcome here: an upstream's 5xx is a failure
+        //    too — it answered, but it is not well.)
+        if let Some(ticket) = ticket {
+            ticket.record(!upstream_response.status().is_server_error());
+        }
         let (mut parts, body) = upstream_response.into_parts();
         let response_trailers = announced_trailers(&parts.headers);
         headers::prepare_response(&mut parts.headers, false);
+        strip_lab_headers(&mut parts.headers);
 
         // 10. ModifyResponse.
         let mut response = Response::from_parts(parts, body.boxed());
@@ -484,6 +501,22 @@ fn all_open(retry_in: Duration) -> Response<Body> {
         crate::middleware::rate_limit::RateLimiter::retry_after_header(retry_in),
     );
     refused
+}
+
+/// Removes the headers this proxy uses to speak for itself (which layer
+/// answered, the pick, the set) from an upstream's response: an upstream, or
+/// another lab proxy behind this one, must not pose as this proxy.
+fn strip_lab_headers(headers: &mut http::HeaderMap) {
+    for name in [
+        &LAYER_HEADER,
+        &UPSTREAM_HEADER,
+        &PICK_HEADER,
+        &SET_HEADER,
+        &BREAKER_HEADER,
+        &crate::middleware::DEGRADED_HEADER,
+    ] {
+        headers.remove(name);
+    }
 }
 
 /// A sentence for a failed round trip that says what to do next.
