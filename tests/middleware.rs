@@ -564,3 +564,30 @@ async fn middleware_flags_are_checked() {
         assert!(stderr.contains(hint), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_websocket_counts_as_an_open_connection_until_it_closes() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = real_server().await;
+    let proxy = proxy(&["--upstream", &base(server.addr())]).await;
+    let p = proxy.addr();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{p}/ws"))
+        .await
+        .expect("a WebSocket through the proxy");
+    ws.send(Message::text("hello")).await.unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), "hello");
+    // The tunnel, and the connection asking.
+    assert_eq!(snapshot(p).await.connections.open, 2);
+    ws.close(None).await.unwrap();
+    while ws.next().await.is_some() {}
+    drop(ws);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while snapshot(p).await.connections.open != 1 {
+        assert!(Instant::now() < deadline, "the tunnel never closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
+}

@@ -367,6 +367,7 @@ impl ForwardProxy {
                         client,
                         upstream,
                         format!("upgrade {} ⇄ {authority}", conn.peer),
+                        (),
                     );
                 }
                 None => {

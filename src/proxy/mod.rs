@@ -57,10 +57,14 @@ pub async fn serve<H: Handler>(
 ) -> anyhow::Result<()> {
     crate::server::serve(listener, shutdown, move |conn| {
         let handler = handler.clone();
-        // Moved into the service, which lives as long as the connection.
-        let opened = handler.connection_opened();
-        hyper::service::service_fn(move |req| {
-            let _open = &opened;
+        // Moved into the service, which lives as long as the connection;
+        // each request carries a copy, so that a tunnel made of the
+        // connection (a WebSocket after 101) can keep it open past hyper.
+        let opened = handler.connection_opened().map(Arc::new);
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            if let Some(opened) = &opened {
+                req.extensions_mut().insert(opened.clone());
+            }
             let handler = handler.clone();
             let conn = conn.clone();
             async move { Ok::<_, Infallible>(handler.respond(&conn, req).await) }

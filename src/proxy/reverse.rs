@@ -44,7 +44,7 @@ use super::upgrade;
 use crate::balance::{Algorithm, BalancerConfig, Explanation, HashKey, PickInput};
 use crate::discovery::{Live, Source, Upstreams};
 use crate::middleware::breaker::{Admission, Breakers, Ticket};
-use crate::middleware::stats::InFlight;
+use crate::middleware::stats::{ConnectionGuard, InFlight};
 use crate::middleware::{LAYER_HEADER, Layers};
 use crate::server::{self, Conn};
 
@@ -250,6 +250,8 @@ impl ReverseProxy {
         // 7. The round trip, under the response timeout. Errors go to the
         //    ErrorHandler.
         let target = parts.uri.clone();
+        // The client connection's statistics guard, for a tunnel to keep.
+        let connection_guard = parts.extensions.remove::<Arc<ConnectionGuard>>();
         let outgoing = Request::from_parts(parts, body);
         let upstream_response =
             match tokio::time::timeout(self.response_timeout, self.transport.round_trip(outgoing))
@@ -332,6 +334,7 @@ impl ReverseProxy {
                 client_upgrade,
                 upstream_upgrade,
                 format!("upgrade {} ⇄ {upstream}", conn.peer),
+                connection_guard,
             );
             let (mut parts, _) = upstream_response.into_parts();
             headers::prepare_response(&mut parts.headers, true);

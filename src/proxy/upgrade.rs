@@ -43,9 +43,19 @@ pub fn check_protocol(
 /// After a 101, joins the client's and the upstream's upgraded connections
 /// once hyper hands both over, on a task the server's shutdown waits for.
 /// `label` names the pair in logs.
-pub fn bridge(conn: &Conn, client: OnUpgrade, upstream: OnUpgrade, label: String) {
+///
+/// `keep` lives as long as the tunnel (the statistics' open-connection
+/// guard: after the 101 the connection is the tunnel's, not hyper's).
+pub fn bridge(
+    conn: &Conn,
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    label: String,
+    keep: impl Send + 'static,
+) {
     let stop = conn.stop.clone();
     conn.tasks.spawn(async move {
+        let _keep = keep;
         match tokio::try_join!(client, upstream) {
             Ok((client, upstream)) => {
                 splice(TokioIo::new(client), TokioIo::new(upstream), stop, &label).await;

@@ -110,6 +110,9 @@ fn why(
         Change::Removed if name == explain => {
             Some("the lab's question to the balancer: the proxy answers it, never forwards it")
         }
+        Change::Removed if name == "authorization" => {
+            Some("the proxy's own credential (--auth-token, 权限): checked, then never forwarded")
+        }
         Change::Removed if name == "connection" => {
             Some("hop-by-hop: describes one connection only")
         }
