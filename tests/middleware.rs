@@ -591,3 +591,22 @@ async fn a_websocket_counts_as_an_open_connection_until_it_closes() {
     proxy.shutdown().await.unwrap();
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_breakers_page_shows_each_upstreams_state() {
+    let dead = dead_port().await;
+    let proxy = proxy(&["--upstream", &base(dead), "--breaker-failures", "1"]).await;
+    let p = proxy.addr();
+    assert_eq!(get(p, "/abc").await.status, 502);
+    let page = get(p, "/_lab/breakers").await;
+    assert_eq!(page.status, 200);
+    let breakers: Vec<lab::middleware::breaker::BreakerStatus> =
+        serde_json::from_slice(&page.body).unwrap();
+    assert_eq!(breakers.len(), 1, "{breakers:?}");
+    assert_eq!(breakers[0].upstream, base(dead));
+    assert_eq!(
+        breakers[0].state,
+        lab::middleware::breaker::BreakerState::Open
+    );
+    proxy.shutdown().await.unwrap();
+}

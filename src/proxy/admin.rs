@@ -8,6 +8,8 @@
 //!   ([`crate::middleware::stats::StatsSnapshot`]); `lab stats` reads it.
 //! - `/_lab/metrics`: the same numbers in Prometheus' text format, for a
 //!   Prometheus server to scrape.
+//! - `/_lab/breakers`: every upstream's circuit breaker (熔断) — state,
+//!   counts, time left of the cool-down; `[]` when breakers are off.
 //!
 //! They pass no middleware: no token, no rate limit, and they are not
 //! counted in the statistics they show. The proxy listens on loopback.
@@ -24,6 +26,9 @@ pub const PREFIX: &str = "/_lab/";
 
 /// The path of the upstream status page.
 pub const UPSTREAMS_PATH: &str = "/_lab/upstreams";
+
+/// The path of the circuit breakers' page.
+pub const BREAKERS_PATH: &str = "/_lab/breakers";
 
 /// The proxy's answer when `req` is for one of its own pages; `None` for
 /// every other request (it is proxied).
@@ -45,6 +50,14 @@ pub fn answer<B>(proxy: &ReverseProxy, req: &Request<B>) -> Option<Response<Body
     Some(match path {
         UPSTREAMS_PATH => json(&*proxy.upstreams.status()),
         STATS_PATH => json(&proxy.layers.stats.snapshot()),
+        BREAKERS_PATH => json(
+            &proxy
+                .layers
+                .breakers
+                .as_ref()
+                .map(|b| b.snapshot())
+                .unwrap_or_default(),
+        ),
         METRICS_PATH => {
             let mut response = Response::new(super::full(proxy.layers.stats.prometheus_text()));
             response.headers_mut().insert(
@@ -56,7 +69,7 @@ pub fn answer<B>(proxy: &ReverseProxy, req: &Request<B>) -> Option<Response<Body
         _ => text_response(
             StatusCode::NOT_FOUND,
             format!(
-                "{path} is not one of the proxy's pages (paths under {PREFIX} are never forwarded); try {UPSTREAMS_PATH}, {STATS_PATH} or {METRICS_PATH}\n"
+                "{path} is not one of the proxy's pages (paths under {PREFIX} are never forwarded); try {UPSTREAMS_PATH}, {STATS_PATH}, {METRICS_PATH} or {BREAKERS_PATH}\n"
             ),
         ),
     })

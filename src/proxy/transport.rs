@@ -41,6 +41,7 @@ pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
 
 /// The pool's knobs (the article's `http.Transport` fields).
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Upstream connections (Transport)")]
 pub struct TransportConfig {
     /// Idle keep-alive connections kept per upstream (Go's
     /// MaxIdleConnsPerHost); 0 turns pooling off: one connection per request.

@@ -12,6 +12,7 @@ mod consistent_hash;
 mod director;
 mod forward_proxy;
 mod health_checks;
+mod middleware;
 mod modify_and_errors;
 mod naive_reverse_proxy;
 mod proxy_basics;
@@ -52,6 +53,7 @@ pub const SLUGS: &[&str] = &[
     "choosing-a-balancer",
     "health-checks",
     "zookeeper-discovery",
+    "middleware",
 ];
 
 /// The scenario of the lab named `slug`.
@@ -74,6 +76,7 @@ pub fn scenario(slug: &str) -> Option<Scenario> {
         "choosing-a-balancer" => Some(choosing_a_balancer::run),
         "health-checks" => Some(health_checks::run),
         "zookeeper-discovery" => Some(zookeeper_discovery::run),
+        "middleware" => Some(middleware::run),
         _ => None,
     }
 }
