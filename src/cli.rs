@@ -215,6 +215,48 @@ Examples:
   lab check 2 --seed 7 --answers my-answers.toml")]
     Check(CheckArgs),
 
+    /// Walk through a lab in the terminal: read, predict, watch it run, score.
+    #[command(after_help = "\
+Each step shows a part of the lab's sheet; before each experiment you predict what will
+happen, then the experiment runs on real sockets and shows what did. Your score and answers
+are recorded: `lab labs` shows them. With --answers FILE, or when stdin is not a terminal,
+the answers are read instead of asked (one per line on stdin, or the answers.toml format).
+
+Examples:
+  lab tour 13                                 the weighted round-robin lab
+  lab tour weighted-round-robin
+  lab tour 13 --answers my-answers.toml       no questions asked
+  lab tour 13 < my-predictions.txt            answers from a file, one per line, in question order")]
+    Tour(TourArgs),
+
+    /// Check this machine for the labs: free ports, ZooKeeper, versions.
+    #[command(after_help = "\
+Looks at the ports the labs use (2002 lab proxy, 2003 and 2004 the real servers, 8080 the
+forward proxy, 2181 ZooKeeper): free, or busy and by which process when it can tell (on
+Linux, from /proc: a process of another user shows only as such). Then whether Debian's
+zookeeper package, Java and curl are installed, their versions, and lab's own and the OS's.
+It ends with what to do about each problem. It reports, it does not judge: the exit status
+is 0 whatever it finds, and 1 only when the doctor itself fails. --json prints one document
+(its schema is in the docs of lab::doctor).
+
+Examples:
+  lab doctor
+  lab doctor --json                           the same as JSON, for a script
+  lab doctor --port 2012 --port 2013          these ports instead of the lab's")]
+    Doctor(DoctorArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "\
+Examples:
+  lab completions bash > ~/.local/share/bash-completion/completions/lab
+  lab completions zsh > \"${fpath[1]}/_lab\"
+  lab completions fish > ~/.config/fish/completions/lab.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
     /// Show the next hint for a lab (one more each time).
     #[command(after_help = "Examples:\n  lab hint 1\n  lab hint 1 --reset")]
     Hint {
@@ -250,6 +292,8 @@ pub struct RealserverArgs {
         long = "addr",
         value_name = "ADDR",
         default_values_t = default_realserver_addrs(),
+        env = "LAB_REALSERVER_ADDRS",
+        value_delimiter = ',',
         value_parser = parse_listen_addr
     )]
     pub addrs: Vec<SocketAddr>,
@@ -291,11 +335,11 @@ pub struct RealserverArgs {
 #[derive(Debug, Args)]
 pub struct NaiveArgs {
     /// Address to listen on (the article's port 2002, on loopback).
-    #[arg(long, value_name = "ADDR", default_value = crate::proxy::naive::DEFAULT_LISTEN, value_parser = parse_listen_addr)]
+    #[arg(long, value_name = "ADDR", default_value = crate::proxy::naive::DEFAULT_LISTEN, env = "LAB_NAIVE_LISTEN", value_parser = parse_listen_addr)]
     pub listen: SocketAddr,
 
     /// Where every request goes: only its scheme and host are used (the article's proxyAddr).
-    #[arg(long, value_name = "URL", default_value = crate::proxy::naive::DEFAULT_TARGET)]
+    #[arg(long, value_name = "URL", default_value = crate::proxy::naive::DEFAULT_TARGET, env = "LAB_NAIVE_TARGET")]
     pub target: crate::proxy::naive::Target,
 }
 
@@ -303,7 +347,7 @@ pub struct NaiveArgs {
 pub struct ForwardArgs {
     /// Address to listen on (the article's :8080, on loopback). Anything but
     /// loopback makes an open proxy: anyone who reaches it can use it.
-    #[arg(long, value_name = "ADDR", default_value = crate::proxy::forward::DEFAULT_LISTEN, value_parser = parse_listen_addr)]
+    #[arg(long, value_name = "ADDR", default_value = crate::proxy::forward::DEFAULT_LISTEN, env = "LAB_FORWARD_LISTEN", value_parser = parse_listen_addr)]
     pub listen: SocketAddr,
 
     /// Also allow CONNECT tunnels to this port (repeatable); by default only
@@ -322,7 +366,7 @@ pub struct ForwardArgs {
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// Address to listen on (the article's 127.0.0.1:2002).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2002", value_parser = parse_listen_addr)]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2002", env = "LAB_PROXY_LISTEN", value_parser = parse_listen_addr)]
     pub listen: SocketAddr,
 
     /// An upstream, URL[,WEIGHT] (repeatable): scheme, host, base path and
@@ -331,6 +375,8 @@ pub struct ProxyArgs {
         long = "upstream",
         value_name = "URL[,WEIGHT]",
         default_values = ["http://127.0.0.1:2003/base,10", "http://127.0.0.1:2004/base,20"],
+        env = "LAB_PROXY_UPSTREAMS",
+        value_delimiter = ' ',
         value_parser = crate::balance::parse_upstream_spec,
         conflicts_with = "discovery"
     )]
@@ -572,6 +618,7 @@ pub struct TraceArgs {
         long,
         value_name = "URL",
         default_value = "http://127.0.0.1:2002",
+        env = "LAB_TRACE_PROXY",
         conflicts_with_all = ["forward", "direct"]
     )]
     pub proxy: crate::trace::Endpoint,
@@ -662,7 +709,12 @@ pub struct TraceArgs {
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// The lab proxy to ask.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:2002")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:2002",
+        env = "LAB_STATS_PROXY"
+    )]
     pub proxy: crate::trace::Endpoint,
 
     /// Print the proxy's JSON as served instead of tables.
@@ -687,6 +739,31 @@ pub struct CheckArgs {
     /// Read predictions from this file instead of the lab's answers.toml.
     #[arg(long, value_name = "FILE", conflicts_with = "all")]
     pub answers: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TourArgs {
+    /// The lab: its number (1, 01) or its name.
+    pub lab: String,
+
+    /// Read the answers from this file (the answers.toml format) instead of asking.
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+
+    /// Seed for every random choice in the experiment.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Check this port of 127.0.0.1 instead of the lab's (repeatable).
+    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -721,14 +798,14 @@ Examples:
 #[derive(Debug, Args)]
 pub struct ZkUpArgs {
     /// Address for ZooKeeper's clients (port 0: a free port, shown when ready).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2181", value_parser = parse_listen_addr)]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2181", env = "LAB_ZK_LISTEN", value_parser = parse_listen_addr)]
     pub listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
 pub struct ZkLsArgs {
     /// The ensemble and the path whose children to list.
-    #[arg(value_name = "zk://HOST:PORT/PATH", default_value = crate::zk::DEFAULT_URL)]
+    #[arg(value_name = "zk://HOST:PORT/PATH", default_value = crate::zk::DEFAULT_URL, env = "LAB_ZK_URL")]
     pub url: crate::zk::ZkUrl,
 }
 

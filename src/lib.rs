@@ -37,6 +37,7 @@ pub mod balance;
 pub mod cli;
 pub mod demo;
 pub mod discovery;
+pub mod doctor;
 pub mod framing;
 pub mod labs;
 pub mod middleware;
@@ -109,6 +110,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Show { lab } => labs::commands::show(&cli.global, &lab),
             Command::Hint { lab, reset } => labs::commands::hint(&cli.global, &lab, reset),
             Command::Check(args) => labs::commands::check(&cli.global, &args).await,
+            Command::Tour(args) => labs::tour::run(&cli.global, &args).await,
+            Command::Doctor(args) => doctor::run(&args).await,
+            Command::Completions { shell } => {
+                let mut command = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut command, "lab", &mut std::io::stdout());
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Zk(args) => match args.command {
                 cli::ZkCommand::Up(up) => {
                     zk::server::up(up.listen, net::shutdown_signal()).await?;

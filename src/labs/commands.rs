@@ -1,5 +1,5 @@
 //! `lab labs`, `lab show`, `lab hint` and `lab check`: the learner's side of
-//! the labs.
+//! the labs (`lab tour` is in [`super::tour`] and shares what is here).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,9 +16,9 @@ use crate::cli::{CheckArgs, GlobalArgs};
 use crate::output::{self, Mark};
 
 /// A scenario that runs longer than this is stopped and fails its lab.
-const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn catalogue(global: &GlobalArgs) -> anyhow::Result<Catalogue> {
+pub(super) fn catalogue(global: &GlobalArgs) -> anyhow::Result<Catalogue> {
     let dir = resolve_dir(global.labs_dir.as_deref())?;
     Catalogue::load(&dir)
 }
@@ -27,7 +27,7 @@ fn catalogue(global: &GlobalArgs) -> anyhow::Result<Catalogue> {
 pub fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let catalogue = catalogue(global)?;
     let progress = Progress::load(&catalogue.dir);
-    let mut table = output::table(&["#", "lab", "article section", "status", "hints"]);
+    let mut table = output::table(&["#", "lab", "article section", "status", "hints", "tour"]);
     for lab in &catalogue.labs {
         let mine = progress.lab(&lab.slug);
         let mark = mine.last_check.map_or(Mark::NotStarted, Status::mark);
@@ -37,11 +37,17 @@ pub fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             Cell::new(&lab.meta.article_section),
             mark.cell(),
             Cell::new(format!("{}/{}", mine.hints_shown, lab.meta.hints.len())),
+            // The last finished tour's score: right predictions of the questions.
+            Cell::new(
+                mine.last_tour
+                    .map_or(String::new(), |t| format!("{}/{}", t.right, t.questions)),
+            ),
         ]);
     }
     println!("{table}");
     println!(
-        "Read one with `lab show N`, check it with `lab check N` (✓ pass, • predictions pending, ✗ fail)."
+        "Read one with `lab show N`, check it with `lab check N`, or walk through it with `lab tour N` \
+         (✓ pass, • predictions pending, ✗ fail; tour: right predictions of the last tour)."
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -256,7 +262,7 @@ impl Tally {
 }
 
 /// A path relative to the current directory when it is under it.
-fn display_path(path: &Path) -> String {
+pub(super) fn display_path(path: &Path) -> String {
     std::env::current_dir()
         .ok()
         .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))

@@ -1,5 +1,6 @@
-//! The learner's progress: each lab's last check and how many hints were shown,
-//! in `.progress.json` inside the labs directory (git-ignored).
+//! The learner's progress: each lab's last check (or tour), its last tour's
+//! score and how many hints were shown, in `.progress.json` inside the labs
+//! directory (git-ignored).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,10 +35,21 @@ impl Status {
 /// One lab's progress.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LabProgress {
+    /// The outcome of the last `lab check` or finished `lab tour`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check: Option<Status>,
     #[serde(default)]
     pub hints_shown: usize,
+    /// The score of the last finished `lab tour`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tour: Option<TourScore>,
+}
+
+/// Right predictions of a tour out of the lab's questions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TourScore {
+    pub right: usize,
+    pub questions: usize,
 }
 
 /// Progress of every lab, by slug (stable if labs are renumbered).
@@ -100,7 +112,34 @@ mod tests {
         let lab = again.lab("proxy-basics");
         assert_eq!(lab.last_check, Some(Status::Pending));
         assert_eq!(lab.hints_shown, 2);
+        assert_eq!(lab.last_tour, None);
         assert_eq!(again.lab("other").hints_shown, 0);
+    }
+
+    #[test]
+    fn a_tour_score_round_trips_and_old_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            Progress::path_in(dir.path()),
+            r#"{"labs":{"random":{"last_check":"pass","hints_shown":1}}}"#,
+        )
+        .unwrap();
+        let mut progress = Progress::load(dir.path());
+        assert_eq!(progress.lab("random").last_check, Some(Status::Pass));
+        progress.lab_mut("random").last_tour = Some(TourScore {
+            right: 2,
+            questions: 3,
+        });
+        progress.save().unwrap();
+        let again = Progress::load(dir.path()).lab("random");
+        assert_eq!(
+            again.last_tour,
+            Some(TourScore {
+                right: 2,
+                questions: 3
+            })
+        );
+        assert_eq!(again.hints_shown, 1);
     }
 
     #[test]
