@@ -285,3 +285,63 @@ fn every_sheet_marks_claims_and_predictions_the_answers_file_names() {
         assert!(!one.meta.hints.is_empty(), "{} has no hints", one.slug);
     }
 }
+
+/// Every sheet opens by naming the article section it follows, by a heading
+/// of the article (so a reader of either can find the other), and names the
+/// article's Chinese terms; every lab has hints.
+#[test]
+fn every_sheet_names_its_article_section_by_heading_and_has_hints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let article = root.join("../shared/seed/article.md");
+    let Ok(article) = std::fs::read_to_string(&article) else {
+        eprintln!("skipped: the article is not at {}", article.display());
+        return;
+    };
+    let headings: Vec<&str> = article
+        .lines()
+        .filter(|line| line.starts_with('#'))
+        .map(|line| line.trim_start_matches('#').trim())
+        .filter(|heading| !heading.is_empty())
+        .collect();
+    let mut sheets = 0;
+    for entry in std::fs::read_dir(root.join("labs")).unwrap() {
+        let folder = entry.unwrap().path();
+        if !folder.is_dir() {
+            continue;
+        }
+        sheets += 1;
+        let sheet = std::fs::read_to_string(folder.join("README.md")).unwrap();
+        let opening = sheet.split("\n## ").next().unwrap();
+        assert!(
+            opening.contains("Follows"),
+            "{}: no 'Follows'",
+            folder.display()
+        );
+        let named: Vec<&str> = opening.split("**").skip(1).step_by(2).collect();
+        assert!(
+            named
+                .iter()
+                .any(|bold| headings.iter().any(|heading| heading.contains(bold.trim()))),
+            "{}: none of {named:?} is an article heading ({headings:?})",
+            folder.display()
+        );
+        let chinese = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
+        assert!(
+            sheet.chars().any(chinese),
+            "{}: no Chinese term",
+            folder.display()
+        );
+        let lab_toml: toml::Value =
+            toml::from_str(&std::fs::read_to_string(folder.join("lab.toml")).unwrap()).unwrap();
+        let hints = lab_toml["hints"].as_array().map_or(0, Vec::len);
+        assert!(hints > 0, "{}: no hints", folder.display());
+        assert!(
+            lab_toml["article_section"]
+                .as_str()
+                .is_some_and(|s| s.chars().any(chinese)),
+            "{}: article_section",
+            folder.display()
+        );
+    }
+    assert!(sheets >= 18, "{sheets} sheets");
+}
