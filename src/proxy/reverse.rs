@@ -272,10 +272,8 @@ impl ReverseProxy {
                     );
                 }
                 Ok(Err(err)) => {
-                    if let Some(ticket) = ticket {
-                        ticket.record(false);
-                    }
                     return self.fail(
+                        ticket,
                         &chosen,
                         &method,
                         &target,
@@ -290,10 +288,8 @@ impl ReverseProxy {
                         self.response_timeout
                     );
                     let reason = format!("no response within {:?}", self.response_timeout);
-                    if let Some(ticket) = ticket {
-                        ticket.record(false);
-                    }
                     return self.fail(
+                        ticket,
                         &chosen,
                         &method,
                         &target,
@@ -313,10 +309,8 @@ impl ReverseProxy {
                 upstream_response.headers().get(header::UPGRADE),
             ) {
                 let message = err.to_string();
-                if let Some(ticket) = ticket {
-                    ticket.record(false);
-                }
                 return self.fail(
+                    ticket,
                     &chosen,
                     &method,
                     &target,
@@ -391,12 +385,14 @@ impl ReverseProxy {
         }
     }
 
-    /// The ErrorHandler: log, tell the balancer and the health checks (a
-    /// passive check: smooth WRR lowers the node's effective weight, and
-    /// with `--health-check` it counts as a failed check, `reason` saying
-    /// why in a few words), then answer 502/504 (or the article's 500).
+    /// The ErrorHandler: log; tell the circuit breaker (a failure), the
+    /// balancer and the health checks (a passive check: smooth WRR lowers
+    /// the node's effective weight, and with `--health-check` it counts as a
+    /// failed check, `reason` saying why in a few words); then answer
+    /// 502/504 (or the article's 500).
     fn fail(
         &self,
+        ticket: Option<Ticket<'_>>,
         chosen: &Chosen,
         method: &http::Method,
         target: &http::Uri,
@@ -405,6 +401,9 @@ impl ReverseProxy {
         reason: &str,
     ) -> Response<Body> {
         tracing::warn!("{method} {target}: {message}");
+        if let Some(ticket) = ticket {
+            ticket.record(false);
+        }
         self.upstreams
             .report_failure(&chosen.live, chosen.index, reason);
         let mut response = error_response(self.errors, failure, message);
