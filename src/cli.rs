@@ -741,6 +741,21 @@ pub struct CheckArgs {
     pub answers: Option<PathBuf>,
 }
 
+impl Command {
+    /// Whether the command runs until stopped (a server, ZooKeeper), as
+    /// opposed to one that prints a result and ends.
+    pub fn serves(&self) -> bool {
+        match self {
+            Command::Realserver(_)
+            | Command::Naive(_)
+            | Command::Forward(_)
+            | Command::Proxy(_) => true,
+            Command::Zk(args) => matches!(args.command, ZkCommand::Up(_)),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TourArgs {
     /// The lab: its number (1, 01) or its name.

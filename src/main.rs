@@ -6,8 +6,12 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    restore_sigpipe();
     let cli = lab::cli::Cli::parse();
+    // A server whose log pipe closes keeps serving (and cleans up when
+    // stopped); a command that prints a result stops like `head` expects.
+    if !cli.command.serves() {
+        restore_sigpipe();
+    }
     match lab::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -21,7 +25,7 @@ fn main() -> std::process::ExitCode {
 /// panic on the closed pipe. Like other Unix tools, `lab` should just stop.
 #[cfg(unix)]
 fn restore_sigpipe() {
-    // SAFETY: called first thing in main, before any thread exists; it only
+    // SAFETY: called in main before any thread exists; it only
     // sets the signal's disposition back to the default (terminate).
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
