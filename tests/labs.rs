@@ -2,53 +2,15 @@
 //! `lab show` and `lab hint`, each on a private copy of `labs/` so tests
 //! neither touch the checkout's progress nor race each other.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-struct LabsCopy {
-    _dir: tempfile::TempDir,
-    labs: PathBuf,
-}
+use common::{labs_command, labs_copy, stderr, stdout};
 
-/// Copies the checkout's `labs/` (without progress) into a temporary directory.
-fn labs_copy() -> LabsCopy {
-    let dir = tempfile::tempdir().unwrap();
-    let labs = dir.path().join("labs");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"), &labs);
-    let _ = std::fs::remove_file(labs.join(".progress.json"));
-    LabsCopy { _dir: dir, labs }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use std::path::Path;
+use std::process::Output;
 
 fn lab(labs: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(args)
-        .arg("--labs-dir")
-        .arg(labs)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    labs_command(labs, args).output().unwrap()
 }
 
 fn write_answers(labs: &Path, lab_folder: &str, text: &str) {

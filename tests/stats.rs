@@ -12,11 +12,10 @@
 
 mod common;
 
-use common::{STEP, lab_command};
+use common::{Run, run_lab_captured};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -464,26 +463,11 @@ async fn stand_in(status: StatusCode, body: String) -> SocketAddr {
     addr
 }
 
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
+/// `lab stats ARGS` to completion (bounded), stdout and stderr captured.
 async fn lab_stats(args: &[&str]) -> Run {
     let mut argv = vec!["stats"];
     argv.extend_from_slice(args);
-    let mut command = lab_command(&argv);
-    command.stdout(Stdio::piped());
-    let output = tokio::time::timeout(STEP, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("lab {argv:?} did not exit within {STEP:?}"))
-        .expect("run lab stats");
-    Run {
-        status: output.status,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    run_lab_captured(&argv).await
 }
 
 /// The line of the table that contains `name`.

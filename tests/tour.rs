@@ -8,9 +8,13 @@
 //! `a a b a c a a`, `6,-3,4`, `0` and `3` (the unit tests of the balancer,
 //! and the lab's check, draw the same table).
 
+mod common;
+
+use common::{labs_command, labs_copy, stderr, stdout};
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 
 /// The questions of lab 13, in sheet order, with the answers `lab check 13` finds.
 const RIGHT: [(&str, &str); 4] = [
@@ -20,41 +24,9 @@ const RIGHT: [(&str, &str); 4] = [
     ("picks-before-a-returns", "3"),
 ];
 
-struct LabsCopy {
-    dir: tempfile::TempDir,
-    labs: PathBuf,
-}
-
-/// Copies the checkout's `labs/` (without progress) into a temporary directory.
-fn labs_copy() -> LabsCopy {
-    let dir = tempfile::tempdir().unwrap();
-    let labs = dir.path().join("labs");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"), &labs);
-    let _ = std::fs::remove_file(labs.join(".progress.json"));
-    LabsCopy { dir, labs }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// `lab ARGS` on the copy, with `stdin` piped in (so not a terminal).
 fn lab(labs: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(args)
-        .arg("--labs-dir")
-        .arg(labs)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
+    let mut child = labs_command(labs, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -63,14 +35,6 @@ fn lab(labs: &Path, args: &[&str], stdin: &str) -> Output {
     // A child that reads none of it (--answers, an unknown lab) may be gone already.
     let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     child.wait_with_output().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// The reveal of prediction `id`: its verdict line and the lines under it.

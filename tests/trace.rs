@@ -11,11 +11,10 @@
 
 mod common;
 
-use common::{LabProcess, STEP, lab_command};
+use common::{LabProcess, Run, run_lab_captured};
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use lab::proxy::forward::{self, ForwardConfig};
@@ -40,28 +39,11 @@ async fn bounded(test: impl std::future::Future<Output = ()>) {
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// What one `lab trace` run printed.
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
 /// `lab trace ARGS` to completion (bounded), stdout and stderr captured.
 async fn trace(args: &[&str]) -> Run {
     let mut argv = vec!["trace"];
     argv.extend_from_slice(args);
-    let mut command = lab_command(&argv);
-    command.stdout(Stdio::piped());
-    let output = tokio::time::timeout(STEP, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("lab {argv:?} did not exit within {STEP:?}"))
-        .expect("run lab trace");
-    Run {
-        status: output.status,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    run_lab_captured(&argv).await
 }
 
 /// `lab trace ARGS --json`, which must succeed; its document.

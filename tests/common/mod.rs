@@ -7,7 +7,8 @@
 pub mod zookeeper;
 
 use std::net::SocketAddr;
-use std::process::{ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -43,6 +44,81 @@ pub async fn run_lab(args: &[&str]) -> (ExitStatus, String) {
         output.status,
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// A private copy of the checkout's `labs/` in a temporary directory, so a
+/// test neither touches the checkout's progress nor races other tests.
+pub struct LabsCopy {
+    /// The temporary directory (removed on drop); `labs` is inside it.
+    pub dir: tempfile::TempDir,
+    pub labs: PathBuf,
+}
+
+/// Copies the checkout's `labs/` (without progress) into a temporary directory.
+pub fn labs_copy() -> LabsCopy {
+    let dir = tempfile::tempdir().unwrap();
+    let labs = dir.path().join("labs");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"), &labs);
+    let _ = std::fs::remove_file(labs.join(".progress.json"));
+    LabsCopy { dir, labs }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// `lab ARGS --labs-dir LABS` (a [`labs_copy`]), colours off; the caller
+/// chooses stdin and how to run it.
+pub fn labs_command(labs: &Path, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lab"));
+    command
+        .args(args)
+        .arg("--labs-dir")
+        .arg(labs)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// A finished process's stdout, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A finished process's stderr, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// What one `lab` run printed: its status, stdout and stderr.
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `lab ARGS` to completion (bounded), stdout and stderr captured.
+pub async fn run_lab_captured(args: &[&str]) -> Run {
+    let mut command = lab_command(args);
+    command.stdout(Stdio::piped());
+    let output = tokio::time::timeout(STEP, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("lab {args:?} did not exit within {STEP:?}"))
+        .unwrap_or_else(|err| panic!("run lab {args:?}: {err}"));
+    Run {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
 }
 
 /// The address right after `mark` in a log line (`…MARK ADDR …`).

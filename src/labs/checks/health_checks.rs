@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
 
+use super::proxy_pages::{read_status, send, until_status};
+use super::upstream_url;
 use crate::discovery::Status;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;
-use crate::proxy::admin::UPSTREAMS_PATH;
-use crate::proxy::reverse::{EXPLAIN_HEADER, RunningProxy, SET_HEADER, UPSTREAM_HEADER};
+use crate::proxy::reverse::RunningProxy;
 use crate::realserver::{Config, RunningServer};
 
 const INTERVAL: Duration = Duration::from_millis(200);
@@ -36,7 +37,7 @@ pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
 
 async fn experiment(f: &mut Findings, a: SocketAddr, b: RunningServer) -> anyhow::Result<()> {
     let b_addr = b.addr();
-    let (a_url, b_url) = (format!("http://{a}/base"), format!("http://{b_addr}/base"));
+    let (a_url, b_url) = (upstream_url(a), upstream_url(b_addr));
     let name = |url: Option<&str>| match url {
         Some(u) if u == a_url => "a".to_string(),
         Some(u) if u == b_url => "b".to_string(),
@@ -115,16 +116,17 @@ async fn experiment(f: &mut Findings, a: SocketAddr, b: RunningServer) -> anyhow
     let answers = send(p, 10).await?;
     let seen: Vec<String> = answers
         .iter()
-        .map(|(status, upstream, set)| {
+        .map(|answer| {
             format!(
-                "{status} {} set {}",
-                name(upstream.as_deref()),
-                set.unwrap_or(0)
+                "{} {} set {}",
+                answer.status,
+                name(answer.upstream.as_deref()),
+                answer.set.unwrap_or(0)
             )
         })
         .collect();
     f.step(format!("10 requests after b left: {}", seen.join(", ")));
-    let mut distinct: Vec<u16> = answers.iter().map(|(s, _, _)| *s).collect();
+    let mut distinct: Vec<u16> = answers.iter().map(|a| a.status).collect();
     distinct.sort_unstable();
     distinct.dedup();
     f.observe(
@@ -172,7 +174,10 @@ async fn experiment(f: &mut Findings, a: SocketAddr, b: RunningServer) -> anyhow
         "M good probes in a row readmit it; the observer builds generation 3",
     );
     let answers = send(p, 10).await?;
-    let turns: Vec<String> = answers.iter().map(|(_, u, _)| name(u.as_deref())).collect();
+    let turns: Vec<String> = answers
+        .iter()
+        .map(|a| name(a.upstream.as_deref()))
+        .collect();
     let alternates =
         turns.windows(2).all(|w| w[0] != w[1]) && turns.iter().all(|t| t == "a" || t == "b");
     f.claim(
@@ -205,8 +210,8 @@ async fn experiment(f: &mut Findings, a: SocketAddr, b: RunningServer) -> anyhow
     b.shutdown().await?;
     f.step("a second proxy probing once a minute (--unhealthy-after 2); stopped b");
     let answers = send(passive.addr(), 8).await?;
-    let statuses: Vec<String> = answers.iter().map(|(s, _, _)| s.to_string()).collect();
-    let failed = answers.iter().filter(|(s, _, _)| *s == 502).count();
+    let statuses: Vec<String> = answers.iter().map(|a| a.status.to_string()).collect();
+    let failed = answers.iter().filter(|a| a.status == 502).count();
     f.observe(
         "passive-failures",
         failed,
@@ -290,68 +295,36 @@ fn summarize(statuses: &[String]) -> String {
     }
 }
 
-/// `n` requests one after another: status, X-Lab-Upstream, X-Lab-Set.
-async fn send(
-    proxy: SocketAddr,
-    n: usize,
-) -> anyhow::Result<Vec<(u16, Option<String>, Option<u64>)>> {
-    let mut answers = Vec::with_capacity(n);
-    for _ in 0..n {
-        let exchange = Probe::get("/abc")
-            .header(EXPLAIN_HEADER.as_str(), "1")
-            .send(proxy)
-            .await?;
-        let header = |name: &http::HeaderName| {
-            exchange
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        answers.push((
-            exchange.status.as_u16(),
-            header(&UPSTREAM_HEADER),
-            header(&SET_HEADER).and_then(|g| g.parse().ok()),
-        ));
-    }
-    Ok(answers)
-}
-
-async fn read_status(proxy: SocketAddr) -> anyhow::Result<Status> {
-    let exchange = Probe::get(UPSTREAMS_PATH).send(proxy).await?;
-    Ok(serde_json::from_slice(&exchange.body)?)
-}
+/// How long the status page is polled before a wait fails.
+const GIVE_UP: Duration = Duration::from_secs(10);
 
 /// Polls the status page until `upstream` is live (or not); how long it took.
 async fn until_live(proxy: SocketAddr, upstream: &str, live: bool) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    loop {
-        let status = read_status(proxy).await?;
-        if status
+    let is_it = |status: &Status| {
+        status
             .upstreams
             .iter()
             .any(|u| u.url == upstream && u.live == live)
-        {
-            return Ok(started.elapsed());
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            anyhow::bail!("{upstream} did not become live={live} within 10 s");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let (took, status) = until_status(proxy, GIVE_UP, is_it).await?;
+    if !is_it(&status) {
+        anyhow::bail!(
+            "{upstream} did not become live={live} within {} s",
+            GIVE_UP.as_secs()
+        );
     }
+    Ok(took)
 }
 
 /// Waits until the first probe round has counted a success for every upstream.
 async fn until_checked(proxy: SocketAddr) -> anyhow::Result<()> {
-    let started = Instant::now();
-    loop {
-        let status = read_status(proxy).await?;
-        if status.upstreams.iter().all(|u| u.successes > 0) {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            anyhow::bail!("the first health checks did not finish within 10 s");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let checked = |status: &Status| status.upstreams.iter().all(|u| u.successes > 0);
+    let (_, status) = until_status(proxy, GIVE_UP, checked).await?;
+    if !checked(&status) {
+        anyhow::bail!(
+            "the first health checks did not finish within {} s",
+            GIVE_UP.as_secs()
+        );
     }
+    Ok(())
 }

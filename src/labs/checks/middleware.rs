@@ -15,12 +15,14 @@ use anyhow::Context;
 use futures_util::future::BoxFuture;
 use tokio::net::{TcpListener, TcpSocket};
 
+use super::proxy_pages::{header, poll_page};
+use super::{start_real_server, upstream_url as base};
 use crate::labs::findings::Findings;
 use crate::middleware::LAYER_HEADER;
 use crate::middleware::stats::{METRICS_PATH, STATS_PATH, StatsSnapshot};
 use crate::probe::{Exchange, Probe};
 use crate::proxy::reverse::{BREAKER_HEADER, RunningProxy, UPSTREAM_HEADER};
-use crate::realserver::{BASE_PATH, Config, RunningServer};
+use crate::realserver::{Config, RunningServer};
 
 /// The token of the auth section (`--auth-token`).
 const TOKEN: &str = "s3cret";
@@ -59,10 +61,7 @@ struct Started {
 impl Started {
     /// A real server on a free port, as `lab realserver` runs it.
     async fn serve(&mut self) -> anyhow::Result<SocketAddr> {
-        let server = RunningServer::start_on_free_port(Config::default()).await?;
-        let addr = server.addr();
-        self.servers.push(server);
-        Ok(addr)
+        start_real_server(&mut self.servers).await
     }
 
     /// A real server on `addr`, a port that was dead until now.
@@ -81,6 +80,20 @@ impl Started {
         let addr = proxy.addr();
         self.proxies.push(proxy);
         Ok(addr)
+    }
+
+    /// `lab proxy --lb round-robin --upstream A --upstream B FLAGS` over the
+    /// real servers (or dead ports) `a` and `b`, on a free port.
+    async fn round_robin(
+        &mut self,
+        a: SocketAddr,
+        b: SocketAddr,
+        flags: &[&str],
+    ) -> anyhow::Result<SocketAddr> {
+        let (a, b) = (base(a), base(b));
+        let mut all = vec!["--lb", "round-robin", "--upstream", &a, "--upstream", &b];
+        all.extend_from_slice(flags);
+        self.proxy(&all).await
     }
 
     /// Stops the proxies, then the servers; the first error is returned,
@@ -316,18 +329,16 @@ async fn breaker(
     let failures = BREAKER_FAILURES.to_string();
     let cooldown = format!("{}s", COOLDOWN.as_secs());
     let p = lab
-        .proxy(&[
-            "--lb",
-            "round-robin",
-            "--upstream",
-            &base(a),
-            "--upstream",
-            &base(b),
-            "--breaker-failures",
-            &failures,
-            "--breaker-cooldown",
-            &cooldown,
-        ])
+        .round_robin(
+            a,
+            b,
+            &[
+                "--breaker-failures",
+                &failures,
+                "--breaker-cooldown",
+                &cooldown,
+            ],
+        )
         .await?;
     f.step(format!(
         "`lab proxy --lb round-robin --upstream {} --upstream {} --breaker-failures {failures} \
@@ -406,18 +417,11 @@ async fn breaker(
     let (x, y) = (dead_port().await?, dead_port().await?);
     let names = Names::new(&[('x', x), ('y', y)]);
     let p = lab
-        .proxy(&[
-            "--lb",
-            "round-robin",
-            "--upstream",
-            &base(x),
-            "--upstream",
-            &base(y),
-            "--breaker-failures",
-            "2",
-            "--breaker-cooldown",
-            "30s",
-        ])
+        .round_robin(
+            x,
+            y,
+            &["--breaker-failures", "2", "--breaker-cooldown", "30s"],
+        )
         .await?;
     f.step(format!(
         "`lab proxy --lb round-robin --upstream {} --upstream {} --breaker-failures 2 \
@@ -459,18 +463,11 @@ async fn breaker(
 async fn fallback(f: &mut Findings, lab: &mut Started, a: SocketAddr) -> anyhow::Result<()> {
     let dead = dead_port().await?;
     let p = lab
-        .proxy(&[
-            "--lb",
-            "round-robin",
-            "--upstream",
-            &base(a),
-            "--upstream",
-            &base(dead),
-            "--fallback-status",
-            "200",
-            "--fallback-body",
-            FALLBACK_BODY,
-        ])
+        .round_robin(
+            a,
+            dead,
+            &["--fallback-status", "200", "--fallback-body", FALLBACK_BODY],
+        )
         .await?;
     f.step(format!(
         "`lab proxy --lb round-robin --upstream {} --upstream {} --fallback-status 200 \
@@ -531,18 +528,7 @@ async fn statistics(
     a: SocketAddr,
     b: SocketAddr,
 ) -> anyhow::Result<()> {
-    let p = lab
-        .proxy(&[
-            "--lb",
-            "round-robin",
-            "--upstream",
-            &base(a),
-            "--upstream",
-            &base(b),
-            "--auth-token",
-            TOKEN,
-        ])
-        .await?;
+    let p = lab.round_robin(a, b, &["--auth-token", TOKEN]).await?;
     f.step(format!(
         "`lab proxy --lb round-robin --upstream {} --upstream {} --auth-token {TOKEN}` at {p}",
         base(a),
@@ -572,14 +558,10 @@ async fn statistics(
     );
 
     // An exchange is counted when its body has gone: poll briefly.
-    let started = Instant::now();
-    let stats = loop {
-        let stats = read_stats(p).await?;
-        if stats.overall.requests >= 10 || started.elapsed() > GIVE_UP {
-            break stats;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let (_, stats) = poll_stats(p, Duration::from_millis(10), |stats| {
+        stats.overall.requests >= 10
+    })
+    .await?;
     let overall = &stats.overall;
     let layers: Vec<String> = overall
         .layers
@@ -633,19 +615,10 @@ async fn statistics(
     Ok(())
 }
 
-/// The upstream URL of a real server, as `lab proxy --upstream` takes it.
-fn base(addr: SocketAddr) -> String {
-    format!("http://{addr}{BASE_PATH}")
-}
-
 /// A loopback port nothing listens on (bound, then released).
 async fn dead_port() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     Ok(listener.local_addr()?)
-}
-
-fn header<'e>(exchange: &'e Exchange, name: &str) -> Option<&'e str> {
-    exchange.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// A GET from a chosen loopback source address (127.0.0.2, …): another client.
@@ -694,21 +667,31 @@ impl Names {
     }
 }
 
-async fn read_stats(proxy: SocketAddr) -> anyhow::Result<StatsSnapshot> {
-    let page = Probe::get(STATS_PATH).send(proxy).await?;
-    serde_json::from_slice(&page.body)
-        .with_context(|| format!("{STATS_PATH} did not answer with the statistics JSON"))
+/// Polls `/_lab/stats` every `every` until `done` holds or [`GIVE_UP`]
+/// passes: how long it took and the last statistics read.
+async fn poll_stats(
+    proxy: SocketAddr,
+    every: Duration,
+    done: impl Fn(&StatsSnapshot) -> bool,
+) -> anyhow::Result<(Duration, StatsSnapshot)> {
+    poll_page(
+        proxy,
+        STATS_PATH,
+        "the statistics JSON",
+        every,
+        GIVE_UP,
+        done,
+    )
+    .await
 }
 
 /// Waits until the proxy has a request in flight (the trial, on its way to
 /// b), and a moment more for its pick, which follows without a pause.
 async fn wait_in_flight(proxy: SocketAddr) -> anyhow::Result<()> {
-    let started = Instant::now();
-    while read_stats(proxy).await?.overall.in_flight == 0 {
-        if started.elapsed() > GIVE_UP {
-            anyhow::bail!("the trial request did not reach the proxy within {GIVE_UP:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let in_flight = |stats: &StatsSnapshot| stats.overall.in_flight > 0;
+    let (_, stats) = poll_stats(proxy, Duration::from_millis(5), in_flight).await?;
+    if !in_flight(&stats) {
+        anyhow::bail!("the trial request did not reach the proxy within {GIVE_UP:?}");
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(())

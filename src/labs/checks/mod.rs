@@ -16,6 +16,7 @@ mod middleware;
 mod modify_and_errors;
 mod naive_reverse_proxy;
 mod proxy_basics;
+mod proxy_pages;
 mod random;
 mod round_robin;
 mod serve_http_internals;
@@ -26,10 +27,12 @@ mod upgrade;
 mod weighted_round_robin;
 mod zookeeper_discovery;
 
+use std::net::SocketAddr;
+
 use futures_util::future::BoxFuture;
 
 use super::findings::Findings;
-use crate::realserver::{Config, RunningServer};
+use crate::realserver::{BASE_PATH, Config, RunningServer};
 
 /// A lab's experiment.
 pub type Scenario = for<'a> fn(&'a mut Findings) -> BoxFuture<'a, anyhow::Result<()>>;
@@ -89,7 +92,7 @@ fn with_real_servers<'a, F, Fut>(
     experiment: F,
 ) -> BoxFuture<'a, anyhow::Result<()>>
 where
-    F: FnOnce(&'a mut Findings, Vec<std::net::SocketAddr>) -> Fut + Send + 'a,
+    F: FnOnce(&'a mut Findings, Vec<SocketAddr>) -> Fut + Send + 'a,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'a,
 {
     Box::pin(async move {
@@ -104,7 +107,7 @@ where
 async fn start_real_servers(f: &mut Findings, n: usize) -> anyhow::Result<Vec<RunningServer>> {
     let mut servers = Vec::with_capacity(n);
     for _ in 0..n {
-        servers.push(RunningServer::start_on_free_port(Config::default()).await?);
+        start_real_server(&mut servers).await?;
     }
     let addrs: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
     f.step(format!(
@@ -112,6 +115,21 @@ async fn start_real_servers(f: &mut Findings, n: usize) -> anyhow::Result<Vec<Ru
         addrs.join(" and ")
     ));
     Ok(servers)
+}
+
+/// A real server on a free port, as `lab realserver` runs it, kept in
+/// `servers` (to be stopped with them); its address.
+async fn start_real_server(servers: &mut Vec<RunningServer>) -> anyhow::Result<SocketAddr> {
+    let server = RunningServer::start_on_free_port(Config::default()).await?;
+    let addr = server.addr();
+    servers.push(server);
+    Ok(addr)
+}
+
+/// The upstream URL of a real server on `addr`, as `lab proxy --upstream`
+/// takes it: `http://ADDR/base`.
+fn upstream_url(addr: SocketAddr) -> String {
+    format!("http://{addr}{BASE_PATH}")
 }
 
 /// Stops the servers; the experiment's own error, if any, wins over theirs.

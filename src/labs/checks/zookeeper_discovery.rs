@@ -8,17 +8,17 @@
 //! command that installs it.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::future::BoxFuture;
 
+use super::proxy_pages::{Answer, read_status, send, until_status};
+use super::{start_real_server, upstream_url};
 use crate::discovery::Status;
 use crate::labs::findings::Findings;
-use crate::probe::Probe;
-use crate::proxy::admin::UPSTREAMS_PATH;
-use crate::proxy::reverse::{EXPLAIN_HEADER, RunningProxy, SET_HEADER, UPSTREAM_HEADER};
-use crate::realserver::{BASE_PATH, Config, RunningServer, upstream_spec};
+use crate::proxy::reverse::RunningProxy;
+use crate::realserver::{RunningServer, upstream_spec};
 use crate::zk::{self, Registration, ZkUrl, ZooKeeperServer};
 
 /// How soon a registration or deregistration must reach the proxy.
@@ -69,10 +69,7 @@ struct Started {
 impl Started {
     /// A real server on a free port, as `lab realserver` runs it.
     async fn serve(&mut self) -> anyhow::Result<SocketAddr> {
-        let server = RunningServer::start_on_free_port(Config::default()).await?;
-        let addr = server.addr();
-        self.servers.push(server);
-        Ok(addr)
+        start_real_server(&mut self.servers).await
     }
 
     /// What `lab realserver --register URL --weight W` does for `addr`:
@@ -221,7 +218,10 @@ async fn experiment(f: &mut Findings, lab: &mut Started) -> anyhow::Result<()> {
     ));
     let names = Names::new([('a', a), ('b', b), ('c', c)]);
     let c_url = names.url('c');
-    let (took, status) = until(p, |s| s.upstreams.iter().any(|u| u.url == c_url && u.live)).await?;
+    let (took, status) = until_status(p, GIVE_UP, |s| {
+        s.upstreams.iter().any(|u| u.url == c_url && u.live)
+    })
+    .await?;
     let answers = send(p, ROUND).await?;
     let turns = names.of_answers(&answers);
     f.step(format!("{ROUND} requests: {}", turns.join(" ")));
@@ -257,7 +257,8 @@ async fn experiment(f: &mut Findings, lab: &mut Started) -> anyhow::Result<()> {
     f.step(
         "c deregistered, as Ctrl-C on `lab realserver --register` does before the server drains",
     );
-    let (took, status) = until(p, |s| !s.upstreams.iter().any(|u| u.url == c_url)).await?;
+    let (took, status) =
+        until_status(p, GIVE_UP, |s| !s.upstreams.iter().any(|u| u.url == c_url)).await?;
     lab.stop_server(c).await?;
     f.step("stopped c's server");
     let answers = send(p, ROUND).await?;
@@ -350,7 +351,7 @@ impl Names {
         Names(
             servers
                 .into_iter()
-                .map(|(letter, addr)| (letter, format!("http://{addr}{BASE_PATH}")))
+                .map(|(letter, addr)| (letter, upstream_url(addr)))
                 .collect(),
         )
     }
@@ -415,37 +416,6 @@ impl Names {
     }
 }
 
-/// One proxied request: its status, X-Lab-Upstream and X-Lab-Set.
-struct Answer {
-    status: u16,
-    upstream: Option<String>,
-    set: Option<u64>,
-}
-
-/// `n` requests one after another, each asking which set it was balanced over.
-async fn send(proxy: SocketAddr, n: usize) -> anyhow::Result<Vec<Answer>> {
-    let mut answers = Vec::with_capacity(n);
-    for _ in 0..n {
-        let exchange = Probe::get("/abc")
-            .header(EXPLAIN_HEADER.as_str(), "1")
-            .send(proxy)
-            .await?;
-        let header = |name: &http::HeaderName| {
-            exchange
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        answers.push(Answer {
-            status: exchange.status.as_u16(),
-            upstream: header(&UPSTREAM_HEADER),
-            set: header(&SET_HEADER).and_then(|g| g.parse().ok()),
-        });
-    }
-    Ok(answers)
-}
-
 /// Whether `turns` takes each of `letters` in turn, none twice in a row.
 fn alternates(turns: &[String], letters: &[&str]) -> bool {
     turns.iter().all(|t| letters.contains(&t.as_str()))
@@ -486,26 +456,4 @@ fn distinct_statuses(answers: &[Answer]) -> String {
         .map(u16::to_string)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-async fn read_status(proxy: SocketAddr) -> anyhow::Result<Status> {
-    let exchange = Probe::get(UPSTREAMS_PATH).send(proxy).await?;
-    serde_json::from_slice(&exchange.body)
-        .with_context(|| format!("{UPSTREAMS_PATH} did not answer with the status JSON"))
-}
-
-/// Polls the status page until `done` holds or [`GIVE_UP`] passes: how long
-/// it took and the last status read (the claim judges both).
-async fn until(
-    proxy: SocketAddr,
-    done: impl Fn(&Status) -> bool,
-) -> anyhow::Result<(Duration, Status)> {
-    let started = Instant::now();
-    loop {
-        let status = read_status(proxy).await?;
-        if done(&status) || started.elapsed() > GIVE_UP {
-            return Ok((started.elapsed(), status));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
