@@ -445,9 +445,12 @@ impl Membership {
             .as_ref()
             .map(|c| c.healthy_after)
             .unwrap_or_default();
+        let which = match self.known.len() {
+            1 => "the only upstream failed its".to_string(),
+            n => format!("all {n} upstreams failed their"),
+        };
         format!(
-            "no healthy upstream: all {} failed their health checks\n{}\nEach returns after {back} good check(s) in a row; is `lab realserver` running?",
-            self.known.len(),
+            "no healthy upstream: {which} health checks\n{}\nAn upstream returns after {back} good check(s) in a row; is `lab realserver` running?",
             reasons.join("\n")
         )
     }
@@ -578,7 +581,7 @@ mod tests {
         let live = shared.live.load_full();
         assert!(live.balancer.nodes().is_empty());
         assert!(
-            live.empty_reason.contains("all 2 failed"),
+            live.empty_reason.contains("all 2 upstreams failed"),
             "{}",
             live.empty_reason
         );
