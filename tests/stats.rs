@@ -593,7 +593,11 @@ async fn lab_stats_with_nothing_listening_says_to_start_lab_proxy() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("start `lab proxy`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("start it with `lab proxy`"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stdout.is_empty(), "{}", run.stdout);
 }
 

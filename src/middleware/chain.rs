@@ -64,12 +64,9 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
         let mut refused = text_response(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
-                "too many requests: this proxy allows {} per {} (--rate-limit); try again in {} ms\n",
+                "too many requests: this proxy allows {} {} (--rate-limit); try again in {} ms\n",
                 limiter.rate(),
-                match limiter.by() {
-                    super::rate_limit::LimitBy::Ip => "client IP",
-                    super::rate_limit::LimitBy::Global => "everyone together",
-                },
+                limiter.by().describe(),
                 wait.as_millis().max(1)
             ),
         );
@@ -103,6 +100,15 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
         None => proxy.serve_http(conn, req, &mut in_flight).await,
     };
 
+    // An answer with neither an upstream nor a layer is the proxy's own
+    // (503 with nothing live, 400, 405 CONNECT, 508 loop).
+    let headers = response.headers();
+    let response = if headers.contains_key(UPSTREAM_HEADER) || headers.contains_key(LAYER_HEADER) {
+        response
+    } else {
+        answered_by(response, "proxy")
+    };
+
     // 6. Degradation.
     let mut response = degrade(proxy, response);
 
@@ -112,11 +118,6 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
         .get(UPSTREAM_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    // An answer with neither an upstream nor a layer is the proxy's own
-    // refusal (400, 405 CONNECT, 508 loop).
-    if upstream.is_none() && !response.headers().contains_key(LAYER_HEADER) {
-        response = answered_by(response, "proxy");
-    }
     let layer = response
         .headers()
         .get(LAYER_HEADER)

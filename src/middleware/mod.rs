@@ -88,10 +88,7 @@ impl Layers {
             lines.push(format!(
                 "rate limit (限流): {} {}, burst {}",
                 limiter.rate(),
-                match limiter.by() {
-                    rate_limit::LimitBy::Ip => "per client IP",
-                    rate_limit::LimitBy::Global => "for all clients together",
-                },
+                limiter.by().describe(),
                 limiter.burst()
             ));
         }

@@ -169,6 +169,16 @@ pub enum LimitBy {
     Global,
 }
 
+impl LimitBy {
+    /// Whose requests one bucket counts, in words: "per client IP".
+    pub fn describe(self) -> &'static str {
+        match self {
+            LimitBy::Ip => "per client IP",
+            LimitBy::Global => "for all clients together",
+        }
+    }
+}
+
 /// A refusal: when the next request would be allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryAfter {

@@ -18,15 +18,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use comfy_table::{Cell, CellAlignment};
-use tokio::net::TcpStream;
 
 use super::stats::{Counts, LAYERS, STATS_PATH, StatsSnapshot};
 use crate::cli::StatsArgs;
 use crate::output;
 use crate::trace::Endpoint;
-
-/// How long the check that something listens may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long reading the statistics may take (the proxy answers from
 /// memory, at once).
@@ -42,7 +38,13 @@ const ABSENT: &str = "—";
 /// `lab stats`: fetch, then print tables or the JSON.
 pub async fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     let addr = args.proxy.resolve().await?;
-    check_listening(addr).await?;
+    crate::trace::fire::check_listening(
+        addr,
+        "the lab proxy",
+        "lab proxy",
+        "give --proxy the URL of a running one",
+    )
+    .await?;
     let body = fetch(&args.proxy, addr).await?;
     let snapshot: StatsSnapshot = serde_json::from_str(&body).with_context(|| {
         format!(
@@ -59,20 +61,6 @@ pub async fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
         print!("{}", render(&args.proxy.to_string(), &snapshot));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Fails with a hint when nothing accepts connections at `addr`.
-async fn check_listening(addr: SocketAddr) -> anyhow::Result<()> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(err)) => anyhow::bail!(
-            "nothing listens at {addr} ({}): start `lab proxy`, or give --proxy the URL of a running one",
-            err.kind()
-        ),
-        Err(_) => anyhow::bail!(
-            "{addr} did not accept a connection within {CONNECT_TIMEOUT:?}: is `lab proxy` running there?"
-        ),
-    }
 }
 
 /// The body of the proxy's statistics page.

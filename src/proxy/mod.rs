@@ -58,11 +58,14 @@ pub async fn serve<H: Handler>(
     crate::server::serve(listener, shutdown, move |conn| {
         let handler = handler.clone();
         // Moved into the service, which lives as long as the connection;
-        // each request carries a copy, so that a tunnel made of the
+        // an upgrade request carries a copy, so that a tunnel made of the
         // connection (a WebSocket after 101) can keep it open past hyper.
         let opened = handler.connection_opened().map(Arc::new);
         hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            if let Some(opened) = &opened {
+            // Only an upgrade can outlive the exchange; others need no copy.
+            if let Some(opened) = &opened
+                && req.headers().contains_key(header::UPGRADE)
+            {
                 req.extensions_mut().insert(opened.clone());
             }
             let handler = handler.clone();

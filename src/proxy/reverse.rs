@@ -179,9 +179,6 @@ impl ReverseProxy {
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{}\n", live.empty_reason),
             );
-            refused
-                .headers_mut()
-                .insert(LAYER_HEADER, HeaderValue::from_static("proxy"));
             if explain {
                 refused
                     .headers_mut()
@@ -208,13 +205,13 @@ impl ReverseProxy {
             live,
         };
         let upstream = chosen.upstream.clone();
-        in_flight.sent_to(&self.layers.stats, &upstream.to_string());
         if let Err(err) = self.director.direct(&mut parts, &upstream) {
             return text_response(
                 StatusCode::BAD_REQUEST,
                 format!("cannot build the upstream request: {err}\n"),
             );
         }
+        in_flight.sent_to(&self.layers.stats, &upstream.to_string());
         let body = match &self.director.replace_body {
             Some(json) => replace_body(body, json.0.clone()).await,
             None => body,

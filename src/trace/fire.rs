@@ -260,12 +260,19 @@ pub fn parse_header_line(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.to_string()))
 }
 
-/// Fails with a one-line hint when nothing accepts connections at `addr`.
-pub async fn check_listening(addr: SocketAddr, what: &str, start: &str) -> anyhow::Result<()> {
+/// Fails with a one-line hint when nothing accepts connections at `addr`:
+/// `what` should be there, `start` starts it, `elsewhere` says how to use
+/// one running elsewhere ("point lab trace at a running one").
+pub async fn check_listening(
+    addr: SocketAddr,
+    what: &str,
+    start: &str,
+    elsewhere: &str,
+) -> anyhow::Result<()> {
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(err)) => anyhow::bail!(
-            "nothing listens at {addr} for {what} ({}): start it with `{start}`, or point lab trace at a running one",
+            "nothing listens at {addr} for {what} ({}): start it with `{start}`, or {elsewhere}",
             err.kind()
         ),
         Err(_) => anyhow::bail!(

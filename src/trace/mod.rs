@@ -219,7 +219,7 @@ async fn set_changes(addr: SocketAddr, records: &[model::Record]) -> Vec<crate::
 /// Resolves `endpoint` and checks that something accepts connections there.
 async fn reachable(endpoint: &Endpoint, what: &str, start: &str) -> anyhow::Result<SocketAddr> {
     let addr = endpoint.resolve().await?;
-    fire::check_listening(addr, what, start).await?;
+    fire::check_listening(addr, what, start, "point lab trace at a running one").await?;
     Ok(addr)
 }
 
