@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# bench/compare.sh - issue 9: lab proxy side by side with nginx and the article's
+# Go ReverseProxy, on this machine, in one run.
+#
+#   bench/compare.sh                                   # the full run (DURATION=10 ROUNDS=3)
+#   DURATION=3 ROUNDS=1 WARMUP=1 bench/compare.sh      # a smoke run (~1.5 min)
+#
+# Settings (environment variables):
+#   DURATION=10          seconds of measured load per cell
+#   ROUNDS=3             rounds; each round runs every subject at every connection count
+#   WARMUP=3             seconds of unmeasured load on a fresh proxy before each measurement
+#   CONNECTIONS="50 500" wrk connection counts
+#   THREADS=2            wrk threads
+#   SUBJECTS="direct lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"
+#   UPSTREAM_WORKERS=1   worker processes of the upstream nginx (both upstream ports)
+#   PORT_BASE=18080      upstreams on PORT_BASE+1, +2; proxies on PORT_BASE+10...
+#   OUT=bench/results-latest.md
+#   KEEP_WORK=1          keep the temp dir (configs, logs, raw wrk output)
+#
+# Every cell (round x connections x subject) starts the proxy fresh, warms it up,
+# measures with `wrk --latency`, reads the proxy's peak RSS (VmHWM, summed over
+# the process and its children) and stops it. Every process this script starts
+# is recorded by PID and stopped on exit, Ctrl-C or failure.
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-3}
+CONNECTIONS=${CONNECTIONS:-"50 500"}
+THREADS=${THREADS:-2}
+SUBJECTS=${SUBJECTS:-"direct lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"}
+UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}
+PORT_BASE=${PORT_BASE:-18080}
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH/.." && pwd)
+OUT=${OUT:-$BENCH/results-latest.md}
+P1=$((PORT_BASE + 1))
+P2=$((PORT_BASE + 2))
+
+log() { printf '[compare %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- processes
+PIDS=()   # every live process this script started
+WORK=""
+
+children_of() { # direct children of a PID (nginx workers)
+    cat /proc/"$1"/task/*/children 2>/dev/null || pgrep -P "$1" 2>/dev/null || true
+}
+
+forget_pid() {
+    local p keep=()
+    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+stop_pid() { # TERM, wait up to 5 s, then KILL the process and any children left
+    local pid=$1 kids i
+    kids=$(children_of "$pid")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    for k in $kids; do kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null || true; done
+    forget_pid "$pid"
+}
+
+cleanup() {
+    local rc=$? p
+    trap - EXIT INT TERM
+    for p in "${PIDS[@]+"${PIDS[@]}"}"; do stop_pid "$p"; done
+    if [[ -n $WORK && -d $WORK ]]; then
+        if [[ ${KEEP_WORK:-0} == 1 || $rc != 0 ]]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log interrupted; exit 130' INT
+trap 'log terminated; exit 143' TERM
+
+START_PID=""
+start_bg() { # start_bg LOGFILE CMD...: run in the background, record the PID
+    local logf=$1; shift
+    "$@" >"$logf" 2>&1 &
+    START_PID=$!
+    PIDS+=("$START_PID")
+}
+
+wait_http() { # wait_http PORT PID LOG: until GET / answers 200 with an upstream's body
+    local port=$1 pid=$2 logf=$3 i body
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || { cat "$logf" >&2; die "process $pid exited before listening on $port"; }
+        if body=$(curl -sf --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null) && [[ $body == *upstream* ]]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$logf" >&2
+    die "nothing answered 200 on 127.0.0.1:$port within 10 s"
+}
+
+peak_rss_kb() { # VmHWM of a PID plus its children's (nginx master + workers)
+    local pid=$1 total=0 p v
+    for p in "$pid" $(children_of "$pid"); do
+        v=$(awk '/^VmHWM:/ {print $2}' /proc/"$p"/status 2>/dev/null || true)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# ---------------------------------------------------------------- tools
+install_missing() {
+    local pkgs=() sudo=""
+    command -v wrk >/dev/null || pkgs+=(wrk)
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || pkgs+=(nginx-light)
+    command -v go >/dev/null || pkgs+=(golang-go)
+    command -v curl >/dev/null || pkgs+=(curl)
+    ((${#pkgs[@]})) || return 0
+    command -v apt-get >/dev/null || die "missing ${pkgs[*]}: install them (no apt-get here)"
+    [[ $(id -u) == 0 ]] || sudo=sudo
+    log "installing ${pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y --no-install-recommends "${pkgs[@]}" ||
+        { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${pkgs[@]}"; } ||
+        { [[ " ${pkgs[*]} " == *" nginx-light "* ]] &&
+            $sudo apt-get install -y --no-install-recommends "${pkgs[@]/nginx-light/nginx}"; } ||
+        die "could not install ${pkgs[*]}"
+}
+
+install_missing
+export PATH=$PATH:/usr/sbin:/usr/local/go/bin
+NGINX=$(command -v nginx)
+command -v cargo >/dev/null || die "cargo not found (install Rust: https://rustup.rs)"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+(($(ulimit -n) >= 2 * 500 + 100)) || log "warning: ulimit -n is $(ulimit -n); 500 connections may fail"
+
+WORK=$(mktemp -d /tmp/lab-bench.XXXXXX)
+chmod 755 "$WORK"   # nginx workers run as nobody when started by root
+
+log "building lab (cargo build --release)"
+(cd "$ROOT" && cargo build --release --bin lab) >&2
+LAB=${CARGO_TARGET_DIR:-$ROOT/target}/release/lab
+[[ -x $LAB ]] || die "no $LAB after the build"
+
+log "building the Go proxy ($(go version))"
+(cd "$BENCH/go-proxy" && GOPROXY=off GOFLAGS=-mod=mod go build -o "$WORK/go-proxy" .) >&2
+
+# ---------------------------------------------------------------- nginx configs
+NGINX_USER=""
+[[ $(id -u) == 0 ]] && NGINX_USER="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
+
+render_nginx() { # render_nginx TEMPLATE PREFIX WORKERS LISTEN_PORT
+    local tpl=$1 prefix=$2
+    mkdir -p "$prefix"
+    chmod 755 "$prefix"
+    awk -v common="$(cat "$BENCH/nginx/common.conf.in")" '{ if ($0 == "@COMMON@") print common; else print }' "$tpl" |
+        sed -e "s|@USER@|$NGINX_USER|" -e "s|@NOFILE@|$(ulimit -n)|g" -e "s|@PREFIX@|$prefix|g" -e "s|@WORKERS@|$3|g" \
+            -e "s|@PORT1@|$P1|g" -e "s|@PORT2@|$P2|g" -e "s|@LISTEN_PORT@|$4|g" >"$prefix/nginx.conf"
+    "$NGINX" -t -q -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" ||
+        die "nginx -t failed for $prefix/nginx.conf"
+}
+
+# ---------------------------------------------------------------- upstreams
+UP=$WORK/upstreams
+mkdir -p "$UP/html1" "$UP/html2"
+for n in 1 2; do # a small static body (~100 bytes)
+    printf 'hello from upstream %s - a small static body for bench/compare.sh, served by nginx\n' "$n" >"$UP/html$n/index.txt"
+done
+chmod -R a+rX "$UP"
+render_nginx "$BENCH/nginx/upstreams.conf.in" "$UP" "$UPSTREAM_WORKERS" 0
+start_bg "$UP/stdout.log" "$NGINX" -p "$UP" -c "$UP/nginx.conf" -e "$UP/error.log"
+UP_PID=$START_PID
+wait_http "$P1" "$UP_PID" "$UP/error.log"
+wait_http "$P2" "$UP_PID" "$UP/error.log"
+log "upstreams: nginx ($UPSTREAM_WORKERS worker) on 127.0.0.1:$P1 and :$P2, PID $UP_PID"
+
+# ---------------------------------------------------------------- subjects
+port_of() { # a port per subject
+    local i=0 s
+    for s in direct lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2; do
+        [[ $s == "$1" ]] && { echo $((PORT_BASE + 10 + i)); return; }
+        i=$((i + 1))
+    done
+    die "unknown subject $1"
+}
+
+describe() {
+    case $1 in
+    direct) echo "wrk straight at upstream 1 (nginx, static body): the limit" ;;
+    lab-rr) echo "lab proxy --lb round-robin (release)" ;;
+    lab-weighted) echo "lab proxy --lb weighted, weights 10 and 20 (the article's main)" ;;
+    lab-hash) echo "lab proxy --lb consistent-hash (key: client IP, so all loopback traffic goes to one upstream)" ;;
+    nginx-1w) echo "nginx reverse proxy, worker_processes 1" ;;
+    nginx-2w) echo "nginx reverse proxy, worker_processes 2" ;;
+    go-1) echo "the article's Go ReverseProxy + round robin, GOMAXPROCS=1" ;;
+    go-2) echo "the article's Go ReverseProxy + round robin, GOMAXPROCS=2" ;;
+    esac
+}
+
+SUBJ_PID=""
+start_subject() { # start_subject NAME PORT LOGDIR: sets SUBJ_PID ("" for direct)
+    local s=$1 port=$2 dir=$3 lb
+    SUBJ_PID=""
+    case $s in
+    direct) return 0 ;;
+    lab-*)
+        case $s in lab-rr) lb=round-robin ;; lab-weighted) lb=weighted ;; lab-hash) lb=consistent-hash ;; esac
+        start_bg "$dir/lab.log" "$LAB" proxy --listen "127.0.0.1:$port" --lb "$lb" \
+            --upstream "http://127.0.0.1:$P1,10" --upstream "http://127.0.0.1:$P2,20"
+        SUBJ_PID=$START_PID
+        wait_http "$port" "$SUBJ_PID" "$dir/lab.log"
+        ;;
+    nginx-*)
+        render_nginx "$BENCH/nginx/proxy.conf.in" "$dir" "${s//[!0-9]/}" "$port"
+        start_bg "$dir/stdout.log" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+        SUBJ_PID=$START_PID
+        wait_http "$port" "$SUBJ_PID" "$dir/error.log"
+        ;;
+    go-*)
+        start_bg "$dir/go.log" env GOMAXPROCS="${s#go-}" "$WORK/go-proxy" -listen "127.0.0.1:$port" \
+            -upstream "http://127.0.0.1:$P1" -upstream "http://127.0.0.1:$P2"
+        SUBJ_PID=$START_PID
+        wait_http "$port" "$SUBJ_PID" "$dir/go.log"
+        ;;
+    esac
+}
+
+run_wrk() { # run_wrk PORT CONNS SECONDS OUTFILE
+    local threads=$THREADS
+    ((threads > $2)) && threads=$2
+    start_bg "$4" timeout -k 5 $(($3 + 30)) wrk -t"$threads" -c"$2" -d"$3"s --timeout 5s --latency "http://127.0.0.1:$1/"
+    local pid=$START_PID rc=0
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    ((rc == 0)) || { cat "$4" >&2; die "wrk exited with $rc"; }
+}
+
+to_ms() { # 1.23ms / 456.00us / 1.20s -> milliseconds
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000
+        printf "%.3f", n }'
+}
+
+LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
+RAW=$WORK/raw.tsv
+: >"$RAW"
+read -r -a SUBJ <<<"$SUBJECTS"
+read -r -a CONNS <<<"$CONNECTIONS"
+cells=$((ROUNDS * ${#SUBJ[@]} * ${#CONNS[@]}))
+log "$cells cells of ~$((WARMUP + DURATION + 1)) s: about $(((cells * (WARMUP + DURATION + 1) + 59) / 60)) min"
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    for c in "${CONNS[@]}"; do
+        for s in "${SUBJ[@]}"; do
+            dir=$WORK/r$r-c$c-$s
+            mkdir -p "$dir"
+            port=$(port_of "$s")
+            [[ $s == direct ]] && port=$P1
+            start_subject "$s" "$port" "$dir"
+            ((WARMUP > 0)) && run_wrk "$port" "$c" "$WARMUP" "$dir/warmup.txt"
+            run_wrk "$port" "$c" "$DURATION" "$dir/wrk.txt"
+            rss=0
+            [[ -n $SUBJ_PID ]] && rss=$(peak_rss_kb "$SUBJ_PID")
+            [[ -n $SUBJ_PID ]] && stop_pid "$SUBJ_PID"
+            rps=$(awk '/^Requests\/sec:/ {print $2}' "$dir/wrk.txt")
+            p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$dir/wrk.txt")")
+            p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$dir/wrk.txt")")
+            errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$dir/wrk.txt")
+            [[ -n $rps ]] || { cat "$dir/wrk.txt" >&2; die "no Requests/sec in wrk's output"; }
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$c" "$rps" "$p50" "$p99" "$rss" "$errs" >>"$RAW"
+            log "round $r/$ROUNDS c=$c $s: $rps req/s, p50 ${p50} ms, p99 ${p99} ms, peak RSS $((rss / 1024)) MB, errors $errs"
+        done
+    done
+done
+
+# ---------------------------------------------------------------- the table
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -F'\t' -v s="$1" -v c="$2" -v k="$3" '$2 == s && $3 == c { print $k }' "$RAW"; }
+
+declare -A RPS P50 P99 RSS ERR
+for c in "${CONNS[@]}"; do
+    for s in "${SUBJ[@]}"; do
+        RPS[$s,$c]=$(col "$s" "$c" 4 | median)
+        P50[$s,$c]=$(col "$s" "$c" 5 | median)
+        P99[$s,$c]=$(col "$s" "$c" 6 | median)
+        RSS[$s,$c]=$(col "$s" "$c" 7 | sort -g | tail -n1)
+        ERR[$s,$c]=$(col "$s" "$c" 8 | awk '{ n += $1 } END { print n + 0 }')
+    done
+done
+
+best_of() { # best_of CONNS SUBJECT... -> the subject with the highest median req/s
+    local c=$1 best="" s; shift
+    for s in "$@"; do
+        [[ -n ${RPS[$s,$c]:-} ]] || continue
+        if [[ -z $best ]] || awk -v a="${RPS[$s,$c]}" -v b="${RPS[$best,$c]}" 'BEGIN { exit !(a > b) }'; then best=$s; fi
+    done
+    echo "$best"
+}
+ratio() { [[ -n ${1:-} && -n ${2:-} ]] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else print "—" }' || echo "—"; }
+fmt() { [[ -n ${1:-} ]] && awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v }' || echo "—"; }
+
+{
+    echo "# lab proxy vs nginx vs the article's Go ReverseProxy"
+    echo
+    echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r)."
+    echo "Load average (1/5/15 min) before the load: $LOAD_BEFORE; after: $(cut -d" " -f1-3 /proc/loadavg) (anything else running distorts the numbers)."
+    echo "Tools: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $(go version | awk '{print $3}'), $(wrk -v 2>&1 | awk 'NR == 1 {print $1, $2}'), $(rustc --version 2>/dev/null | awk '{print $1, $2}')."
+    echo
+    echo "Command: \`DURATION=$DURATION ROUNDS=$ROUNDS WARMUP=$WARMUP CONNECTIONS=\"$CONNECTIONS\" THREADS=$THREADS UPSTREAM_WORKERS=$UPSTREAM_WORKERS bench/compare.sh\`"
+    echo
+    echo "wrk -t$THREADS --latency, ${DURATION} s per cell after a ${WARMUP} s warm-up on a fresh proxy, $ROUNDS round(s) interleaved;"
+    echo "req/s, p50 and p99 are medians over the rounds; peak RSS is the largest VmHWM (proxy process + its children) over the rounds;"
+    echo "errors are wrk's non-2xx responses and socket errors, summed over the rounds."
+    echo
+    echo "| subject | conns | req/s | p50 ms | p99 ms | peak RSS MB | errors | what it is |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|"
+    for c in "${CONNS[@]}"; do
+        for s in "${SUBJ[@]}"; do
+            rssmb="—"
+            [[ $s != direct && -n ${RSS[$s,$c]} ]] && rssmb=$(awk -v k="${RSS[$s,$c]}" 'BEGIN { printf "%.1f", k / 1024 }')
+            echo "| $s | $c | $(fmt "${RPS[$s,$c]}" 0) | $(fmt "${P50[$s,$c]}" 2) | $(fmt "${P99[$s,$c]}" 2) | $rssmb | ${ERR[$s,$c]} | $(describe "$s") |"
+        done
+    done
+    echo
+    echo "## Ratios (median req/s; nginx and Go at their better setting in this run)"
+    echo
+    echo "| lab subject | conns | ÷ nginx best | p99 lab / p99 nginx best | ÷ Go best | ÷ lab-rr | ÷ direct |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for c in "${CONNS[@]}"; do
+        nb=$(best_of "$c" nginx-1w nginx-2w)
+        gb=$(best_of "$c" go-1 go-2)
+        for s in lab-rr lab-weighted lab-hash; do
+            [[ " ${SUBJ[*]} " == *" $s "* ]] || continue
+            echo "| $s | $c | $(ratio "${RPS[$s,$c]}" "${RPS[$nb,$c]:-}") (vs ${nb:-—}) | $(ratio "${P99[$s,$c]}" "${P99[$nb,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[$gb,$c]:-}") (vs ${gb:-—}) | $(ratio "${RPS[$s,$c]}" "${RPS[lab-rr,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[direct,$c]:-}") |"
+        done
+    done
+    echo
+    echo "<details><summary>Raw rows (round, subject, conns, req/s, p50 ms, p99 ms, peak RSS kB, errors)</summary>"
+    echo
+    echo '```'
+    cat "$RAW"
+    echo '```'
+    echo
+    echo "</details>"
+} >"$OUT"
+
+cat "$OUT"
+log "wrote $OUT"
