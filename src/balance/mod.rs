@@ -47,6 +47,9 @@ pub struct Node {
     pub upstream: Arc<Upstream>,
     /// The article's `weight` (权重); at least 1.
     pub weight: u32,
+    /// `upstream` as text, made once: the name the statistics, the circuit
+    /// breakers and `X-Lab-Upstream` know it by, read on every request.
+    pub url: Arc<str>,
 }
 
 /// What a pick may look at.
@@ -140,6 +143,7 @@ impl Node {
     /// A node for `upstream` with `weight`.
     pub fn new(upstream: Upstream, weight: u32) -> Node {
         Node {
+            url: Arc::from(upstream.to_string()),
             upstream: Arc::new(upstream),
             weight,
         }

@@ -167,7 +167,7 @@ impl Upstreams {
         // A full queue means the observer is far behind; dropping a report
         // loses one piece of evidence, never a request.
         let _ = passive.try_send(Report {
-            upstream: node.upstream.to_string(),
+            upstream: node.url.to_string(),
             failure,
         });
     }

@@ -542,14 +542,14 @@ fn log(upstream: &str, transition: &Transition) {
 #[derive(Debug)]
 pub struct Ticket<'a> {
     breakers: &'a Breakers,
-    upstream: String,
+    upstream: Arc<str>,
     probe: bool,
     settled: bool,
 }
 
 impl<'a> Ticket<'a> {
     /// A ticket for a request `admit` let through (`probe`: as the trial).
-    pub fn new(breakers: &'a Breakers, upstream: String, probe: bool) -> Ticket<'a> {
+    pub fn new(breakers: &'a Breakers, upstream: Arc<str>, probe: bool) -> Ticket<'a> {
         Ticket {
             breakers,
             upstream,

@@ -27,7 +27,7 @@ use hyper::body::Incoming;
 
 use super::auth::BearerAuth;
 use super::rate_limit::RateLimiter;
-use super::stats::{CountedBody, RequestRecord};
+use super::stats::{CountedBody, InFlight, LAYERS, RequestRecord};
 use super::{DEGRADED_HEADER, LAYER_HEADER};
 use crate::proxy::reverse::{BREAKER_HEADER, ReverseProxy, UPSTREAM_HEADER};
 use crate::proxy::{Body, admin, text_response};
@@ -44,14 +44,13 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
     //    client goes away before the response head, this future is dropped
     //    and `Unanswered` counts the exchange (499, as nginx logs it).
     let layers = &proxy.layers;
-    let mut in_flight = layers.stats.request_started();
     let received = Arc::new(AtomicU64::new(0));
     let counter = received.clone();
-    let mut unanswered = Unanswered {
-        stats: layers.stats.clone(),
+    let mut counting = Counting {
+        in_flight: layers.stats.request_started(),
         started: Instant::now(),
-        received: received.clone(),
-        armed: true,
+        received,
+        done: false,
     };
     let mut req = req.map(|body| {
         CountedBody::new(body, move |bytes| counter.store(bytes, Ordering::Relaxed)).boxed()
@@ -97,7 +96,7 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
     // 5. The ReverseProxy (and the breakers inside it).
     let response = match early {
         Some(refused) => refused,
-        None => proxy.serve_http(conn, req, &mut in_flight).await,
+        None => proxy.serve_http(conn, req, &mut counting.in_flight).await,
     };
 
     // An answer with neither an upstream nor a layer is the proxy's own
@@ -112,56 +111,52 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
     // 6. Degradation.
     let mut response = degrade(proxy, response);
 
-    // 7. Count the exchange once its body has gone out (or was dropped).
-    let upstream = response
-        .headers()
-        .get(UPSTREAM_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let layer = response
-        .headers()
-        .get(LAYER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    // 7. Count the exchange once its body has gone out (or was dropped),
+    //    where `in_flight` counts it: the upstream it was sent to, or the
+    //    proxy's own answers.
+    let layer = response.headers().get(LAYER_HEADER).and_then(|value| {
+        LAYERS
+            .iter()
+            .copied()
+            .find(|name| name.as_bytes() == value.as_bytes())
+    });
     let status = response.status().as_u16();
-    unanswered.armed = false;
-    let (stats, started) = (unanswered.stats.clone(), unanswered.started);
     let body = std::mem::replace(response.body_mut(), crate::proxy::empty());
     *response.body_mut() = CountedBody::new(body, move |bytes_out| {
-        stats.record(RequestRecord {
-            upstream: upstream.as_deref(),
-            status,
-            latency: started.elapsed(),
-            bytes_in: received.load(Ordering::Relaxed),
-            bytes_out,
-            layer: layer.as_deref(),
-        });
-        drop(in_flight);
+        counting.finish(status, layer, bytes_out);
     })
     .boxed();
     response
 }
 
-/// Counts an exchange whose client left before the answer: dropped with
-/// the request's future unless disarmed.
-struct Unanswered {
-    stats: Arc<super::stats::Stats>,
+/// One exchange's statistics: counted once, when the response body has
+/// gone — or, if the client leaves before the answer and this is dropped
+/// with the request's future, as a 499.
+struct Counting {
+    in_flight: InFlight,
     started: Instant,
     received: Arc<AtomicU64>,
-    armed: bool,
+    done: bool,
 }
 
-impl Drop for Unanswered {
+impl Counting {
+    fn finish(&mut self, status: u16, layer: Option<&'static str>, bytes_out: u64) {
+        self.done = true;
+        self.in_flight.record(RequestRecord {
+            upstream: None,
+            status,
+            latency: self.started.elapsed(),
+            bytes_in: self.received.load(Ordering::Relaxed),
+            bytes_out,
+            layer,
+        });
+    }
+}
+
+impl Drop for Counting {
     fn drop(&mut self) {
-        if self.armed {
-            self.stats.record(RequestRecord {
-                upstream: None,
-                status: CLIENT_CLOSED,
-                latency: self.started.elapsed(),
-                bytes_in: self.received.load(Ordering::Relaxed),
-                bytes_out: 0,
-                layer: Some("proxy"),
-            });
+        if !self.done {
+            self.finish(CLIENT_CLOSED, Some("proxy"), 0);
         }
     }
 }

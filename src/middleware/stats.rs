@@ -304,6 +304,15 @@ impl InFlight {
         let before = std::mem::replace(&mut self.at, counters);
         before.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
+
+    /// Counts this request's finished exchange, overall and where it counts
+    /// now (its upstream after [`InFlight::sent_to`], else the proxy's own
+    /// answers): no lookup, whatever `record.upstream` says.
+    pub fn record(&self, record: RequestRecord<'_>) {
+        let sample = Sample::of(&record);
+        self.shared.overall.add(&sample);
+        self.at.add(&sample);
+    }
 }
 
 impl Drop for InFlight {

@@ -196,9 +196,11 @@ impl ReverseProxy {
                 Err(retry_in) => return all_open(retry_in),
             },
         };
+        let node = &live.balancer.nodes()[index];
         let chosen = Chosen {
             index,
-            upstream: live.balancer.nodes()[index].upstream.clone(),
+            upstream: node.upstream.clone(),
+            url: node.url.clone(),
             explanation: pick.explanation,
             generation: explain.then_some(live.generation),
             passed_over: index != pick.index,
@@ -211,7 +213,7 @@ impl ReverseProxy {
                 format!("cannot build the upstream request: {err}\n"),
             );
         }
-        in_flight.sent_to(&self.layers.stats, &upstream.to_string());
+        in_flight.sent_to(&self.layers.stats, &chosen.url);
         let body = match &self.director.replace_body {
             Some(json) => replace_body(body, json.0.clone()).await,
             None => body,
@@ -414,6 +416,8 @@ struct Chosen {
     live: Arc<Live>,
     index: usize,
     upstream: Arc<Upstream>,
+    /// The upstream as text (`Node::url`).
+    url: Arc<str>,
     explanation: Option<Explanation>,
     /// The set's generation, when an explanation was asked for.
     generation: Option<u64>,
@@ -424,7 +428,7 @@ struct Chosen {
 impl Chosen {
     /// Names the upstream in the response, and explains the pick if asked.
     fn name_in(&self, headers: &mut http::HeaderMap) {
-        headers.insert(UPSTREAM_HEADER, header_value(&self.upstream.to_string()));
+        headers.insert(UPSTREAM_HEADER, header_value(&self.url));
         if let Some(explanation) = &self.explanation
             && let Ok(json) = serde_json::to_string(explanation)
         {
@@ -468,7 +472,7 @@ fn breaker_admit<'a>(
     let mut soonest: Option<Duration> = None;
     for k in 0..nodes.len() {
         let index = (first + k) % nodes.len();
-        let upstream = nodes[index].upstream.to_string();
+        let upstream = nodes[index].url.clone();
         match breakers.admit(&upstream) {
             Admission::Allowed => return Ok((index, Ticket::new(breakers, upstream, false))),
             Admission::Probe => return Ok((index, Ticket::new(breakers, upstream, true))),
