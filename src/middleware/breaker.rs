@@ -456,6 +456,27 @@ impl Breakers {
         &self.config
     }
 
+    /// May a request go to `upstream` now? If so, its ticket, to settle
+    /// with the outcome; if not, how soon one may try again.
+    pub fn ticket(&self, upstream: &Arc<str>) -> Result<Ticket, Duration> {
+        let breaker = self.breaker(upstream);
+        let (admission, transition) = lock(&breaker).admit_with_transition(Instant::now());
+        if let Some(transition) = transition {
+            log(upstream, &transition);
+        }
+        let probe = match admission {
+            Admission::Allowed => false,
+            Admission::Probe => true,
+            Admission::Rejected { retry_in } => return Err(retry_in),
+        };
+        Ok(Ticket {
+            breaker,
+            upstream: Arc::clone(upstream),
+            probe,
+            settled: false,
+        })
+    }
+
     /// May a request go to `upstream` now?
     pub fn admit(&self, upstream: &str) -> Admission {
         let breaker = self.breaker(upstream);
@@ -539,41 +560,38 @@ fn log(upstream: &str, transition: &Transition) {
 /// its outcome is known. A trial request (half-open) that is dropped
 /// unsettled — the client went away, the request was refused before it was
 /// sent — is abandoned, so that the next request may be the trial.
+///
+/// The ticket holds the upstream's breaker itself, so settling it takes no
+/// second lookup in the map.
 #[derive(Debug)]
-pub struct Ticket<'a> {
-    breakers: &'a Breakers,
+pub struct Ticket {
+    breaker: Arc<Mutex<Breaker>>,
     upstream: Arc<str>,
     probe: bool,
     settled: bool,
 }
 
-impl<'a> Ticket<'a> {
-    /// A ticket for a request `admit` let through (`probe`: as the trial).
-    pub fn new(breakers: &'a Breakers, upstream: Arc<str>, probe: bool) -> Ticket<'a> {
-        Ticket {
-            breakers,
-            upstream,
-            probe,
-            settled: false,
-        }
-    }
-
+impl Ticket {
     /// Whether this request is the half-open trial.
     pub fn is_probe(&self) -> bool {
         self.probe
     }
 
-    /// The request's outcome: `false` for unreachable, too slow or a 5xx.
+    /// The request's outcome: `false` for unreachable, too slow or a 5xx;
+    /// logs the transition it caused (a warning when the breaker opens).
     pub fn record(mut self, success: bool) {
         self.settled = true;
-        self.breakers.record(&self.upstream, success);
+        let transition = lock(&self.breaker).record(success, Instant::now());
+        if let Some(transition) = transition {
+            log(&self.upstream, &transition);
+        }
     }
 }
 
-impl Drop for Ticket<'_> {
+impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.settled && self.probe {
-            self.breakers.abandon_probe(&self.upstream);
+            lock(&self.breaker).abandon_probe();
         }
     }
 }

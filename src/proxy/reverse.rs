@@ -43,7 +43,7 @@ use super::transport::{Transport, TransportError};
 use super::upgrade;
 use crate::balance::{Algorithm, BalancerConfig, Explanation, HashKey, PickInput};
 use crate::discovery::{Live, Source, Upstreams};
-use crate::middleware::breaker::{Admission, Breakers, Ticket};
+use crate::middleware::breaker::{Breakers, Ticket};
 use crate::middleware::stats::{ConnectionGuard, InFlight};
 use crate::middleware::{LAYER_HEADER, Layers};
 use crate::server::{self, Conn};
@@ -388,7 +388,7 @@ impl ReverseProxy {
     /// 502/504 (or the article's 500).
     fn fail(
         &self,
-        ticket: Option<Ticket<'_>>,
+        ticket: Option<Ticket>,
         chosen: &Chosen,
         (method, target): (&http::Method, &http::Uri),
         failure: Failure,
@@ -464,21 +464,17 @@ impl super::Handler for ReverseProxy {
 /// 熔断 at the pick: the balancer's choice `first` if its breaker lets the
 /// request through, else the next node whose breaker does (in the
 /// balancer's order); with every breaker open, how soon one may try again.
-fn breaker_admit<'a>(
-    breakers: &'a Breakers,
+fn breaker_admit(
+    breakers: &Breakers,
     nodes: &[crate::balance::Node],
     first: usize,
-) -> Result<(usize, Ticket<'a>), Duration> {
+) -> Result<(usize, Ticket), Duration> {
     let mut soonest: Option<Duration> = None;
     for k in 0..nodes.len() {
         let index = (first + k) % nodes.len();
-        let upstream = nodes[index].url.clone();
-        match breakers.admit(&upstream) {
-            Admission::Allowed => return Ok((index, Ticket::new(breakers, upstream, false))),
-            Admission::Probe => return Ok((index, Ticket::new(breakers, upstream, true))),
-            Admission::Rejected { retry_in } => {
-                soonest = Some(soonest.map_or(retry_in, |s| s.min(retry_in)));
-            }
+        match breakers.ticket(&nodes[index].url) {
+            Ok(ticket) => return Ok((index, ticket)),
+            Err(retry_in) => soonest = Some(soonest.map_or(retry_in, |s| s.min(retry_in))),
         }
     }
     Err(soonest.unwrap_or_default())
