@@ -239,7 +239,7 @@ impl Stats {
         let sample = Sample::of(&record);
         self.shared.overall.add(&sample);
         match record.upstream {
-            Some(upstream) => self.shared.with_upstream(upstream, |c| c.add(&sample)),
+            Some(upstream) => self.shared.upstream(upstream).add(&sample),
             None => self.shared.proxy.add(&sample),
         }
     }
@@ -337,22 +337,6 @@ struct Shared {
 }
 
 impl Shared {
-    /// Runs `f` on `upstream`'s counters, made on its first request.
-    fn with_upstream(&self, upstream: &str, f: impl FnOnce(&Counters)) {
-        // The common case: a known upstream, under the shared read lock.
-        {
-            let map = self
-                .upstreams
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(counters) = map.get(upstream) {
-                f(counters);
-                return;
-            }
-        }
-        f(&self.upstream(upstream));
-    }
-
     /// `upstream`'s counters, made on its first request.
     fn upstream(&self, upstream: &str) -> Arc<Counters> {
         if let Some(counters) = self
