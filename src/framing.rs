@@ -73,10 +73,24 @@ enum Chunked {
 pub struct FramingGuard<S> {
     inner: S,
     state: State,
-    /// Bytes of the current head or chunk-size/trailer line, not yet judged.
+    /// An unfinished head or chunk-size/trailer line, not yet judged.
     held: BytesMut,
-    /// Bytes judged and ready for hyper.
+    /// Bytes judged and ready for hyper that did not fit its buffer yet (or
+    /// the stand-in request).
     ready: BytesMut,
+}
+
+/// What [`State::scan`] found in a run of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// Every byte may pass as it is.
+    Pass,
+    /// The first `n` bytes may pass; the rest is an unfinished head or
+    /// line, held back until the rest of it arrives.
+    Hold(usize),
+    /// The first `n` bytes may pass; then comes a request with both
+    /// lengths: it is replaced by the stand-in and nothing more is read.
+    Reject(usize),
 }
 
 impl<S> FramingGuard<S> {
@@ -89,67 +103,136 @@ impl<S> FramingGuard<S> {
         }
     }
 
-    /// Follows `bytes` through the framing, moving what may pass to `ready`.
-    fn feed(&mut self, bytes: &[u8]) {
-        let mut input = BytesMut::from(bytes);
-        while !input.is_empty() {
-            match self.state {
-                State::Passthrough => {
-                    self.ready.extend_from_slice(&input);
-                    return;
-                }
-                State::Closed => return,
+    /// Judges what `held` has become after more bytes arrived, moving what
+    /// may pass to `ready`.
+    fn judge_held(&mut self) {
+        match self.state.scan(&self.held) {
+            Scan::Pass => {
+                let held = self.held.split();
+                self.ready.extend_from_slice(&held);
+            }
+            Scan::Hold(n) => {
+                let judged = self.held.split_to(n);
+                self.ready.extend_from_slice(&judged);
+            }
+            Scan::Reject(n) => {
+                let judged = self.held.split_to(n);
+                self.ready.extend_from_slice(&judged);
+                self.reject();
+            }
+        }
+    }
+
+    /// Replaces the request being read by the stand-in; reads no more.
+    fn reject(&mut self) {
+        self.held.clear();
+        self.ready.extend_from_slice(REJECTED);
+        self.state = State::Closed;
+    }
+
+    /// Stops following: everything held and to come goes to hyper as is.
+    fn give_up(&mut self) {
+        let held = self.held.split();
+        self.ready.extend_from_slice(&held);
+        self.state = State::Passthrough;
+    }
+}
+
+impl State {
+    /// Follows `bytes` through the framing from this state, in place: no
+    /// byte is copied. Stops where a head or a line is unfinished (it is
+    /// judged again, from its start, when more bytes arrive).
+    fn scan(&mut self, bytes: &[u8]) -> Scan {
+        let mut at = 0;
+        while at < bytes.len() {
+            let rest = &bytes[at..];
+            match *self {
+                State::Passthrough => return Scan::Pass,
+                // Nothing is read after a rejection (see poll_read).
+                State::Closed => return Scan::Hold(at),
                 State::Body(left) => {
-                    let n = left.min(input.len() as u64) as usize;
-                    self.ready.extend_from_slice(&input.split_to(n));
-                    self.state = match left - n as u64 {
+                    let n = left.min(rest.len() as u64);
+                    at += n as usize;
+                    *self = match left - n {
                         0 => State::Head,
                         left => State::Body(left),
                     };
                 }
                 State::Chunked(Chunked::Data(left)) => {
-                    let n = left.min(input.len() as u64) as usize;
-                    self.ready.extend_from_slice(&input.split_to(n));
-                    self.state = State::Chunked(match left - n as u64 {
+                    let n = left.min(rest.len() as u64);
+                    at += n as usize;
+                    *self = State::Chunked(match left - n {
                         0 => Chunked::DataEnd(2),
                         left => Chunked::Data(left),
                     });
                 }
                 State::Chunked(Chunked::DataEnd(left)) => {
-                    self.ready.extend_from_slice(&input.split_to(1));
-                    self.state = State::Chunked(match left {
+                    at += 1;
+                    *self = State::Chunked(match left {
                         1 => Chunked::Size,
                         left => Chunked::DataEnd(left - 1),
                     });
                 }
                 State::Chunked(Chunked::Size) | State::Chunked(Chunked::Trailers) => {
                     // Line-based: a line is judged when its LF arrives.
-                    let Some(end) = input.iter().position(|&b| b == b'\n') else {
-                        self.held.extend_from_slice(&input);
-                        if self.held.len() > MAX_HEAD {
-                            self.give_up();
+                    let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+                        if rest.len() > MAX_HEAD {
+                            *self = State::Passthrough;
+                            return Scan::Pass;
                         }
-                        return;
+                        return Scan::Hold(at);
                     };
-                    self.held.extend_from_slice(&input.split_to(end + 1));
-                    let line = self.held.split();
-                    self.ready.extend_from_slice(&line);
-                    self.end_of_line(&line);
+                    self.end_of_line(&rest[..=end]);
+                    at += end + 1;
                 }
                 State::Head => {
-                    self.held.extend_from_slice(&input.split());
-                    // Whatever follows a complete head comes back as input.
-                    input = self.judge_head();
+                    // Blank lines before a request are allowed (RFC 9112 §2.2).
+                    if rest.starts_with(b"\r\n") {
+                        at += 2;
+                        continue;
+                    }
+                    if rest[0] == b'\n' {
+                        at += 1;
+                        continue;
+                    }
+                    match judge_head(rest) {
+                        Head::Partial if rest.len() <= MAX_HEAD => return Scan::Hold(at),
+                        Head::Complete(_, Some(Framing::Smuggling)) => return Scan::Reject(at),
+                        Head::Complete(end, framing) => {
+                            at += end;
+                            *self = match framing {
+                                Some(Framing::Length(0)) | Some(Framing::None) => State::Head,
+                                Some(Framing::Length(n)) => State::Body(n),
+                                Some(Framing::Chunked) => State::Chunked(Chunked::Size),
+                                // After CONNECT or an Upgrade the next bytes may be a
+                                // tunnel, or (when the upgrade is refused) the next
+                                // request. Judge them as a head: tunnel bytes (TLS,
+                                // WebSocket frames) are not one and are passed on
+                                // untouched; a request is checked like any other.
+                                Some(Framing::Opaque) => State::Head,
+                                Some(Framing::Smuggling) | None => State::Passthrough,
+                            };
+                        }
+                        // Not (the start of) an HTTP request we can follow, e.g. a
+                        // TLS hello sent to a plain port, more headers than we
+                        // look at, or a head too large: hyper answers that
+                        // itself, so do not hold it.
+                        Head::Partial | Head::Invalid => {
+                            *self = State::Passthrough;
+                            return Scan::Pass;
+                        }
+                    }
                 }
             }
         }
+        Scan::Pass
     }
 
     /// A chunk-size line or a trailer line ended.
     fn end_of_line(&mut self, line: &[u8]) {
         let text = line.strip_suffix(b"\n").unwrap_or(line);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
-        self.state = match self.state {
+        *self = match *self {
             State::Chunked(Chunked::Size) => {
                 let size = text.split(|&b| b == b';').next().unwrap_or(&[]);
                 match std::str::from_utf8(size)
@@ -166,64 +249,28 @@ impl<S> FramingGuard<S> {
             other => other,
         };
     }
+}
 
-    /// Judges the held head once it is complete; returns the bytes after
-    /// it (empty while the head is still incomplete).
-    fn judge_head(&mut self) -> BytesMut {
-        // Blank lines before a request are allowed (RFC 9112 §2.2).
-        loop {
-            let blank = if self.held.starts_with(b"\r\n") {
-                2
-            } else if self.held.starts_with(b"\n") {
-                1
-            } else {
-                break;
-            };
-            let blank = self.held.split_to(blank);
-            self.ready.extend_from_slice(&blank);
-        }
-        // httparse finds the end of the head as hyper will, bare LFs included.
-        let mut headers = [httparse::EMPTY_HEADER; 128];
-        let end = match httparse::Request::new(&mut headers).parse(&self.held) {
-            Ok(httparse::Status::Complete(end)) => end,
-            Ok(httparse::Status::Partial) if self.held.len() <= MAX_HEAD => {
-                return BytesMut::new();
-            }
-            // Not (the start of) an HTTP request we can follow, e.g. a TLS
-            // hello sent to a plain port, or more headers than we look at:
-            // hyper answers that itself, so do not hold it.
-            _ => {
-                self.give_up();
-                return BytesMut::new();
-            }
-        };
-        let head = self.held.split_to(end);
-        let rest = self.held.split();
-        self.state = match Framing::of(&head) {
-            Some(Framing::Smuggling) => {
-                self.ready.extend_from_slice(REJECTED);
-                self.state = State::Closed;
-                return BytesMut::new();
-            }
-            Some(Framing::Length(0)) | Some(Framing::None) => State::Head,
-            Some(Framing::Length(n)) => State::Body(n),
-            Some(Framing::Chunked) => State::Chunked(Chunked::Size),
-            // After CONNECT or an Upgrade the next bytes may be a tunnel, or
-            // (when the upgrade is refused) the next request. Judge them as a
-            // head: tunnel bytes (TLS, WebSocket frames) are not one and are
-            // passed on untouched; a request is checked like any other.
-            Some(Framing::Opaque) => State::Head,
-            None => State::Passthrough,
-        };
-        self.ready.extend_from_slice(&head);
-        rest
-    }
+/// A request head, as far as the bytes so far tell.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    /// The head is not finished yet.
+    Partial,
+    /// A complete head of this many bytes, and how it frames its body
+    /// (`None`: it frames it in a way hyper will refuse).
+    Complete(usize, Option<Framing>),
+    /// Not a request head (or more headers than the guard looks at).
+    Invalid,
+}
 
-    /// Stops following: everything held and to come goes to hyper as is.
-    fn give_up(&mut self) {
-        let held = self.held.split();
-        self.ready.extend_from_slice(&held);
-        self.state = State::Passthrough;
+/// Parses a request head once, as hyper will (bare LFs included).
+fn judge_head(bytes: &[u8]) -> Head {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(bytes) {
+        Ok(httparse::Status::Complete(end)) => Head::Complete(end, Framing::of(&request)),
+        Ok(httparse::Status::Partial) => Head::Partial,
+        Err(_) => Head::Invalid,
     }
 }
 
@@ -240,13 +287,9 @@ enum Framing {
 }
 
 impl Framing {
-    /// `None` when the head cannot be parsed (hyper will answer it).
-    fn of(head: &[u8]) -> Option<Framing> {
-        let mut headers = [httparse::EMPTY_HEADER; 128];
-        let mut request = httparse::Request::new(&mut headers);
-        if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
-            return None;
-        }
+    /// How a parsed head frames its body; `None` for a transfer coding
+    /// hyper refuses (it answers that itself).
+    fn of(request: &httparse::Request<'_, '_>) -> Option<Framing> {
         let mut length = None;
         let mut transfer_encoding = None;
         let mut upgrade = false;
@@ -284,37 +327,72 @@ impl Framing {
 
 impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
         loop {
-            if !self.ready.is_empty() {
-                let n = self.ready.len().min(buf.remaining());
-                buf.put_slice(&self.ready[..n]);
-                self.ready.advance(n);
+            if !this.ready.is_empty() {
+                let n = this.ready.len().min(buf.remaining());
+                buf.put_slice(&this.ready[..n]);
+                this.ready.advance(n);
                 return Poll::Ready(Ok(()));
             }
-            if self.state == State::Closed {
+            if this.state == State::Closed {
                 // The stand-in request was handed over; its answer closes
                 // the connection. Nothing more is read from this client.
                 return Poll::Pending;
             }
-            let mut chunk = [0u8; 16 * 1024];
-            let mut read = ReadBuf::new(&mut chunk);
-            match Pin::new(&mut self.inner).poll_read(cx, &mut read) {
-                Poll::Ready(Ok(())) if read.filled().is_empty() => {
+            if this.held.is_empty() {
+                // The usual case: read straight into hyper's buffer and
+                // judge the bytes where they are. Only an unfinished head
+                // at the end is taken back out (and held).
+                let before = buf.filled().len();
+                std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+                let new = &buf.filled()[before..];
+                if new.is_empty() {
+                    return Poll::Ready(Ok(())); // end of input
+                }
+                let passed = match this.state.scan(new) {
+                    Scan::Pass => return Poll::Ready(Ok(())),
+                    Scan::Hold(n) => {
+                        this.held.extend_from_slice(&new[n..]);
+                        n
+                    }
+                    Scan::Reject(n) => {
+                        this.reject();
+                        n
+                    }
+                };
+                buf.set_filled(before + passed);
+                if passed > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                // Nothing may pass yet (returning no bytes would read as
+                // the end of input): go on with the held head.
+                continue;
+            }
+            // A head or a line is unfinished: add to it. It can only end
+            // with an LF, so it is judged again only when one arrives.
+            this.held.reserve(8 * 1024);
+            let start = this.held.len();
+            match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.held) {
+                Poll::Ready(Ok(0)) => {
                     // End of input: whatever is held goes to hyper to judge.
-                    self.give_up();
-                    if self.ready.is_empty() {
+                    this.give_up();
+                    if this.ready.is_empty() {
                         return Poll::Ready(Ok(()));
                     }
                 }
-                Poll::Ready(Ok(())) => {
-                    let bytes = Bytes::copy_from_slice(read.filled());
-                    self.feed(&bytes);
+                Poll::Ready(Ok(_)) if !this.held[start..].contains(&b'\n') => {
+                    if this.held.len() > MAX_HEAD {
+                        this.give_up();
+                    }
                 }
-                other => return other,
+                Poll::Ready(Ok(_)) => this.judge_held(),
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
             }
         }
     }
@@ -398,13 +476,60 @@ where
 mod tests {
     use super::*;
 
-    /// Feeds `input` in pieces of `step` bytes and returns what hyper would see.
-    fn through(input: &[u8], step: usize) -> Vec<u8> {
-        let mut guard = FramingGuard::new(tokio::io::empty());
-        for piece in input.chunks(step) {
-            guard.feed(piece);
+    use futures_util::FutureExt;
+    use tokio::io::AsyncReadExt;
+
+    /// A client that sends `data` in pieces of `step` bytes, one per read,
+    /// then closes the connection, or keeps it `open` and sends nothing.
+    struct Pieces {
+        data: Vec<u8>,
+        step: usize,
+        open: bool,
+    }
+
+    impl AsyncRead for Pieces {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if self.data.is_empty() && self.open {
+                return Poll::Pending;
+            }
+            let n = self.step.min(self.data.len()).min(buf.remaining());
+            buf.put_slice(&self.data[..n]);
+            self.data.drain(..n);
+            Poll::Ready(Ok(()))
         }
-        guard.ready.to_vec()
+    }
+
+    /// What hyper would read through the guard when the client sends
+    /// `input` in pieces of `step` bytes and hyper reads into buffers of
+    /// `room` bytes: up to the end of input, or until the guard stops
+    /// reading (after a rejection).
+    fn read_through(input: &[u8], step: usize, room: usize) -> Vec<u8> {
+        let mut guard = FramingGuard::new(Pieces {
+            data: input.to_vec(),
+            step,
+            open: false,
+        });
+        let mut seen = Vec::new();
+        let mut buf = vec![0; room];
+        loop {
+            match guard.read(&mut buf).now_or_never() {
+                Some(Ok(0)) | None => return seen,
+                Some(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+                Some(Err(err)) => panic!("read failed: {err}"),
+            }
+        }
+    }
+
+    /// [`read_through`] with hyper's usual 8 KiB buffer, and checked to be
+    /// the same with a buffer of a few bytes.
+    fn through(input: &[u8], step: usize) -> Vec<u8> {
+        let seen = read_through(input, step, 8192);
+        assert_eq!(read_through(input, step, 5), seen, "with a 5-byte buffer");
+        seen
     }
 
     #[test]
@@ -458,12 +583,19 @@ mod tests {
 
     #[test]
     fn bytes_that_cannot_become_a_head_are_not_held() {
-        let mut guard = FramingGuard::new(tokio::io::empty());
-        guard.feed(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
-        assert_eq!(&guard.ready[..3], b"\x16\x03\x01");
-        let mut partial = FramingGuard::new(tokio::io::empty());
-        partial.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n");
-        assert!(partial.ready.is_empty(), "a partial head waits for its end");
+        let hello: &[u8] = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+        assert_eq!(through(hello, hello.len()), hello);
+        let mut partial = FramingGuard::new(Pieces {
+            data: b"GET /a HTTP/1.1\r\nHost: x\r\n".to_vec(),
+            step: 64,
+            open: true,
+        });
+        let mut buf = [0; 64];
+        assert!(
+            partial.read(&mut buf).now_or_never().is_none(),
+            "a partial head waits for its end (the client has not sent it yet)"
+        );
+        assert!(partial.held.starts_with(b"GET /a"));
     }
 
     #[test]
@@ -501,7 +633,10 @@ mod tests {
 
     #[test]
     fn framing_is_read_from_the_head() {
-        let of = |head: &str| Framing::of(head.as_bytes());
+        let of = |head: &str| match judge_head(head.as_bytes()) {
+            Head::Complete(_, framing) => framing,
+            other => panic!("{head:?} is not a complete head: {other:?}"),
+        };
         assert_eq!(of("GET / HTTP/1.1\r\n\r\n"), Some(Framing::None));
         assert_eq!(
             of("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n"),

@@ -86,6 +86,14 @@ pub fn remove_connection_headers(headers: &mut HeaderMap) {
 
 /// Removes every hop-by-hop header and every header `Connection` names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one look at the few names present is cheaper
+    // than nine lookups by name (each hashes it), so look first.
+    if !headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(&name.as_str()))
+    {
+        return;
+    }
     remove_connection_headers(headers);
     for name in HOP_BY_HOP {
         headers.remove(name);
@@ -169,16 +177,21 @@ pub fn set_forwarding_headers(
     client: &ClientFacts,
     policy: ForwardedPolicy,
 ) {
+    // Made once and shared (a HeaderValue clone is a reference count).
     let ip = client.ip.to_string();
-    let xff = match policy {
-        ForwardedPolicy::Replace => ip.clone(),
-        ForwardedPolicy::Append | ForwardedPolicy::Trust => appended_x_forwarded_for(headers, &ip),
-    };
-    set_text(headers, X_FORWARDED_FOR, &xff);
+    let ip_value = HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.clone()))
+        .expect("an IP address is a valid header value");
+    let appends = policy != ForwardedPolicy::Replace;
+    if appends && headers.contains_key(&X_FORWARDED_FOR) {
+        let xff = appended_x_forwarded_for(headers, &ip);
+        set_text(headers, X_FORWARDED_FOR, &xff);
+    } else {
+        headers.insert(X_FORWARDED_FOR, ip_value.clone());
+    }
 
     let keep_clients = policy == ForwardedPolicy::Trust;
     if !(keep_clients && headers.contains_key(&X_REAL_IP)) {
-        set_text(headers, X_REAL_IP, &ip);
+        headers.insert(X_REAL_IP, ip_value);
     }
     if !(keep_clients && headers.contains_key(&X_FORWARDED_HOST)) {
         match &client.host {
@@ -220,7 +233,11 @@ pub fn add_via(headers: &mut HeaderMap, version: http::Version, pseudonym: &str)
         http::Version::HTTP_2 => "2",
         _ => "1.1",
     };
-    if let Ok(value) = HeaderValue::from_str(&format!("{protocol} {pseudonym}")) {
+    let mut value = Vec::with_capacity(protocol.len() + 1 + pseudonym.len());
+    value.extend_from_slice(protocol.as_bytes());
+    value.push(b' ');
+    value.extend_from_slice(pseudonym.as_bytes());
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         headers.append(header::VIA, value);
     }
 }
