@@ -330,6 +330,9 @@ pub struct RealserverArgs {
         value_parser = clap::value_parser!(u32).range(1..=10_000)
     )]
     pub weight: u32,
+
+    #[command(flatten)]
+    pub limits: crate::server::Limits,
 }
 
 #[derive(Debug, Args)]
@@ -341,6 +344,9 @@ pub struct NaiveArgs {
     /// Where every request goes: only its scheme and host are used (the article's proxyAddr).
     #[arg(long, value_name = "URL", default_value = crate::proxy::naive::DEFAULT_TARGET, env = "LAB_NAIVE_TARGET")]
     pub target: crate::proxy::naive::Target,
+
+    #[command(flatten)]
+    pub limits: crate::server::Limits,
 }
 
 #[derive(Debug, Args)]
@@ -359,8 +365,18 @@ pub struct ForwardArgs {
     #[arg(long, value_name = "URL")]
     pub parent_proxy: Option<crate::proxy::forward::ParentProxy>,
 
+    /// Serve clients from this address range (repeatable), e.g. 10.0.0.0/8 or
+    /// 192.168.1.7; others get 403. By default only loopback (127.0.0.0/8,
+    /// ::1): a proxy anyone can use is an open proxy. Replaces the default, so
+    /// give 127.0.0.0/8 too to keep loopback.
+    #[arg(long = "allow", value_name = "CIDR")]
+    pub allow: Vec<crate::cidr::Cidr>,
+
     #[command(flatten)]
     pub transport: crate::proxy::transport::TransportConfig,
+
+    #[command(flatten)]
+    pub limits: crate::server::Limits,
 }
 
 #[derive(Debug, Args)]
@@ -445,6 +461,26 @@ pub struct ProxyArgs {
     /// How to treat the X-Forwarded-* and X-Real-IP headers a client sends.
     #[arg(long, value_enum, default_value_t = crate::proxy::headers::ForwardedPolicy::Append)]
     pub forwarded: crate::proxy::headers::ForwardedPolicy,
+
+    /// When an upstream refuses the connection, try up to N other upstreams
+    /// (nginx's proxy_next_upstream error), for idempotent requests without
+    /// a body only: nothing was sent, so nothing happens twice. 0 is Go's
+    /// ReverseProxy, the article's: one upstream per request, 502 when it is
+    /// down. Each try counts against the refusing upstream (health, breaker);
+    /// the answer names the refusals in X-Lab-Retried.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub retries: u32,
+
+    /// A proxy in front of this one (repeatable: an address or a range such
+    /// as 10.0.0.0/8) whose X-Forwarded-For is believed: the client's address
+    /// (for --rate-limit-by ip, consistent hashing by ip, X-Real-IP) is then
+    /// the last address in X-Forwarded-For that is not a trusted proxy. From
+    /// any other peer the header is only passed on, never believed.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
+
+    #[command(flatten)]
+    pub limits: crate::server::Limits,
 
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
@@ -598,7 +634,7 @@ fn parse_health_path(s: &str) -> Result<String, String> {
     Ok(path.as_str().to_string())
 }
 
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     let duration = parse_duration(s)?;
     if duration < Duration::from_millis(10) {
         return Err(format!(

@@ -428,10 +428,37 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FramingGuard<S> {
     }
 }
 
-/// A service that answers the guard's stand-in requests with 400 and passes
-/// every other request to `S`.
+/// A service that answers the guard's stand-in requests with 400, a body
+/// declared larger than `--max-body` with 413, and passes every other
+/// request to `S`.
 #[derive(Debug, Clone)]
-pub struct Guarded<S>(pub S);
+pub struct Guarded<S> {
+    service: S,
+    max_body: u64,
+}
+
+impl<S> Guarded<S> {
+    pub fn new(service: S, max_body: u64) -> Guarded<S> {
+        Guarded { service, max_body }
+    }
+}
+
+/// A small plain-text answer that closes the connection (what follows on it
+/// cannot be trusted, or is a body nobody will read).
+fn refusal<B>(status: StatusCode, text: String) -> Response<GuardedBody<B>> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(text))));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
+}
 
 /// The body of a [`Guarded`] response: the inner service's, or the 400's.
 pub type GuardedBody<B> = Either<B, Full<Bytes>>;
@@ -451,23 +478,34 @@ where
         if let Some(reason) = req.headers().get(REJECT_HEADER) {
             let reason = String::from_utf8_lossy(reason.as_bytes()).into_owned();
             tracing::debug!("refused a request: {reason}");
-            let mut response = Response::new(Either::Right(Full::new(Bytes::from(format!(
-                "400 Bad Request: {reason}. A request must give its length one way only \
-                 (RFC 9112 §6.1); sending both is how request smuggling starts.\n"
-            )))));
-            *response.status_mut() = StatusCode::BAD_REQUEST;
-            let headers = response.headers_mut();
-            headers.insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            headers.insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
-            return Box::pin(std::future::ready(Ok(response)));
+            return Box::pin(std::future::ready(Ok(refusal(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "400 Bad Request: {reason}. A request must give its length one way only \
+                     (RFC 9112 §6.1); sending both is how request smuggling starts.\n"
+                ),
+            ))));
         }
-        let inner = self.0.call(req);
+        // hyper has already refused a Content-Length that is not one number.
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
+        if let Some(length) = declared.filter(|&length| length > self.max_body) {
+            tracing::debug!(
+                "refused a body of {length} bytes (--max-body {})",
+                self.max_body
+            );
+            return Box::pin(std::future::ready(Ok(refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "413 Content Too Large: this request declares a body of {length} bytes; \
+                     this server accepts at most {} (--max-body).\n",
+                    self.max_body
+                ),
+            ))));
+        }
+        let inner = self.service.call(req);
         Box::pin(async move { Ok(inner.await?.map(Either::Left)) })
     }
 }

@@ -34,6 +34,7 @@
 //! `main.rs` only parses the command line and calls [`run`].
 
 pub mod balance;
+pub mod cidr;
 pub mod cli;
 pub mod demo;
 pub mod discovery;
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Realserver(args) => {
                 let config = realserver::Config {
                     write_timeout: args.write_timeout,
+                    limits: args.limits.clone(),
                 };
                 let tls = if args.tls {
                     let cert_out = args.tls_cert_out.unwrap_or_else(tls::default_cert_path);
@@ -90,7 +92,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Naive(args) => {
-                proxy::naive::run(args.listen, args.target, net::shutdown_signal()).await?;
+                proxy::naive::run(
+                    args.listen,
+                    args.target,
+                    args.limits,
+                    net::shutdown_signal(),
+                )
+                .await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Forward(args) => {

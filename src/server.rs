@@ -34,8 +34,65 @@ use tokio_util::task::TaskTracker;
 /// How long a shutdown waits for requests in flight before closing them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A client that has not finished its request head after this long is dropped.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// What every listener refuses, whatever it serves: the flags `--max-body`
+/// and `--header-timeout` of `lab realserver`, `naive`, `forward` and `proxy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Limits {
+    /// Refuse a request whose body is larger, 413 Content Too Large: SIZE in
+    /// bytes or with a unit (500kB, 64KiB, 10MB, 1GiB), or `none`. A declared
+    /// Content-Length is refused before any byte of the body is read; `lab
+    /// proxy` also stops a chunked body that grows past it.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_body: u64,
+
+    /// Drop a client that has not sent a whole request head within this time
+    /// (slowloris: a client that trickles its headers to hold a connection).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_positive_duration)]
+    pub header_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body: 64 << 20,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Parses a size: `123`, `500kB`, `64KiB`, `10MB`, `1GiB` (k, M, G are
+/// powers of 1000; Ki, Mi, Gi of 1024; the `B` is optional), or `none`
+/// (no limit).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let text = s.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(u64::MAX);
+    }
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let hint = "write a size such as 1048576, 500kB, 64KiB, 10MB or 1GiB, or `none`";
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: {hint}"))?;
+    let unit = unit.trim();
+    let unit = unit
+        .strip_suffix(['B', 'b'])
+        .filter(|rest| !rest.is_empty() || unit.len() == 1)
+        .unwrap_or(unit);
+    let scale: u64 = match unit {
+        "" => 1,
+        "k" | "K" => 1000,
+        "M" | "m" => 1000 * 1000,
+        "G" | "g" => 1000 * 1000 * 1000,
+        "Ki" | "ki" | "KI" => 1 << 10,
+        "Mi" | "mi" | "MI" => 1 << 20,
+        "Gi" | "gi" | "GI" => 1 << 30,
+        _ => return Err(format!("unknown unit in {s:?}: {hint}")),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{s:?} is too large: {hint}"))
+}
 
 /// What a service knows about the connection it serves.
 #[derive(Debug, Clone)]
@@ -55,6 +112,7 @@ pub struct Conn {
 /// builds the service of each new connection.
 pub async fn serve<F, S, B>(
     listener: TcpListener,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
     make_service: F,
 ) -> anyhow::Result<()>
@@ -66,7 +124,7 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_with(listener, Plain, shutdown, make_service).await
+    serve_with(listener, Plain, limits, shutdown, make_service).await
 }
 
 /// Serves HTTPS (HTTP/1.1 over TLS) on `listener` until `shutdown`
@@ -74,6 +132,7 @@ where
 pub async fn serve_tls<F, S, B>(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
     make_service: F,
 ) -> anyhow::Result<()>
@@ -85,7 +144,7 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_with(listener, Tls(acceptor), shutdown, make_service).await
+    serve_with(listener, Tls(acceptor), limits, shutdown, make_service).await
 }
 
 /// What turns an accepted TCP stream into the stream HTTP is spoken on.
@@ -163,6 +222,7 @@ async fn refuse_plain_http(tcp: &mut TcpStream) -> io::Result<()> {
 async fn serve_with<H, F, S, B>(
     listener: TcpListener,
     handshake: H,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
     make_service: F,
 ) -> anyhow::Result<()>
@@ -201,12 +261,15 @@ where
         // Small requests and responses should not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         // Every request first passes the smuggling guard (see crate::framing).
-        let service = crate::framing::Guarded(make_service(Conn {
-            local,
-            peer,
-            stop: stop.clone(),
-            tasks: tasks.clone(),
-        }));
+        let service = crate::framing::Guarded::new(
+            make_service(Conn {
+                local,
+                peer,
+                stop: stop.clone(),
+                tasks: tasks.clone(),
+            }),
+            limits.max_body,
+        );
         let stop = stop.clone();
         let abort = abort.clone();
         let handshake = handshake.clone();
@@ -226,7 +289,7 @@ where
             };
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(limits.header_timeout)
                 .serve_connection(
                     TokioIo::new(crate::framing::FramingGuard::new(stream)),
                     service,

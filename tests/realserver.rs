@@ -369,6 +369,7 @@ async fn timeout_handler_gets_no_response_after_the_3s_write_timeout() {
 async fn custom_write_timeout_cuts_slow_delays_only() {
     let server = server_with(Config {
         write_timeout: Duration::from_millis(500),
+        ..Config::default()
     })
     .await;
     let addr = server.addr();

@@ -122,7 +122,7 @@ impl Catalogue {
 }
 
 /// `01-proxy-basics` → (1, "proxy-basics").
-fn parse_folder_name(name: &str) -> Option<(u32, String)> {
+pub fn parse_folder_name(name: &str) -> Option<(u32, String)> {
     let (digits, slug) = name.split_once('-')?;
     if digits.len() != 2 || slug.is_empty() {
         return None;

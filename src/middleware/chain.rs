@@ -59,7 +59,13 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
     // 3. Rate limit, by the client's IP (the TCP peer). It runs before auth
     //    so that guessing tokens costs allowance too.
     let early = layers.limiter.as_ref().and_then(|limiter| {
-        let wait = limiter.check(conn.peer.ip()).err()?.wait;
+        // By client: the TCP peer, or what a --trusted-proxy vouches for.
+        let client = crate::proxy::headers::client_address(
+            conn.peer.ip(),
+            req.headers(),
+            &proxy.trusted_proxies,
+        );
+        let wait = limiter.check(client).err()?.wait;
         let mut refused = text_response(
             StatusCode::TOO_MANY_REQUESTS,
             format!(

@@ -53,6 +53,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::cidr::Cidr;
 use crate::proxy::headers::{self, HeaderError, X_FORWARDED_FOR};
 use crate::proxy::transport::{
     Transport, TransportConfig, TransportError, UpstreamBody, error_chain,
@@ -80,6 +81,10 @@ pub struct ForwardConfig {
     pub parent_proxy: Option<ParentProxy>,
     /// The upstream pool's knobs.
     pub transport: TransportConfig,
+    /// The clients it serves (`--allow`); by default loopback only.
+    pub allowed_clients: Vec<Cidr>,
+    /// What the listener refuses (`--max-body`, `--header-timeout`).
+    pub limits: crate::server::Limits,
 }
 
 impl Default for ForwardConfig {
@@ -88,6 +93,8 @@ impl Default for ForwardConfig {
             connect_ports: DEFAULT_CONNECT_PORTS.into_iter().collect(),
             parent_proxy: None,
             transport: TransportConfig::default(),
+            allowed_clients: Cidr::LOOPBACK.to_vec(),
+            limits: crate::server::Limits::default(),
         }
     }
 }
@@ -110,8 +117,12 @@ impl From<crate::cli::ForwardArgs> for ForwardConfig {
     fn from(args: crate::cli::ForwardArgs) -> ForwardConfig {
         let mut config = ForwardConfig {
             transport: args.transport,
+            limits: args.limits,
             ..ForwardConfig::default()
         };
+        if !args.allow.is_empty() {
+            config.allowed_clients = args.allow;
+        }
         config.connect_ports.extend(args.allow_connect_ports);
         config.parent_proxy = args.parent_proxy;
         config
@@ -217,6 +228,17 @@ pub enum ForwardError {
     Unreachable { target: String, detail: String },
     #[error("the request could not be forwarded: {0}")]
     BadRequestBody(String),
+    #[error(
+        "this forward proxy serves only clients from {allowed}, and {client} is not one \
+         (a proxy anyone can use is an open proxy). Its owner can allow more with \
+         `lab forward --allow CIDR`"
+    )]
+    ClientNotAllowed { client: IpAddr, allowed: String },
+    #[error(
+        "{target}: the lab's own pages (/_lab/…) are not reachable through the forward proxy; \
+         ask the reverse proxy for them directly (curl http://{authority}/_lab/stats)"
+    )]
+    LabPage { target: String, authority: String },
     #[error("the parent proxy {parent} refused to open a tunnel to {target}: {status_line}")]
     ParentRefused {
         parent: String,
@@ -236,7 +258,9 @@ impl ForwardError {
             | ForwardError::Headers(_)
             | ForwardError::BadRequestBody(_) => StatusCode::BAD_REQUEST,
             ForwardError::Loop { .. } | ForwardError::ViaLoop { .. } => StatusCode::LOOP_DETECTED,
-            ForwardError::PortNotAllowed { .. } => StatusCode::FORBIDDEN,
+            ForwardError::PortNotAllowed { .. }
+            | ForwardError::ClientNotAllowed { .. }
+            | ForwardError::LabPage { .. } => StatusCode::FORBIDDEN,
             ForwardError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
             ForwardError::ParentRefused { status, .. } => *status,
         }
@@ -283,7 +307,13 @@ impl ForwardProxy {
         // The article's `fmt.Printf("Received request %s %s %s\n", …)`.
         tracing::debug!("Received request {method} {host} {}", conn.peer);
 
-        let result = if method == Method::CONNECT {
+        let allowed = &self.inner.config.allowed_clients;
+        let result = if !Cidr::any_contains(allowed, conn.peer.ip()) {
+            Err(ForwardError::ClientNotAllowed {
+                client: conn.peer.ip(),
+                allowed: Cidr::list(allowed),
+            })
+        } else if method == Method::CONNECT {
             self.connect(conn, req).await
         } else {
             self.forward(conn, req).await
@@ -329,6 +359,17 @@ impl ForwardProxy {
         };
         let authority = authority.clone();
         self.refuse_loops(conn, req.headers(), &authority, default_port)?;
+        // The proxy's pages answer whoever reaches them on loopback; through
+        // a forward proxy, that could be anyone the forward proxy serves.
+        let path = uri.path();
+        if path == crate::proxy::admin::PREFIX.trim_end_matches('/')
+            || path.starts_with(crate::proxy::admin::PREFIX)
+        {
+            return Err(ForwardError::LabPage {
+                target: uri.to_string(),
+                authority: authority.to_string(),
+            });
+        }
 
         // An upgrade (WebSocket over a plain proxy) is bridged after the 101:
         // claim the client's side of it before the request is taken apart.
@@ -693,6 +734,10 @@ impl super::Handler for ForwardProxy {
         req: Request<Incoming>,
     ) -> impl Future<Output = Response<ProxyBody>> + Send {
         self.handle(conn, req)
+    }
+
+    fn limits(&self) -> crate::server::Limits {
+        self.inner.config.limits.clone()
     }
 }
 

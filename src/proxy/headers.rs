@@ -20,6 +20,8 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::cidr::Cidr;
+
 /// The hop-by-hop headers every proxy removes (Go's `hopHeaders`, RFC 9110 §7.6.1).
 pub const HOP_BY_HOP: [&str; 9] = [
     "connection",
@@ -162,12 +164,43 @@ pub enum ForwardedPolicy {
 /// What this proxy saw of the client, to write into the forwarding headers.
 #[derive(Debug, Clone)]
 pub struct ClientFacts {
-    /// The TCP peer's IP (RemoteAddr without the port).
+    /// The TCP peer's IP (RemoteAddr without the port): what X-Forwarded-For gets.
     pub ip: IpAddr,
+    /// The client's address as this proxy believes it (X-Real-IP): the peer,
+    /// or behind a trusted proxy the address it vouches for ([`client_address`]).
+    pub real_ip: IpAddr,
     /// The Host the client asked for, if any.
     pub host: Option<HeaderValue>,
     /// The scheme the client used to reach this proxy (`http` here).
     pub proto: &'static str,
+}
+
+/// The client's address as a proxy may believe it: the TCP `peer`, unless
+/// the peer is one of the `trusted` proxies; then X-Forwarded-For is read
+/// from its end (each proxy appends the address it received from), skipping
+/// trusted proxies, and the first address that is not one is the client.
+/// Anything that is not an address stops the walk: what lies left of it
+/// was written by someone untrusted. This is nginx's `real_ip_recursive`.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    if !Cidr::any_contains(trusted, peer) {
+        return peer;
+    }
+    let values: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let mut client = peer;
+    for entry in values.iter().rev().flat_map(|value| value.rsplit(',')) {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !Cidr::any_contains(trusted, ip) {
+            break;
+        }
+    }
+    client
 }
 
 /// Writes X-Forwarded-For, X-Real-IP, X-Forwarded-Host and X-Forwarded-Proto
@@ -191,7 +224,13 @@ pub fn set_forwarding_headers(
 
     let keep_clients = policy == ForwardedPolicy::Trust;
     if !(keep_clients && headers.contains_key(&X_REAL_IP)) {
-        headers.insert(X_REAL_IP, ip_value);
+        let real_ip = if client.real_ip == client.ip {
+            ip_value
+        } else {
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(client.real_ip.to_string()))
+                .expect("an IP address is a valid header value")
+        };
+        headers.insert(X_REAL_IP, real_ip);
     }
     if !(keep_clients && headers.contains_key(&X_FORWARDED_HOST)) {
         match &client.host {
@@ -351,6 +390,7 @@ mod tests {
     fn client() -> ClientFacts {
         ClientFacts {
             ip: "127.0.0.1".parse().unwrap(),
+            real_ip: "127.0.0.1".parse().unwrap(),
             host: Some(HeaderValue::from_static("127.0.0.1:2002")),
             proto: "http",
         }
@@ -418,5 +458,40 @@ mod tests {
         assert!(is_printable_ascii(b"h2c"));
         assert!(!is_printable_ascii(b"caf\xc3\xa9"));
         assert!(!is_printable_ascii(b"a\x7f"));
+    }
+
+    #[test]
+    fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut map = HeaderMap::new();
+        map.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("6.6.6.6, 203.0.113.9"),
+        );
+        map.append(X_FORWARDED_FOR, HeaderValue::from_static("10.1.1.1"));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // An untrusted peer: its header is text, the peer is the client.
+        assert_eq!(
+            client_address(ip("198.51.100.1"), &map, &trusted),
+            ip("198.51.100.1")
+        );
+        // A trusted peer: walk back past trusted hops to the first other one;
+        // what lies left of it (6.6.6.6) was written by that client itself.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &map, &trusted),
+            ip("203.0.113.9")
+        );
+        // No trusted proxies configured: never believed.
+        assert_eq!(client_address(ip("10.0.0.2"), &map, &[]), ip("10.0.0.2"));
+        // Garbage stops the walk at the last address believed.
+        let mut bad = HeaderMap::new();
+        bad.insert(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("203.0.113.9, not-an-ip, 10.2.2.2"),
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &bad, &trusted),
+            ip("10.2.2.2")
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! (ModifyResponse and the ErrorHandler).
 
 pub mod admin;
+pub mod body_limit;
 pub mod director;
 pub mod flush;
 pub mod forward;
@@ -46,6 +47,11 @@ pub trait Handler: Send + Sync + 'static {
     fn connection_opened(&self) -> Option<crate::middleware::stats::ConnectionGuard> {
         None
     }
+
+    /// What the listener refuses (`--max-body`, `--header-timeout`).
+    fn limits(&self) -> crate::server::Limits {
+        crate::server::Limits::default()
+    }
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves, then drains
@@ -55,7 +61,8 @@ pub async fn serve<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    crate::server::serve(listener, shutdown, move |conn| {
+    let limits = handler.limits();
+    crate::server::serve(listener, limits, shutdown, move |conn| {
         let handler = handler.clone();
         // Moved into the service, which lives as long as the connection;
         // an upgrade request carries a copy, so that a tunnel made of the

@@ -182,6 +182,7 @@ impl Target {
 pub struct NaiveProxy {
     target: Target,
     transport: Transport,
+    limits: crate::server::Limits,
 }
 
 impl NaiveProxy {
@@ -191,7 +192,13 @@ impl NaiveProxy {
         NaiveProxy {
             target,
             transport: Transport::new(&TransportConfig::default()),
+            limits: crate::server::Limits::default(),
         }
+    }
+
+    /// The same proxy, its listener refusing what `limits` says.
+    pub fn with_limits(self, limits: crate::server::Limits) -> NaiveProxy {
+        NaiveProxy { limits, ..self }
     }
 
     pub fn target(&self) -> &Target {
@@ -273,12 +280,17 @@ impl super::Handler for NaiveProxy {
     ) -> impl Future<Output = Response<ProxyBody>> + Send {
         self.handle(conn, req)
     }
+
+    fn limits(&self) -> crate::server::Limits {
+        self.limits.clone()
+    }
 }
 
 /// `lab naive`: binds `listen`, says what it does, serves until `shutdown`.
 pub async fn run(
     listen: SocketAddr,
     target: Target,
+    limits: crate::server::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = crate::net::bind(listen, "--listen").await?;
@@ -294,7 +306,8 @@ pub async fn run(
         );
     }
     tracing::info!("try: curl -s http://{addr}/abc   (Ctrl-C stops the proxy)");
-    serve(listener, target, shutdown).await?;
+    let proxy = NaiveProxy::new(target).with_limits(limits);
+    super::serve(listener, Arc::new(proxy), shutdown).await?;
     tracing::info!("naive proxy stopped");
     Ok(())
 }

@@ -31,10 +31,12 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 use super::Body;
+use super::body_limit::LimitedBody;
 use super::director::{Director, Upstream};
 use super::flush;
 use super::headers::{self, ClientFacts, ForwardedPolicy};
@@ -47,6 +49,7 @@ use crate::middleware::breaker::{Breakers, Ticket};
 use crate::middleware::stats::{ConnectionGuard, InFlight};
 use crate::middleware::{LAYER_HEADER, Layers};
 use crate::server::{self, Conn};
+use tokio_util::sync::CancellationToken;
 
 /// The response header naming the upstream that served a request.
 pub const UPSTREAM_HEADER: HeaderName = HeaderName::from_static("x-lab-upstream");
@@ -65,6 +68,11 @@ pub const BREAKER_HEADER: HeaderName = HeaderName::from_static("x-lab-breaker");
 /// request was balanced over, when an explanation was asked for; a new
 /// number means the set changed (see `/_lab/upstreams`).
 pub const SET_HEADER: HeaderName = HeaderName::from_static("x-lab-set");
+
+/// The response header naming the upstreams that refused the connection
+/// before the one that answered (an idempotent request without a body is
+/// tried on the next upstream when the connection itself fails).
+pub const RETRIED_HEADER: HeaderName = HeaderName::from_static("x-lab-retried");
 
 /// A ReverseProxy: what to send where, and how to answer.
 pub struct ReverseProxy {
@@ -88,6 +96,14 @@ pub struct ReverseProxy {
     pub layers: Layers,
     /// This proxy's name in `Via`; seeing it on an incoming request means a loop.
     pub pseudonym: String,
+    /// How many other upstreams an idempotent request without a body may
+    /// try when the connection is refused (`--retries`; 0: Go's
+    /// ReverseProxy, one upstream per request).
+    pub retries: usize,
+    /// Peers whose X-Forwarded-For is believed (`--trusted-proxy`).
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
+    /// What the listener refuses (`--max-body`, `--header-timeout`).
+    pub limits: server::Limits,
 }
 
 impl ReverseProxy {
@@ -152,14 +168,11 @@ impl ReverseProxy {
         }
 
         // 3. Go deep-copies the headers so the Director cannot change the
-        //    caller's request; `parts` is already ours alone. The Host the
-        //    client asked for: an absolute-form target's authority wins over
-        //    the Host header (RFC 9112 §3.2.2), as in Go's server.
-        let client_host = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            .or_else(|| parts.headers.get(header::HOST).cloned());
+        //    caller's request; `parts` is already ours alone. Who the client
+        //    is: the TCP peer, or behind a --trusted-proxy the address that
+        //    proxy vouches for in X-Forwarded-For.
+        let client_ip =
+            headers::client_address(conn.peer.ip(), &parts.headers, &self.trusted_proxies);
 
         // 4. The Director: choose the upstream (the balancer, the article's
         //    `lb.Get(req.RemoteAddr)`), then point the request at it. The
@@ -168,8 +181,10 @@ impl ReverseProxy {
         //    if the set changes while this request is out, it keeps this one.
         let explain = parts.headers.remove(EXPLAIN_HEADER).is_some();
         let live = self.upstreams.current();
-        let key = (live.balancer.name() == Algorithm::ConsistentHash.name())
-            .then(|| self.hash_key.key(&parts, conn.peer));
+        let key = (live.balancer.name() == Algorithm::ConsistentHash.name()).then(|| {
+            self.hash_key
+                .key(&parts, SocketAddr::new(client_ip, conn.peer.port()))
+        });
         let Some(pick) = live.balancer.pick(&PickInput {
             key: key.as_deref(),
             explain,
@@ -198,68 +213,74 @@ impl ReverseProxy {
             },
         };
         let node = &live.balancer.nodes()[index];
-        let chosen = Chosen {
+        let nodes = live.balancer.nodes().len();
+        let mut chosen = Chosen {
             index,
             upstream: node.upstream.clone(),
             url: node.url.clone(),
             explanation: pick.explanation,
             generation: explain.then_some(live.generation),
             passed_over: index != pick.index,
+            retried: Vec::new(),
             live,
         };
-        let upstream = chosen.upstream.clone();
-        if let Err(err) = self.director.direct(&mut parts, &upstream) {
-            return text_response(
-                StatusCode::BAD_REQUEST,
-                format!("cannot build the upstream request: {err}\n"),
-            );
-        }
+        let mut ticket = ticket;
+
+        // The client connection's statistics guard, for a tunnel to keep.
+        let connection_guard = parts.extensions.remove::<Arc<ConnectionGuard>>();
+        // With --retries, a request may go to another upstream when the
+        // first refused the connection: nothing of it was sent, so trying
+        // another cannot do it twice. Only for idempotent methods (RFC 9110
+        // §9.2.2) and without a body (a streamed body cannot be read twice):
+        // kept as it came, before the Director changed it for the first
+        // upstream. Go's ReverseProxy never retries (the default, 0).
+        let retry_copy = (self.retries > 0
+            && nodes > 1
+            && method.is_idempotent()
+            && body.is_end_stream()
+            && self.director.replace_body.is_none())
+        .then(|| parts.clone());
+        let asked_upgrade = match self.outgoing(conn, client_ip, &mut parts, &chosen.upstream) {
+            Ok(upgrade) => upgrade,
+            Err(refused) => return *refused,
+        };
         in_flight.sent_to(&self.layers.stats, &chosen.url);
         let body = match &self.director.replace_body {
             Some(json) => replace_body(body, json.0.clone()).await,
             None => body,
         };
-
-        // 5. Upgrade and hop-by-hop headers: remember an upgrade and the
-        //    announced trailers, remove what belongs to the client's hop.
-        let request_trailers = announced_trailers(&parts.headers);
-        let asked_upgrade = match headers::prepare_request(&mut parts.headers) {
-            Ok(upgrade) => upgrade,
-            Err(err) => return text_response(StatusCode::BAD_REQUEST, format!("{err}\n")),
+        // --max-body for a body of unknown length: counted as it streams.
+        let too_large = CancellationToken::new();
+        let body = if body.is_end_stream() || self.limits.max_body == u64::MAX {
+            body
+        } else {
+            LimitedBody::new(body, self.limits.max_body, too_large.clone()).boxed()
         };
-        restore_trailers(&mut parts.headers, request_trailers);
-        // Every HTTP/1.1 request carries Host (RFC 9112 §3.2), even if the
-        // client sent none (HTTP/1.0) or named it in Connection: Go keeps
-        // req.Host outside the header map for this reason.
-        let host = client_host
-            .clone()
-            .unwrap_or_else(|| header_value(upstream.authority.as_str()));
-        parts.headers.insert(header::HOST, host);
-        headers::add_via(&mut parts.headers, parts.version, &self.pseudonym);
-        // The upstream connection is HTTP/1.1, whatever the client spoke.
-        parts.version = http::Version::HTTP_11;
-
-        // 6. Who the client was: the headers that carry it past this hop.
-        let client = ClientFacts {
-            ip: conn.peer.ip(),
-            host: client_host,
-            proto: "http",
-        };
-        headers::set_forwarding_headers(&mut parts.headers, &client, self.forwarded);
 
         // 7. The round trip, under the response timeout. Errors go to the
         //    ErrorHandler.
-        let target = parts.uri.clone();
-        // The client connection's statistics guard, for a tunnel to keep.
-        let connection_guard = parts.extensions.remove::<Arc<ConnectionGuard>>();
-        let outgoing = Request::from_parts(parts, body);
-        let upstream_response =
-            match tokio::time::timeout(self.response_timeout, self.transport.round_trip(outgoing))
-                .await
-            {
+        let mut target = parts.uri.clone();
+        let mut outgoing = Request::from_parts(parts, body);
+        let mut tried = vec![chosen.index];
+        let upstream_response = loop {
+            let round_trip =
+                tokio::time::timeout(self.response_timeout, self.transport.round_trip(outgoing));
+            let result = tokio::select! {
+                // Dropping the round trip drops the upstream request mid-body:
+                // the upstream never sees a complete request.
+                () = too_large.cancelled() => {
+                    tracing::info!(
+                        "{method} {target}: the body passed --max-body ({} bytes); stopped",
+                        self.limits.max_body
+                    );
+                    return too_large_response(self.limits.max_body);
+                }
+                result = round_trip => result,
+            };
+            match result {
                 Ok(Ok(response)) => {
                     self.upstreams.report_success(&chosen.live, chosen.index);
-                    response
+                    break response;
                 }
                 // The client's own request broke (e.g. a malformed chunked
                 // body): its fault, 400, and not held against the upstream
@@ -272,19 +293,54 @@ impl ReverseProxy {
                     );
                 }
                 Ok(Err(err)) => {
+                    let reason = crate::discovery::health::brief(&err);
+                    if let (TransportError::Connect(_), Some(copy)) = (&err, &retry_copy)
+                        && tried.len() <= self.retries
+                        && let Some((index, next_ticket)) = self.next_upstream(&chosen.live, &tried)
+                    {
+                        // The failed attempt counts against its upstream
+                        // (health, breaker) like any failure.
+                        if let Some(ticket) = ticket.take() {
+                            ticket.record(false);
+                        }
+                        self.upstreams
+                            .report_failure(&chosen.live, chosen.index, &reason);
+                        let node = &chosen.live.balancer.nodes()[index];
+                        tracing::info!(
+                            "{method} {target}: {} refused the connection ({reason}); trying {}",
+                            chosen.url,
+                            node.url
+                        );
+                        chosen.retried.push(format!("{} ({reason})", chosen.url));
+                        chosen.index = index;
+                        chosen.upstream = node.upstream.clone();
+                        chosen.url = node.url.clone();
+                        ticket = next_ticket;
+                        tried.push(index);
+                        let mut parts = copy.clone();
+                        if let Err(refused) =
+                            self.outgoing(conn, client_ip, &mut parts, &chosen.upstream)
+                        {
+                            return *refused;
+                        }
+                        in_flight.sent_to(&self.layers.stats, &chosen.url);
+                        target = parts.uri.clone();
+                        outgoing = Request::from_parts(parts, empty_body());
+                        continue;
+                    }
                     return self.fail(
                         ticket,
                         &chosen,
                         (&method, &target),
                         Failure::BadGateway,
-                        &describe(&err, &upstream),
-                        &crate::discovery::health::brief(&err),
+                        &describe(&err, &chosen.upstream),
+                        &reason,
                     );
                 }
                 Err(_) => {
                     let message = format!(
-                        "the upstream {upstream} sent no response within {:?} (--response-timeout)",
-                        self.response_timeout
+                        "the upstream {} sent no response within {:?} (--response-timeout)",
+                        chosen.upstream, self.response_timeout
                     );
                     let reason = format!("no response within {:?}", self.response_timeout);
                     return self.fail(
@@ -296,7 +352,9 @@ impl ReverseProxy {
                         &reason,
                     );
                 }
-            };
+            }
+        };
+        let upstream = chosen.upstream.clone();
 
         // 8. 101 Switching Protocols: hand the client its 101 and splice
         //    the two connections together.
@@ -388,6 +446,84 @@ impl ReverseProxy {
     /// the node's effective weight, and with `--health-check` it counts as a
     /// failed check, `reason` saying why in a few words); then answer
     /// 502/504 (or the article's 500).
+    /// Steps 4 to 6 for one upstream: the Director points `parts` at it,
+    /// hop-by-hop headers go (the upgrade and `TE: trailers` stay), and the
+    /// request says who the client was. Returns the protocol the client
+    /// asked to upgrade to, or the answer when the request cannot be sent.
+    fn outgoing(
+        &self,
+        conn: &Conn,
+        client_ip: std::net::IpAddr,
+        parts: &mut http::request::Parts,
+        upstream: &Upstream,
+    ) -> Result<Option<HeaderValue>, Box<Response<Body>>> {
+        // The Host the client asked for: an absolute-form target's authority
+        // wins over the Host header (RFC 9112 §3.2.2), as in Go's server.
+        let client_host = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .or_else(|| parts.headers.get(header::HOST).cloned());
+        if let Err(err) = self.director.direct(parts, upstream) {
+            return Err(Box::new(text_response(
+                StatusCode::BAD_REQUEST,
+                format!("cannot build the upstream request: {err}\n"),
+            )));
+        }
+
+        // 5. Upgrade and hop-by-hop headers: remember an upgrade and the
+        //    announced trailers, remove what belongs to the client's hop.
+        let request_trailers = announced_trailers(&parts.headers);
+        let asked_upgrade = match headers::prepare_request(&mut parts.headers) {
+            Ok(upgrade) => upgrade,
+            Err(err) => {
+                return Err(Box::new(text_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("{err}\n"),
+                )));
+            }
+        };
+        restore_trailers(&mut parts.headers, request_trailers);
+        // Every HTTP/1.1 request carries Host (RFC 9112 §3.2), even if the
+        // client sent none (HTTP/1.0) or named it in Connection: Go keeps
+        // req.Host outside the header map for this reason.
+        let host = client_host
+            .clone()
+            .unwrap_or_else(|| header_value(upstream.authority.as_str()));
+        parts.headers.insert(header::HOST, host);
+        headers::add_via(&mut parts.headers, parts.version, &self.pseudonym);
+        // The upstream connection is HTTP/1.1, whatever the client spoke.
+        parts.version = http::Version::HTTP_11;
+
+        // 6. Who the client was: the headers that carry it past this hop.
+        let client = ClientFacts {
+            ip: conn.peer.ip(),
+            real_ip: client_ip,
+            host: client_host,
+            proto: "http",
+        };
+        headers::set_forwarding_headers(&mut parts.headers, &client, self.forwarded);
+        Ok(asked_upgrade)
+    }
+
+    /// Where a request goes after `tried` refused its connection: the next
+    /// upstream of the set, in the balancer's order, not tried yet and whose
+    /// breaker (if any) lets it through.
+    fn next_upstream(&self, live: &Live, tried: &[usize]) -> Option<(usize, Option<Ticket>)> {
+        let nodes = live.balancer.nodes();
+        let last = *tried.last()?;
+        (1..nodes.len())
+            .map(|k| (last + k) % nodes.len())
+            .filter(|index| !tried.contains(index))
+            .find_map(|index| match &self.layers.breakers {
+                None => Some((index, None)),
+                Some(breakers) => breakers
+                    .ticket(&nodes[index].url)
+                    .ok()
+                    .map(|ticket| (index, Some(ticket))),
+            })
+    }
+
     fn fail(
         &self,
         ticket: Option<Ticket>,
@@ -425,6 +561,8 @@ struct Chosen {
     generation: Option<u64>,
     /// The balancer's choice had an open breaker: this is the next one.
     passed_over: bool,
+    /// Upstreams that refused the connection before this one, and why.
+    retried: Vec<String>,
 }
 
 impl Chosen {
@@ -438,6 +576,9 @@ impl Chosen {
         }
         if let Some(generation) = self.generation {
             headers.insert(SET_HEADER, HeaderValue::from(generation));
+        }
+        if !self.retried.is_empty() {
+            headers.insert(RETRIED_HEADER, header_value(&self.retried.join(", ")));
         }
         if self.passed_over {
             headers.insert(
@@ -461,6 +602,32 @@ impl super::Handler for ReverseProxy {
     fn connection_opened(&self) -> Option<crate::middleware::stats::ConnectionGuard> {
         Some(self.layers.stats.connection_opened())
     }
+
+    fn limits(&self) -> server::Limits {
+        self.limits.clone()
+    }
+}
+
+/// 413 for a chunked body that grew past `--max-body` on its way.
+fn too_large_response(max: u64) -> Response<Body> {
+    let mut response = text_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "413 Content Too Large: the request body grew past {max} bytes (--max-body); \
+             it was not passed on whole\n"
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The (empty) body of a retried request.
+fn empty_body() -> Body {
+    http_body_util::Empty::new()
+        .map_err(|never: Infallible| match never {})
+        .boxed()
 }
 
 /// 熔断 at the pick: the balancer's choice `first` if its breaker lets the
@@ -517,6 +684,7 @@ fn strip_lab_headers(headers: &mut http::HeaderMap) {
         &PICK_HEADER,
         &SET_HEADER,
         &BREAKER_HEADER,
+        &RETRIED_HEADER,
         &crate::middleware::DEGRADED_HEADER,
     ] {
         headers.remove(name);
@@ -679,6 +847,9 @@ impl ReverseProxy {
             transport,
             layers,
             pseudonym: format!("lab-{:08x}", rand::random::<u32>()),
+            retries: args.retries as usize,
+            trusted_proxies: args.trusted_proxies.clone(),
+            limits: args.limits.clone(),
         })
     }
 }

@@ -72,12 +72,15 @@ pub fn upstream_spec(tls: bool, addr: SocketAddr, weight: u32) -> String {
 pub struct Config {
     /// The article's `WriteTimeout: time.Second * 3`.
     pub write_timeout: Duration,
+    /// What the listener refuses (`--max-body`, `--header-timeout`).
+    pub limits: crate::server::Limits,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             write_timeout: Duration::from_secs(3),
+            limits: crate::server::Limits::default(),
         }
     }
 }
@@ -282,6 +285,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let limits = config.limits.clone();
     let make_service = move |conn: server::Conn| {
         let ctx = routes::Ctx {
             server: conn.local,
@@ -294,8 +298,10 @@ pub async fn serve_with(
         hyper::service::service_fn(move |req| routes::handle(ctx.clone(), req))
     };
     match tls {
-        None => server::serve(listener, shutdown, make_service).await,
-        Some(tls) => server::serve_tls(listener, tls.acceptor(), shutdown, make_service).await,
+        None => server::serve(listener, limits, shutdown, make_service).await,
+        Some(tls) => {
+            server::serve_tls(listener, tls.acceptor(), limits, shutdown, make_service).await
+        }
     }
 }
 

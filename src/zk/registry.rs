@@ -131,7 +131,7 @@ impl Drop for Registration {
 }
 
 /// A child name is one path segment.
-fn check_name(name: &str) -> anyhow::Result<()> {
+pub fn check_name(name: &str) -> anyhow::Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') {
         anyhow::bail!(
             "{name:?} cannot name a ZooKeeper node; use one segment without '/', e.g. 127.0.0.1:2003"
