@@ -486,6 +486,18 @@ where
                 ),
             ))));
         }
+        // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request)
+        // status code to any HTTP/1.1 request message that lacks a Host
+        // header field" (hyper leaves this to the service).
+        if req.version() == http::Version::HTTP_11
+            && !req.headers().contains_key(http::header::HOST)
+        {
+            return Box::pin(std::future::ready(Ok(refusal(
+                StatusCode::BAD_REQUEST,
+                "400 Bad Request: an HTTP/1.1 request must carry a Host header (RFC 9112 §3.2)\n"
+                    .to_string(),
+            ))));
+        }
         // hyper has already refused a Content-Length that is not one number.
         let declared = req
             .headers()

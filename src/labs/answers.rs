@@ -45,10 +45,9 @@ pub fn parse(text: &str) -> anyhow::Result<Answers> {
 /// surrounding quotes or backticks dropped: what makes two answers the same
 /// answer (`6, -3, 4` is `6,-3,4`).
 pub fn normalize(answer: &str) -> String {
-    let trimmed = answer
-        .trim()
-        .trim_matches(|c| c == '"' || c == '\'' || c == '`')
-        .trim();
+    // Quotes and spaces together, so `" 'client' "` is `client` too.
+    let trimmed =
+        answer.trim_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`');
     trimmed
         .split(',')
         .map(|part| part.split_whitespace().collect::<Vec<_>>().join(" "))

@@ -124,7 +124,7 @@ impl Catalogue {
 /// `01-proxy-basics` → (1, "proxy-basics").
 pub fn parse_folder_name(name: &str) -> Option<(u32, String)> {
     let (digits, slug) = name.split_once('-')?;
-    if digits.len() != 2 || slug.is_empty() {
+    if digits.len() != 2 || !digits.bytes().all(|b| b.is_ascii_digit()) || slug.is_empty() {
         return None;
     }
     Some((digits.parse().ok()?, slug.to_string()))

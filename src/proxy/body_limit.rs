@@ -16,8 +16,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio_util::sync::CancellationToken;
+
+use super::transport::UpstreamBody;
 
 /// A request body that may carry at most `max` bytes.
 pub struct LimitedBody<B> {
@@ -77,11 +80,30 @@ where
     }
 }
 
+/// Sends `body` with `send`, counting it against `max` as it streams:
+/// `None` when it grew past `max` (the exchange is then dropped mid-body),
+/// else what `send` returned. A body known to be empty is not wrapped.
+pub async fn send_limited<T, F, Fut>(body: UpstreamBody, max: u64, send: F) -> Option<T>
+where
+    F: FnOnce(UpstreamBody) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    if body.is_end_stream() || max == u64::MAX {
+        return Some(send(body).await);
+    }
+    let exceeded = CancellationToken::new();
+    let body = LimitedBody::new(body, max, exceeded.clone()).boxed();
+    tokio::select! {
+        () = exceeded.cancelled() => None,
+        sent = send(body) => Some(sent),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures_util::FutureExt;
-    use http_body_util::{BodyExt, StreamBody};
+    use http_body_util::StreamBody;
 
     fn chunks(
         sizes: &[usize],

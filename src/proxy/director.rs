@@ -58,9 +58,16 @@ impl FromStr for Upstream {
             .authority()
             .cloned()
             .ok_or_else(|| format!("{s:?} has no host; {hint}"))?;
-        // `http://host` and `http://host/` both mean "no base path".
+        // `http://host` and `http://host/` both mean "no base path". Both
+        // parse to the path "/": the text right after the host tells them
+        // apart (not the end of the text: `http://host/?q`, `http://host?a/`).
+        let slash_after_host = s
+            .trim()
+            .split_once("://")
+            .and_then(|(_, rest)| rest.strip_prefix(authority.as_str()))
+            .is_some_and(|after| after.starts_with('/'));
         let path = match uri.path() {
-            "/" if !s.trim_end().ends_with('/') => String::new(),
+            "/" if !slash_after_host => String::new(),
             path => path.to_string(),
         };
         Ok(Upstream {

@@ -228,6 +228,8 @@ pub enum ForwardError {
     Unreachable { target: String, detail: String },
     #[error("the request could not be forwarded: {0}")]
     BadRequestBody(String),
+    #[error("the request body grew past {max} bytes (--max-body); it was not passed on whole")]
+    BodyTooLarge { max: u64 },
     #[error(
         "this forward proxy serves only clients from {allowed}, and {client} is not one \
          (a proxy anyone can use is an open proxy). Its owner can allow more with \
@@ -262,6 +264,7 @@ impl ForwardError {
             | ForwardError::ClientNotAllowed { .. }
             | ForwardError::LabPage { .. } => StatusCode::FORBIDDEN,
             ForwardError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
+            ForwardError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ForwardError::ParentRefused { status, .. } => *status,
         }
     }
@@ -392,10 +395,13 @@ impl ForwardProxy {
         }
         headers::add_via(&mut parts.headers, parts.version, self.pseudonym());
         parts.version = Version::HTTP_11;
-        let outbound = Request::from_parts(parts, body.boxed());
-
-        // 2. 请求下游.
-        let mut response = self.round_trip(conn, outbound, &authority).await?;
+        // 2. 请求下游, the body counted against --max-body on the way.
+        let max = self.inner.config.limits.max_body;
+        let sent = super::body_limit::send_limited(body.boxed(), max, |body| {
+            self.round_trip(conn, Request::from_parts(parts, body), &authority)
+        })
+        .await;
+        let mut response = sent.ok_or(ForwardError::BodyTooLarge { max })??;
 
         // 3. 处理响应, 返回给客户端.
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;

@@ -82,7 +82,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::proxy::transport::{Transport, TransportConfig};
+use crate::proxy::transport::{Transport, TransportConfig, TransportError};
 use crate::server::Conn;
 
 // Every response body: the upstream's, streamed, or the proxy's own line.
@@ -207,6 +207,16 @@ impl NaiveProxy {
 
     /// Proxies one request: the article's three steps, nothing more.
     pub async fn handle(&self, conn: &Conn, req: Request<Incoming>) -> Response<ProxyBody> {
+        if req.method() == http::Method::CONNECT {
+            // The article's code would send it on as an ordinary request and
+            // answer 200, which a client reads as "tunnel open". The lab stops it.
+            return explain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "lab naive: CONNECT asks for a tunnel, which is a forward proxy's job \
+                 (`lab forward`); a reverse proxy has none to give"
+                    .to_string(),
+            );
+        }
         let (mut parts, body) = req.into_parts();
         let shown = format!("{} {}", parts.method, parts.uri);
         tracing::debug!("{shown} from {} → {}", conn.peer, self.target);
@@ -225,12 +235,33 @@ impl NaiveProxy {
         };
         // Go's Transport always speaks HTTP/1.1 upstream, whatever the client spoke.
         parts.version = Version::HTTP_11;
-        let outbound = Request::from_parts(parts, body.boxed());
-
-        // 2. 请求下游. Where Go panics, the lab explains and logs.
-        let response = match self.transport.round_trip(outbound).await {
-            Ok(response) => response,
-            Err(err) => {
+        // 2. 请求下游. Where Go panics, the lab explains and logs. (The lab
+        //    counts the body against --max-body on the way, which Go's
+        //    code does not.)
+        let max = self.limits.max_body;
+        let sent = super::body_limit::send_limited(body.boxed(), max, |body| {
+            self.transport.round_trip(Request::from_parts(parts, body))
+        })
+        .await;
+        let response = match sent {
+            None => {
+                return explain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "lab naive: the request body grew past {max} bytes (--max-body); \
+                         it was not passed on whole"
+                    ),
+                );
+            }
+            Some(Ok(response)) => response,
+            // The client's own body broke (e.g. a bad chunk size): its fault.
+            Some(Err(TransportError::Request(detail))) => {
+                return explain(
+                    StatusCode::BAD_REQUEST,
+                    format!("lab naive: the request could not be forwarded: {detail}"),
+                );
+            }
+            Some(Err(err)) => {
                 tracing::warn!(
                     "{shown}: the target {} failed: {err} (the article's code panics here)",
                     self.target

@@ -77,6 +77,20 @@ pub async fn handle(ctx: Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
 }
 
 async fn route(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+    // A 2xx answer to CONNECT means "the tunnel is open" (RFC 9110 §9.3.6):
+    // an origin server that is not a proxy must not give one.
+    if req.method() == http::Method::CONNECT {
+        let mut refused = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT opens a tunnel, which is a forward proxy's job (`lab forward`); \
+             this is a real server\n",
+        );
+        refused.headers_mut().insert(
+            http::header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+        return refused;
+    }
     let path = req.uri().path();
     match path {
         // The article's ErrorHandler.

@@ -137,8 +137,12 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
             "{name:?} cannot name a ZooKeeper node; use one segment without '/', e.g. 127.0.0.1:2003"
         );
     }
-    if name.chars().any(char::is_control) {
-        anyhow::bail!("{name:?} cannot name a ZooKeeper node: it has a control character");
+    // ZooKeeper also refuses U+D800–U+F8FF and U+FFF0–U+FFFF (PathUtils).
+    let refused = |c: char| matches!(c, '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..='\u{ffff}');
+    if name.chars().any(|c| c.is_control() || refused(c)) {
+        anyhow::bail!(
+            "{name:?} cannot name a ZooKeeper node: it has a control character or one ZooKeeper refuses"
+        );
     }
     Ok(())
 }
