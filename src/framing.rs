@@ -37,9 +37,43 @@ pub const REJECT_HEADER: &str = "x-lab-framing-error";
 /// A head larger than this is not held back: hyper refuses it (431).
 const MAX_HEAD: usize = 512 * 1024;
 
+/// Why the guard replaced what the client sent with a stand-in request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rejection {
+    /// Both Content-Length and Transfer-Encoding (400).
+    Smuggling,
+    /// The HTTP/2 connection preface on an HTTP/1.1 listener (505).
+    Http2,
+    /// A request head that did not arrive whole within the header timeout (408).
+    HeadTimeout,
+}
+
+impl Rejection {
+    /// The stand-in request that carries this rejection to [`Guarded`].
+    fn stand_in(self) -> &'static [u8] {
+        match self {
+            Rejection::Smuggling => REJECTED,
+            Rejection::Http2 => REJECTED_HTTP2,
+            Rejection::HeadTimeout => REJECTED_TIMEOUT,
+        }
+    }
+}
+
 /// The stand-in for a request with both Content-Length and Transfer-Encoding.
 const REJECTED: &[u8] = b"GET / HTTP/1.1\r\nHost: lab\r\nContent-Length: 0\r\n\
     x-lab-framing-error: both Content-Length and Transfer-Encoding\r\n\r\n";
+const SMUGGLING_REASON: &str = "both Content-Length and Transfer-Encoding";
+
+/// The stand-in for the HTTP/2 connection preface (RFC 9113 §3.4).
+const REJECTED_HTTP2: &[u8] = b"GET / HTTP/1.1\r\nHost: lab\r\nContent-Length: 0\r\n\
+    x-lab-framing-error: an HTTP/2 connection preface\r\n\r\n";
+const HTTP2_REASON: &str = "an HTTP/2 connection preface";
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+/// The stand-in for a request head still unfinished at the header timeout.
+const REJECTED_TIMEOUT: &[u8] = b"GET / HTTP/1.1\r\nHost: lab\r\nContent-Length: 0\r\n\
+    x-lab-framing-error: request head not finished in time\r\n\r\n";
+const TIMEOUT_REASON: &str = "request head not finished in time";
 
 /// Where the guard is in the byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +112,10 @@ pub struct FramingGuard<S> {
     /// Bytes judged and ready for hyper that did not fit its buffer yet (or
     /// the stand-in request).
     ready: BytesMut,
+    /// How long a request head may take from its first byte (slowloris).
+    head_timeout: Option<std::time::Duration>,
+    /// When the head being held must be whole; armed while one is held.
+    head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// What [`State::scan`] found in a run of bytes.
@@ -88,9 +126,10 @@ enum Scan {
     /// The first `n` bytes may pass; the rest is an unfinished head or
     /// line, held back until the rest of it arrives.
     Hold(usize),
-    /// The first `n` bytes may pass; then comes a request with both
-    /// lengths: it is replaced by the stand-in and nothing more is read.
-    Reject(usize),
+    /// The first `n` bytes may pass; then comes a request to refuse (both
+    /// lengths, an HTTP/2 preface): it is replaced by the stand-in and
+    /// nothing more is read.
+    Reject(usize, Rejection),
 }
 
 impl<S> FramingGuard<S> {
@@ -100,6 +139,28 @@ impl<S> FramingGuard<S> {
             state: State::Head,
             held: BytesMut::new(),
             ready: BytesMut::new(),
+            head_timeout: None,
+            head_deadline: None,
+        }
+    }
+
+    /// [`FramingGuard::new`], answering 408 for a request head not whole
+    /// within `timeout` of its first byte (a slowloris client trickles one).
+    /// Needs a tokio runtime with its timer.
+    pub fn with_head_timeout(inner: S, timeout: std::time::Duration) -> FramingGuard<S> {
+        FramingGuard {
+            head_timeout: Some(timeout),
+            ..FramingGuard::new(inner)
+        }
+    }
+
+    /// A head started and is held: its time starts now (once).
+    fn arm_head_deadline(&mut self) {
+        if self.state == State::Head
+            && self.head_deadline.is_none()
+            && let Some(timeout) = self.head_timeout
+        {
+            self.head_deadline = Some(Box::pin(tokio::time::sleep(timeout)));
         }
     }
 
@@ -115,19 +176,23 @@ impl<S> FramingGuard<S> {
                 let judged = self.held.split_to(n);
                 self.ready.extend_from_slice(&judged);
             }
-            Scan::Reject(n) => {
+            Scan::Reject(n, why) => {
                 let judged = self.held.split_to(n);
                 self.ready.extend_from_slice(&judged);
-                self.reject();
+                self.reject(why);
             }
+        }
+        if self.held.is_empty() {
+            self.head_deadline = None;
         }
     }
 
     /// Replaces the request being read by the stand-in; reads no more.
-    fn reject(&mut self) {
+    fn reject(&mut self, why: Rejection) {
         self.held.clear();
-        self.ready.extend_from_slice(REJECTED);
+        self.ready.extend_from_slice(why.stand_in());
         self.state = State::Closed;
+        self.head_deadline = None;
     }
 
     /// Stops following: everything held and to come goes to hyper as is.
@@ -195,9 +260,15 @@ impl State {
                         at += 1;
                         continue;
                     }
+                    // HTTP/2 without negotiation: answer it rather than drop it.
+                    if rest.starts_with(HTTP2_PREFACE) {
+                        return Scan::Reject(at, Rejection::Http2);
+                    }
                     match judge_head(rest) {
                         Head::Partial if rest.len() <= MAX_HEAD => return Scan::Hold(at),
-                        Head::Complete(_, Some(Framing::Smuggling)) => return Scan::Reject(at),
+                        Head::Complete(_, Some(Framing::Smuggling)) => {
+                            return Scan::Reject(at, Rejection::Smuggling);
+                        }
                         Head::Complete(end, framing) => {
                             at += end;
                             *self = match framing {
@@ -358,10 +429,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
                     Scan::Pass => return Poll::Ready(Ok(())),
                     Scan::Hold(n) => {
                         this.held.extend_from_slice(&new[n..]);
+                        this.arm_head_deadline();
                         n
                     }
-                    Scan::Reject(n) => {
-                        this.reject();
+                    Scan::Reject(n, why) => {
+                        this.reject(why);
                         n
                     }
                 };
@@ -390,9 +462,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
                         this.give_up();
                     }
                 }
-                Poll::Ready(Ok(_)) => this.judge_held(),
+                Poll::Ready(Ok(_)) => {
+                    this.judge_held();
+                    if !this.held.is_empty() {
+                        this.arm_head_deadline();
+                    }
+                }
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // Waiting for the rest of a head: not past its deadline.
+                    match this.head_deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+                        Some(Poll::Ready(())) => this.reject(Rejection::HeadTimeout),
+                        _ => return Poll::Pending,
+                    }
+                }
             }
         }
     }
@@ -478,13 +561,33 @@ where
         if let Some(reason) = req.headers().get(REJECT_HEADER) {
             let reason = String::from_utf8_lossy(reason.as_bytes()).into_owned();
             tracing::debug!("refused a request: {reason}");
-            return Box::pin(std::future::ready(Ok(refusal(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "400 Bad Request: {reason}. A request must give its length one way only \
-                     (RFC 9112 §6.1); sending both is how request smuggling starts.\n"
+            let (status, text) = match reason.as_str() {
+                HTTP2_REASON => (
+                    StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                    "505 HTTP Version Not Supported: this listener speaks HTTP/1.1; the client \
+                     sent the HTTP/2 connection preface without negotiating HTTP/2 first.\n"
+                        .to_string(),
                 ),
-            ))));
+                TIMEOUT_REASON => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "408 Request Timeout: the request head did not arrive whole in time \
+                     (--header-timeout); a client that trickles its headers holds a \
+                     connection for nothing (slowloris).\n"
+                        .to_string(),
+                ),
+                SMUGGLING_REASON => (
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "400 Bad Request: {reason}. A request must give its length one way only \
+                         (RFC 9112 §6.1); sending both is how request smuggling starts.\n"
+                    ),
+                ),
+                _ => (
+                    StatusCode::BAD_REQUEST,
+                    format!("400 Bad Request: {reason}\n"),
+                ),
+            };
+            return Box::pin(std::future::ready(Ok(refusal(status, text))));
         }
         // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request)
         // status code to any HTTP/1.1 request message that lacks a Host
@@ -704,5 +807,36 @@ mod tests {
             of("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
             None
         );
+    }
+
+    #[test]
+    fn an_http2_preface_is_replaced_by_its_stand_in() {
+        let preface: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        for step in [1, 4, preface.len()] {
+            assert_eq!(
+                through(preface, step),
+                REJECTED_HTTP2,
+                "in pieces of {step}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_trickled_past_the_timeout_becomes_the_408_stand_in() {
+        // The client sends the start of a head and then nothing (a slowloris
+        // client would send a line now and then; time is what counts).
+        let mut guard = FramingGuard::with_head_timeout(
+            Pieces {
+                data: b"GET /slow HTTP/1.1\r\nHost: x\r\nX-1: a\r\n".to_vec(),
+                step: 64,
+                open: true,
+            },
+            std::time::Duration::from_secs(1),
+        );
+        let mut buf = [0u8; 256];
+        let started = tokio::time::Instant::now();
+        let n = guard.read(&mut buf).await.expect("read");
+        assert_eq!(&buf[..n], REJECTED_TIMEOUT);
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(1));
     }
 }

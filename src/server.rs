@@ -289,9 +289,15 @@ where
             };
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
+                // The guard answers a trickled head with 408 at the timeout;
+                // hyper's own timer, a second later, closes a connection
+                // that sent nothing at all (or bytes the guard passed on).
+                .header_read_timeout(limits.header_timeout + Duration::from_secs(1))
                 .serve_connection(
-                    TokioIo::new(crate::framing::FramingGuard::new(stream)),
+                    TokioIo::new(crate::framing::FramingGuard::with_head_timeout(
+                        stream,
+                        limits.header_timeout,
+                    )),
                     service,
                 )
                 .with_upgrades();
