@@ -55,6 +55,14 @@ impl Cidr {
         }
     }
 
+    /// Whether every address of the range is a loopback address.
+    pub fn is_loopback_only(&self) -> bool {
+        match self.addr {
+            IpAddr::V4(net) => self.prefix >= 8 && net.octets()[0] == 127,
+            IpAddr::V6(net) => self.prefix == 128 && net.is_loopback(),
+        }
+    }
+
     /// Whether any of `ranges` contains `ip`.
     pub fn any_contains(ranges: &[Cidr], ip: IpAddr) -> bool {
         ranges.iter().any(|range| range.contains(ip))
@@ -81,6 +89,13 @@ impl FromStr for Cidr {
             .parse()
             .map_err(|_| format!("{s:?}: {addr:?} is not an IP address; {hint}"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
+        // IPv4 clients are matched against IPv4 ranges (a dual-stack
+        // listener's `::ffff:a.b.c.d` included): a range written as mapped
+        // IPv6 is the IPv4 range it maps.
+        let mapped = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+            IpAddr::V4(_) => None,
+        };
         let prefix = match bits {
             None => max,
             Some(bits) => match bits.parse::<u8>() {
@@ -92,7 +107,13 @@ impl FromStr for Cidr {
                 }
             },
         };
-        Ok(Cidr { addr, prefix })
+        match mapped {
+            Some(v4) if prefix >= 96 => Ok(Cidr {
+                addr: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            }),
+            _ => Ok(Cidr { addr, prefix }),
+        }
     }
 }
 
@@ -134,6 +155,13 @@ mod tests {
         assert!(Cidr::any_contains(&Cidr::LOOPBACK, ip("::ffff:127.0.0.1")));
         assert!(Cidr::any_contains(&Cidr::LOOPBACK, ip("127.9.9.9")));
         assert!(!Cidr::any_contains(&Cidr::LOOPBACK, ip("192.0.2.1")));
+        // A range written as mapped IPv6 is its IPv4 range.
+        assert_eq!(cidr("::ffff:10.0.0.0/104"), cidr("10.0.0.0/8"));
+        assert!(cidr("::ffff:10.0.0.0/104").contains(ip("10.1.2.3")));
+        assert!(cidr("127.0.0.0/8").is_loopback_only());
+        assert!(cidr("::1").is_loopback_only());
+        assert!(!cidr("0.0.0.0/0").is_loopback_only());
+        assert!(!cidr("127.0.0.0/7").is_loopback_only());
     }
 
     #[test]

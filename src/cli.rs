@@ -105,7 +105,7 @@ Examples:
     /// Run a forward proxy (正向代理): absolute URLs, X-Forwarded-For, CONNECT tunnels.
     #[command(after_help = "\
 A client must be told to use it (curl -x, a browser's proxy setting); it then sends whole URLs.
-CONNECT tunnels reach only ports 443, 2002, 2003, 2004 and 8080 unless --allow-connect-port.
+CONNECT tunnels reach only ports 443, 2003 and 2004 (HTTPS and the real servers) unless --allow-connect-port.
 
 Examples:
   lab forward                                 listens on 127.0.0.1:8080
@@ -351,13 +351,14 @@ pub struct NaiveArgs {
 
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
-    /// Address to listen on (the article's :8080, on loopback). Anything but
-    /// loopback makes an open proxy: anyone who reaches it can use it.
+    /// Address to listen on (the article's :8080, on loopback). Beyond
+    /// loopback other machines can reach it, and those --allow names can use it.
     #[arg(long, value_name = "ADDR", default_value = crate::proxy::forward::DEFAULT_LISTEN, env = "LAB_FORWARD_LISTEN", value_parser = parse_listen_addr)]
     pub listen: SocketAddr,
 
     /// Also allow CONNECT tunnels to this port (repeatable); by default only
-    /// 443, 2002, 2003, 2004 and 8080.
+    /// 443, 2003 and 2004 (HTTPS and the real servers; not the proxies' ports,
+    /// whose /_lab/ pages a tunnel would reach).
     #[arg(long = "allow-connect-port", value_name = "PORT")]
     pub allow_connect_ports: Vec<u16>,
 
@@ -462,18 +463,19 @@ pub struct ProxyArgs {
     #[arg(long, value_enum, default_value_t = crate::proxy::headers::ForwardedPolicy::Append)]
     pub forwarded: crate::proxy::headers::ForwardedPolicy,
 
-    /// When an upstream refuses the connection, try up to N other upstreams
-    /// (nginx's proxy_next_upstream error), for idempotent requests without
-    /// a body only: nothing was sent, so nothing happens twice. 0 is Go's
-    /// ReverseProxy, the article's: one upstream per request, 502 when it is
-    /// down. Each try counts against the refusing upstream (health, breaker);
-    /// the answer names the refusals in X-Lab-Retried.
+    /// When the connection to an upstream fails (refused, timed out, TLS
+    /// handshake), try up to N other upstreams (nginx's proxy_next_upstream
+    /// error), for idempotent requests without a body only: nothing was sent,
+    /// so nothing happens twice. 0 is Go's ReverseProxy, the article's: one
+    /// upstream per request, 502 when it is down. Each try counts against the
+    /// failed upstream (health, breaker) and has its own --response-timeout;
+    /// the answer names the failures in X-Lab-Retried.
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10))]
     pub retries: u32,
 
     /// A proxy in front of this one (repeatable: an address or a range such
     /// as 10.0.0.0/8) whose X-Forwarded-For is believed: the client's address
-    /// (for --rate-limit-by ip, consistent hashing by ip, X-Real-IP) is then
+    /// (for --rate-limit-by ip, --hash-key remote-ip, X-Real-IP) is then
     /// the last address in X-Forwarded-For that is not a trusted proxy. From
     /// any other peer the header is only passed on, never believed.
     #[arg(long = "trusted-proxy", value_name = "CIDR")]

@@ -272,15 +272,16 @@ impl State {
                         Head::Complete(end, framing) => {
                             at += end;
                             *self = match framing {
+                                // The body is framed the same way with or without an
+                                // Upgrade or CONNECT (hyper does so too). What follows
+                                // may then be a tunnel, or (when the upgrade is
+                                // refused) the next request: it is judged as a head.
+                                // Tunnel bytes (TLS, WebSocket frames) are not one
+                                // and are passed on untouched; a request is checked
+                                // like any other.
                                 Some(Framing::Length(0)) | Some(Framing::None) => State::Head,
                                 Some(Framing::Length(n)) => State::Body(n),
                                 Some(Framing::Chunked) => State::Chunked(Chunked::Size),
-                                // After CONNECT or an Upgrade the next bytes may be a
-                                // tunnel, or (when the upgrade is refused) the next
-                                // request. Judge them as a head: tunnel bytes (TLS,
-                                // WebSocket frames) are not one and are passed on
-                                // untouched; a request is checked like any other.
-                                Some(Framing::Opaque) => State::Head,
                                 Some(Framing::Smuggling) | None => State::Passthrough,
                             };
                         }
@@ -353,8 +354,6 @@ enum Framing {
     Chunked,
     /// Both Content-Length and Transfer-Encoding.
     Smuggling,
-    /// CONNECT or an upgrade: what follows may not be HTTP.
-    Opaque,
 }
 
 impl Framing {
@@ -363,18 +362,12 @@ impl Framing {
     fn of(request: &httparse::Request<'_, '_>) -> Option<Framing> {
         let mut length = None;
         let mut transfer_encoding = None;
-        let mut upgrade = false;
         for header in request.headers.iter() {
             if header.name.eq_ignore_ascii_case("content-length") {
                 length = Some(header.value);
             } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
                 transfer_encoding = Some(header.value);
-            } else if header.name.eq_ignore_ascii_case("upgrade") {
-                upgrade = true;
             }
-        }
-        if request.method == Some("CONNECT") || upgrade {
-            return Some(Framing::Opaque);
         }
         match (length, transfer_encoding) {
             (Some(_), Some(_)) => Some(Framing::Smuggling),
@@ -412,8 +405,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
             }
             if this.state == State::Closed {
                 // The stand-in request was handed over; its answer closes
-                // the connection. Nothing more is read from this client.
-                return Poll::Pending;
+                // the connection. Nothing more from this client reaches
+                // hyper: read and dropped, until the client closes.
+                let mut scratch = [0u8; 2048];
+                let mut sink = ReadBuf::new(&mut scratch);
+                loop {
+                    std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut sink))?;
+                    if sink.filled().is_empty() {
+                        return Poll::Ready(Ok(())); // end of input
+                    }
+                    sink.clear();
+                }
             }
             if this.held.is_empty() {
                 // The usual case: read straight into hyper's buffer and
@@ -592,13 +594,14 @@ where
         // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request)
         // status code to any HTTP/1.1 request message that lacks a Host
         // header field" (hyper leaves this to the service).
-        if req.version() == http::Version::HTTP_11
-            && !req.headers().contains_key(http::header::HOST)
-        {
+        let hosts = req.headers().get_all(http::header::HOST).iter().count();
+        if (req.version() == http::Version::HTTP_11 && hosts == 0) || hosts > 1 {
             return Box::pin(std::future::ready(Ok(refusal(
                 StatusCode::BAD_REQUEST,
-                "400 Bad Request: an HTTP/1.1 request must carry a Host header (RFC 9112 §3.2)\n"
-                    .to_string(),
+                format!(
+                    "400 Bad Request: a request must carry one Host header (RFC 9112 §3.2); \
+                     this one has {hosts}\n"
+                ),
             ))));
         }
         // hyper has already refused a Content-Length that is not one number.

@@ -40,13 +40,16 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Limits {
     /// Refuse a request whose body is larger, 413 Content Too Large: SIZE in
     /// bytes or with a unit (500kB, 64KiB, 10MB, 1GiB), or `none`. A declared
-    /// Content-Length is refused before any byte of the body is read; `lab
-    /// proxy` also stops a chunked body that grows past it.
+    /// Content-Length is refused before any byte of the body is read; the
+    /// proxies (naive, forward, proxy) also stop a chunked body that grows
+    /// past it. The real server never reads a body.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_body: u64,
 
-    /// Drop a client that has not sent a whole request head within this time
-    /// (slowloris: a client that trickles its headers to hold a connection).
+    /// Answer 408 to a client whose request head is not whole this long after
+    /// its first byte (slowloris: a client that trickles its headers to hold
+    /// a connection); a connection that sends nothing is closed a second
+    /// later, idle keep-alive connections included.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_positive_duration)]
     pub header_timeout: Duration,
 }
@@ -71,9 +74,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
     let hint = "write a size such as 1048576, 500kB, 64KiB, 10MB or 1GiB, or `none`";
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size: {hint}"))?;
+    let number: u64 = match number.parse() {
+        Ok(number) => number,
+        Err(_) if !number.is_empty() => return Err(format!("{s:?} is too large: {hint}")),
+        Err(_) => return Err(format!("{s:?} is not a size: {hint}")),
+    };
     let unit = unit.trim();
     let unit = unit
         .strip_suffix(['B', 'b'])

@@ -325,10 +325,137 @@ async fn an_upstream_reset_mid_body_is_never_a_complete_answer() {
     );
 }
 
+/// An upstream that answers 200 as soon as it has a request head, then
+/// reads the request body (as Go and nginx servers do); it reports whether
+/// a body ever ended with its last chunk.
+async fn early_answering_upstream() -> (SocketAddr, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let saw_last_chunk = Arc::new(AtomicBool::new(false));
+    let flag = saw_last_chunk.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let flag = flag.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                let mut answered = false;
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                    if !answered && common::find(&seen, b"\r\n\r\n").is_some() {
+                        answered = true;
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .await;
+                    }
+                    if common::find(&seen, b"\r\n0\r\n\r\n").is_some() {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    (addr, saw_last_chunk)
+}
+
+#[tokio::test]
+async fn a_chunked_body_past_max_body_after_the_answer_is_cut_and_nothing_hangs() {
+    for command in ["proxy", "naive"] {
+        let (upstream, saw_last_chunk) = early_answering_upstream().await;
+        let target = format!("http://{upstream}");
+        let mut process = match command {
+            "proxy" => LabProcess::spawn(&[
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                &target,
+                "--max-body",
+                "1000",
+            ]),
+            _ => LabProcess::spawn(&[
+                "naive",
+                "--listen",
+                "127.0.0.1:0",
+                "--target",
+                &target,
+                "--max-body",
+                "1000",
+            ]),
+        };
+        let mark = if command == "proxy" {
+            "Starting ReverseProxy at "
+        } else {
+            "server on "
+        };
+        let addr = process.addr_after(mark).await;
+
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        client
+            .write_all(
+                b"POST /up HTTP/1.1\r\nHost: lab\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n",
+            )
+            .await
+            .expect("write");
+        // The upstream's early answer arrives while the body is still coming.
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while common::find(&seen, b"ok").is_none() {
+            let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+                .await
+                .expect("the early answer")
+                .expect("read");
+            assert!(n > 0, "{command}: closed before the answer");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"),
+            "{command}"
+        );
+        // Then the body grows past the limit and ends; then another request.
+        for _ in 0..4 {
+            let mut chunk = b"1f4\r\n".to_vec();
+            chunk.extend_from_slice(&[b'x'; 500]);
+            chunk.extend_from_slice(b"\r\n");
+            if client.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = client
+            .write_all(b"0\r\n\r\nGET /next HTTP/1.1\r\nHost: lab\r\n\r\n")
+            .await;
+        // The connection answers or closes: it does not hang.
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match client.read(&mut buf).await {
+                    Ok(0) | Err(_) => return "closed",
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "{command}: the client's connection hung after the limit"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !saw_last_chunk.load(Ordering::SeqCst),
+            "{command}: the upstream must never get a body past --max-body as if it were whole"
+        );
+    }
+}
+
 /// SIGTERM with requests in flight: they complete, new connections are
 /// refused, the process exits 0.
 async fn drains_on_sigterm(mut server: LabProcess, addr: SocketAddr, path: &str) {
     let url = format!("http://{addr}{path}");
+    let base_fds = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .expect("/proc/PID/fd")
+        .count();
     let in_flight: Vec<_> = (0..5)
         .map(|_| {
             let url = url.clone();
@@ -340,7 +467,15 @@ async fn drains_on_sigterm(mut server: LabProcess, addr: SocketAddr, path: &str)
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Until the server has accepted all five (its open descriptors show
+    // them), then a moment for their heads to be read.
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", server.pid())).map_or(0, |d| d.count());
+    let deadline = Instant::now() + common::STEP;
+    while fds() < base_fds + 5 {
+        assert!(Instant::now() < deadline, "the five requests never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     kill(&server, "TERM");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let refused = TcpStream::connect(addr).await;

@@ -788,15 +788,17 @@ async fn binary_proxies_curl_logs_each_request_and_stops_on_sigterm() {
 }
 
 #[tokio::test]
-async fn binary_warns_loudly_when_listening_beyond_loopback() {
-    let mut lab = LabProcess::spawn(&["forward", "--listen", "0.0.0.0:0"]);
-    let addr = lab.addr_after("server on ").await;
-    assert!(addr.ip().is_unspecified(), "{addr}");
+async fn binary_warns_loudly_when_it_serves_clients_beyond_loopback() {
+    // Listening on loopback (as every test server does); --allow opens it.
+    let mut lab =
+        LabProcess::spawn(&["forward", "--listen", "127.0.0.1:0", "--allow", "0.0.0.0/0"]);
+    lab.addr_after("server on ").await;
     let warning = lab.wait_for("OPEN PROXY").await;
     assert!(
-        warning.contains("127.0.0.1:"),
-        "says how to fix it: {warning}"
+        warning.contains("0.0.0.0/0"),
+        "names who may use it: {warning}"
     );
+    assert!(warning.contains("--allow"), "says how to fix it: {warning}");
     let status = lab.terminate().await;
     assert_eq!(status.code(), Some(0), "{status}; stderr:\n{}", lab.log());
 }

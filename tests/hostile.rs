@@ -140,6 +140,21 @@ fn request(id: &str, to: &Listener) -> Vec<u8> {
             head("POST", "Content-Length: 4\r\nContent-Length: 5\r\n"),
             b"abcde",
         ),
+        "upgrade-cl-and-te" => with(
+            head(
+                "POST",
+                "Connection: upgrade\r\nUpgrade: foo\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+            ),
+            b"0\r\n\r\n",
+        ),
+        "upgrade-with-body" => with(
+            head(
+                "POST",
+                "Connection: upgrade\r\nUpgrade: foo\r\nContent-Length: 5\r\n",
+            ),
+            b"hello",
+        ),
+        "two-hosts" => head("GET", "Host: other.example\r\n"),
         "cl-list" => with(head("POST", "Content-Length: 4, 5\r\n"), b"abcde"),
         "obs-fold" => head("GET", "X-Folded: a\r\n b\r\n"),
         "te-not-chunked" => with(head("POST", "Transfer-Encoding: gzip\r\n"), b"abcd"),
@@ -178,6 +193,9 @@ fn request(id: &str, to: &Listener) -> Vec<u8> {
         }
         "connect-port-25" => {
             b"CONNECT 127.0.0.1:25 HTTP/1.1\r\nHost: 127.0.0.1:25\r\n\r\n".to_vec()
+        }
+        "connect-to-proxy-port" => {
+            b"CONNECT 127.0.0.1:2002 HTTP/1.1\r\nHost: 127.0.0.1:2002\r\n\r\n".to_vec()
         }
         "loop-to-self" => {
             let me = to.addr;

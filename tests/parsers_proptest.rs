@@ -1384,22 +1384,48 @@ proptest! {
     }
 
     #[test]
-    fn the_client_address_is_the_peer_or_an_address_of_the_header(
-        xff in any_text(64), peer_trusted in prop::bool::ANY,
+    fn the_client_address_is_the_rightmost_untrusted_address(
+        hops in prop::collection::vec((prop::bool::ANY, any::<u8>()), 0..6),
+        peer_trusted in prop::bool::ANY,
+        junk_at in prop::option::of(0usize..6),
     ) {
+        // Each hop: trusted (10.0.0.x) or not (198.51.100.x); maybe one
+        // entry that is not an address.
         let trusted: Vec<lab::cidr::Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
-        let peer: std::net::IpAddr = if peer_trusted { "10.0.0.1" } else { "192.0.2.1" }
+        let entries: Vec<String> = hops
+            .iter()
+            .enumerate()
+            .map(|(i, (is_trusted, n))| {
+                if junk_at == Some(i) {
+                    "unknown".to_string()
+                } else if *is_trusted {
+                    format!("10.0.0.{n}")
+                } else {
+                    format!("198.51.100.{n}")
+                }
+            })
+            .collect();
+        let peer: std::net::IpAddr = if peer_trusted { "10.9.9.9" } else { "192.0.2.1" }
             .parse()
             .unwrap();
         let mut headers = http::HeaderMap::new();
-        if let Ok(value) = HeaderValue::from_str(&xff) {
-            headers.insert("x-forwarded-for", value);
+        if !entries.is_empty() {
+            headers.insert("x-forwarded-for", HeaderValue::from_str(&entries.join(", ")).unwrap());
+        }
+        // The rule, written out: from an untrusted peer, the peer. Else walk
+        // from the right past trusted addresses; the first untrusted one is
+        // the client; junk stops the walk at the last address believed.
+        let mut expected = peer;
+        if peer_trusted {
+            for entry in entries.iter().rev() {
+                let Ok(ip) = entry.parse::<std::net::IpAddr>() else { break };
+                expected = ip;
+                if !entry.starts_with("10.") {
+                    break;
+                }
+            }
         }
         let client = lab::proxy::headers::client_address(peer, &headers, &trusted);
-        if !peer_trusted {
-            prop_assert_eq!(client, peer);
-        } else {
-            prop_assert!(client == peer || xff.split(',').any(|part| part.trim().parse() == Ok(client)));
-        }
+        prop_assert_eq!(client, expected, "{:?} from {}", entries, peer);
     }
 }

@@ -160,9 +160,9 @@ impl fmt::Display for Rate {
 /// `--rate-limit-by`: whose requests share a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LimitBy {
-    /// One bucket per client IP: the TCP peer's address, never
-    /// X-Forwarded-For, which the client writes itself (the special-headers
-    /// lab shows how easily it is spoofed).
+    /// One bucket per client IP: the TCP peer's address; X-Forwarded-For,
+    /// which a client writes itself (the special-headers lab shows how easily
+    /// it is spoofed), only from a `--trusted-proxy` peer.
     #[default]
     Ip,
     /// One bucket for all clients: the upstreams' total load is capped.

@@ -20,7 +20,14 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio_util::sync::CancellationToken;
 
-use super::transport::UpstreamBody;
+use super::transport::{BoxError, RequestBody, UpstreamBody};
+
+/// The error a [`LimitedBody`] ends with when it passes its limit.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body grew past {max} bytes (--max-body)")]
+pub struct TooLarge {
+    pub max: u64,
+}
 
 /// A request body that may carry at most `max` bytes.
 pub struct LimitedBody<B> {
@@ -45,18 +52,18 @@ impl<B> LimitedBody<B> {
 impl<B> Body for LimitedBody<B>
 where
     B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
 {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let too_large = || Poll::Ready(Some(Err(TooLarge { max: 0 }.into())));
         if self.exceeded.is_cancelled() {
-            // Whoever owns this body races it against the token and drops
-            // it; until then it yields nothing more.
-            return Poll::Pending;
+            return too_large();
         }
         let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
         if let Some(Ok(frame)) = &frame
@@ -64,11 +71,15 @@ where
         {
             self.seen += data.len() as u64;
             if self.seen > self.max {
+                // An error, not an early end: the pool then aborts the
+                // upstream connection before the last chunk, so the upstream
+                // never takes a cut body for a whole one. Whoever races the
+                // exchange against `exceeded` answers 413.
                 self.exceeded.cancel();
-                return Poll::Pending;
+                return Poll::Ready(Some(Err(TooLarge { max: self.max }.into())));
             }
         }
-        Poll::Ready(frame)
+        Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -80,20 +91,31 @@ where
     }
 }
 
+/// `body` as the pool sends it: counted against `max` as it streams (unless
+/// it is known to be empty or there is no limit); `exceeded` is cancelled
+/// when it passes `max`.
+pub fn limited(body: UpstreamBody, max: u64, exceeded: &CancellationToken) -> RequestBody {
+    if body.is_end_stream() || max == u64::MAX {
+        body.map_err(Into::into).boxed()
+    } else {
+        LimitedBody::new(body, max, exceeded.clone()).boxed()
+    }
+}
+
 /// Sends `body` with `send`, counting it against `max` as it streams:
-/// `None` when it grew past `max` (the exchange is then dropped mid-body),
-/// else what `send` returned. A body known to be empty is not wrapped.
+/// `None` when it grew past `max` (the exchange is then dropped), else what
+/// `send` returned.
 pub async fn send_limited<T, F, Fut>(body: UpstreamBody, max: u64, send: F) -> Option<T>
 where
-    F: FnOnce(UpstreamBody) -> Fut,
+    F: FnOnce(RequestBody) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    if body.is_end_stream() || max == u64::MAX {
-        return Some(send(body).await);
-    }
     let exceeded = CancellationToken::new();
-    let body = LimitedBody::new(body, max, exceeded.clone()).boxed();
+    let body = limited(body, max, &exceeded);
     tokio::select! {
+        // First: a body past the limit also fails the exchange; the 413 is
+        // the answer, not the 400 that failure would give.
+        biased;
         () = exceeded.cancelled() => None,
         sent = send(body) => Some(sent),
     }
@@ -129,14 +151,18 @@ mod tests {
         let token = CancellationToken::new();
         let mut body = LimitedBody::new(chunks(&[4, 4, 4, 4]), 10, token.clone());
         let mut got = 0;
-        loop {
+        let failed = loop {
             match body.frame().now_or_never() {
                 Some(Some(Ok(frame))) => got += frame.into_data().unwrap().len(),
-                Some(other) => panic!("the body must not end or fail: {:?}", other.is_none()),
-                None => break, // pending: stopped
+                Some(Some(Err(err))) => break err,
+                other => panic!("the body must fail, not end or wait: {}", other.is_some()),
             }
-        }
+        };
         assert_eq!(got, 8, "the chunk that crossed the limit is not passed on");
+        assert!(
+            failed.to_string().contains("grew past 10 bytes"),
+            "{failed}"
+        );
         assert!(token.is_cancelled());
     }
 }

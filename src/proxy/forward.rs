@@ -56,7 +56,7 @@ use tokio::net::TcpStream;
 use crate::cidr::Cidr;
 use crate::proxy::headers::{self, HeaderError, X_FORWARDED_FOR};
 use crate::proxy::transport::{
-    Transport, TransportConfig, TransportError, UpstreamBody, error_chain,
+    RequestBody, Transport, TransportConfig, TransportError, error_chain,
 };
 use crate::server::Conn;
 
@@ -66,8 +66,10 @@ use crate::proxy::Body as ProxyBody;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// Ports a CONNECT may reach without `--allow-connect-port`: HTTPS, and the
-/// lab's own (the naive and full proxies, the two real servers, this proxy).
-pub const DEFAULT_CONNECT_PORTS: [u16; 5] = [443, 2002, 2003, 2004, 8080];
+/// lab's two real servers. Not the proxies' ports (2002, 8080): a tunnel is
+/// opaque, so through one a client would reach `lab proxy`'s own `/_lab/`
+/// pages, which the forward proxy refuses to fetch.
+pub const DEFAULT_CONNECT_PORTS: [u16; 3] = [443, 2003, 2004];
 
 /// The longest response head a parent proxy may send to our CONNECT.
 const MAX_TUNNEL_HEAD: usize = 16 * 1024;
@@ -434,7 +436,7 @@ impl ForwardProxy {
     async fn round_trip(
         &self,
         conn: &Conn,
-        outbound: Request<UpstreamBody>,
+        outbound: Request<RequestBody>,
         authority: &Authority,
     ) -> Result<Response<Incoming>, ForwardError> {
         let unreachable = |detail: String| ForwardError::Unreachable {
@@ -624,7 +626,7 @@ async fn dial(
 /// absolute-form (the parent is a forward proxy too).
 async fn via_parent(
     parent: &ParentProxy,
-    outbound: Request<UpstreamBody>,
+    outbound: Request<RequestBody>,
     timeout: Duration,
     conn: &Conn,
 ) -> Result<Response<Incoming>, String> {
@@ -760,12 +762,18 @@ pub async fn run(
         .context("listener has no local address")?;
     // The article prints "server on :8080".
     tracing::info!("server on {addr} (forward proxy)");
-    if !addr.ip().is_loopback() {
+    let allowed = &config.allowed_clients;
+    if allowed.iter().any(|range| !range.is_loopback_only()) {
         tracing::warn!(
-            "⚠ OPEN PROXY: {addr} is reachable from other machines, and anyone who can reach it \
-             can browse and tunnel through it as you. Unless that is what you want, stop it and \
-             listen on loopback: --listen 127.0.0.1:{}",
-            addr.port()
+            "⚠ OPEN PROXY: clients from {} may use it (--allow), and any of them can browse and \
+             tunnel through it as you. Unless that is what you want, stop it and leave --allow out \
+             (loopback only)",
+            Cidr::list(allowed)
+        );
+    } else if !addr.ip().is_loopback() {
+        tracing::info!(
+            "{addr} is reachable from other machines, but only loopback clients may use it \
+             (others get 403); --allow CIDR serves more"
         );
     }
     let ports: Vec<String> = config.connect_ports.iter().map(u16::to_string).collect();

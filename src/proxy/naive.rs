@@ -210,12 +210,17 @@ impl NaiveProxy {
         if req.method() == http::Method::CONNECT {
             // The article's code would send it on as an ordinary request and
             // answer 200, which a client reads as "tunnel open". The lab stops it.
-            return explain(
+            let mut refused = explain(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "lab naive: CONNECT asks for a tunnel, which is a forward proxy's job \
                  (`lab forward`); a reverse proxy has none to give"
                     .to_string(),
             );
+            refused.headers_mut().insert(
+                http::header::ALLOW,
+                http::HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+            return refused;
         }
         let (mut parts, body) = req.into_parts();
         let shown = format!("{} {}", parts.method, parts.uri);

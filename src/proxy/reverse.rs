@@ -36,12 +36,12 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 use super::Body;
-use super::body_limit::LimitedBody;
+use super::body_limit;
 use super::director::{Director, Upstream};
 use super::flush;
 use super::headers::{self, ClientFacts, ForwardedPolicy};
 use super::modify::{ErrorStyle, Failure, ModifyResponse, error_response, text_response};
-use super::transport::{Transport, TransportError};
+use super::transport::{RequestBody, Transport, TransportError};
 use super::upgrade;
 use crate::balance::{Algorithm, BalancerConfig, Explanation, HashKey, PickInput};
 use crate::discovery::{Live, Source, Upstreams};
@@ -251,11 +251,7 @@ impl ReverseProxy {
         };
         // --max-body for a body of unknown length: counted as it streams.
         let too_large = CancellationToken::new();
-        let body = if body.is_end_stream() || self.limits.max_body == u64::MAX {
-            body
-        } else {
-            LimitedBody::new(body, self.limits.max_body, too_large.clone()).boxed()
-        };
+        let body = body_limit::limited(body, self.limits.max_body, &too_large);
 
         // 7. The round trip, under the response timeout. Errors go to the
         //    ErrorHandler.
@@ -266,8 +262,10 @@ impl ReverseProxy {
             let round_trip =
                 tokio::time::timeout(self.response_timeout, self.transport.round_trip(outgoing));
             let result = tokio::select! {
-                // Dropping the round trip drops the upstream request mid-body:
-                // the upstream never sees a complete request.
+                // The body past the limit also fails the round trip (the
+                // upstream connection is aborted mid-body, never completed):
+                // the answer is 413, not the 400 of a broken body.
+                biased;
                 () = too_large.cancelled() => {
                     tracing::info!(
                         "{method} {target}: the body passed --max-body ({} bytes); stopped",
@@ -441,11 +439,6 @@ impl ReverseProxy {
         }
     }
 
-    /// The ErrorHandler: log; tell the circuit breaker (a failure), the
-    /// balancer and the health checks (a passive check: smooth WRR lowers
-    /// the node's effective weight, and with `--health-check` it counts as a
-    /// failed check, `reason` saying why in a few words); then answer
-    /// 502/504 (or the article's 500).
     /// Steps 4 to 6 for one upstream: the Director points `parts` at it,
     /// hop-by-hop headers go (the upgrade and `TE: trailers` stay), and the
     /// request says who the client was. Returns the protocol the client
@@ -524,6 +517,11 @@ impl ReverseProxy {
             })
     }
 
+    /// The ErrorHandler: log; tell the circuit breaker (a failure), the
+    /// balancer and the health checks (a passive check: smooth WRR lowers
+    /// the node's effective weight, and with `--health-check` it counts as a
+    /// failed check, `reason` saying why in a few words); then answer
+    /// 502/504 (or the article's 500).
     fn fail(
         &self,
         ticket: Option<Ticket>,
@@ -624,7 +622,7 @@ fn too_large_response(max: u64) -> Response<Body> {
 }
 
 /// The (empty) body of a retried request.
-fn empty_body() -> Body {
+fn empty_body() -> RequestBody {
     http_body_util::Empty::new()
         .map_err(|never: Infallible| match never {})
         .boxed()

@@ -25,6 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::Scheme;
 use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
@@ -38,6 +39,11 @@ use crate::tls::{self, UpstreamTrust};
 /// The body of a request on its way upstream: the client's, streamed, or one
 /// the proxy made (a replaced body).
 pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
+
+/// A request body as the pool sends it: any body, its errors boxed, so that
+/// the proxy can end a body with an error of its own (a body past
+/// `--max-body`): the upstream connection is then aborted mid-body.
+pub type RequestBody = BoxBody<Bytes, BoxError>;
 
 /// The pool's knobs (the article's `http.Transport` fields).
 #[derive(Debug, Clone, clap::Args)]
@@ -126,7 +132,7 @@ pub enum TransportError {
 /// Cheap to clone: clones share the pool.
 #[derive(Clone, Debug)]
 pub struct Transport {
-    client: Client<UpstreamConnector, UpstreamBody>,
+    client: Client<UpstreamConnector, RequestBody>,
     trust: UpstreamTrust,
 }
 
@@ -191,10 +197,15 @@ impl Transport {
     }
 
     /// Sends `request` (absolute URI) and waits for the response head.
-    pub async fn round_trip(
+    pub async fn round_trip<B>(
         &self,
-        request: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, TransportError> {
+        request: Request<B>,
+    ) -> Result<Response<Incoming>, TransportError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let request = request.map(|body| BodyExt::map_err(body, Into::into).boxed());
         self.client.request(request).await.map_err(|err| {
             let mut detail = error_chain(&err);
             if let Some(hint) = tls_hint(&err, &self.trust) {
@@ -214,7 +225,7 @@ impl Transport {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The upstream connection: plain TCP for `http://`, TCP then TLS for
 /// `https://` (hyper-rustls), the whole of an `https://` connect bounded.

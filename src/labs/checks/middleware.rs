@@ -311,7 +311,7 @@ async fn rate_limit(f: &mut Findings, lab: &mut Started, a: SocketAddr) -> anyho
         "per-ip-buckets",
         "127.0.0.1: 200 429 · 127.0.0.2: 200 429",
         format!("{} · {}", line([127, 0, 0, 1]), line([127, 0, 0, 2])),
-        "one bucket per client IP (the TCP peer, never X-Forwarded-For): \
+        "one bucket per client IP (the TCP peer; X-Forwarded-For only from a --trusted-proxy): \
          127.0.0.1 using up its allowance leaves 127.0.0.2's untouched",
     );
     Ok(())
