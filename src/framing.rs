@@ -116,6 +116,8 @@ pub struct FramingGuard<S> {
     head_timeout: Option<std::time::Duration>,
     /// When the head being held must be whole; armed while one is held.
     head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Set once the connection became a tunnel ([`crate::server::Conn::tunneled`]).
+    tunneled: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What [`State::scan`] found in a run of bytes.
@@ -141,6 +143,19 @@ impl<S> FramingGuard<S> {
             ready: BytesMut::new(),
             head_timeout: None,
             head_deadline: None,
+            tunneled: None,
+        }
+    }
+
+    /// Stops judging once `flag` is set: the connection is then a tunnel
+    /// (WebSocket, CONNECT), and its bytes are not HTTP requests.
+    pub fn until_tunneled(
+        self,
+        flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> FramingGuard<S> {
+        FramingGuard {
+            tunneled: Some(flag),
+            ..self
         }
     }
 
@@ -396,6 +411,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.state != State::Passthrough
+            && this.state != State::Closed
+            && this
+                .tunneled
+                .as_ref()
+                .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Acquire))
+        {
+            this.head_deadline = None;
+            this.give_up();
+        }
         loop {
             if !this.ready.is_empty() {
                 let n = this.ready.len().min(buf.remaining());

@@ -16,6 +16,8 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -111,6 +113,17 @@ pub struct Conn {
     /// Tracked tasks: spawn work that outlives the exchange here, so that
     /// shutdown waits for it.
     pub tasks: TaskTracker,
+    /// Set by whoever turns this connection into a tunnel (a WebSocket after
+    /// 101, a CONNECT after 200): from then on its bytes are not HTTP, and
+    /// the framing guard passes them on without judging them.
+    pub tunneled: Arc<AtomicBool>,
+}
+
+impl Conn {
+    /// This connection is a tunnel from now on (see [`Conn::tunneled`]).
+    pub fn mark_tunnel(flag: &AtomicBool) {
+        flag.store(true, Ordering::Release);
+    }
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` resolves; `make_service`
@@ -266,12 +279,14 @@ where
         // Small requests and responses should not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         // Every request first passes the smuggling guard (see crate::framing).
+        let tunneled = Arc::new(AtomicBool::new(false));
         let service = crate::framing::Guarded::new(
             make_service(Conn {
                 local,
                 peer,
                 stop: stop.clone(),
                 tasks: tasks.clone(),
+                tunneled: tunneled.clone(),
             }),
             limits.max_body,
         );
@@ -299,10 +314,13 @@ where
                 // that sent nothing at all (or bytes the guard passed on).
                 .header_read_timeout(limits.header_timeout + Duration::from_secs(1))
                 .serve_connection(
-                    TokioIo::new(crate::framing::FramingGuard::with_head_timeout(
-                        stream,
-                        limits.header_timeout,
-                    )),
+                    TokioIo::new(
+                        crate::framing::FramingGuard::with_head_timeout(
+                            stream,
+                            limits.header_timeout,
+                        )
+                        .until_tunneled(tunneled),
+                    ),
                     service,
                 )
                 .with_upgrades();

@@ -802,3 +802,60 @@ async fn binary_warns_loudly_when_it_serves_clients_beyond_loopback() {
     let status = lab.terminate().await;
     assert_eq!(status.code(), Some(0), "{status}; stderr:\n{}", lab.log());
 }
+
+/// Once a CONNECT tunnel is open its bytes are not HTTP to the forward
+/// proxy: its request-head timeout (1 s here) no longer applies to them,
+/// only the far server's own (10 s by default).
+#[tokio::test]
+async fn a_tunnel_is_not_judged_as_http_once_it_is_open() {
+    let mut server = LabProcess::spawn(&["realserver", "--addr", "127.0.0.1:0"]);
+    let target = server.addr_after("Starting httpserver at ").await;
+    let port = target.port().to_string();
+    let mut lab = LabProcess::spawn(&[
+        "forward",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-connect-port",
+        &port,
+        "--header-timeout",
+        "1s",
+    ]);
+    let proxy = lab.addr_after("server on ").await;
+    let mut stream = TcpStream::connect(proxy).await.expect("connect");
+    stream
+        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.expect("read");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // A request trickled through the tunnel over 2 s, longer than the
+    // forward proxy's header timeout.
+    stream
+        .write_all(b"GET /tunneled HTTP/1.1\r\n")
+        .await
+        .expect("write");
+    for i in 0..7 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stream
+            .write_all(format!("X-Slow-{i}: yes\r\n").as_bytes())
+            .await
+            .expect("write");
+    }
+    stream
+        .write_all(format!("Host: {target}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(STEP, stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("/tunneled"), "{answer}");
+}

@@ -504,9 +504,11 @@ impl ForwardProxy {
             conn.stop.clone(),
             format!("tunnel {} ⇄ {authority}", conn.peer),
         );
+        let tunneled = conn.tunneled.clone();
         conn.tasks.spawn(async move {
             match client.await {
                 Ok(client) => {
+                    Conn::mark_tunnel(&tunneled);
                     super::upgrade::splice(TokioIo::new(client), upstream, stop, &label).await
                 }
                 Err(err) => tracing::debug!("{label}: the client left before the tunnel: {err}"),

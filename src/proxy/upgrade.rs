@@ -54,10 +54,12 @@ pub fn bridge(
     keep: impl Send + 'static,
 ) {
     let stop = conn.stop.clone();
+    let tunneled = conn.tunneled.clone();
     conn.tasks.spawn(async move {
         let _keep = keep;
         match tokio::try_join!(client, upstream) {
             Ok((client, upstream)) => {
+                Conn::mark_tunnel(&tunneled);
                 splice(TokioIo::new(client), TokioIo::new(upstream), stop, &label).await;
             }
             Err(err) => tracing::debug!("{label}: the upgrade did not complete: {err}"),

@@ -177,9 +177,11 @@ pub fn websocket(ctx: &Ctx, mut req: Request<Incoming>) -> Response<Body> {
     let on_upgrade = hyper::upgrade::on(&mut req);
     let stop = ctx.stop.clone();
     let peer = ctx.peer;
+    let tunneled = ctx.tunneled.clone();
     ctx.tasks.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
+                crate::server::Conn::mark_tunnel(&tunneled);
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
                         .await;

@@ -294,6 +294,7 @@ pub async fn serve_with(
             write_timeout: config.write_timeout,
             stop: conn.stop,
             tasks: conn.tasks,
+            tunneled: conn.tunneled,
         };
         hyper::service::service_fn(move |req| routes::handle(ctx.clone(), req))
     };

@@ -39,6 +39,8 @@ pub struct Ctx {
     /// The server's tracked tasks: a WebSocket echo outlives its HTTP
     /// connection, so it is tracked here for shutdown to wait for its close.
     pub tasks: TaskTracker,
+    /// Set when the connection becomes a WebSocket (see `server::Conn`).
+    pub tunneled: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Returned instead of a response when the write timeout passes first;
