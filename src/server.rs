@@ -101,6 +101,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large: {hint}"))
 }
 
+/// The `Allow` header of a 405 to CONNECT from a server that is not a
+/// forward proxy (the real server, `lab naive`, `lab proxy`): every method
+/// but the tunnel.
+pub const ALLOW_ALL_BUT_CONNECT: http::HeaderValue =
+    http::HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+
 /// What a service knows about the connection it serves.
 #[derive(Debug, Clone)]
 pub struct Conn {

@@ -216,10 +216,9 @@ impl NaiveProxy {
                  (`lab forward`); a reverse proxy has none to give"
                     .to_string(),
             );
-            refused.headers_mut().insert(
-                http::header::ALLOW,
-                http::HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-            );
+            refused
+                .headers_mut()
+                .insert(http::header::ALLOW, crate::server::ALLOW_ALL_BUT_CONNECT);
             return refused;
         }
         let (mut parts, body) = req.into_parts();

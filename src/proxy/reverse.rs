@@ -147,10 +147,9 @@ impl ReverseProxy {
                 "CONNECT asks for a tunnel, which is a forward proxy's job: use `lab forward` \
                  (curl -p -x http://127.0.0.1:8080 …). This is a reverse proxy.\n",
             );
-            refused.headers_mut().insert(
-                header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-            );
+            refused
+                .headers_mut()
+                .insert(header::ALLOW, server::ALLOW_ALL_BUT_CONNECT);
             return refused;
         }
         let mut req = req;

@@ -87,10 +87,9 @@ async fn route(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             "CONNECT opens a tunnel, which is a forward proxy's job (`lab forward`); \
              this is a real server\n",
         );
-        refused.headers_mut().insert(
-            http::header::ALLOW,
-            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-        );
+        refused
+            .headers_mut()
+            .insert(http::header::ALLOW, crate::server::ALLOW_ALL_BUT_CONNECT);
         return refused;
     }
     let path = req.uri().path();
