@@ -49,31 +49,41 @@ enum Rejection {
 }
 
 impl Rejection {
-    /// The stand-in request that carries this rejection to [`Guarded`].
-    fn stand_in(self) -> &'static [u8] {
+    const ALL: [Rejection; 3] = [
+        Rejection::Smuggling,
+        Rejection::Http2,
+        Rejection::HeadTimeout,
+    ];
+
+    /// The reason its stand-in request carries in [`REJECT_HEADER`].
+    fn reason(self) -> &'static str {
         match self {
-            Rejection::Smuggling => REJECTED,
-            Rejection::Http2 => REJECTED_HTTP2,
-            Rejection::HeadTimeout => REJECTED_TIMEOUT,
+            Rejection::Smuggling => "both Content-Length and Transfer-Encoding",
+            Rejection::Http2 => "an HTTP/2 connection preface",
+            Rejection::HeadTimeout => "request head not finished in time",
         }
+    }
+
+    /// The rejection a stand-in's [`REJECT_HEADER`] names.
+    fn of_reason(reason: &str) -> Option<Rejection> {
+        Rejection::ALL
+            .into_iter()
+            .find(|why| why.reason() == reason)
+    }
+
+    /// The stand-in request that carries this rejection to [`Guarded`]: a
+    /// small GET hyper parses like any other.
+    fn stand_in(self) -> Vec<u8> {
+        format!(
+            "GET / HTTP/1.1\r\nHost: lab\r\nContent-Length: 0\r\n{REJECT_HEADER}: {}\r\n\r\n",
+            self.reason()
+        )
+        .into_bytes()
     }
 }
 
-/// The stand-in for a request with both Content-Length and Transfer-Encoding.
-const REJECTED: &[u8] = b"GET / HTTP/1.1\r\nHost: lab\r\nContent-Length: 0\r\n\
-    x-lab-framing-error: both Content-Length and Transfer-Encoding\r\n\r\n";
-const SMUGGLING_REASON: &str = "both Content-Length and Transfer-Encoding";
-
-/// The stand-in for the HTTP/2 connection preface (RFC 9113 §3.4).
-const REJECTED_HTTP2: &[u8] = b"GET / HTTP/1.1\r\nHost: lab\r\nContent-Length: 0\r\n\
-    x-lab-framing-error: an HTTP/2 connection preface\r\n\r\n";
-const HTTP2_REASON: &str = "an HTTP/2 connection preface";
+/// The start of the HTTP/2 connection preface (RFC 9113 §3.4).
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
-
-/// The stand-in for a request head still unfinished at the header timeout.
-const REJECTED_TIMEOUT: &[u8] = b"GET / HTTP/1.1\r\nHost: lab\r\nContent-Length: 0\r\n\
-    x-lab-framing-error: request head not finished in time\r\n\r\n";
-const TIMEOUT_REASON: &str = "request head not finished in time";
 
 /// Where the guard is in the byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +215,7 @@ impl<S> FramingGuard<S> {
     /// Replaces the request being read by the stand-in; reads no more.
     fn reject(&mut self, why: Rejection) {
         self.held.clear();
-        self.ready.extend_from_slice(why.stand_in());
+        self.ready.extend_from_slice(&why.stand_in());
         self.state = State::Closed;
         self.head_deadline = None;
     }
@@ -588,28 +598,28 @@ where
         if let Some(reason) = req.headers().get(REJECT_HEADER) {
             let reason = String::from_utf8_lossy(reason.as_bytes()).into_owned();
             tracing::debug!("refused a request: {reason}");
-            let (status, text) = match reason.as_str() {
-                HTTP2_REASON => (
+            let (status, text) = match Rejection::of_reason(&reason) {
+                Some(Rejection::Http2) => (
                     StatusCode::HTTP_VERSION_NOT_SUPPORTED,
                     "505 HTTP Version Not Supported: this listener speaks HTTP/1.1; the client \
                      sent the HTTP/2 connection preface without negotiating HTTP/2 first.\n"
                         .to_string(),
                 ),
-                TIMEOUT_REASON => (
+                Some(Rejection::HeadTimeout) => (
                     StatusCode::REQUEST_TIMEOUT,
                     "408 Request Timeout: the request head did not arrive whole in time \
                      (--header-timeout); a client that trickles its headers holds a \
                      connection for nothing (slowloris).\n"
                         .to_string(),
                 ),
-                SMUGGLING_REASON => (
+                Some(Rejection::Smuggling) => (
                     StatusCode::BAD_REQUEST,
                     format!(
                         "400 Bad Request: {reason}. A request must give its length one way only \
                          (RFC 9112 §6.1); sending both is how request smuggling starts.\n"
                     ),
                 ),
-                _ => (
+                None => (
                     StatusCode::BAD_REQUEST,
                     format!("400 Bad Request: {reason}\n"),
                 ),
@@ -733,7 +743,7 @@ mod tests {
         for step in [1, 5, input.len()] {
             let seen = through(input, step);
             let mut expected = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
-            expected.extend_from_slice(REJECTED);
+            expected.extend_from_slice(&Rejection::Smuggling.stand_in());
             assert_eq!(seen, expected, "in pieces of {step}");
         }
     }
@@ -784,12 +794,12 @@ mod tests {
         let input: &[u8] = b"GET /up HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\n\r\n\
             POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
         let mut expected = b"GET /up HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\n\r\n".to_vec();
-        expected.extend_from_slice(REJECTED);
+        expected.extend_from_slice(&Rejection::Smuggling.stand_in());
         assert_eq!(through(input, 5), expected);
         let connect: &[u8] = b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n\
             POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
         let mut expected = b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n".to_vec();
-        expected.extend_from_slice(REJECTED);
+        expected.extend_from_slice(&Rejection::Smuggling.stand_in());
         assert_eq!(through(connect, 7), expected);
     }
 
@@ -802,7 +812,7 @@ mod tests {
             b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         );
         let mut expected = lf.to_vec();
-        expected.extend_from_slice(REJECTED);
+        expected.extend_from_slice(&Rejection::Smuggling.stand_in());
         assert_eq!(through(&smuggling, 4), expected);
     }
 
@@ -838,12 +848,25 @@ mod tests {
     }
 
     #[test]
+    fn a_stand_in_is_a_small_get_naming_its_reason() {
+        assert_eq!(
+            Rejection::Smuggling.stand_in(),
+            b"GET / HTTP/1.1\r\nHost: lab\r\nContent-Length: 0\r\n\
+              x-lab-framing-error: both Content-Length and Transfer-Encoding\r\n\r\n"
+        );
+        for why in Rejection::ALL {
+            assert_eq!(Rejection::of_reason(why.reason()), Some(why));
+        }
+        assert_eq!(Rejection::of_reason("anything else"), None);
+    }
+
+    #[test]
     fn an_http2_preface_is_replaced_by_its_stand_in() {
         let preface: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
         for step in [1, 4, preface.len()] {
             assert_eq!(
                 through(preface, step),
-                REJECTED_HTTP2,
+                Rejection::Http2.stand_in(),
                 "in pieces of {step}"
             );
         }
@@ -864,7 +887,7 @@ mod tests {
         let mut buf = [0u8; 256];
         let started = tokio::time::Instant::now();
         let n = guard.read(&mut buf).await.expect("read");
-        assert_eq!(&buf[..n], REJECTED_TIMEOUT);
+        assert_eq!(&buf[..n], Rejection::HeadTimeout.stand_in());
         assert_eq!(started.elapsed(), std::time::Duration::from_secs(1));
     }
 }

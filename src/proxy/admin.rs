@@ -30,11 +30,17 @@ pub const UPSTREAMS_PATH: &str = "/_lab/upstreams";
 /// The path of the circuit breakers' page.
 pub const BREAKERS_PATH: &str = "/_lab/breakers";
 
+/// Whether `path` is one of the proxy's own pages (`/_lab` or under it):
+/// answered by `lab proxy`, never forwarded, never fetched by `lab forward`.
+pub fn is_lab_path(path: &str) -> bool {
+    path.starts_with(PREFIX) || path == "/_lab"
+}
+
 /// The proxy's answer when `req` is for one of its own pages; `None` for
 /// every other request (it is proxied).
 pub fn answer<B>(proxy: &ReverseProxy, req: &Request<B>) -> Option<Response<Body>> {
     let path = req.uri().path();
-    if !(path.starts_with(PREFIX) || path == "/_lab") {
+    if !is_lab_path(path) {
         return None;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {

@@ -6,11 +6,12 @@
 //! listener answers 413 before reading the body (see [`crate::framing`]).
 //! A chunked body can only be judged as it arrives, and by then part of it
 //! is on its way upstream. Ending the stream early would hand the upstream a
-//! shorter body that looks complete; so the body instead stops yielding and
-//! fires a [`CancellationToken`], and the proxy, which races the round trip
-//! against that token, drops the upstream request mid-body (the upstream
-//! sees its connection close before the last chunk, never a complete
-//! request) and answers the client 413.
+//! shorter body that looks complete; so the body instead ends with an error
+//! ([`TooLarge`]), which makes the connection pool abort the upstream
+//! connection before the last chunk (the upstream never sees a complete
+//! request), and fires a [`CancellationToken`]: the proxy, which races the
+//! round trip against it, answers the client 413 (even when the upstream
+//! has already answered, the error still cuts the body off).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -61,9 +62,8 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let too_large = || Poll::Ready(Some(Err(TooLarge { max: 0 }.into())));
         if self.exceeded.is_cancelled() {
-            return too_large();
+            return Poll::Ready(Some(Err(TooLarge { max: self.max }.into())));
         }
         let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
         if let Some(Ok(frame)) = &frame

@@ -366,10 +366,7 @@ impl ForwardProxy {
         self.refuse_loops(conn, req.headers(), &authority, default_port)?;
         // The proxy's pages answer whoever reaches them on loopback; through
         // a forward proxy, that could be anyone the forward proxy serves.
-        let path = uri.path();
-        if path == crate::proxy::admin::PREFIX.trim_end_matches('/')
-            || path.starts_with(crate::proxy::admin::PREFIX)
-        {
+        if crate::proxy::admin::is_lab_path(uri.path()) {
             return Err(ForwardError::LabPage {
                 target: uri.to_string(),
                 authority: authority.to_string(),

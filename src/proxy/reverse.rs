@@ -69,9 +69,9 @@ pub const BREAKER_HEADER: HeaderName = HeaderName::from_static("x-lab-breaker");
 /// number means the set changed (see `/_lab/upstreams`).
 pub const SET_HEADER: HeaderName = HeaderName::from_static("x-lab-set");
 
-/// The response header naming the upstreams that refused the connection
-/// before the one that answered (an idempotent request without a body is
-/// tried on the next upstream when the connection itself fails).
+/// The response header naming the upstreams whose connection failed before
+/// the one that answered (with `--retries`, an idempotent request without a
+/// body is tried on the next upstream when the connection itself fails).
 pub const RETRIED_HEADER: HeaderName = HeaderName::from_static("x-lab-retried");
 
 /// A ReverseProxy: what to send where, and how to answer.
@@ -97,7 +97,7 @@ pub struct ReverseProxy {
     /// This proxy's name in `Via`; seeing it on an incoming request means a loop.
     pub pseudonym: String,
     /// How many other upstreams an idempotent request without a body may
-    /// try when the connection is refused (`--retries`; 0: Go's
+    /// try when the connection to one fails (`--retries`; 0: Go's
     /// ReverseProxy, one upstream per request).
     pub retries: usize,
     /// Peers whose X-Forwarded-For is believed (`--trusted-proxy`).
@@ -228,7 +228,7 @@ impl ReverseProxy {
         // The client connection's statistics guard, for a tunnel to keep.
         let connection_guard = parts.extensions.remove::<Arc<ConnectionGuard>>();
         // With --retries, a request may go to another upstream when the
-        // first refused the connection: nothing of it was sent, so trying
+        // connection to the first failed: nothing of it was sent, so trying
         // another cannot do it twice. Only for idempotent methods (RFC 9110
         // §9.2.2) and without a body (a streamed body cannot be read twice):
         // kept as it came, before the Director changed it for the first
@@ -304,7 +304,7 @@ impl ReverseProxy {
                             .report_failure(&chosen.live, chosen.index, &reason);
                         let node = &chosen.live.balancer.nodes()[index];
                         tracing::info!(
-                            "{method} {target}: {} refused the connection ({reason}); trying {}",
+                            "{method} {target}: cannot connect to {} ({reason}); trying {}",
                             chosen.url,
                             node.url
                         );
@@ -498,7 +498,7 @@ impl ReverseProxy {
         Ok(asked_upgrade)
     }
 
-    /// Where a request goes after `tried` refused its connection: the next
+    /// Where a request goes after the connection to each of `tried` failed: the next
     /// upstream of the set, in the balancer's order, not tried yet and whose
     /// breaker (if any) lets it through.
     fn next_upstream(&self, live: &Live, tried: &[usize]) -> Option<(usize, Option<Ticket>)> {
@@ -558,7 +558,7 @@ struct Chosen {
     generation: Option<u64>,
     /// The balancer's choice had an open breaker: this is the next one.
     passed_over: bool,
-    /// Upstreams that refused the connection before this one, and why.
+    /// Upstreams whose connection failed before this one, and why.
     retried: Vec<String>,
 }
 
@@ -622,9 +622,7 @@ fn too_large_response(max: u64) -> Response<Body> {
 
 /// The (empty) body of a retried request.
 fn empty_body() -> RequestBody {
-    http_body_util::Empty::new()
-        .map_err(|never: Infallible| match never {})
-        .boxed()
+    super::empty().map_err(Into::into).boxed()
 }
 
 /// 熔断 at the pick: the balancer's choice `first` if its breaker lets the
