@@ -15,8 +15,8 @@ use clap::Parser;
 use tokio::net::TcpListener;
 
 use crate::cli::{Cli, Command, DemoArgs, GlobalArgs};
+use crate::launch::RunningProxy;
 use crate::output;
-use crate::proxy::reverse::RunningProxy;
 use crate::realserver::{Config, RunningServer};
 
 /// The article's weights for its two upstreams.

@@ -31,8 +31,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The header of the stand-in request that replaces a rejected one.
-pub const REJECT_HEADER: &str = "x-lab-framing-error";
+use crate::lab_headers::REJECT_HEADER;
 
 /// A head larger than this is not held back: hyper refuses it (431).
 const MAX_HEAD: usize = 512 * 1024;

@@ -6,30 +6,39 @@
 //!
 //! # Layout
 //!
-//! - [`balance`]: the four load balancers behind one trait, and their factory.
-//! - [`cli`]: every command-line definition (clap derive), nothing else.
-//! - [`output`]: presentation decided in one place: colour, tables, ✓/✗ marks.
-//! - [`net`]: binding listeners with errors that say what to do, and the
-//!   shutdown signal (Ctrl-C / SIGTERM).
+//! From the top down; a module uses only those below it (a test in
+//! `tests/layering.rs` reads the code's paths and keeps it so).
+//!
+//! The command line and the commands:
+//! - [`cli`]: every flag (clap derive), and the one place flags become configs.
+//! - [`launch`]: lab's servers started in this process from an argv (labs, demo, tests).
 //! - [`demo`]: `lab demo`, everything in one process and a trace.
-//! - [`framing`]: a guard that refuses requests framed two ways (smuggling).
-//! - [`server`]: the accept loop every listener shares, with graceful shutdown.
-//! - [`proxy`]: the proxies (naive, reverse, forward) and their header rules.
-//! - [`discovery`]: the observer: the live set of upstreams (fixed,
-//!   health-checked, or discovered in ZooKeeper) and the balancer rebuilt
-//!   from it.
+//! - [`trace`]: `lab trace`: a proxy's choices beside what the upstream saw.
+//! - [`stats_view`]: `lab stats`: what a running proxy counted, as tables.
+//! - [`labs`]: the follow-along labs: sheets, checks, answers, progress, tour.
+//! - [`doctor`]: `lab doctor`: ports, ZooKeeper, Java, curl, versions.
+//!
+//! The servers:
+//! - [`proxy`]: the proxies (naive, reverse, forward); `serve_http` is the article's 13 steps.
 //! - [`realserver`]: the article's RealServer, with the endpoints the labs add.
-//! - [`probe`]: a one-request HTTP/1.1 client on its own TCP connection, which
-//!   knows its local address (the `RemoteAddr` a server should see).
-//! - [`trace`]: `lab trace`, the client side: fire requests through a proxy
-//!   and show the balancer's choice beside what the upstream saw.
-//! - [`zk`]: ZooKeeper for discovery (服务发现): a standalone server from
-//!   Debian's package (`lab zk up`), registration of the real servers, and
-//!   the watch a proxy follows.
-//! - [`labs`]: the follow-along labs: catalogue, sheets, checks, answers,
-//!   progress and hints.
-//! - [`middleware`]: the layers around `lab proxy` (限流 熔断 降级 权限
-//!   数据统计); `lab stats` reads the statistics.
+//! - [`discovery`]: the observer: the live upstream set (fixed, health-checked, ZooKeeper).
+//! - [`zk`]: ZooKeeper for discovery (服务发现): a server, registration, the watch.
+//! - [`middleware`]: the policies around `lab proxy` (限流 熔断 降级 权限 数据统计).
+//! - [`balance`]: the four load balancers behind one trait, and their factory.
+//!
+//! The leaves:
+//! - [`server`]: the accept loop every listener shares, with graceful shutdown.
+//! - [`framing`]: a guard that refuses requests framed two ways (smuggling).
+//! - [`body`]: the body wrappers: counted, limited, flushed; the proxies' body type.
+//! - [`tls`]: certificates for `--tls` and trust for `https://` upstreams.
+//! - [`probe`]: a one-request HTTP/1.1 client that knows its local address.
+//! - [`upstream`]: an upstream as `--upstream` spells it.
+//! - [`lab_headers`]: every `X-Lab-*` header name.
+//! - [`header_list`]: comma-separated header lists (`Connection: a, b`).
+//! - [`net`]: listeners with errors that say what to do, Ctrl-C, endpoints.
+//! - [`cidr`]: address ranges (`--allow`, `--trusted-proxy`).
+//! - [`parse`]: the text of durations, sizes, addresses, paths, header lines.
+//! - [`output`]: presentation in one place: colour, tables, ✓/✗ marks.
 //!
 //! `main.rs` only parses the command line and calls [`run`].
 
@@ -40,16 +49,21 @@ pub mod demo;
 pub mod discovery;
 pub mod doctor;
 pub mod framing;
+pub mod header_list;
+pub mod lab_headers;
 pub mod labs;
+pub mod launch;
 pub mod middleware;
 pub mod net;
 pub mod output;
+pub mod parse;
 pub mod probe;
 pub mod proxy;
 pub mod realserver;
 pub mod server;
 pub mod tls;
 pub mod trace;
+pub mod upstream;
 pub mod zk;
 
 use std::process::ExitCode;
@@ -67,48 +81,31 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match cli.command {
             Command::Realserver(args) => {
-                let config = realserver::Config {
-                    write_timeout: args.write_timeout,
-                    limits: args.limits.clone(),
+                let tls = match args.tls_cert_out() {
+                    Some(cert_out) => Some(tls::ServerTls::self_signed(&cert_out)?),
+                    None => None,
                 };
-                let tls = if args.tls {
-                    let cert_out = args.tls_cert_out.unwrap_or_else(tls::default_cert_path);
-                    Some(tls::ServerTls::self_signed(&cert_out)?)
-                } else {
-                    None
-                };
-                let register = args.register.map(|url| realserver::Register {
-                    url,
-                    weight: args.weight,
-                });
                 realserver::run_registered(
                     &args.addrs,
-                    config,
+                    args.config(),
                     tls,
-                    register,
+                    args.register(),
                     net::shutdown_signal(),
                 )
                 .await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Naive(args) => {
-                proxy::naive::run(
-                    args.listen,
-                    args.target,
-                    args.limits,
-                    net::shutdown_signal(),
-                )
-                .await?;
+                let limits = args.limits.config();
+                proxy::naive::run(args.listen, args.target, limits, net::shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Forward(args) => {
-                let listen = args.listen;
-                let config = proxy::forward::ForwardConfig::from(args);
-                proxy::forward::run(listen, config, net::shutdown_signal()).await?;
+                proxy::forward::run(args.listen, args.config(), net::shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Proxy(args) => {
-                proxy::reverse::run(&args, net::shutdown_signal()).await?;
+                proxy::reverse::run(args.config(), net::shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Trace(args) => trace::run(&cli.global, &args).await,

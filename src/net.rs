@@ -3,11 +3,18 @@
 //! A learner's most common first error is a port already taken (a server left
 //! running in another terminal), so binding turns the OS error into a sentence
 //! that names the port and the flag that picks another one.
+//!
+//! [`Endpoint`] is the other side: an `http://HOST:PORT` the lab's clients
+//! (`lab trace`, `lab stats`) are told to talk to.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::str::FromStr;
 
+use anyhow::Context;
+use http::Uri;
+use http::uri::{Authority, Scheme};
 use tokio::net::TcpListener;
 
 /// Why a listener could not be opened, with the next step in the message.
@@ -114,6 +121,75 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         } else {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+/// An `http://HOST:PORT` given on the command line (`--proxy`, `--target`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    authority: Authority,
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    /// `http://127.0.0.1:2002`, `127.0.0.1:2002` or `localhost:2002`; a path
+    /// other than `/` is refused (it belongs in `--path`).
+    fn from_str(s: &str) -> Result<Endpoint, String> {
+        let s = s.trim();
+        let example = "write http://HOST:PORT, e.g. http://127.0.0.1:2002";
+        let with_scheme = if s.contains("://") {
+            s.to_string()
+        } else {
+            format!("http://{s}")
+        };
+        let uri: Uri = with_scheme
+            .parse()
+            .map_err(|_| format!("{s:?} is not a URL; {example}"))?;
+        let parts = uri.into_parts();
+        let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
+            return Err(format!("{s:?} has no host; {example}"));
+        };
+        if scheme != Scheme::HTTP {
+            return Err(format!(
+                "{s:?} uses {scheme}://; lab trace speaks plain http:// to proxies and servers"
+            ));
+        }
+        if let Some(path) = parts
+            .path_and_query
+            .filter(|pq| !pq.as_str().is_empty() && pq.as_str() != "/")
+        {
+            return Err(format!(
+                "{s:?} has a path ({path}); give the host only and the path with --path {path}"
+            ));
+        }
+        if authority.port_u16().is_none() {
+            return Err(format!("{s:?} has no port; {example}"));
+        }
+        Ok(Endpoint { authority })
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}", self.authority)
+    }
+}
+
+impl Endpoint {
+    /// `HOST:PORT`, as a Host header writes it.
+    pub fn authority(&self) -> &str {
+        self.authority.as_str()
+    }
+
+    /// The socket address to connect to (the first one `HOST` resolves to).
+    pub async fn resolve(&self) -> anyhow::Result<SocketAddr> {
+        let host = self.authority.as_str();
+        tokio::net::lookup_host(host)
+            .await
+            .with_context(|| format!("cannot resolve {host}"))?
+            .next()
+            .with_context(|| format!("{host} resolves to no address"))
     }
 }
 

@@ -10,7 +10,13 @@ use std::sync::OnceLock;
 use colored::Colorize;
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
 
-use crate::cli::ColorChoice;
+/// When to colour: `--color auto|always|never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
 
 static STDOUT_COLOR: OnceLock<bool> = OnceLock::new();
 static STDERR_COLOR: OnceLock<bool> = OnceLock::new();

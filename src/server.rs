@@ -38,21 +38,15 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every listener refuses, whatever it serves: the flags `--max-body`
 /// and `--header-timeout` of `lab realserver`, `naive`, `forward` and `proxy`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct Limits {
-    /// Refuse a request whose body is larger, 413 Content Too Large: SIZE in
-    /// bytes or with a unit (500kB, 64KiB, 10MB, 1GiB), or `none`. A declared
-    /// Content-Length is refused before any byte of the body is read; the
-    /// proxies (naive, forward, proxy) also stop a chunked body that grows
-    /// past it. The real server never reads a body.
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    /// The largest request body, in bytes (413 Content Too Large past it;
+    /// `u64::MAX` is no limit). A declared Content-Length is refused before
+    /// any byte is read; the proxies also stop a chunked body that grows
+    /// past it.
     pub max_body: u64,
-
-    /// Answer 408 to a client whose request head is not whole this long after
-    /// its first byte (slowloris: a client that trickles its headers to hold
-    /// a connection); a connection that sends nothing is closed a second
-    /// later, idle keep-alive connections included.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_positive_duration)]
+    /// How long a request head may take from its first byte (408 after):
+    /// slowloris protection.
     pub header_timeout: Duration,
 }
 
@@ -63,42 +57,6 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
         }
     }
-}
-
-/// Parses a size: `123`, `500kB`, `64KiB`, `10MB`, `1GiB` (k, M, G are
-/// powers of 1000; Ki, Mi, Gi of 1024; the `B` is optional), or `none`
-/// (no limit).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let text = s.trim();
-    if text.eq_ignore_ascii_case("none") {
-        return Ok(u64::MAX);
-    }
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, unit) = text.split_at(digits);
-    let hint = "write a size such as 1048576, 500kB, 64KiB, 10MB or 1GiB, or `none`";
-    let number: u64 = match number.parse() {
-        Ok(number) => number,
-        Err(_) if !number.is_empty() => return Err(format!("{s:?} is too large: {hint}")),
-        Err(_) => return Err(format!("{s:?} is not a size: {hint}")),
-    };
-    let unit = unit.trim();
-    let unit = unit
-        .strip_suffix(['B', 'b'])
-        .filter(|rest| !rest.is_empty() || unit.len() == 1)
-        .unwrap_or(unit);
-    let scale: u64 = match unit {
-        "" => 1,
-        "k" | "K" => 1000,
-        "M" | "m" => 1000 * 1000,
-        "G" | "g" => 1000 * 1000 * 1000,
-        "Ki" | "ki" | "KI" => 1 << 10,
-        "Mi" | "mi" | "MI" => 1 << 20,
-        "Gi" | "gi" | "GI" => 1 << 30,
-        _ => return Err(format!("unknown unit in {s:?}: {hint}")),
-    };
-    number
-        .checked_mul(scale)
-        .ok_or_else(|| format!("{s:?} is too large: {hint}"))
 }
 
 /// The `Allow` header of a 405 to CONNECT from a server that is not a

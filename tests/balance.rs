@@ -35,9 +35,11 @@ use lab::balance::{
     self, Algorithm, Balancer, BalancerConfig, Explanation, Node, PickInput, RandomBalancer,
     WeightState, smooth_wrr_sequence,
 };
+use lab::lab_headers::SERVER_HEADER;
+use lab::lab_headers::{EXPLAIN_HEADER, PICK_HEADER, UPSTREAM_HEADER};
+use lab::launch::RunningProxy;
 use lab::probe::{Exchange, Probe};
-use lab::proxy::reverse::{EXPLAIN_HEADER, PICK_HEADER, RunningProxy, UPSTREAM_HEADER};
-use lab::realserver::{Config, RunningServer, SERVER_HEADER};
+use lab::realserver::{Config, RunningServer};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};

@@ -10,9 +10,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use lab::lab_headers::UPSTREAM_HEADER;
+use lab::launch::RunningProxy;
 use lab::middleware::stats::StatsSnapshot;
 use lab::probe::{Exchange, Probe};
-use lab::proxy::reverse::{RunningProxy, UPSTREAM_HEADER};
 use lab::realserver::{Config, RunningServer};
 use tokio::net::{TcpListener, TcpSocket};
 

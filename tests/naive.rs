@@ -15,9 +15,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::StatusCode;
+use lab::lab_headers::SERVER_HEADER;
 use lab::probe::{Exchange, Probe};
 use lab::proxy::naive;
-use lab::realserver::{Config, EchoReport, RunningServer, SERVER_HEADER};
+use lab::realserver::{Config, EchoReport, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;

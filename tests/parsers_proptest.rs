@@ -44,7 +44,8 @@ use std::task::{Context, Poll};
 use futures_util::FutureExt;
 use http::{HeaderName, HeaderValue};
 use lab::balance::{HashKey, MAX_WEIGHT, parse_upstream_spec};
-use lab::framing::{FramingGuard, REJECT_HEADER};
+use lab::framing::FramingGuard;
+use lab::lab_headers::REJECT_HEADER;
 use lab::labs::progress::{Progress, Status, TourScore};
 use lab::labs::{LabMeta, answers, parse_folder_name, sheet};
 use lab::proxy::director::Rewrite;
@@ -1346,7 +1347,7 @@ proptest! {
 
     #[test]
     fn sizes_never_panic(text in any_text(24)) {
-        let _ = lab::server::parse_size(&text);
+        let _ = lab::parse::parse_size(&text);
     }
 
     #[test]
@@ -1361,7 +1362,7 @@ proptest! {
     ) {
         let (suffix, scale) = unit;
         let text = format!("{n}{}{suffix}", if space { " " } else { "" });
-        prop_assert_eq!(lab::server::parse_size(&text), Ok(n * scale), "{}", text);
+        prop_assert_eq!(lab::parse::parse_size(&text), Ok(n * scale), "{}", text);
     }
 
     #[test]

@@ -37,9 +37,11 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
 use lab::cli::{Cli, Command as LabCommand, ProxyArgs};
+use lab::lab_headers::SERVER_HEADER;
+use lab::lab_headers::UPSTREAM_HEADER;
 use lab::probe::{Exchange, Probe};
-use lab::proxy::reverse::{ReverseProxy, UPSTREAM_HEADER};
-use lab::realserver::{Config, EchoReport, RunningServer, SERVER_HEADER, pattern_byte};
+use lab::proxy::reverse::ReverseProxy;
+use lab::realserver::{Config, EchoReport, RunningServer, pattern_byte};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -106,7 +108,7 @@ async fn start_proxy(upstream: &str, flags: &[&str]) -> TestProxy {
 async fn serve_proxy(listener: TcpListener, args: &ProxyArgs) -> TestProxy {
     let addr = listener.local_addr().expect("local address");
     let (stop, stopped) = oneshot::channel::<()>();
-    let proxy = Arc::new(ReverseProxy::from_args(args).await.expect("proxy"));
+    let proxy = Arc::new(ReverseProxy::start(args.config()).await.expect("proxy"));
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stopped.await;

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use http::{Method, StatusCode};
+use lab::lab_headers::SERVER_HEADER;
 use lab::probe::{Exchange, Probe};
-use lab::realserver::{Config, RunningServer, SERVER_HEADER};
+use lab::realserver::{Config, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;

@@ -1027,7 +1027,7 @@ fn resolve(argv: &[String], ports: &Ports) -> Resolved {
             };
             for value in values {
                 for one in value.split(',') {
-                    if let Ok(addr) = lab::cli::parse_listen_addr(one) {
+                    if let Ok(addr) = lab::parse::parse_listen_addr(one) {
                         listens.push(addr);
                     }
                 }

@@ -17,9 +17,9 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use lab::launch::RunningProxy;
 use lab::proxy::forward::{self, ForwardConfig};
 use lab::proxy::naive;
-use lab::proxy::reverse::RunningProxy;
 use lab::realserver::{Config, RunningServer};
 use lab::server::Background;
 use serde_json::Value;

@@ -242,6 +242,10 @@ impl Balancer for ConsistentHashBalancer {
         "consistent-hash"
     }
 
+    fn hashes_key(&self) -> bool {
+        true
+    }
+
     fn nodes(&self) -> &[Node] {
         &self.nodes
     }

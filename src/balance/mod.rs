@@ -22,6 +22,7 @@
 //! decides what a consistent-hash pick hashes (the article hashes
 //! `req.RemoteAddr`).
 
+pub mod candidates;
 pub mod consistent_hash;
 pub mod hash_key;
 pub mod random;
@@ -33,8 +34,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::proxy::director::Upstream;
+use crate::upstream::Upstream;
 
+pub use candidates::Candidates;
 pub use consistent_hash::{ConsistentHashBalancer, DEFAULT_REPLICAS, RingPoints};
 pub use hash_key::HashKey;
 pub use random::RandomBalancer;
@@ -68,6 +70,14 @@ pub struct Pick {
     /// Index into the balancer's nodes.
     pub index: usize,
     pub explanation: Option<Explanation>,
+}
+
+impl Pick {
+    /// The pick, then the nodes after it: where a request goes when it
+    /// cannot use the pick (see [`Candidates`]).
+    pub fn candidates(&self, nodes: usize) -> Candidates {
+        Candidates::after(self.index, nodes)
+    }
 }
 
 /// The state that decided a pick, per algorithm (serialised for `lab trace`).
@@ -133,6 +143,12 @@ pub trait Balancer: Send + Sync + 'static {
 
     /// Chooses a node; `None` only when there are no nodes.
     fn pick(&self, input: &PickInput<'_>) -> Option<Pick>;
+
+    /// Whether a pick hashes the request's key ([`PickInput::key`]): only
+    /// then does the proxy derive one (`--hash-key`).
+    fn hashes_key(&self) -> bool {
+        false
+    }
 
     /// A request to node `index` failed (passive health check). Weighted
     /// round robin lowers that node's effective weight; others ignore it.
@@ -291,6 +307,24 @@ pub(crate) mod tests {
                 parse_upstream_spec(&format!("http://127.0.0.1:{}/base,{w}", 2003 + i)).unwrap()
             })
             .collect()
+    }
+
+    #[test]
+    fn only_consistent_hash_hashes_a_key() {
+        for algorithm in Algorithm::value_variants() {
+            let config = BalancerConfig {
+                algorithm: *algorithm,
+                seed: 1,
+                replicas: DEFAULT_REPLICAS,
+                ring: RingPoints::Article,
+            };
+            let balancer = build(nodes(&[1, 2]), &config);
+            assert_eq!(
+                balancer.hashes_key(),
+                *algorithm == Algorithm::ConsistentHash,
+                "{algorithm}"
+            );
+        }
     }
 
     #[test]

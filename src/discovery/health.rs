@@ -19,8 +19,8 @@ use std::time::Duration;
 use http::{Request, StatusCode, Uri};
 use http_body_util::BodyExt;
 
-use crate::proxy::director::Upstream;
 use crate::proxy::transport::{Transport, TransportError};
+use crate::upstream::Upstream;
 
 /// `--health-check` and its companions.
 #[derive(Debug, Clone, PartialEq, Eq)]

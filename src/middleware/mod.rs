@@ -1,11 +1,12 @@
 //! The middleware layers of `lab proxy` (限流 rate limiting, 熔断 circuit
 //! breaking, 降级 degradation, 权限 auth, 数据统计 statistics): the article's
 //! last section, what a gateway adds around the ReverseProxy. Each layer is
-//! a module of its own that the proxy's pipeline calls in turn.
+//! a module of its own that the proxy's pipeline calls in turn
+//! ([`crate::proxy::chain`]). They are policies, a leaf below the proxy:
+//! none of them knows the proxy that uses it.
 
 pub mod auth;
 pub mod breaker;
-pub mod chain;
 pub mod rate_limit;
 pub mod stats;
 pub mod stats_table;
@@ -13,20 +14,11 @@ pub mod stats_table;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::HeaderName;
 
 use auth::BearerAuth;
 use breaker::{BreakerConfig, Breakers};
 use rate_limit::RateLimiter;
 use stats::Stats;
-
-/// The response header naming the layer that answered, when the upstream
-/// did not: `auth`, `rate-limit`, `breaker`, `fallback`, or `proxy` (the
-/// proxy's own 502/503/504). `lab trace` shows it beside the status.
-pub const LAYER_HEADER: HeaderName = HeaderName::from_static("x-lab-layer");
-
-/// On a fallback (降级): the status the proxy would have answered.
-pub const DEGRADED_HEADER: HeaderName = HeaderName::from_static("x-lab-degraded-from");
 
 /// Every layer of one proxy; `None` is a layer that is off.
 pub struct Layers {
@@ -45,35 +37,38 @@ pub struct Fallback {
     pub body: Bytes,
 }
 
+/// Which layers are on, and how each is set (from `lab proxy`'s flags).
+#[derive(Debug, Clone, Default)]
+pub struct LayersConfig {
+    /// 权限: the bearer token a request must carry.
+    pub auth_token: Option<String>,
+    /// 限流: the rate, the burst and whose requests one limit counts.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// 熔断: when an upstream's breaker opens and when it tries again.
+    pub breaker: Option<BreakerConfig>,
+    /// 降级: the answer instead of the proxy's own errors.
+    pub fallback: Option<Fallback>,
+}
+
+/// 限流: at most `rate` requests, `burst` at once, counted per `by`.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitConfig {
+    pub rate: rate_limit::Rate,
+    /// How many may come at once before the rate applies (`None`: 1).
+    pub burst: Option<u32>,
+    pub by: rate_limit::LimitBy,
+}
+
 impl Layers {
-    /// The layers `lab proxy`'s flags ask for.
-    pub fn from_args(args: &crate::cli::MiddlewareArgs) -> Layers {
-        let breaker =
-            (args.breaker_failures.is_some() || args.breaker_error_rate.is_some()).then(|| {
-                BreakerConfig {
-                    // Only an error rate asked for: no consecutive-failures rule.
-                    failures: args.breaker_failures.unwrap_or(0),
-                    error_rate: args.breaker_error_rate,
-                    min_requests: args.breaker_min_requests,
-                    window: args.breaker_window,
-                    cooldown: args.breaker_cooldown,
-                }
-            });
-        let fallback =
-            (args.fallback_status.is_some() || args.fallback_body.is_some()).then(|| Fallback {
-                status: args
-                    .fallback_status
-                    .and_then(|code| http::StatusCode::from_u16(code).ok())
-                    .unwrap_or(http::StatusCode::OK),
-                body: Bytes::from(args.fallback_body.clone().unwrap_or_default()),
-            });
+    /// The layers `config` turns on; statistics are always kept.
+    pub fn new(config: &LayersConfig) -> Layers {
         Layers {
-            auth: args.auth_token.as_deref().map(BearerAuth::new),
-            limiter: args
+            auth: config.auth_token.as_deref().map(BearerAuth::new),
+            limiter: config
                 .rate_limit
-                .map(|rate| RateLimiter::new(rate, args.rate_burst, args.rate_limit_by)),
-            breakers: breaker.map(Breakers::new),
-            fallback,
+                .map(|limit| RateLimiter::new(limit.rate, limit.burst, limit.by)),
+            breakers: config.breaker.clone().map(Breakers::new),
+            fallback: config.fallback.clone(),
             stats: Arc::new(Stats::new()),
         }
     }

@@ -21,8 +21,8 @@ use comfy_table::{Cell, CellAlignment};
 
 use super::stats::{Counts, LAYERS, STATS_PATH, StatsSnapshot};
 use crate::cli::StatsArgs;
+use crate::net::Endpoint;
 use crate::output;
-use crate::trace::Endpoint;
 
 /// How long reading the statistics may take (the proxy answers from
 /// memory, at once).

@@ -115,22 +115,6 @@ impl ForwardConfig {
     }
 }
 
-impl From<crate::cli::ForwardArgs> for ForwardConfig {
-    fn from(args: crate::cli::ForwardArgs) -> ForwardConfig {
-        let mut config = ForwardConfig {
-            transport: args.transport,
-            limits: args.limits,
-            ..ForwardConfig::default()
-        };
-        if !args.allow.is_empty() {
-            config.allowed_clients = args.allow;
-        }
-        config.connect_ports.extend(args.allow_connect_ports);
-        config.parent_proxy = args.parent_proxy;
-        config
-    }
-}
-
 /// The next forward proxy in a chain (`--parent-proxy http://HOST:PORT`),
 /// like Go's `Transport.Proxy` or squid's `cache_peer … parent`.
 #[derive(Debug, Clone, PartialEq, Eq)]

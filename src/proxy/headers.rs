@@ -21,6 +21,7 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::cidr::Cidr;
+use crate::header_list::has_token;
 
 /// The hop-by-hop headers every proxy removes (Go's `hopHeaders`, RFC 9110 §7.6.1).
 pub const HOP_BY_HOP: [&str; 9] = [
@@ -58,16 +59,6 @@ pub fn upgrade_type(headers: &HeaderMap) -> Option<&HeaderValue> {
     } else {
         None
     }
-}
-
-/// Whether a comma-separated header lists `token` (case-insensitive).
-pub fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|value| {
-        value.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|part| part.trim().eq_ignore_ascii_case(token))
-        })
-    })
 }
 
 /// Removes the headers that `Connection` names (RFC 9110 §7.6.1: a sender

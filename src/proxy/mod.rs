@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod body_limit;
+pub mod chain;
 pub mod director;
 pub mod flush;
 pub mod forward;

@@ -46,36 +46,22 @@ pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
 pub type RequestBody = BoxBody<Bytes, BoxError>;
 
 /// The pool's knobs (the article's `http.Transport` fields).
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "Upstream connections (Transport)")]
+#[derive(Debug, Clone)]
 pub struct TransportConfig {
     /// Idle keep-alive connections kept per upstream (Go's
     /// MaxIdleConnsPerHost); 0 turns pooling off: one connection per request.
-    #[arg(long, value_name = "N", default_value_t = 100)]
     pub max_idle_per_host: usize,
-
     /// How long an idle pooled connection is kept (Go's IdleConnTimeout).
-    #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = crate::cli::parse_duration)]
     pub idle_timeout: Duration,
-
     /// How long to wait for a TCP connection to an upstream (the Dialer's Timeout).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_duration)]
     pub connect_timeout: Duration,
-
     /// How long the TLS handshake with an https:// upstream may take (Go's
     /// TLSHandshakeTimeout).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_duration)]
     pub tls_handshake_timeout: Duration,
-
-    /// Trust https:// upstreams whose certificate is in (or signed by one in)
-    /// this PEM file, e.g. the one `lab realserver --tls` writes. Without it
-    /// (or --insecure-upstream) https:// upstreams are refused.
-    #[arg(long, value_name = "FILE", value_parser = parse_ca_file)]
+    /// Trust https:// upstreams whose certificate is in (or signed by one
+    /// in) this PEM file.
     pub upstream_ca: Option<PathBuf>,
-
-    /// Accept ANY certificate from https:// upstreams: encrypted, but not
-    /// authenticated. For a lab only; prefer --upstream-ca.
-    #[arg(long, conflicts_with = "upstream_ca")]
+    /// Accept any certificate from https:// upstreams (a lab only).
     pub insecure_upstream: bool,
 }
 
@@ -89,14 +75,6 @@ impl TransportConfig {
             (None, false) => UpstreamTrust::Unconfigured,
         }
     }
-}
-
-/// `--upstream-ca`: the file must hold at least one usable certificate, so a
-/// wrong path is a usage error at once, not a failed request later.
-fn parse_ca_file(s: &str) -> Result<PathBuf, String> {
-    let path = PathBuf::from(s);
-    tls::client_config(&UpstreamTrust::CaFile(path.clone())).map_err(|err| err.to_string())?;
-    Ok(path)
 }
 
 impl Default for TransportConfig {

@@ -26,7 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
-use super::routes::{Body, Ctx, text};
+use super::handler::{Body, Ctx, text};
 
 /// What the real server saw, as JSON (`Accept: application/json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

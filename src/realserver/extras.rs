@@ -17,8 +17,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Message, Role};
 
 use super::echo;
-use super::routes::{Body, Ctx, query_param, text};
-use crate::proxy::headers::has_token;
+use super::handler::{Body, Ctx, query_param, text};
+use crate::header_list::has_token;
+use crate::lab_headers::CHUNKS_TRAILER;
 
 /// Longest `?ms=` accepted, so a typo cannot park a request for hours.
 const MAX_DELAY_MS: u64 = 60_000;
@@ -57,7 +58,7 @@ pub fn stream(req: Request<Incoming>) -> Response<Body> {
         }
         if sent == n {
             let mut trailers = HeaderMap::new();
-            trailers.insert("x-lab-chunks", HeaderValue::from(n));
+            trailers.insert(CHUNKS_TRAILER, HeaderValue::from(n));
             return Some((Ok(Frame::trailers(trailers)), sent + 1));
         }
         if sent > 0 {
@@ -76,6 +77,7 @@ pub fn stream(req: Request<Incoming>) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    // Announced in the canonical case Go writes names in (CHUNKS_TRAILER).
     headers.insert(header::TRAILER, HeaderValue::from_static("X-Lab-Chunks"));
     response
 }

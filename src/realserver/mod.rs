@@ -26,6 +26,7 @@
 
 mod echo;
 mod extras;
+mod handler;
 mod routes;
 
 pub use echo::{EchoReport, TextEcho, canonical_header_key};
@@ -43,9 +44,6 @@ use crate::server::DRAIN_TIMEOUT;
 use crate::tls::ServerTls;
 use crate::zk::{self, ZkUrl};
 use crate::{net, server};
-
-/// The response header that names the server which answered.
-pub const SERVER_HEADER: &str = "x-lab-server";
 
 /// The path the article's proxies join in front of every request (`/base`).
 pub const BASE_PATH: &str = "/base";
@@ -287,7 +285,7 @@ pub async fn serve_with(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let limits = config.limits.clone();
     let make_service = move |conn: server::Conn| {
-        let ctx = routes::Ctx {
+        let ctx = handler::Ctx {
             server: conn.local,
             peer: conn.peer,
             scheme,

@@ -8,8 +8,8 @@
 //! where the lab knows it, the rule that made it (hop-by-hop, X-Forwarded-For).
 
 use super::model::{Difference, Record};
+use crate::lab_headers::EXPLAIN_HEADER;
 use crate::proxy::headers::HOP_BY_HOP;
-use crate::proxy::reverse::EXPLAIN_HEADER;
 use crate::realserver::canonical_header_key;
 
 /// How one header fared between the client and the upstream.

@@ -9,97 +9,29 @@
 //! `RemoteAddr` the first hop saw.
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use http::uri::{Authority, Scheme};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use indicatif::ProgressBar;
 use tokio::net::TcpStream;
 
 use super::model::{Mode, Record, ResponseDetail, Sent, UpstreamSaw};
-use crate::proxy::reverse::{EXPLAIN_HEADER, PICK_HEADER, SET_HEADER, UPSTREAM_HEADER};
-use crate::realserver::{EchoReport, SERVER_HEADER};
+use crate::lab_headers::{
+    EXPLAIN_HEADER, LAYER_HEADER, PICK_HEADER, SERVER_HEADER, SET_HEADER, UPSTREAM_HEADER,
+};
+use crate::net::Endpoint;
+use crate::realserver::EchoReport;
 
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the check that something listens may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// An `http://HOST:PORT` given on the command line (`--proxy`, `--target`, …).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    authority: Authority,
-}
-
-impl FromStr for Endpoint {
-    type Err = String;
-
-    /// `http://127.0.0.1:2002`, `127.0.0.1:2002` or `localhost:2002`; a path
-    /// other than `/` is refused (it belongs in `--path`).
-    fn from_str(s: &str) -> Result<Endpoint, String> {
-        let s = s.trim();
-        let example = "write http://HOST:PORT, e.g. http://127.0.0.1:2002";
-        let with_scheme = if s.contains("://") {
-            s.to_string()
-        } else {
-            format!("http://{s}")
-        };
-        let uri: Uri = with_scheme
-            .parse()
-            .map_err(|_| format!("{s:?} is not a URL; {example}"))?;
-        let parts = uri.into_parts();
-        let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
-            return Err(format!("{s:?} has no host; {example}"));
-        };
-        if scheme != Scheme::HTTP {
-            return Err(format!(
-                "{s:?} uses {scheme}://; lab trace speaks plain http:// to proxies and servers"
-            ));
-        }
-        if let Some(path) = parts
-            .path_and_query
-            .filter(|pq| !pq.as_str().is_empty() && pq.as_str() != "/")
-        {
-            return Err(format!(
-                "{s:?} has a path ({path}); give the host only and the path with --path {path}"
-            ));
-        }
-        if authority.port_u16().is_none() {
-            return Err(format!("{s:?} has no port; {example}"));
-        }
-        Ok(Endpoint { authority })
-    }
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}", self.authority)
-    }
-}
-
-impl Endpoint {
-    /// `HOST:PORT`, as a Host header writes it.
-    pub fn authority(&self) -> &str {
-        self.authority.as_str()
-    }
-
-    /// The socket address to connect to (the first one `HOST` resolves to).
-    pub async fn resolve(&self) -> anyhow::Result<SocketAddr> {
-        let host = self.authority.as_str();
-        tokio::net::lookup_host(host)
-            .await
-            .with_context(|| format!("cannot resolve {host}"))?
-            .next()
-            .with_context(|| format!("{host} resolves to no address"))
-    }
-}
 
 /// Where the requests go, and so what they look like.
 #[derive(Debug, Clone)]
@@ -244,20 +176,6 @@ impl Request {
 /// `X-Lab-Explain` as a person writes it.
 fn canonical(name: &str) -> String {
     crate::realserver::canonical_header_key(name)
-}
-
-/// Parses `-H 'Name: value'`.
-pub fn parse_header_line(s: &str) -> Result<(String, String), String> {
-    let hint = "write a header as 'Name: value', e.g. -H 'X-Foo: 1'";
-    let (name, value) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?} has no ':'; {hint}"))?;
-    let (name, value) = (name.trim(), value.trim());
-    HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("{name:?} is not a header name; {hint}"))?;
-    HeaderValue::from_str(value)
-        .map_err(|_| format!("{value:?} is not a header value (printable text only); {hint}"))?;
-    Ok((name.to_string(), value.to_string()))
 }
 
 /// Fails with a one-line hint when nothing accepts connections at `addr`:
@@ -477,10 +395,10 @@ fn record_of(seq: u64, reply: Reply) -> Record {
         latency_ms: 0.0,
         client_addr: None,
         set: text(SET_HEADER.as_str()).and_then(|g| g.trim().parse().ok()),
-        layer: text(crate::middleware::LAYER_HEADER.as_str()),
+        layer: text(LAYER_HEADER.as_str()),
         passed_over: reply
             .headers
-            .contains_key(crate::proxy::reverse::BREAKER_HEADER),
+            .contains_key(crate::lab_headers::BREAKER_HEADER),
         error: reply.cut_off.clone(),
         response,
     }
@@ -515,20 +433,6 @@ mod tests {
         assert!(err("http://127.0.0.1:2002/base").contains("--path /base"));
         assert!(err("https://127.0.0.1:2002").contains("plain http"));
         assert!(err("http://127.0.0.1").contains("no port"));
-    }
-
-    #[test]
-    fn header_lines_need_a_colon_and_a_valid_name() {
-        assert_eq!(
-            parse_header_line("X-Foo:  1 ").unwrap(),
-            ("X-Foo".to_string(), "1".to_string())
-        );
-        assert!(
-            parse_header_line("X-Foo")
-                .unwrap_err()
-                .contains("'Name: value'")
-        );
-        assert!(parse_header_line("bad name: 1").is_err());
     }
 
     fn plan(headers: &[(&str, &str)]) -> Plan {

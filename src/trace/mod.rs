@@ -84,8 +84,6 @@ pub mod model;
 pub mod pick;
 pub mod render;
 
-pub use fire::{Endpoint, parse_header_line};
-
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -95,6 +93,7 @@ use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{GlobalArgs, TraceArgs};
+use crate::net::Endpoint;
 use fire::{Plan, Route};
 use model::{Comparison, Summary, Trace};
 

@@ -10,8 +10,9 @@ use http::StatusCode;
 use serde_json::Value;
 
 use crate::balance::{Node, parse_upstream_spec};
+use crate::lab_headers::{EXPLAIN_HEADER, PICK_HEADER, UPSTREAM_HEADER};
+use crate::launch::RunningProxy;
 use crate::probe::Probe;
-use crate::proxy::reverse::{EXPLAIN_HEADER, PICK_HEADER, RunningProxy, UPSTREAM_HEADER};
 
 /// The letter of upstream `index`: a, b, c, …
 pub(super) fn letter(index: usize) -> char {

@@ -11,7 +11,7 @@ use super::balancing::{self, Upstreams, counts, letters, nodes_of, plural, show_
 use super::with_real_servers;
 use crate::balance::{Balancer, PickInput, RandomBalancer};
 use crate::labs::findings::Findings;
-use crate::proxy::reverse::RunningProxy;
+use crate::launch::RunningProxy;
 
 /// The article's `main()`: `rb.Add(":2003/base", "10")`, `rb.Add(":2004/base", "20")`.
 const WEIGHTS: [u32; 2] = [10, 20];

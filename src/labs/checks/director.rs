@@ -7,8 +7,8 @@ use http::Method;
 
 use super::with_real_servers;
 use crate::labs::findings::Findings;
+use crate::launch::RunningProxy;
 use crate::probe::Probe;
-use crate::proxy::reverse::RunningProxy;
 
 /// The article's replacement body.
 const JSON: &str = r#"{"apple":2,"banana":3,"cherry":4}"#;

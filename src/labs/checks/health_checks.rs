@@ -13,8 +13,8 @@ use super::proxy_pages::{read_status, send, until_status};
 use super::upstream_url;
 use crate::discovery::Status;
 use crate::labs::findings::Findings;
+use crate::launch::RunningProxy;
 use crate::probe::Probe;
-use crate::proxy::reverse::RunningProxy;
 use crate::realserver::{Config, RunningServer};
 
 const INTERVAL: Duration = Duration::from_millis(200);

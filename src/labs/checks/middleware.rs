@@ -17,11 +17,11 @@ use tokio::net::{TcpListener, TcpSocket};
 
 use super::proxy_pages::{header, poll_page};
 use super::{start_real_server, upstream_url as base};
+use crate::lab_headers::{BREAKER_HEADER, LAYER_HEADER, UPSTREAM_HEADER};
 use crate::labs::findings::Findings;
-use crate::middleware::LAYER_HEADER;
+use crate::launch::RunningProxy;
 use crate::middleware::stats::{METRICS_PATH, STATS_PATH, StatsSnapshot};
 use crate::probe::{Exchange, Probe};
-use crate::proxy::reverse::{BREAKER_HEADER, RunningProxy, UPSTREAM_HEADER};
 use crate::realserver::{Config, RunningServer};
 
 /// The token of the auth section (`--auth-token`).
@@ -485,7 +485,7 @@ async fn fallback(f: &mut Findings, lab: &mut Started, a: SocketAddr) -> anyhow:
             e.status.as_u16(),
             e.text().trim_end(),
             header(e, LAYER_HEADER.as_str()).unwrap_or("the upstream's"),
-            header(e, "x-lab-degraded-from")
+            header(e, crate::lab_headers::DEGRADED_HEADER.as_str())
                 .map(|s| format!(", degraded from {s}"))
                 .unwrap_or_default()
         )

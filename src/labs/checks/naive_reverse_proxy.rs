@@ -10,9 +10,9 @@ use tokio::net::TcpListener;
 
 use super::with_real_servers;
 use crate::labs::findings::Findings;
+use crate::launch::RunningProxy;
 use crate::probe::Probe;
 use crate::proxy::naive::{self, Target};
-use crate::proxy::reverse::RunningProxy;
 use crate::server::Background;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {

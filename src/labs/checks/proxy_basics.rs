@@ -11,9 +11,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::with_real_servers;
+use crate::lab_headers::SERVER_HEADER;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;
-use crate::realserver::SERVER_HEADER;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
     with_real_servers(f, 2, experiment)

@@ -9,9 +9,9 @@ use anyhow::Context;
 use serde::de::DeserializeOwned;
 
 use crate::discovery::Status;
+use crate::lab_headers::{EXPLAIN_HEADER, SET_HEADER, UPSTREAM_HEADER};
 use crate::probe::{Exchange, Probe};
 use crate::proxy::admin::UPSTREAMS_PATH;
-use crate::proxy::reverse::{EXPLAIN_HEADER, SET_HEADER, UPSTREAM_HEADER};
 
 /// What `/_lab/upstreams` answers with, for errors.
 const STATUS_JSON: &str = "the status JSON";

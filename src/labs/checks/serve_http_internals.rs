@@ -12,8 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::with_real_servers;
 use crate::labs::findings::Findings;
+use crate::launch::RunningProxy;
 use crate::probe::Probe;
-use crate::proxy::reverse::RunningProxy;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
     with_real_servers(f, 1, |f, servers| experiment(f, servers[0]))
@@ -116,7 +116,7 @@ async fn trailers_and_streaming(f: &mut Findings, proxy: SocketAddr) -> anyhow::
     let trailer = streamed
         .trailers
         .as_ref()
-        .and_then(|t| t.get("x-lab-chunks"))
+        .and_then(|t| t.get(crate::lab_headers::CHUNKS_TRAILER))
         .and_then(|v| v.to_str().ok())
         .unwrap_or("(none)")
         .to_string();

@@ -10,8 +10,8 @@ use http::StatusCode;
 
 use super::with_real_servers;
 use crate::labs::findings::Findings;
+use crate::launch::RunningProxy;
 use crate::probe::Probe;
-use crate::proxy::reverse::RunningProxy;
 
 /// The article's TimeoutHandler path.
 const SLOW: &str = "/test_http_string/test_http_string/aaa";

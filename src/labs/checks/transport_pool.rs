@@ -9,8 +9,8 @@ use futures_util::future::BoxFuture;
 
 use super::with_real_servers;
 use crate::labs::findings::Findings;
+use crate::launch::RunningProxy;
 use crate::probe::Probe;
-use crate::proxy::reverse::RunningProxy;
 
 const REQUESTS: usize = 5;
 

@@ -14,8 +14,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::with_real_servers;
 use crate::labs::findings::Findings;
+use crate::launch::RunningProxy;
 use crate::probe::Probe;
-use crate::proxy::reverse::RunningProxy;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
     with_real_servers(f, 1, |f, servers| experiment(f, servers[0]))

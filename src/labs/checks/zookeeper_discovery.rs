@@ -17,7 +17,7 @@ use super::proxy_pages::{Answer, read_status, send, until_status};
 use super::{start_real_server, upstream_url};
 use crate::discovery::Status;
 use crate::labs::findings::Findings;
-use crate::proxy::reverse::RunningProxy;
+use crate::launch::RunningProxy;
 use crate::realserver::{RunningServer, upstream_spec};
 use crate::zk::{self, Registration, ZkUrl, ZooKeeperServer};
 

@@ -25,13 +25,33 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::auth::BearerAuth;
-use super::rate_limit::RateLimiter;
-use super::stats::{CountedBody, InFlight, LAYERS, RequestRecord};
-use super::{DEGRADED_HEADER, LAYER_HEADER};
-use crate::proxy::reverse::{BREAKER_HEADER, ReverseProxy, UPSTREAM_HEADER};
-use crate::proxy::{Body, admin, text_response};
+use super::reverse::ReverseProxy;
+use super::{Body, admin, empty, full, text_response};
+use crate::lab_headers::{BREAKER_HEADER, DEGRADED_HEADER, LAYER_HEADER, UPSTREAM_HEADER};
+use crate::middleware::auth::BearerAuth;
+use crate::middleware::rate_limit::RateLimiter;
+use crate::middleware::stats::{CountedBody, InFlight, LAYERS, RequestRecord};
 use crate::server::Conn;
+
+/// A ReverseProxy serves requests through its layers.
+impl super::Handler for ReverseProxy {
+    /// The middleware layers, then [`ReverseProxy::serve_http`].
+    fn respond(
+        &self,
+        conn: &Conn,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<Body>> + Send {
+        handle(self, conn, req)
+    }
+
+    fn connection_opened(&self) -> Option<crate::middleware::stats::ConnectionGuard> {
+        Some(self.layers.stats.connection_opened())
+    }
+
+    fn limits(&self) -> crate::server::Limits {
+        self.limits.clone()
+    }
+}
 
 /// One request through every layer (see the module's list).
 pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -> Response<Body> {
@@ -60,11 +80,8 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
     //    so that guessing tokens costs allowance too.
     let early = layers.limiter.as_ref().and_then(|limiter| {
         // By client: the TCP peer, or what a --trusted-proxy vouches for.
-        let client = crate::proxy::headers::client_address(
-            conn.peer.ip(),
-            req.headers(),
-            &proxy.trusted_proxies,
-        );
+        let client =
+            super::headers::client_address(conn.peer.ip(), req.headers(), &proxy.trusted_proxies);
         let wait = limiter.check(client).err()?.wait;
         let mut refused = text_response(
             StatusCode::TOO_MANY_REQUESTS,
@@ -127,7 +144,7 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
             .find(|name| name.as_bytes() == value.as_bytes())
     });
     let status = response.status().as_u16();
-    let body = std::mem::replace(response.body_mut(), crate::proxy::empty());
+    let body = std::mem::replace(response.body_mut(), empty());
     *response.body_mut() = CountedBody::new(body, move |bytes_out| {
         counting.finish(status, layer, bytes_out);
     })
@@ -209,7 +226,7 @@ fn degrade(proxy: &ReverseProxy, response: Response<Body>) -> Response<Body> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
     );
-    let mut degraded = Response::new(crate::proxy::full(fallback.body.clone()));
+    let mut degraded = Response::new(full(fallback.body.clone()));
     *degraded.status_mut() = fallback.status;
     let headers = degraded.headers_mut();
     headers.insert(

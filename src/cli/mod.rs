@@ -1,0 +1,385 @@
+//! The command line of `lab`: every flag, and the one place where flags
+//! become the configs the code below runs on.
+//!
+//! Kept apart from the logic (as ripgrep does) so the whole command surface
+//! can be read in one place. Dependencies point one way: this module uses the
+//! domain's types (a balancer's [`crate::balance::Algorithm`], a
+//! [`crate::proxy::reverse::ProxyConfig`]), and nothing below it imports it;
+//! only `lib.rs` and the commands that start lab's own servers from an argv
+//! (`crate::launch`) sit above it.
+//!
+//! - [`servers`]: `lab realserver`, `lab naive`, `lab forward`, and the
+//!   listener limits every server shares;
+//! - [`proxy`]: `lab proxy` (balancing, Director, middleware, discovery,
+//!   Transport) and its [`crate::proxy::reverse::ProxyConfig`];
+//! - [`shared`]: the listener limits and the upstream Transport, which
+//!   several commands share;
+//! - [`tools`]: the commands that do not serve: demo, trace, stats, the
+//!   labs, doctor, ZooKeeper.
+
+pub mod proxy;
+pub mod servers;
+pub mod shared;
+pub mod tools;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::ColorChoice;
+
+pub use proxy::{DiscoveryArgs, MiddlewareArgs, ProxyArgs};
+pub use servers::{ForwardArgs, NaiveArgs, RealserverArgs};
+pub use shared::{LimitsArgs, TransportArgs};
+pub use tools::{
+    CheckArgs, DemoArgs, DoctorArgs, StatsArgs, TourArgs, TraceArgs, ZkArgs, ZkCommand, ZkLsArgs,
+    ZkUpArgs,
+};
+
+/// An interactive lab for HTTP proxies: run the servers and proxies of the
+/// article "Go与HTTP代理" on loopback and see what every hop did.
+#[derive(Debug, Parser)]
+#[command(name = "lab", version, propagate_version = true)]
+#[command(after_help = "\
+Examples:
+  lab demo                       everything at once: real servers, lab proxy and a trace
+  lab realserver                 the article's two real servers on 127.0.0.1:2003 and :2004
+  curl -s 127.0.0.1:2003/abc     ...then ask one of them what it saw
+  lab proxy --lb wrr             the ReverseProxy on 127.0.0.1:2002, smooth weighted round robin
+  lab trace                      what every hop did, request by request
+  lab labs                       the follow-along labs and your progress
+  lab show 1                     read lab 01
+  lab check --all                verify every lab's claims on real sockets")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// When to use colour: auto (a terminal and no NO_COLOR), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Log more: -v shows every request a server handles, -vv everything.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Where the labs live (default: ./labs, else the labs of this checkout).
+    #[arg(long, global = true, env = "LAB_LABS_DIR", value_name = "DIR")]
+    pub labs_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The one-command first look: two real servers, a lab proxy and a trace through them.
+    #[command(after_help = "\
+Uses the article's ports (2003, 2004, 2002) when free, other free ports otherwise.
+
+Examples:
+  lab demo
+  lab demo --lb consistent-hash
+  lab demo --lb random -n 20")]
+    Demo(DemoArgs),
+
+    /// Run the article's RealServer: an echo of what each request looked like on arrival.
+    #[command(after_help = "\
+Endpoints (on every address):
+  /ANY/PATH                  the article's three-line echo (RemoteAddr, X-Forwarded-For, X-Real-Ip, headers)
+  -H 'Accept: application/json'   the same facts as JSON
+  /base/error                500 \"error handler\"
+  /test_http_string/test_http_string/aaa   sleeps 6 s; the 3 s write timeout closes the connection first
+  .../delay?ms=N             answer after N milliseconds
+  .../stream?n=N&ms=M        N chunks M ms apart, then a trailer (send 'TE: trailers' to receive it)
+  .../ws                     WebSocket echo
+  .../hop-headers            a response carrying hop-by-hop headers (Connection: X-Hop)
+  .../bytes?n=N              N bytes of a verifiable pattern (byte i = i mod 251): a big download
+
+Examples:
+  lab realserver
+  lab realserver --addr 127.0.0.1:2013 --addr 127.0.0.1:2014
+  lab realserver --tls            HTTPS with a certificate made at start (its path is logged)
+  lab realserver --register zk://127.0.0.1:2181/lab/realserver   registered for discovery (lab zk up)
+  curl --cacert /tmp/lab-realserver-cert.pem https://127.0.0.1:2003/abc
+  curl -s '127.0.0.1:2003/abc?x=1' -H 'X-Forwarded-For: 1.2.3.4'
+  curl -s 127.0.0.1:2003/abc -H 'Accept: application/json'
+  curl -s --raw -H 'TE: trailers' '127.0.0.1:2003/stream?n=3&ms=300'")]
+    Realserver(RealserverArgs),
+
+    /// Run the article's hand-written reverse proxy (简单版反向代理), flaws intact on purpose.
+    #[command(after_help = "\
+It only swaps the request's scheme and host for the target's: no X-Forwarded-For, hop-by-hop
+headers passed on both ways, the client's Host kept, no path join. Compare with `lab proxy`.
+
+Examples:
+  lab naive                                   127.0.0.1:2002 → http://127.0.0.1:2003
+  curl -s 127.0.0.1:2002/abc                  the real server sees no X-Forwarded-For
+  curl -s 127.0.0.1:2002/abc -H 'Connection: X-Foo' -H 'X-Foo: 1'   X-Foo arrives (it should not)
+  curl -si 127.0.0.1:2002/hop-headers         the upstream's hop-by-hop headers reach you
+  lab naive --listen 127.0.0.1:2012 --target http://127.0.0.1:2004")]
+    Naive(NaiveArgs),
+
+    /// Run a forward proxy (正向代理): absolute URLs, X-Forwarded-For, CONNECT tunnels.
+    #[command(after_help = "\
+A client must be told to use it (curl -x, a browser's proxy setting); it then sends whole URLs.
+CONNECT tunnels reach only ports 443, 2003 and 2004 (HTTPS and the real servers) unless --allow-connect-port.
+
+Examples:
+  lab forward                                 listens on 127.0.0.1:8080
+  curl -s -x http://127.0.0.1:8080 http://127.0.0.1:2003/abc -H 'X-Forwarded-For: 1.2.3.4'
+  curl -si -x http://127.0.0.1:8080 http://127.0.0.1:2003/hop-headers   hop-by-hop headers removed
+  curl -s -p -x http://127.0.0.1:8080 http://127.0.0.1:2003/abc        through a CONNECT tunnel
+  lab forward --allow-connect-port 2013
+  lab forward --listen 127.0.0.1:8081 --parent-proxy http://127.0.0.1:8080   a chain of two")]
+    Forward(ForwardArgs),
+
+    /// Run the full ReverseProxy: Go's httputil.ReverseProxy, step by step.
+    #[command(after_help = "\
+Examples:
+  lab proxy                                   127.0.0.1:2002 → http://127.0.0.1:2003/base
+  curl -s 127.0.0.1:2002/abc                  the real server sees /base/abc and X-Forwarded-For
+  lab proxy --upstream http://127.0.0.1:2004/base
+  lab proxy --rewrite '^/dir(.*)=$1' --set-header token:ssss
+  lab proxy --replace-body '{\"apple\":2,\"banana\":3,\"cherry\":4}'
+  lab proxy --prefix-response 'hello ' --prefix-errors
+  lab proxy --response-timeout 2s             then: curl -s 127.0.0.1:2002/delay?ms=5000 → 504
+  lab proxy --forwarded replace               nginx's X-Forwarded-For $remote_addr
+  lab proxy --max-idle-per-host 0             no connection pool: a new upstream connection per request
+  lab proxy --health-check / --health-interval 500ms   an upstream that stops leaves the set, then returns
+  curl -s 127.0.0.1:2002/_lab/upstreams       the proxy's own page: the set, each upstream's health, changes
+  lab proxy --discovery zk://127.0.0.1:2181/lab/realserver   upstreams from ZooKeeper (lab zk up,
+                                              lab realserver --register zk://127.0.0.1:2181/lab/realserver)
+  lab proxy --auth-token s3cret               then: curl -s -H 'Authorization: Bearer s3cret' 127.0.0.1:2002/abc
+  lab proxy --rate-limit 5/s                  the sixth request in a second gets 429 and Retry-After
+  lab proxy --breaker-failures 3 --fallback-body 'try again later'   stop a real server and watch
+  lab stats                                   requests, statuses, latency and bytes per upstream
+  curl -s 127.0.0.1:2002/_lab/metrics         the same in Prometheus' text format")]
+    Proxy(Box<ProxyArgs>),
+
+    /// Send requests through a proxy and see the balancer's choice beside what the upstream saw.
+    #[command(after_help = "\
+Every request asks the proxy to explain its pick (X-Lab-Explain: 1) and the real server for
+its JSON echo (Accept: application/json). Against `lab naive`, a forward proxy or --direct there
+is no balancer: the upstream is the server that answered. -v adds every request's headers,
+-vv the bodies too. --json prints one document (its schema is in the docs of lab::trace).
+
+Examples:
+  lab trace                                   10 requests through lab proxy on 127.0.0.1:2002
+  lab trace -n 30 --json                      the same as JSON: picks, upstream views, counts
+  lab trace -H 'Connection: X-Foo' -H 'X-Foo: 1'   which headers the proxy removed (the diff)
+  lab trace --xff 1.2.3.4                     a client that claims an X-Forwarded-For
+  lab trace --proxy http://127.0.0.1:2012 --compare http://127.0.0.1:2002
+                                              lab naive (on 2012) against lab proxy, side by side
+  lab trace --forward http://127.0.0.1:8080 --target http://127.0.0.1:2003
+  lab trace --direct http://127.0.0.1:2003    no proxy at all: the before picture
+  lab trace -n 1000 --concurrency 8 --path /abc
+  lab trace -n 40 --interval 100ms            slowly: stop a real server meanwhile and watch the
+                                              upstream set change (lab proxy --health-check /)")]
+    Trace(TraceArgs),
+
+    /// Show what a running lab proxy has counted (数据统计): requests, statuses, latency, bytes.
+    #[command(after_help = "\
+Reads the proxy's /_lab/stats: per upstream the requests by status class, p50/p99 latency
+(estimated from fixed buckets, as Prometheus does), body bytes in and out, requests in flight,
+and which layer answered (the upstream, or the proxy itself: 502/504, auth, rate limit …).
+The same numbers are at /_lab/metrics in the Prometheus text format, for a real Prometheus.
+--json prints the page as served (its schema is in the docs of lab::middleware::stats).
+
+Examples:
+  lab stats                                   lab proxy on 127.0.0.1:2002
+  lab trace -n 30 && lab stats                30 requests, then what the proxy counted
+  lab stats --json                            the same as JSON
+  lab stats --proxy http://127.0.0.1:2012     a lab proxy on another port
+  curl -s 127.0.0.1:2002/_lab/metrics         the Prometheus metrics")]
+    Stats(StatsArgs),
+
+    /// ZooKeeper for service discovery (服务发现): run one, see who registered.
+    #[command(after_help = "\
+The article's LoadBalanceZkConf: real servers register as ephemeral nodes under one path,
+and a proxy watches the path's children. A server that stops leaves at once; one that is
+killed leaves when its session expires (about 3 s).
+
+Examples:
+  lab zk up                                   ZooKeeper on 127.0.0.1:2181 (Debian's package)
+  lab realserver --register zk://127.0.0.1:2181/lab/realserver
+  lab zk ls                                   who is registered under /lab/realserver
+  lab proxy --discovery zk://127.0.0.1:2181/lab/realserver")]
+    Zk(ZkArgs),
+
+    /// List the labs with your progress.
+    #[command(after_help = "\
+Status: ✓ pass, • predictions pending (fill in the lab's answers.toml), ✗ fail, · not checked.
+
+Examples:
+  lab labs
+  lab --labs-dir ~/lab/labs labs")]
+    Labs,
+
+    /// Show a lab's sheet in the terminal.
+    #[command(after_help = "Examples:\n  lab show 1\n  lab show special-headers")]
+    Show {
+        /// The lab: its number (1, 01) or its name (proxy-basics).
+        lab: String,
+    },
+
+    /// Run a lab's experiment on real sockets and verify every claim its sheet makes.
+    #[command(after_help = "\
+Your predictions are read from the lab's answers.toml; fill it in before checking.
+
+Examples:
+  lab check 1
+  lab check --all
+  lab check 2 --seed 7 --answers my-answers.toml")]
+    Check(CheckArgs),
+
+    /// Walk through a lab in the terminal: read, predict, watch it run, score.
+    #[command(after_help = "\
+Each step shows a part of the lab's sheet; before each experiment you predict what will
+happen, then the experiment runs on real sockets and shows what did. Your score and answers
+are recorded: `lab labs` shows them. With --answers FILE, or when stdin is not a terminal,
+the answers are read instead of asked (one per line on stdin, or the answers.toml format).
+
+Examples:
+  lab tour 13                                 the weighted round-robin lab
+  lab tour weighted-round-robin
+  lab tour 13 --answers my-answers.toml       no questions asked
+  lab tour 13 < my-predictions.txt            answers from a file, one per line, in question order")]
+    Tour(TourArgs),
+
+    /// Check this machine for the labs: free ports, ZooKeeper, versions.
+    #[command(after_help = "\
+Looks at the ports the labs use (2002 lab proxy, 2003 and 2004 the real servers, 8080 the
+forward proxy, 2181 ZooKeeper): free, or busy and by which process when it can tell (on
+Linux, from /proc: a process of another user shows only as such). Then whether Debian's
+zookeeper package, Java and curl are installed, their versions, and lab's own and the OS's.
+It ends with what to do about each problem. It reports, it does not judge: the exit status
+is 0 whatever it finds, and 1 only when the doctor itself fails. --json prints one document
+(its schema is in the docs of lab::doctor).
+
+Examples:
+  lab doctor
+  lab doctor --json                           the same as JSON, for a script
+  lab doctor --port 2012 --port 2013          these ports instead of the lab's")]
+    Doctor(DoctorArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "\
+Examples:
+  lab completions bash > ~/.local/share/bash-completion/completions/lab
+  lab completions zsh > \"${fpath[1]}/_lab\"
+  lab completions fish > ~/.config/fish/completions/lab.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Show the next hint for a lab (one more each time).
+    #[command(after_help = "Examples:\n  lab hint 1\n  lab hint 1 --reset")]
+    Hint {
+        /// The lab: its number (1, 01) or its name.
+        lab: String,
+        /// Start the hints of this lab over.
+        #[arg(long)]
+        reset: bool,
+    },
+}
+
+impl Command {
+    /// Whether the command runs until stopped (a server, ZooKeeper), as
+    /// opposed to one that prints a result and ends.
+    pub fn serves(&self) -> bool {
+        match self {
+            Command::Realserver(_)
+            | Command::Naive(_)
+            | Command::Forward(_)
+            | Command::Proxy(_) => true,
+            Command::Zk(args) => matches!(args.command, ZkCommand::Up(_)),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn realserver_defaults_are_the_articles() {
+        let cli = Cli::parse_from(["lab", "realserver"]);
+        let Command::Realserver(args) = cli.command else {
+            panic!("expected realserver");
+        };
+        let addrs: Vec<String> = args.addrs.iter().map(|a| a.to_string()).collect();
+        assert_eq!(addrs, ["127.0.0.1:2003", "127.0.0.1:2004"]);
+        assert_eq!(args.write_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn check_needs_a_lab_or_all() {
+        assert!(Cli::try_parse_from(["lab", "check"]).is_err());
+        assert!(Cli::try_parse_from(["lab", "check", "1", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["lab", "check", "--all"]).is_ok());
+    }
+
+    #[test]
+    fn zk_defaults_are_the_labs() {
+        let cli = Cli::parse_from(["lab", "zk", "up"]);
+        let Command::Zk(ZkArgs {
+            command: ZkCommand::Up(up),
+        }) = cli.command
+        else {
+            panic!("expected zk up");
+        };
+        assert_eq!(up.listen.to_string(), "127.0.0.1:2181");
+        let cli = Cli::parse_from(["lab", "zk", "ls"]);
+        let Command::Zk(ZkArgs {
+            command: ZkCommand::Ls(ls),
+        }) = cli.command
+        else {
+            panic!("expected zk ls");
+        };
+        assert_eq!(ls.url.to_string(), crate::zk::DEFAULT_URL);
+    }
+
+    #[test]
+    fn realserver_registers_with_a_weight() {
+        let cli = Cli::parse_from([
+            "lab",
+            "realserver",
+            "--register",
+            "zk://127.0.0.1:2181/lab/realserver",
+            "--weight",
+            "7",
+        ]);
+        let Command::Realserver(args) = cli.command else {
+            panic!("expected realserver");
+        };
+        assert_eq!(
+            args.register.map(|url| url.to_string()).as_deref(),
+            Some("zk://127.0.0.1:2181/lab/realserver")
+        );
+        assert_eq!(args.weight, 7);
+        let bad = |args: &[&str]| {
+            let mut argv = vec!["lab", "realserver"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).is_err()
+        };
+        let url = "zk://127.0.0.1:2181/lab/realserver";
+        assert!(bad(&["--register", url, "--weight", "0"]));
+        assert!(bad(&["--register", url, "--weight", "10001"]));
+        assert!(bad(&["--weight", "3"]), "--weight needs --register");
+        assert!(bad(&["--register", "http://127.0.0.1:2181/lab"]));
+    }
+}

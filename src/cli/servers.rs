@@ -1,0 +1,164 @@
+//! The flags of the servers: `lab realserver`, `lab naive`, `lab forward`,
+//! the listener limits every server shares, and what each becomes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::parse::{parse_duration, parse_listen_addr};
+use crate::proxy::forward::ForwardConfig;
+
+use super::shared::{LimitsArgs, TransportArgs};
+
+#[derive(Debug, Args)]
+pub struct RealserverArgs {
+    /// Address to listen on; repeat for several servers in one process.
+    #[arg(
+        long = "addr",
+        value_name = "ADDR",
+        default_values_t = default_realserver_addrs(),
+        env = "LAB_REALSERVER_ADDRS",
+        value_delimiter = ',',
+        value_parser = parse_listen_addr
+    )]
+    pub addrs: Vec<SocketAddr>,
+
+    /// Like Go's http.Server.WriteTimeout in the article: a response not ready
+    /// this long after its request arrived is never sent (the connection closes).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Serve HTTPS (the article's 支持https代理) with a certificate made at
+    /// start for localhost, 127.0.0.1 and ::1, signed by itself. Its PEM is
+    /// written out for clients: curl --cacert PATH, or a proxy's --upstream-ca PATH.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Where --tls writes the certificate (PEM) [default: lab-realserver-cert.pem
+    /// in the system temp directory].
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    pub tls_cert_out: Option<PathBuf>,
+
+    /// Register every server in ZooKeeper once it listens (服务注册): an
+    /// ephemeral node PATH/HOST:PORT holding its upstream spec,
+    /// http://HOST:PORT/base,WEIGHT. Removed on Ctrl-C before the servers
+    /// drain, or by ZooKeeper when this process dies and its session expires.
+    #[arg(long, value_name = "zk://HOST:PORT/PATH")]
+    pub register: Option<crate::zk::ZkUrl>,
+
+    /// The weight registered with --register (1 to 10000).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "register",
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub weight: u32,
+
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NaiveArgs {
+    /// Address to listen on (the article's port 2002, on loopback).
+    #[arg(long, value_name = "ADDR", default_value = crate::proxy::naive::DEFAULT_LISTEN, env = "LAB_NAIVE_LISTEN", value_parser = parse_listen_addr)]
+    pub listen: SocketAddr,
+
+    /// Where every request goes: only its scheme and host are used (the article's proxyAddr).
+    #[arg(long, value_name = "URL", default_value = crate::proxy::naive::DEFAULT_TARGET, env = "LAB_NAIVE_TARGET")]
+    pub target: crate::proxy::naive::Target,
+
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// Address to listen on (the article's :8080, on loopback). Beyond
+    /// loopback other machines can reach it, and those --allow names can use it.
+    #[arg(long, value_name = "ADDR", default_value = crate::proxy::forward::DEFAULT_LISTEN, env = "LAB_FORWARD_LISTEN", value_parser = parse_listen_addr)]
+    pub listen: SocketAddr,
+
+    /// Also allow CONNECT tunnels to this port (repeatable); by default only
+    /// 443, 2003 and 2004 (HTTPS and the real servers; not the proxies' ports,
+    /// whose /_lab/ pages a tunnel would reach).
+    #[arg(long = "allow-connect-port", value_name = "PORT")]
+    pub allow_connect_ports: Vec<u16>,
+
+    /// Send every request and tunnel through this forward proxy (a chain).
+    #[arg(long, value_name = "URL")]
+    pub parent_proxy: Option<crate::proxy::forward::ParentProxy>,
+
+    /// Serve clients from this address range (repeatable), e.g. 10.0.0.0/8 or
+    /// 192.168.1.7; others get 403. By default only loopback (127.0.0.0/8,
+    /// ::1): a proxy anyone can use is an open proxy. Replaces the default, so
+    /// give 127.0.0.0/8 too to keep loopback.
+    #[arg(long = "allow", value_name = "CIDR")]
+    pub allow: Vec<crate::cidr::Cidr>,
+
+    #[command(flatten)]
+    pub transport: TransportArgs,
+
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+}
+
+impl RealserverArgs {
+    /// The servers' settings (every address gets the same).
+    pub fn config(&self) -> crate::realserver::Config {
+        crate::realserver::Config {
+            write_timeout: self.write_timeout,
+            limits: self.limits.config(),
+        }
+    }
+
+    /// Where `--tls` writes its certificate, when HTTPS is asked for.
+    pub fn tls_cert_out(&self) -> Option<PathBuf> {
+        self.tls.then(|| {
+            self.tls_cert_out
+                .clone()
+                .unwrap_or_else(crate::tls::default_cert_path)
+        })
+    }
+
+    /// The ZooKeeper registration `--register` asks for.
+    pub fn register(&self) -> Option<crate::realserver::Register> {
+        self.register
+            .clone()
+            .map(|url| crate::realserver::Register {
+                url,
+                weight: self.weight,
+            })
+    }
+}
+
+impl ForwardArgs {
+    /// The forward proxy these flags describe.
+    pub fn config(&self) -> ForwardConfig {
+        let mut config = ForwardConfig {
+            transport: self.transport.config(),
+            limits: self.limits.config(),
+            ..ForwardConfig::default()
+        };
+        if !self.allow.is_empty() {
+            config.allowed_clients = self.allow.clone();
+        }
+        config
+            .connect_ports
+            .extend(self.allow_connect_ports.iter().copied());
+        config.parent_proxy = self.parent_proxy.clone();
+        config
+    }
+}
+
+fn default_realserver_addrs() -> Vec<SocketAddr> {
+    // The article's main(): rs1 on 127.0.0.1:2003, rs2 on 127.0.0.1:2004.
+    vec![
+        SocketAddr::from(([127, 0, 0, 1], 2003)),
+        SocketAddr::from(([127, 0, 0, 1], 2004)),
+    ]
+}

@@ -1,0 +1,99 @@
+//! Flags several commands share: the listener limits of every server, and
+//! the upstream Transport of the two proxies that dial out (`lab forward`,
+//! `lab proxy`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::parse::{parse_duration, parse_positive_duration, parse_size};
+use crate::proxy::transport::TransportConfig;
+use crate::server::Limits;
+use crate::tls::UpstreamTrust;
+
+/// What every listener refuses, whatever it serves (`--max-body`,
+/// `--header-timeout` on realserver, naive, forward and proxy).
+#[derive(Debug, Clone, Args)]
+pub struct LimitsArgs {
+    /// Refuse a request whose body is larger, 413 Content Too Large: SIZE in
+    /// bytes or with a unit (500kB, 64KiB, 10MB, 1GiB), or `none`. A declared
+    /// Content-Length is refused before any byte of the body is read; the
+    /// proxies (naive, forward, proxy) also stop a chunked body that grows
+    /// past it. The real server never reads a body.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_body: u64,
+
+    /// Answer 408 to a client whose request head is not whole this long after
+    /// its first byte (slowloris: a client that trickles its headers to hold
+    /// a connection); a connection that sends nothing is closed a second
+    /// later, idle keep-alive connections included.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_timeout: Duration,
+}
+
+impl LimitsArgs {
+    pub fn config(&self) -> Limits {
+        Limits {
+            max_body: self.max_body,
+            header_timeout: self.header_timeout,
+        }
+    }
+}
+
+/// The pool's knobs (the article's `http.Transport` fields), for `lab proxy`
+/// and `lab forward`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Upstream connections (Transport)")]
+pub struct TransportArgs {
+    /// Idle keep-alive connections kept per upstream (Go's
+    /// MaxIdleConnsPerHost); 0 turns pooling off: one connection per request.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_idle_per_host: usize,
+
+    /// How long an idle pooled connection is kept (Go's IdleConnTimeout).
+    #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// How long to wait for a TCP connection to an upstream (the Dialer's Timeout).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// How long the TLS handshake with an https:// upstream may take (Go's
+    /// TLSHandshakeTimeout).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
+
+    /// Trust https:// upstreams whose certificate is in (or signed by one in)
+    /// this PEM file, e.g. the one `lab realserver --tls` writes. Without it
+    /// (or --insecure-upstream) https:// upstreams are refused.
+    #[arg(long, value_name = "FILE", value_parser = parse_ca_file)]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// Accept ANY certificate from https:// upstreams: encrypted, but not
+    /// authenticated. For a lab only; prefer --upstream-ca.
+    #[arg(long, conflicts_with = "upstream_ca")]
+    pub insecure_upstream: bool,
+}
+
+impl TransportArgs {
+    pub fn config(&self) -> TransportConfig {
+        TransportConfig {
+            max_idle_per_host: self.max_idle_per_host,
+            idle_timeout: self.idle_timeout,
+            connect_timeout: self.connect_timeout,
+            tls_handshake_timeout: self.tls_handshake_timeout,
+            upstream_ca: self.upstream_ca.clone(),
+            insecure_upstream: self.insecure_upstream,
+        }
+    }
+}
+
+/// `--upstream-ca`: the file must hold at least one usable certificate, so a
+/// wrong path is a usage error at once, not a failed request later.
+fn parse_ca_file(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    crate::tls::client_config(&UpstreamTrust::CaFile(path.clone()))
+        .map_err(|err| err.to_string())?;
+    Ok(path)
+}

@@ -1,0 +1,225 @@
+//! The flags of the commands that do not serve: `lab demo`, `lab trace`,
+//! `lab stats`, the labs (`check`, `tour`), `lab doctor` and `lab zk`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::parse::{parse_duration, parse_listen_addr, parse_request_path};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The load balancer of the demo's proxy.
+    #[arg(long = "lb", value_enum, default_value_t = crate::balance::Algorithm::Weighted)]
+    pub algorithm: crate::balance::Algorithm,
+
+    /// How many requests the trace sends (1 to 100000).
+    #[arg(
+        short = 'n',
+        long = "requests",
+        value_name = "N",
+        default_value_t = 12,
+        value_parser = clap::value_parser!(u64).range(1..=100_000)
+    )]
+    pub requests: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The reverse proxy to send through (`lab proxy`, `lab naive`).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:2002",
+        env = "LAB_TRACE_PROXY",
+        conflicts_with_all = ["forward", "direct"]
+    )]
+    pub proxy: crate::net::Endpoint,
+
+    /// How many requests to send.
+    #[arg(
+        short = 'n',
+        long = "requests",
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=100_000)
+    )]
+    pub requests: u64,
+
+    /// The path (and query) to ask for.
+    #[arg(long, value_name = "PATH", default_value = "/", value_parser = parse_request_path)]
+    pub path: String,
+
+    /// A request header, 'Name: value' (repeatable; duplicates stay separate lines).
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "'NAME: VALUE'",
+        value_parser = crate::parse::parse_header_line
+    )]
+    pub headers: Vec<(String, String)>,
+
+    /// Send this X-Forwarded-For, as a client (or a spoofer) would.
+    #[arg(long, value_name = "VALUE")]
+    pub xff: Option<String>,
+
+    /// The request method.
+    #[arg(long, value_name = "METHOD", default_value = "GET")]
+    pub method: http::Method,
+
+    /// A request body (Content-Length is set).
+    #[arg(long, value_name = "TEXT")]
+    pub body: Option<String>,
+
+    /// Start one request every DURATION (e.g. 200ms) instead of all at once:
+    /// a slow trace to watch the upstream set change (stop a real server
+    /// meanwhile). With -c above 1 they may overlap.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+
+    /// How many requests may be in flight at once.
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "C",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
+    pub concurrency: u16,
+
+    /// Send through this forward proxy (`lab forward`), asking it for --target.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "target",
+        conflicts_with = "direct"
+    )]
+    pub forward: Option<crate::net::Endpoint>,
+
+    /// The server to ask the forward proxy for (absolute-form requests).
+    #[arg(long, value_name = "URL", requires = "forward")]
+    pub target: Option<crate::net::Endpoint>,
+
+    /// Send straight to this server, no proxy: the before picture.
+    #[arg(long, value_name = "URL")]
+    pub direct: Option<crate::net::Endpoint>,
+
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+
+    /// A seed to note in the output; the random balancer's seed is the proxy's
+    /// (`lab proxy --lb random --seed N`).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Also send the same requests through this second proxy and show the two
+    /// upstream views side by side, differences marked.
+    #[arg(long, value_name = "URL", conflicts_with = "forward")]
+    pub compare: Option<crate::net::Endpoint>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The lab proxy to ask.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:2002",
+        env = "LAB_STATS_PROXY"
+    )]
+    pub proxy: crate::net::Endpoint,
+
+    /// Print the proxy's JSON as served instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["lab", "all"])))]
+pub struct CheckArgs {
+    /// The lab: its number (1, 01) or its name.
+    pub lab: Option<String>,
+
+    /// Check every lab, one after the other.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Seed for every random choice in the experiment (printed when drawn).
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Read predictions from this file instead of the lab's answers.toml.
+    #[arg(long, value_name = "FILE", conflicts_with = "all")]
+    pub answers: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TourArgs {
+    /// The lab: its number (1, 01) or its name.
+    pub lab: String,
+
+    /// Read the answers from this file (the answers.toml format) instead of asking.
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+
+    /// Seed for every random choice in the experiment.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Check this port of 127.0.0.1 instead of the lab's (repeatable).
+    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct ZkArgs {
+    #[command(subcommand)]
+    pub command: ZkCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZkCommand {
+    /// Run a standalone ZooKeeper in the foreground, until Ctrl-C.
+    #[command(after_help = "\
+Runs Debian's zookeeper package (/usr/share/zookeeper/bin/zkServer.sh start-foreground) with
+a config and data dir in a temp dir, removed when it stops. Loopback only, tickTime=1000 (so
+sessions as short as 2 s are allowed), no AdminServer (its port 8080 is `lab forward`'s).
+Not installed? sudo apt-get install zookeeper
+
+Examples:
+  lab zk up                                   zk://127.0.0.1:2181
+  lab zk up --listen 127.0.0.1:2182           another port
+  lab -v zk up                                also show ZooKeeper's own log")]
+    Up(ZkUpArgs),
+
+    /// List the children of a path and their data: who is registered.
+    #[command(after_help = "\
+Examples:
+  lab zk ls                                   zk://127.0.0.1:2181/lab/realserver
+  lab zk ls zk://127.0.0.1:2182/lab/realserver")]
+    Ls(ZkLsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ZkUpArgs {
+    /// Address for ZooKeeper's clients (port 0: a free port, shown when ready).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2181", env = "LAB_ZK_LISTEN", value_parser = parse_listen_addr)]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct ZkLsArgs {
+    /// The ensemble and the path whose children to list.
+    #[arg(value_name = "zk://HOST:PORT/PATH", default_value = crate::zk::DEFAULT_URL, env = "LAB_ZK_URL")]
+    pub url: crate::zk::ZkUrl,
+}

@@ -1,0 +1,126 @@
+//! Steps 8 to 13: the upstream's response on its way to the client.
+//!
+//! A 101 Switching Protocols splices the two connections together (step 8,
+//! see [`crate::proxy::upgrade`]); any other response loses the headers of
+//! the upstream's hop (step 9), and is streamed to the client as it comes
+//! (step 13), coalesced per `--flush-interval` when one is set and the body
+//! need not stream. Steps 10 to 12 (ModifyResponse, the headers, the status)
+//! are single calls in [`super::ReverseProxy::serve_http`].
+
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use std::sync::Arc;
+
+use super::ReverseProxy;
+use super::choose::Chosen;
+use crate::lab_headers;
+use crate::middleware::stats::ConnectionGuard;
+use crate::proxy::modify::Failure;
+use crate::proxy::{Body, empty, flush, headers, upgrade};
+use crate::server::Conn;
+
+/// What step 8 needs of the client's side of an upgrade.
+pub(super) struct Upgrade {
+    /// The protocol the client asked for (its `Upgrade` header).
+    pub asked: Option<HeaderValue>,
+    /// The client's connection, once hyper hands it over after the 101.
+    pub client: OnUpgrade,
+    /// The statistics' count of the client connection, kept open as long
+    /// as the tunnel.
+    pub connection_guard: Option<Arc<ConnectionGuard>>,
+}
+
+impl Upgrade {
+    /// Takes what an upgrade will need from the client's request, before
+    /// it is taken apart: the handle to its connection, and the
+    /// connection's statistics guard (which the server puts only into
+    /// upgrade requests). The protocol asked for is set at step 5.
+    pub fn take(req: &mut Request<Body>) -> Upgrade {
+        Upgrade {
+            asked: None,
+            client: hyper::upgrade::on(&mut *req),
+            connection_guard: req.extensions_mut().remove::<Arc<ConnectionGuard>>(),
+        }
+    }
+}
+
+impl ReverseProxy {
+    /// Step 8: the upstream agreed to switch protocols. If it switched to
+    /// the one the client asked for, the client gets its 101 and the two
+    /// connections are spliced; otherwise the ErrorHandler answers 502.
+    pub(super) fn switch_protocols(
+        &self,
+        conn: &Conn,
+        mut chosen: Chosen,
+        mut upstream_response: Response<Incoming>,
+        upgrade: Upgrade,
+    ) -> Response<Body> {
+        if let Err(err) = upgrade::check_protocol(
+            upgrade.asked.as_ref(),
+            upstream_response.headers().get(header::UPGRADE),
+        ) {
+            let message = err.to_string();
+            return self.fail(&mut chosen, Failure::BadGateway, &message, &message);
+        }
+        chosen.settle(true);
+        let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
+        upgrade::bridge(
+            conn,
+            upgrade.client,
+            upstream_upgrade,
+            format!("upgrade {} ⇄ {}", conn.peer, chosen.upstream),
+            upgrade.connection_guard,
+        );
+        let (mut parts, _) = upstream_response.into_parts();
+        headers::prepare_response(&mut parts.headers, true);
+        lab_headers::strip_proxy_answer(&mut parts.headers);
+        chosen.name_in(&mut parts.headers);
+        tracing::debug!("{} {} → 101, spliced", chosen.method, chosen.target);
+        Response::from_parts(parts, empty())
+    }
+
+    /// Step 9: the headers of the upstream's hop are removed, the announced
+    /// trailers remembered for step 11. The breaker hears the outcome here:
+    /// an upstream's 5xx is a failure too (it answered, but it is not well).
+    pub(super) fn without_hop_headers(
+        &self,
+        chosen: &mut Chosen,
+        upstream_response: Response<Incoming>,
+    ) -> (Response<Body>, Vec<HeaderValue>) {
+        chosen.settle(!upstream_response.status().is_server_error());
+        let (mut parts, body) = upstream_response.into_parts();
+        let trailers = announced_trailers(&parts.headers);
+        headers::prepare_response(&mut parts.headers, false);
+        lab_headers::strip_proxy_answer(&mut parts.headers);
+        (Response::from_parts(parts, body.boxed()), trailers)
+    }
+
+    /// Step 13: hyper writes each chunk as the upstream sends it, so
+    /// streams (unknown length, text/event-stream) reach the client at once;
+    /// other bodies are coalesced per the flush interval when one is set.
+    /// Trailers follow the last chunk.
+    pub(super) fn flushed(&self, response: Response<Body>) -> Response<Body> {
+        match self.flush_interval {
+            Some(interval) if !flush::must_stream(response.headers()) => {
+                response.map(|body| flush::every(body, interval))
+            }
+            _ => response,
+        }
+    }
+}
+
+/// The `Trailer` header's values: the trailer fields a message announces.
+pub(super) fn announced_trailers(headers: &HeaderMap) -> Vec<HeaderValue> {
+    headers.get_all(header::TRAILER).iter().cloned().collect()
+}
+
+/// Announces the trailers again after the hop-by-hop headers went (hyper
+/// only sends the trailer fields the `Trailer` header names).
+pub(super) fn restore_trailers(headers: &mut HeaderMap, announced: Vec<HeaderValue>) {
+    for value in announced {
+        headers.append(header::TRAILER, value);
+    }
+}

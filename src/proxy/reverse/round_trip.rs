@@ -1,0 +1,196 @@
+//! Step 7, 向下游请求数据: the Transport's round trip, and the ErrorHandler
+//! when it fails.
+//!
+//! The request goes to the chosen upstream under `--response-timeout`. A
+//! refused or broken connection is a 502, a response head that does not
+//! come in time a 504 (Go answers 502 for every error: the 504 is lab's
+//! choice, as nginx answers), and a body that grows past `--max-body` on its
+//! way a 413. With `--retries`, a request whose connection failed moves on
+//! to the next candidate ([`super::choose`]) when nothing of it was sent.
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio_util::sync::CancellationToken;
+
+use super::choose::Chosen;
+use super::{Client, ReverseProxy};
+use crate::lab_headers::LAYER_HEADER;
+use crate::middleware::stats::InFlight;
+use crate::proxy::modify::{Failure, error_response};
+use crate::proxy::transport::{RequestBody, TransportError};
+use crate::proxy::{Body, empty, text_response};
+use crate::upstream::Upstream;
+
+/// What a round trip needs besides the request: to rebuild it for another
+/// upstream (the client, the request as it came), to notice a body past
+/// `--max-body`, and to move the statistics' count along.
+pub(super) struct Exchange<'a, 'b> {
+    pub client: Client<'a>,
+    /// The request as it came, when it may be retried (see `retry_copy`).
+    pub retry: Option<Parts>,
+    /// Cancelled when the body grows past `--max-body`.
+    pub too_large: CancellationToken,
+    pub in_flight: &'b mut InFlight,
+}
+
+impl<'a, 'b> Exchange<'a, 'b> {
+    pub fn new(
+        client: Client<'a>,
+        retry: Option<Parts>,
+        too_large: CancellationToken,
+        in_flight: &'b mut InFlight,
+    ) -> Self {
+        Exchange {
+            client,
+            retry,
+            too_large,
+            in_flight,
+        }
+    }
+}
+
+impl ReverseProxy {
+    /// Sends `outgoing` to the chosen upstream and waits for its response
+    /// head; on a failed connection, tries the next candidate while
+    /// `--retries` allows. `Err` is the answer to send instead.
+    pub(super) async fn round_trip(
+        &self,
+        chosen: &mut Chosen,
+        mut outgoing: Request<RequestBody>,
+        exchange: Exchange<'_, '_>,
+    ) -> Result<Response<Incoming>, Response<Body>> {
+        chosen.method = outgoing.method().clone();
+        loop {
+            chosen.target = outgoing.uri().clone();
+            let (method, target) = (&chosen.method, &chosen.target);
+            let round_trip =
+                tokio::time::timeout(self.response_timeout, self.transport.round_trip(outgoing));
+            let result = tokio::select! {
+                // The body past the limit also fails the round trip (the
+                // upstream connection is aborted mid-body, never completed):
+                // the answer is 413, not the 400 of a broken body.
+                biased;
+                () = exchange.too_large.cancelled() => {
+                    tracing::info!(
+                        "{method} {target}: the body passed --max-body ({} bytes); stopped",
+                        self.limits.max_body
+                    );
+                    return Err(too_large_response(self.limits.max_body));
+                }
+                result = round_trip => result,
+            };
+            let err = match result {
+                Ok(Ok(response)) => {
+                    self.upstreams.report_success(&chosen.live, chosen.index);
+                    return Ok(response);
+                }
+                Ok(Err(err)) => err,
+                Err(_) => {
+                    let message = format!(
+                        "the upstream {} sent no response within {:?} (--response-timeout)",
+                        chosen.upstream, self.response_timeout
+                    );
+                    let reason = format!("no response within {:?}", self.response_timeout);
+                    return Err(self.fail(chosen, Failure::Timeout, &message, &reason));
+                }
+            };
+            // The client's own request broke (e.g. a malformed chunked
+            // body): its fault, 400, and not held against the upstream (a
+            // breaker ticket dropped unsettled counts for nothing).
+            if let TransportError::Request(detail) = &err {
+                tracing::debug!("{method} {target}: the client's request broke: {detail}");
+                return Err(text_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request could not be forwarded: {detail}\n"),
+                ));
+            }
+            let reason = crate::discovery::health::brief(&err);
+            let from = chosen.url.clone();
+            // A failed connection sent nothing: the next candidate, if any
+            // (the failed attempt counts against its upstream like any failure).
+            if let (TransportError::Connect(_), Some(copy)) = (&err, &exchange.retry)
+                && chosen.retries() < self.retries
+                && chosen.move_on(self, &reason)
+            {
+                tracing::info!(
+                    "{} {}: cannot connect to {from} ({reason}); trying {}",
+                    chosen.method,
+                    chosen.target,
+                    chosen.url
+                );
+                let mut parts = copy.clone();
+                if let Err(refused) = self.outgoing(exchange.client, &mut parts, &chosen.upstream) {
+                    return Err(*refused);
+                }
+                exchange.in_flight.sent_to(&self.layers.stats, &chosen.url);
+                outgoing = Request::from_parts(parts, empty().map_err(Into::into).boxed());
+                continue;
+            }
+            let message = describe(&err, &chosen.upstream);
+            return Err(self.fail(chosen, Failure::BadGateway, &message, &reason));
+        }
+    }
+
+    /// The ErrorHandler: log; tell the circuit breaker (a failure), the
+    /// balancer and the health checks (a passive check: smooth WRR lowers
+    /// the node's effective weight, and with `--health-check` it counts as a
+    /// failed check, `reason` saying why in a few words); then answer
+    /// 502/504 (or the article's 500).
+    pub(super) fn fail(
+        &self,
+        chosen: &mut Chosen,
+        failure: Failure,
+        message: &str,
+        reason: &str,
+    ) -> Response<Body> {
+        tracing::warn!("{} {}: {message}", chosen.method, chosen.target);
+        chosen.settle(false);
+        self.upstreams
+            .report_failure(&chosen.live, chosen.index, reason);
+        let mut response = error_response(self.errors, failure, message);
+        chosen.name_in(response.headers_mut());
+        response
+            .headers_mut()
+            .insert(LAYER_HEADER, HeaderValue::from_static("proxy"));
+        response
+    }
+}
+
+/// 413 for a chunked body that grew past `--max-body` on its way.
+fn too_large_response(max: u64) -> Response<Body> {
+    let mut response = text_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "413 Content Too Large: the request body grew past {max} bytes (--max-body); \
+             it was not passed on whole\n"
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// A sentence for a failed round trip that says what to do next.
+fn describe(err: &TransportError, upstream: &Upstream) -> String {
+    match err {
+        TransportError::Connect(detail) => format!(
+            "cannot reach the upstream {upstream} ({detail}). Is it running? Start the real servers with `lab realserver`."
+        ),
+        // Answered with a 400 before it gets here.
+        TransportError::Request(detail) => {
+            format!("the request could not be forwarded: {detail}")
+        }
+        TransportError::Tls(detail) => {
+            format!("cannot speak TLS with the upstream {upstream}: {detail}")
+        }
+        TransportError::Broken(detail) => {
+            format!(
+                "the upstream {upstream} closed the connection without a complete response ({detail})"
+            )
+        }
+    }
+}
