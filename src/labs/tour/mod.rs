@@ -33,7 +33,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::answers::{self, Answers, normalize};
-use super::commands::{self, SCENARIO_TIMEOUT, display_path};
+use super::commands::{self, display_path};
 use super::findings::Findings;
 use super::progress::{Progress, Status, TourScore};
 use super::report::{ClaimRow, Report};
@@ -328,10 +328,7 @@ impl<'a> Tour<'a> {
         let Some(scenario) = checks::scenario(&self.lab.slug) else {
             return Some(Ran {
                 findings: Findings::new(self.seed),
-                failure: Some(format!(
-                    "no check is registered for lab `{}`: add one in src/labs/checks/",
-                    self.lab.slug
-                )),
+                failure: Some(commands::no_scenario(&self.lab.slug)),
             });
         };
         let what = format!(
@@ -344,20 +341,13 @@ impl<'a> Tour<'a> {
         let outcome = tokio::select! {
             biased;
             _ = self.stop.cancelled() => None,
-            result = tokio::time::timeout(SCENARIO_TIMEOUT, scenario(&mut findings)) => Some(result),
+            failure = commands::run_scenario(scenario, &mut findings) => Some(failure),
         };
         spinner.finish_and_clear();
-        let failure = match outcome {
-            None => {
-                println!("\n{what}: stopped by Ctrl-C");
-                self.stopped = Some(Stop::Interrupted);
-                return None;
-            }
-            Some(Ok(Ok(()))) => None,
-            Some(Ok(Err(err))) => Some(format!("the experiment failed: {err:#}")),
-            Some(Err(_)) => Some(format!(
-                "the experiment did not finish within {SCENARIO_TIMEOUT:?}"
-            )),
+        let Some(failure) = outcome else {
+            println!("\n{what}: stopped by Ctrl-C");
+            self.stopped = Some(Stop::Interrupted);
+            return None;
         };
         let took = started.elapsed();
         match &failure {
