@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use comfy_table::Cell;
 
+use super::checks::Scenario;
 use super::findings::Findings;
 use super::progress::{Progress, Status};
 use super::report::Report;
@@ -16,7 +17,7 @@ use crate::cli::{CheckArgs, GlobalArgs};
 use crate::output::{self, Mark};
 
 /// A scenario that runs longer than this is stopped and fails its lab.
-pub(super) const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(super) fn catalogue(global: &GlobalArgs) -> anyhow::Result<Catalogue> {
     let dir = resolve_dir(global.labs_dir.as_deref())?;
@@ -154,19 +155,8 @@ async fn check_one(lab: &Lab, seed: u64, answers_path: &Path) -> Report {
     let mut findings = Findings::new(seed);
     let mut problems = Vec::new();
     match checks::scenario(&lab.slug) {
-        Some(scenario) => {
-            match tokio::time::timeout(SCENARIO_TIMEOUT, scenario(&mut findings)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => problems.push(format!("the experiment failed: {err:#}")),
-                Err(_) => problems.push(format!(
-                    "the experiment did not finish within {SCENARIO_TIMEOUT:?}"
-                )),
-            }
-        }
-        None => problems.push(format!(
-            "no check is registered for lab `{}`: add one in src/labs/checks/",
-            lab.slug
-        )),
+        Some(scenario) => problems.extend(run_scenario(scenario, &mut findings).await),
+        None => problems.push(no_scenario(&lab.slug)),
     }
     for step in &findings.steps {
         println!("  → {step}");
@@ -183,6 +173,24 @@ async fn check_one(lab: &Lab, seed: u64, answers_path: &Path) -> Report {
     report.problems.extend(problems);
     print!("{}", report.render());
     report
+}
+
+/// Runs a lab's scenario, stopped after [`SCENARIO_TIMEOUT`]: what kept it
+/// from finishing, as a problem of the lab's report (`lab check` and `lab
+/// tour` say the same).
+pub(super) async fn run_scenario(scenario: Scenario, findings: &mut Findings) -> Option<String> {
+    match tokio::time::timeout(SCENARIO_TIMEOUT, scenario(findings)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(err)) => Some(format!("the experiment failed: {err:#}")),
+        Err(_) => Some(format!(
+            "the experiment did not finish within {SCENARIO_TIMEOUT:?}"
+        )),
+    }
+}
+
+/// The problem of a lab that has no scenario in [`checks`].
+pub(super) fn no_scenario(slug: &str) -> String {
+    format!("no check is registered for lab `{slug}`: add one in src/labs/checks/")
 }
 
 fn lab_summary(report: &Report, answers_path: &Path) -> String {

@@ -1,4 +1,5 @@
-//! The marks a sheet uses for what the program verifies.
+//! The marks a sheet uses for what the program verifies, and the sheet cut
+//! into sections for `lab tour`.
 //!
 //! A sheet is ordinary markdown. Two marks make sentences checkable:
 //!
@@ -10,6 +11,10 @@
 //! The id ties the sentence to the check: every claim must be verified by the
 //! lab's scenario and every prediction answered by what happened, or the check
 //! fails, so a sheet cannot say something the program does not test.
+//!
+//! `lab tour` walks a sheet one `## ` section at a time, its lines taken as
+//! prose or as marked sentences (`sections`, with the marks found here, so
+//! the tour and `lab check` see the same marks in the same order).
 
 use std::sync::LazyLock;
 
@@ -54,6 +59,95 @@ pub fn marks(sheet: &str) -> SheetMarks {
     found
 }
 
+/// A piece of a section: prose, or a marked sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Block {
+    /// One line of markdown, marks excluded.
+    Text(String),
+    Predict(Marked),
+    Claim(Marked),
+}
+
+/// The sheet from one `## ` heading to the next (the first one: the title
+/// and what comes before the first `## `).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Section {
+    pub(super) heading: Option<String>,
+    pub(super) blocks: Vec<Block>,
+}
+
+impl Section {
+    fn has_marks(&self) -> bool {
+        self.blocks.iter().any(|b| !matches!(b, Block::Text(_)))
+    }
+
+    /// "Check yourself" tells a reader of the sheet to fill in answers.toml
+    /// and run `lab check`: the tour does that part itself.
+    pub(super) fn is_check_yourself(&self) -> bool {
+        self.heading.as_deref() == Some("Check yourself") && !self.has_marks()
+    }
+}
+
+/// Cuts a sheet at its `## ` headings (not inside code fences) and picks out
+/// its marks with [`marks`], so the tour sees exactly the marks `lab
+/// check` sees, in the same order.
+pub(super) fn sections(sheet: &str) -> Vec<Section> {
+    let mut sections = vec![Section {
+        heading: None,
+        blocks: Vec::new(),
+    }];
+    let mut in_fence = false;
+    for line in sheet.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            in_fence = !in_fence;
+        }
+        if !in_fence && let Some(heading) = line.strip_prefix("## ") {
+            sections.push(Section {
+                heading: Some(heading.trim().to_string()),
+                blocks: Vec::new(),
+            });
+        }
+        let marked = marks(line);
+        let block = if let Some(m) = marked.predictions.into_iter().next() {
+            Block::Predict(m)
+        } else if let Some(m) = marked.claims.into_iter().next() {
+            Block::Claim(m)
+        } else {
+            Block::Text(line.to_string())
+        };
+        if let Some(section) = sections.last_mut() {
+            section.blocks.push(block);
+        }
+    }
+    sections.retain(|s| {
+        s.blocks
+            .iter()
+            .any(|b| !matches!(b, Block::Text(t) if t.trim().is_empty()))
+    });
+    sections
+}
+
+/// Prose lines as one markdown text: runs of blank lines (left where marks
+/// were taken out) collapsed, none at either end.
+pub(super) fn tidy(lines: &[String]) -> String {
+    let mut out = String::new();
+    let mut blank = false;
+    for line in lines {
+        if line.trim().is_empty() {
+            blank = !out.is_empty();
+            continue;
+        }
+        if blank {
+            out.push('\n');
+            blank = false;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +179,62 @@ mod tests {
             found.predictions[0].text,
             "whose port? (`client` or `server`)"
         );
+    }
+
+    const SHEET: &str = "# Lab 99 · Title\n\
+        Intro.\n\
+        \n\
+        ## First\n\
+        \n\
+        > **Claim** `c1`: before the question.\n\
+        \n\
+        Context for q1.\n\
+        \n\
+        > **Predict** `q1`: which? (`x` or `y`)\n\
+        \n\
+        > **Claim** `c2`: after it.\n\
+        \n\
+        ```sh\n\
+        ## not a heading, in a fence\n\
+        ```\n\
+        ## Check yourself\n\
+        \n\
+        Fill in answers.toml.\n";
+
+    #[test]
+    fn sections_cut_at_headings_outside_fences_with_marks_in_order() {
+        let found = sections(SHEET);
+        let headings: Vec<Option<&str>> = found.iter().map(|s| s.heading.as_deref()).collect();
+        assert_eq!(headings, [None, Some("First"), Some("Check yourself")]);
+        let marks: Vec<String> = found[1]
+            .blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Predict(m) => Some(format!("predict {}", m.id)),
+                Block::Claim(m) => Some(format!("claim {}", m.id)),
+                Block::Text(_) => None,
+            })
+            .collect();
+        assert_eq!(marks, ["claim c1", "predict q1", "claim c2"]);
+        assert!(
+            found[1]
+                .blocks
+                .contains(&Block::Text("## not a heading, in a fence".into()))
+        );
+        assert!(!found[1].is_check_yourself());
+        assert!(found[2].is_check_yourself());
+        // The tour sees the marks `lab check` sees.
+        let all = super::marks(SHEET);
+        assert_eq!(all.claims.len() + all.predictions.len(), marks.len());
+    }
+
+    #[test]
+    fn prose_loses_the_blank_lines_left_by_marks() {
+        let lines: Vec<String> = ["", "a", "", "", "b", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(tidy(&lines), "a\n\nb\n");
+        assert_eq!(tidy(&[String::new()]), "");
     }
 }

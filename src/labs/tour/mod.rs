@@ -14,26 +14,35 @@
 //! a pipe (one per line, in question order) or from `--answers FILE`. They are
 //! compared as `lab check` compares them ([`Report`]), and a finished tour is
 //! recorded as `lab check` records its result, so `lab labs` shows it.
+//!
+//! The walk is here; where the answers come from is in `input.rs`, how each
+//! thing is shown in `render.rs`. The sheet's sections come from
+//! [`super::sheet`], and answers typed or piped are saved with
+//! [`super::answers::save`].
+
+mod input;
+mod render;
 
 use std::collections::HashSet;
-use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::answers::{self, Answers, normalize};
-use super::commands::{self, SCENARIO_TIMEOUT, display_path};
+use super::commands::{self, display_path};
 use super::findings::Findings;
 use super::progress::{Progress, Status, TourScore};
-use super::report::{ClaimRow, PredictionRow, Report};
-use super::sheet::{self, Marked, SheetMarks};
+use super::report::{ClaimRow, Report};
+use super::sheet::{self, Block, Marked, Section, SheetMarks, sections, tidy};
 use super::{Lab, checks};
 use crate::cli::{GlobalArgs, TourArgs};
 use crate::output::{self, Mark};
+use input::{Input, Read, read, stop_on_ctrl_c};
+use render::{inline, print_markdown, render_claim, render_prediction, score_line, spinner};
 
 /// `lab tour N`.
 pub async fn run(global: &GlobalArgs, args: &TourArgs) -> anyhow::Result<ExitCode> {
@@ -44,195 +53,6 @@ pub async fn run(global: &GlobalArgs, args: &TourArgs) -> anyhow::Result<ExitCod
     let mut tour = Tour::new(global, &catalogue.dir, lab, seed, input, stop_on_ctrl_c());
     tour.walk().await?;
     tour.finish().await
-}
-
-// ---------------------------------------------------------------------------
-// The sheet, cut into sections and blocks.
-
-/// A piece of a section: prose, or a marked sentence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Block {
-    /// One line of markdown, marks excluded.
-    Text(String),
-    Predict(Marked),
-    Claim(Marked),
-}
-
-/// The sheet from one `## ` heading to the next (the first one: the title
-/// and what comes before the first `## `).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Section {
-    heading: Option<String>,
-    blocks: Vec<Block>,
-}
-
-impl Section {
-    fn has_marks(&self) -> bool {
-        self.blocks.iter().any(|b| !matches!(b, Block::Text(_)))
-    }
-
-    /// "Check yourself" tells a reader of the sheet to fill in answers.toml
-    /// and run `lab check`: the tour does that part itself.
-    fn is_check_yourself(&self) -> bool {
-        self.heading.as_deref() == Some("Check yourself") && !self.has_marks()
-    }
-}
-
-/// Cuts a sheet at its `## ` headings (not inside code fences) and picks out
-/// its marks with [`sheet::marks`], so the tour sees exactly the marks `lab
-/// check` sees, in the same order.
-fn sections(sheet: &str) -> Vec<Section> {
-    let mut sections = vec![Section {
-        heading: None,
-        blocks: Vec::new(),
-    }];
-    let mut in_fence = false;
-    for line in sheet.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            in_fence = !in_fence;
-        }
-        if !in_fence && let Some(heading) = line.strip_prefix("## ") {
-            sections.push(Section {
-                heading: Some(heading.trim().to_string()),
-                blocks: Vec::new(),
-            });
-        }
-        let marked = sheet::marks(line);
-        let block = if let Some(m) = marked.predictions.into_iter().next() {
-            Block::Predict(m)
-        } else if let Some(m) = marked.claims.into_iter().next() {
-            Block::Claim(m)
-        } else {
-            Block::Text(line.to_string())
-        };
-        if let Some(section) = sections.last_mut() {
-            section.blocks.push(block);
-        }
-    }
-    sections.retain(|s| {
-        s.blocks
-            .iter()
-            .any(|b| !matches!(b, Block::Text(t) if t.trim().is_empty()))
-    });
-    sections
-}
-
-/// Prose lines as one markdown text: runs of blank lines (left where marks
-/// were taken out) collapsed, none at either end.
-fn tidy(lines: &[String]) -> String {
-    let mut out = String::new();
-    let mut blank = false;
-    for line in lines {
-        if line.trim().is_empty() {
-            blank = !out.is_empty();
-            continue;
-        }
-        if blank {
-            out.push('\n');
-            blank = false;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------
-// Where the answers come from.
-
-/// The learner's predictions: asked, piped or read from a file.
-enum Input {
-    /// `--answers FILE`: nothing is read from stdin.
-    File { path: PathBuf, answers: Answers },
-    /// stdin is a terminal: a prompt for each question.
-    Terminal(mpsc::UnboundedReceiver<String>),
-    /// stdin is a pipe or a file: one answer per line, in question order.
-    Piped(mpsc::UnboundedReceiver<String>),
-}
-
-impl Input {
-    fn choose(file: Option<&Path>) -> anyhow::Result<Input> {
-        if let Some(path) = file {
-            // answers::load takes a missing file for "no answers yet"; a file
-            // named on the command line must exist.
-            if !path.is_file() {
-                anyhow::bail!(
-                    "no answers file {}: write one as the lab's answers.toml is written (id = \"answer\"), or leave out --answers to be asked",
-                    path.display()
-                );
-            }
-            let answers = answers::load(path)?;
-            return Ok(Input::File {
-                path: path.to_path_buf(),
-                answers,
-            });
-        }
-        let lines = stdin_lines()?;
-        Ok(if std::io::stdin().is_terminal() {
-            Input::Terminal(lines)
-        } else {
-            Input::Piped(lines)
-        })
-    }
-
-    fn is_terminal(&self) -> bool {
-        matches!(self, Input::Terminal(_))
-    }
-}
-
-/// stdin's lines, read on a thread of their own. A plain thread, not tokio's
-/// blocking pool: a read that waits for the learner cannot be cancelled, and
-/// the runtime would wait for it at exit, after Ctrl-C.
-fn stdin_lines() -> anyhow::Result<mpsc::UnboundedReceiver<String>> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::Builder::new()
-        .name("tour-stdin".into())
-        .spawn(move || {
-            let mut stdin = std::io::stdin().lock();
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match stdin.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let text = line.trim_end_matches(['\n', '\r']).to_string();
-                        if tx.send(text).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        })
-        .context("cannot start reading stdin")?;
-    Ok(rx)
-}
-
-/// Cancelled at the first Ctrl-C, which from then on no longer kills the process.
-fn stop_on_ctrl_c() -> CancellationToken {
-    let token = CancellationToken::new();
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-        }
-    });
-    token
-}
-
-/// One line from the learner, the end of stdin, or Ctrl-C.
-enum Read {
-    Line(String),
-    Eof,
-    Interrupted,
-}
-
-async fn read(lines: &mut mpsc::UnboundedReceiver<String>, stop: &CancellationToken) -> Read {
-    tokio::select! {
-        biased;
-        _ = stop.cancelled() => Read::Interrupted,
-        line = lines.recv() => line.map_or(Read::Eof, Read::Line),
-    }
 }
 
 /// Why a tour ended before its end.
@@ -508,10 +328,7 @@ impl<'a> Tour<'a> {
         let Some(scenario) = checks::scenario(&self.lab.slug) else {
             return Some(Ran {
                 findings: Findings::new(self.seed),
-                failure: Some(format!(
-                    "no check is registered for lab `{}`: add one in src/labs/checks/",
-                    self.lab.slug
-                )),
+                failure: Some(commands::no_scenario(&self.lab.slug)),
             });
         };
         let what = format!(
@@ -524,20 +341,13 @@ impl<'a> Tour<'a> {
         let outcome = tokio::select! {
             biased;
             _ = self.stop.cancelled() => None,
-            result = tokio::time::timeout(SCENARIO_TIMEOUT, scenario(&mut findings)) => Some(result),
+            failure = commands::run_scenario(scenario, &mut findings) => Some(failure),
         };
         spinner.finish_and_clear();
-        let failure = match outcome {
-            None => {
-                println!("\n{what}: stopped by Ctrl-C");
-                self.stopped = Some(Stop::Interrupted);
-                return None;
-            }
-            Some(Ok(Ok(()))) => None,
-            Some(Ok(Err(err))) => Some(format!("the experiment failed: {err:#}")),
-            Some(Err(_)) => Some(format!(
-                "the experiment did not finish within {SCENARIO_TIMEOUT:?}"
-            )),
+        let Some(failure) = outcome else {
+            println!("\n{what}: stopped by Ctrl-C");
+            self.stopped = Some(Stop::Interrupted);
+            return None;
         };
         let took = started.elapsed();
         match &failure {
@@ -706,7 +516,7 @@ impl<'a> Tour<'a> {
 
         if !matches!(self.input, Input::File { .. }) && !self.answers.is_empty() {
             let path = self.lab.answers_path();
-            match save_answers(&path, &self.answers) {
+            match answers::save(&path, &self.answers) {
                 Ok(()) => println!(
                     "your answers are in {}: `lab check {}` reads them",
                     display_path(&path),
@@ -752,237 +562,5 @@ impl<'a> Tour<'a> {
         } else {
             ExitCode::SUCCESS
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Presentation.
-
-/// Markdown as `lab show` prints it: rendered in colour, as it is otherwise.
-fn print_markdown(text: &str) {
-    if text.is_empty() {
-        return;
-    }
-    if output::color() {
-        termimad::print_text(text);
-    } else {
-        print!("\n{text}");
-    }
-}
-
-/// A marked sentence, its inline markdown rendered when colour is on.
-fn inline(text: &str) -> String {
-    if output::color() {
-        termimad::inline(text).to_string()
-    } else {
-        text.to_string()
-    }
-}
-
-/// A spinner on stdout while the experiment runs; nothing off a terminal.
-fn spinner(message: &str) -> indicatif::ProgressBar {
-    if !std::io::stdout().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stdout());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
-        bar.set_style(style);
-    }
-    bar.set_message(message.to_string());
-    bar.enable_steady_tick(Duration::from_millis(100));
-    bar
-}
-
-/// The learner's answer beside what happened and why.
-fn render_prediction(row: &PredictionRow, observed: bool) -> String {
-    let verdict = match row.mark {
-        Mark::Pass => "right",
-        Mark::Pending => "not answered",
-        _ if !observed => "not observed: the experiment stopped before it",
-        _ => "wrong",
-    };
-    format!(
-        "{} {} · {verdict}\n    you predicted: {}\n    what happened: {}\n    why:           {}\n",
-        row.mark.styled(),
-        row.id,
-        row.answer.as_deref().unwrap_or("(no answer)"),
-        row.actual,
-        row.why
-    )
-}
-
-/// A claim of the sheet with its verified result.
-fn render_claim(row: &ClaimRow, text: &str) -> String {
-    let mut out = format!("{} claim {}: {}\n", row.mark.styled(), row.id, inline(text));
-    if row.mark == Mark::Pass && row.expected == row.actual {
-        out.push_str(&format!("    seen:          {}\n", row.actual));
-    } else {
-        out.push_str(&format!(
-            "    expected:      {}\n    actual:        {}\n",
-            row.expected, row.actual
-        ));
-    }
-    out.push_str(&format!("    why:           {}\n", row.why));
-    out
-}
-
-/// The line that ends a finished tour: `score: 2 of 3 · …`.
-fn score_line(report: &Report, seed: u64) -> String {
-    format!(
-        "score: {} of {} · {} wrong · {} unanswered · claims: {} of {} verified · seed {seed}",
-        report.count_predictions(Mark::Pass),
-        report.predictions.len(),
-        report.count_predictions(Mark::Fail),
-        report.count_predictions(Mark::Pending),
-        report.count_claims(Mark::Pass),
-        report.claims.len(),
-    )
-}
-
-// ---------------------------------------------------------------------------
-// answers.toml.
-
-/// Writes each answer into the answers file: the line `id = "…"` is replaced
-/// (comments and other answers stay as the learner left them), or added.
-fn save_answers(path: &Path, given: &Answers) -> anyhow::Result<()> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let updated = with_answers(&text, given);
-    // Never write a file `lab check` could not read back.
-    let back = answers::parse(&updated).context("the updated answers would not parse")?;
-    for (id, answer) in given {
-        anyhow::ensure!(
-            back.get(id) == Some(answer),
-            "answer `{id}` would not read back"
-        );
-    }
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, updated).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// `text` with each answer of `given` in its `id = …` line.
-fn with_answers(text: &str, given: &Answers) -> String {
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    for (id, answer) in given {
-        let line = format!("{id} = {}", toml::Value::String(answer.clone()));
-        let existing = lines.iter_mut().find(|l| {
-            l.trim_start()
-                .strip_prefix(id.as_str())
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        });
-        match existing {
-            Some(existing) => *existing = line,
-            None => lines.push(line),
-        }
-    }
-    let mut out = lines.join("\n");
-    out.push('\n');
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SHEET: &str = "# Lab 99 · Title\n\
-        Intro.\n\
-        \n\
-        ## First\n\
-        \n\
-        > **Claim** `c1`: before the question.\n\
-        \n\
-        Context for q1.\n\
-        \n\
-        > **Predict** `q1`: which? (`x` or `y`)\n\
-        \n\
-        > **Claim** `c2`: after it.\n\
-        \n\
-        ```sh\n\
-        ## not a heading, in a fence\n\
-        ```\n\
-        ## Check yourself\n\
-        \n\
-        Fill in answers.toml.\n";
-
-    #[test]
-    fn sections_cut_at_headings_outside_fences_with_marks_in_order() {
-        let found = sections(SHEET);
-        let headings: Vec<Option<&str>> = found.iter().map(|s| s.heading.as_deref()).collect();
-        assert_eq!(headings, [None, Some("First"), Some("Check yourself")]);
-        let marks: Vec<String> = found[1]
-            .blocks
-            .iter()
-            .filter_map(|b| match b {
-                Block::Predict(m) => Some(format!("predict {}", m.id)),
-                Block::Claim(m) => Some(format!("claim {}", m.id)),
-                Block::Text(_) => None,
-            })
-            .collect();
-        assert_eq!(marks, ["claim c1", "predict q1", "claim c2"]);
-        assert!(
-            found[1]
-                .blocks
-                .contains(&Block::Text("## not a heading, in a fence".into()))
-        );
-        assert!(!found[1].is_check_yourself());
-        assert!(found[2].is_check_yourself());
-        // The tour sees the marks `lab check` sees.
-        let all = sheet::marks(SHEET);
-        assert_eq!(all.claims.len() + all.predictions.len(), marks.len());
-    }
-
-    #[test]
-    fn prose_loses_the_blank_lines_left_by_marks() {
-        let lines: Vec<String> = ["", "a", "", "", "b", ""]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(tidy(&lines), "a\n\nb\n");
-        assert_eq!(tidy(&[String::new()]), "");
-    }
-
-    #[test]
-    fn answers_go_into_their_lines_and_comments_stay() {
-        let template = "# Which? \"x\" or \"y\".\nq1 = \"\"\n\n# What?\nq2 = \"old\"\n";
-        let given: Answers = [("q1", "a \"b\""), ("q3", "6,-3,4")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let text = with_answers(template, &given);
-        assert!(text.starts_with("# Which? \"x\" or \"y\".\n"), "{text}");
-        assert!(text.contains("# What?\nq2 = \"old\"\n"), "{text}");
-        let back = answers::parse(&text).unwrap();
-        assert_eq!(back.get("q1").map(String::as_str), Some("a \"b\""));
-        assert_eq!(back.get("q2").map(String::as_str), Some("old"));
-        assert_eq!(back.get("q3").map(String::as_str), Some("6,-3,4"));
-    }
-
-    #[test]
-    fn a_key_that_starts_like_another_is_not_taken_for_it() {
-        let given: Answers = [("q1".to_string(), "x".to_string())].into();
-        let text = with_answers("q10 = \"keep\"\n", &given);
-        assert_eq!(text, "q10 = \"keep\"\nq1 = \"x\"\n");
-    }
-
-    #[test]
-    fn a_wrong_prediction_shows_answer_outcome_and_why() {
-        let row = PredictionRow {
-            id: "q1".into(),
-            question: "which?".into(),
-            answer: Some("y".into()),
-            actual: "x".into(),
-            mark: Mark::Fail,
-            why: "because".into(),
-        };
-        let text = render_prediction(&row, true);
-        assert!(text.starts_with("✗ fail q1 · wrong\n"), "{text}");
-        assert!(text.contains("you predicted: y\n"), "{text}");
-        assert!(text.contains("what happened: x\n"), "{text}");
-        assert!(text.contains("why:           because\n"), "{text}");
     }
 }
