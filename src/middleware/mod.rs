@@ -8,7 +8,6 @@ pub mod breaker;
 pub mod chain;
 pub mod rate_limit;
 pub mod stats;
-pub mod stats_table;
 
 use std::sync::Arc;
 

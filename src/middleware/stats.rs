@@ -1,6 +1,6 @@
 //! 数据统计 statistics: what `lab proxy` has done so far, counted per
 //! upstream, and served two ways from the same numbers: JSON at
-//! [`STATS_PATH`] (read by `lab stats`, see [`super::stats_table`]) and the
+//! [`STATS_PATH`] (read by `lab stats`, see [`crate::stats_view`]) and the
 //! Prometheus text exposition format 0.0.4 at [`METRICS_PATH`] (for a real
 //! Prometheus to scrape).
 //!
