@@ -34,6 +34,7 @@
 //! `main.rs` only parses the command line and calls [`run`].
 
 pub mod balance;
+pub mod body;
 pub mod cidr;
 pub mod cli;
 pub mod demo;

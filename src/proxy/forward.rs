@@ -396,7 +396,7 @@ impl ForwardProxy {
         parts.version = Version::HTTP_11;
         // 2. 请求下游, the body counted against --max-body on the way.
         let max = self.inner.config.limits.max_body;
-        let sent = super::body_limit::send_limited(body.boxed(), max, |body| {
+        let sent = crate::body::limit::send_limited(body.boxed(), max, |body| {
             self.round_trip(conn, Request::from_parts(parts, body), &authority)
         })
         .await;

@@ -9,9 +9,7 @@
 //! (ModifyResponse and the ErrorHandler).
 
 pub mod admin;
-pub mod body_limit;
 pub mod director;
-pub mod flush;
 pub mod forward;
 pub mod headers;
 pub mod modify;
@@ -20,6 +18,9 @@ pub mod reverse;
 pub mod transport;
 pub mod upgrade;
 
+pub use crate::body::limit as body_limit;
+pub use crate::body::{Body, empty, flush, full};
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -27,7 +28,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
@@ -81,23 +81,6 @@ pub async fn serve<H: Handler>(
         })
     })
     .await
-}
-
-/// Every body a proxy sends or receives: streamed, never buffered whole.
-pub type Body = transport::UpstreamBody;
-
-/// A body the proxy made itself, all in memory.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed()
-}
-
-/// An empty body.
-pub fn empty() -> Body {
-    Empty::new()
-        .map_err(|never: Infallible| match never {})
-        .boxed()
 }
 
 /// A plain-text answer from the proxy itself (an error, a refusal).

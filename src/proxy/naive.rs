@@ -243,7 +243,7 @@ impl NaiveProxy {
         //    counts the body against --max-body on the way, which Go's
         //    code does not.)
         let max = self.limits.max_body;
-        let sent = super::body_limit::send_limited(body.boxed(), max, |body| {
+        let sent = crate::body::limit::send_limited(body.boxed(), max, |body| {
             self.transport.round_trip(Request::from_parts(parts, body))
         })
         .await;
