@@ -43,6 +43,7 @@
 //! `main.rs` only parses the command line and calls [`run`].
 
 pub mod balance;
+pub mod body;
 pub mod cidr;
 pub mod cli;
 pub mod demo;
@@ -61,6 +62,7 @@ pub mod probe;
 pub mod proxy;
 pub mod realserver;
 pub mod server;
+pub mod stats_view;
 pub mod tls;
 pub mod trace;
 pub mod upstream;
@@ -109,7 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Trace(args) => trace::run(&cli.global, &args).await,
-            Command::Stats(args) => middleware::stats_table::run(&args).await,
+            Command::Stats(args) => stats_view::run(&args).await,
             Command::Demo(args) => demo::run(&cli.global, &args).await,
             Command::Labs => labs::commands::list(&cli.global),
             Command::Show { lab } => labs::commands::show(&cli.global, &lab),

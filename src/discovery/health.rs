@@ -133,7 +133,7 @@ pub async fn probe(
     let request = Request::get(uri)
         .header(http::header::HOST, upstream.authority.as_str())
         .header(http::header::USER_AGENT, "lab-health-check")
-        .body(crate::proxy::empty())
+        .body(crate::body::empty())
         .map_err(|err| format!("cannot build the probe: {err}"))?;
     let exchange = async {
         let response = transport

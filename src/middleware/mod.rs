@@ -9,7 +9,6 @@ pub mod auth;
 pub mod breaker;
 pub mod rate_limit;
 pub mod stats;
-pub mod stats_table;
 
 use std::sync::Arc;
 

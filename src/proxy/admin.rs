@@ -16,9 +16,9 @@
 
 use http::{Method, Request, Response, StatusCode, header};
 
-use super::Body;
 use super::modify::text_response;
 use super::reverse::ReverseProxy;
+use crate::body::Body;
 use crate::middleware::stats::{METRICS_CONTENT_TYPE, METRICS_PATH, STATS_PATH};
 
 /// The prefix of every path the proxy keeps for itself.
@@ -65,7 +65,8 @@ pub fn answer<B>(proxy: &ReverseProxy, req: &Request<B>) -> Option<Response<Body
                 .unwrap_or_default(),
         ),
         METRICS_PATH => {
-            let mut response = Response::new(super::full(proxy.layers.stats.prometheus_text()));
+            let mut response =
+                Response::new(crate::body::full(proxy.layers.stats.prometheus_text()));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static(METRICS_CONTENT_TYPE),
@@ -85,7 +86,7 @@ pub fn answer<B>(proxy: &ReverseProxy, req: &Request<B>) -> Option<Response<Body
 fn json(value: &impl serde::Serialize) -> Response<Body> {
     match serde_json::to_string_pretty(value) {
         Ok(json) => {
-            let mut response = Response::new(super::full(json + "\n"));
+            let mut response = Response::new(crate::body::full(json + "\n"));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static("application/json"),

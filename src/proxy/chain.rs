@@ -26,11 +26,13 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::reverse::ReverseProxy;
-use super::{Body, admin, empty, full, text_response};
+use super::{admin, text_response};
+use crate::body::CountedBody;
+use crate::body::{Body, empty, full};
 use crate::lab_headers::{BREAKER_HEADER, DEGRADED_HEADER, LAYER_HEADER, UPSTREAM_HEADER};
 use crate::middleware::auth::BearerAuth;
 use crate::middleware::rate_limit::RateLimiter;
-use crate::middleware::stats::{CountedBody, InFlight, LAYERS, RequestRecord};
+use crate::middleware::stats::{InFlight, LAYERS, RequestRecord};
 use crate::server::Conn;
 
 /// A ReverseProxy serves requests through its layers.

@@ -53,14 +53,13 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::body::RequestBody;
 use crate::cidr::Cidr;
 use crate::proxy::headers::{self, HeaderError, X_FORWARDED_FOR};
-use crate::proxy::transport::{
-    RequestBody, Transport, TransportConfig, TransportError, error_chain,
-};
+use crate::proxy::transport::{Transport, TransportConfig, TransportError, error_chain};
 use crate::server::Conn;
 
-use crate::proxy::Body as ProxyBody;
+use crate::body::Body as ProxyBody;
 
 /// The article's `http.ListenAndServe(":8080", nil)`, on loopback.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -380,7 +379,7 @@ impl ForwardProxy {
         parts.version = Version::HTTP_11;
         // 2. 请求下游, the body counted against --max-body on the way.
         let max = self.inner.config.limits.max_body;
-        let sent = super::body_limit::send_limited(body.boxed(), max, |body| {
+        let sent = crate::body::limit::send_limited(body.boxed(), max, |body| {
             self.round_trip(conn, Request::from_parts(parts, body), &authority)
         })
         .await;
@@ -495,7 +494,7 @@ impl ForwardProxy {
                 Err(err) => tracing::debug!("{label}: the client left before the tunnel: {err}"),
             }
         });
-        let mut response = Response::new(super::empty());
+        let mut response = Response::new(crate::body::empty());
         headers::add_via(response.headers_mut(), Version::HTTP_11, self.pseudonym());
         Ok(response)
     }

@@ -9,10 +9,8 @@
 //! (ModifyResponse and the ErrorHandler).
 
 pub mod admin;
-pub mod body_limit;
 pub mod chain;
 pub mod director;
-pub mod flush;
 pub mod forward;
 pub mod headers;
 pub mod modify;
@@ -28,10 +26,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
+use crate::body::{Body, full};
 use crate::server::Conn;
 
 /// What the three proxies differ in: how one request is answered.
@@ -82,23 +80,6 @@ pub async fn serve<H: Handler>(
         })
     })
     .await
-}
-
-/// Every body a proxy sends or receives: streamed, never buffered whole.
-pub type Body = transport::UpstreamBody;
-
-/// A body the proxy made itself, all in memory.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed()
-}
-
-/// An empty body.
-pub fn empty() -> Body {
-    Empty::new()
-        .map_err(|never: Infallible| match never {})
-        .boxed()
 }
 
 /// A plain-text answer from the proxy itself (an error, a refusal).

@@ -18,7 +18,7 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 
 pub use super::text_response;
-use super::{Body, full};
+use crate::body::{Body, full};
 
 /// What ModifyResponse does (flags of `lab proxy`).
 #[derive(Debug, Clone, Default)]

@@ -86,7 +86,7 @@ use crate::proxy::transport::{Transport, TransportConfig, TransportError};
 use crate::server::Conn;
 
 // Every response body: the upstream's, streamed, or the proxy's own line.
-use crate::proxy::Body as ProxyBody;
+use crate::body::Body as ProxyBody;
 
 /// The article's `port = "2002"`, on loopback.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:2002";
@@ -243,7 +243,7 @@ impl NaiveProxy {
         //    counts the body against --max-body on the way, which Go's
         //    code does not.)
         let max = self.limits.max_body;
-        let sent = super::body_limit::send_limited(body.boxed(), max, |body| {
+        let sent = crate::body::limit::send_limited(body.boxed(), max, |body| {
             self.transport.round_trip(Request::from_parts(parts, body))
         })
         .await;

@@ -26,7 +26,6 @@ use bytes::Bytes;
 use http::uri::Scheme;
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
-use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
@@ -36,14 +35,7 @@ use tokio::net::TcpStream;
 
 use crate::tls::{self, UpstreamTrust};
 
-/// The body of a request on its way upstream: the client's, streamed, or one
-/// the proxy made (a replaced body).
-pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
-
-/// A request body as the pool sends it: any body, its errors boxed, so that
-/// the proxy can end a body with an error of its own (a body past
-/// `--max-body`): the upstream connection is then aborted mid-body.
-pub type RequestBody = BoxBody<Bytes, BoxError>;
+use crate::body::{BoxError, RequestBody};
 
 /// The pool's knobs (the article's `http.Transport` fields).
 #[derive(Debug, Clone)]
@@ -202,8 +194,6 @@ impl Transport {
         })
     }
 }
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The upstream connection: plain TCP for `http://`, TCP then TLS for
 /// `https://` (hyper-rustls), the whole of an `https://` connect bounded.

@@ -17,13 +17,14 @@ use http::{Response, StatusCode};
 
 use super::{Client, ReverseProxy};
 use crate::balance::{Candidates, Explanation, PickInput};
+use crate::body::Body;
 use crate::discovery::Live;
 use crate::lab_headers::{
     BREAKER_HEADER, EXPLAIN_HEADER, LAYER_HEADER, PICK_HEADER, RETRIED_HEADER, SET_HEADER,
     UPSTREAM_HEADER,
 };
 use crate::middleware::breaker::Ticket;
-use crate::proxy::{Body, text_response};
+use crate::proxy::text_response;
 use crate::upstream::Upstream;
 
 /// The balancer's choice for one request, and where it may go next.

@@ -46,12 +46,12 @@ use std::time::{Duration, Instant};
 use http::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 
-use super::Body;
 use super::director::Director;
 use super::headers::{self, ForwardedPolicy};
 use super::modify::{ErrorStyle, ModifyResponse};
 use super::transport::Transport;
 use crate::balance::HashKey;
+use crate::body::Body;
 use crate::discovery::Upstreams;
 use crate::middleware::Layers;
 use crate::middleware::stats::InFlight;

@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 use super::choose::{Chosen, header_value};
 use super::respond::{announced_trailers, restore_trailers};
 use super::{Client, ReverseProxy};
+use crate::body::{Body, RequestBody, full, limit};
 use crate::proxy::headers::{self, ClientFacts};
-use crate::proxy::transport::RequestBody;
-use crate::proxy::{Body, body_limit, full, text_response};
+use crate::proxy::text_response;
 use crate::upstream::Upstream;
 
 impl ReverseProxy {
@@ -109,7 +109,7 @@ impl ReverseProxy {
             None => body,
         };
         let too_large = CancellationToken::new();
-        let body = body_limit::limited(body, self.limits.max_body, &too_large);
+        let body = limit::limited(body, self.limits.max_body, &too_large);
         (body, too_large)
     }
 }

@@ -12,7 +12,8 @@ use http::header;
 use http::{Request, StatusCode};
 
 use super::ReverseProxy;
-use crate::proxy::{Body, headers, text_response};
+use crate::body::Body;
+use crate::proxy::{headers, text_response};
 use crate::server;
 
 impl ReverseProxy {

@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use super::ReverseProxy;
 use super::choose::Chosen;
+use crate::body::{Body, empty, flush};
 use crate::lab_headers;
 use crate::middleware::stats::ConnectionGuard;
 use crate::proxy::modify::Failure;
-use crate::proxy::{Body, empty, flush, headers, upgrade};
+use crate::proxy::{headers, upgrade};
 use crate::server::Conn;
 
 /// What step 8 needs of the client's side of an upgrade.

@@ -17,11 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::choose::Chosen;
 use super::{Client, ReverseProxy};
+use crate::body::{Body, RequestBody, empty};
 use crate::lab_headers::LAYER_HEADER;
 use crate::middleware::stats::InFlight;
 use crate::proxy::modify::{Failure, error_response};
-use crate::proxy::transport::{RequestBody, TransportError};
-use crate::proxy::{Body, empty, text_response};
+use crate::proxy::text_response;
+use crate::proxy::transport::TransportError;
 use crate::upstream::Upstream;
 
 /// What a round trip needs besides the request: to rebuild it for another

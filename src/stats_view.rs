@@ -4,7 +4,7 @@
 //! (requests by status class, p50/p99, body bytes, requests in flight, and
 //! which layer answered), a row for the proxy's own answers, and the total.
 //! `--json` prints the page as the proxy served it (its schema is in
-//! [`super::stats`]).
+//! [`crate::middleware::stats`]).
 //!
 //! Exit status: 0 when the statistics were read; 1 with a hint when nothing
 //! listens at `--proxy` (start `lab proxy`) or what listens there keeps no
@@ -19,8 +19,8 @@ use std::time::Duration;
 use anyhow::Context;
 use comfy_table::{Cell, CellAlignment};
 
-use super::stats::{Counts, LAYERS, STATS_PATH, StatsSnapshot};
 use crate::cli::StatsArgs;
+use crate::middleware::stats::{Counts, LAYERS, STATS_PATH, StatsSnapshot};
 use crate::net::Endpoint;
 use crate::output;
 

@@ -34,7 +34,7 @@ pub fn must_stream(headers: &HeaderMap) -> bool {
 }
 
 /// Wraps `body` so its data goes out at most every `interval` (or when
-/// [`MAX_BUFFERED`] bytes wait, or at the end).
+/// `MAX_BUFFERED` bytes (64 KiB) wait, or at the end).
 pub fn every(body: Body, interval: Duration) -> Body {
     http_body_util::BodyExt::boxed(Coalesce {
         inner: body,

@@ -18,10 +18,10 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio_util::sync::CancellationToken;
 
-use super::transport::{BoxError, RequestBody, UpstreamBody};
+use super::{Body, BoxError, RequestBody};
 
 /// The error a [`LimitedBody`] ends with when it passes its limit.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +50,9 @@ impl<B> LimitedBody<B> {
     }
 }
 
-impl<B> Body for LimitedBody<B>
+impl<B> HttpBody for LimitedBody<B>
 where
-    B: Body<Data = Bytes> + Unpin,
+    B: HttpBody<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
     type Data = Bytes;
@@ -94,7 +94,7 @@ where
 /// `body` as the pool sends it: counted against `max` as it streams (unless
 /// it is known to be empty or there is no limit); `exceeded` is cancelled
 /// when it passes `max`.
-pub fn limited(body: UpstreamBody, max: u64, exceeded: &CancellationToken) -> RequestBody {
+pub fn limited(body: Body, max: u64, exceeded: &CancellationToken) -> RequestBody {
     if body.is_end_stream() || max == u64::MAX {
         body.map_err(Into::into).boxed()
     } else {
@@ -105,7 +105,7 @@ pub fn limited(body: UpstreamBody, max: u64, exceeded: &CancellationToken) -> Re
 /// Sends `body` with `send`, counting it against `max` as it streams:
 /// `None` when it grew past `max` (the exchange is then dropped), else what
 /// `send` returned.
-pub async fn send_limited<T, F, Fut>(body: UpstreamBody, max: u64, send: F) -> Option<T>
+pub async fn send_limited<T, F, Fut>(body: Body, max: u64, send: F) -> Option<T>
 where
     F: FnOnce(RequestBody) -> Fut,
     Fut: std::future::Future<Output = T>,
@@ -129,7 +129,7 @@ mod tests {
 
     fn chunks(
         sizes: &[usize],
-    ) -> impl Body<Data = Bytes, Error = std::convert::Infallible> + Unpin {
+    ) -> impl HttpBody<Data = Bytes, Error = std::convert::Infallible> + Unpin {
         let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = sizes
             .iter()
             .map(|&n| Ok(Frame::data(Bytes::from(vec![b'x'; n]))))

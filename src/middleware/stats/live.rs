@@ -1,0 +1,375 @@
+//! The live counters of [`super::Stats`]: what one finished exchange adds
+//! to, per upstream, and the guards that count what is open now (client
+//! connections, requests in flight).
+//!
+//! # The hot path
+//!
+//! A request touches only atomics: one set of counters for everything and
+//! one for its upstream, found under a read lock of the upstream map (the write
+//! lock is taken once per new upstream). Nothing is sorted, formatted or
+//! allocated until somebody asks for a snapshot. A snapshot reads the atomics
+//! one by one while traffic goes on ([`Reading`]), so under load its totals
+//! may differ by the few requests being recorded at that instant; at rest
+//! they agree.
+//!
+//! Latencies go into fixed buckets ([`BUCKETS_MS`]), counted per bucket;
+//! the views make them cumulative and estimate percentiles from them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use super::{RequestRecord, Stats};
+
+/// The layers that can answer a request, as counted; `upstream` is
+/// `layer: None`. Any other name is counted as [`OTHER_LAYER`].
+pub const LAYERS: [&str; 6] = [
+    "upstream",
+    "proxy",
+    "auth",
+    "rate-limit",
+    "breaker",
+    "fallback",
+];
+
+/// Where a layer name not in [`LAYERS`] is counted.
+pub const OTHER_LAYER: &str = "other";
+
+/// The upper bounds of the latency buckets, in milliseconds; a last bucket,
+/// +Inf, takes the rest. From "faster than a loopback hop" to the article's
+/// timeouts (3 s, 6 s), in roughly 1-2.5-5 steps as Prometheus's defaults.
+pub const BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/// How many buckets a histogram has: [`BUCKETS_MS`] and +Inf.
+pub(super) const N_BUCKETS: usize = BUCKETS_MS.len() + 1;
+
+/// Status classes counted: 1xx … 5xx, and anything else (600-999).
+pub(super) const N_CLASSES: usize = 6;
+pub(super) const CLASS_NAMES: [&str; N_CLASSES] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+/// [`LAYERS`] and [`OTHER_LAYER`].
+pub(super) const N_LAYERS: usize = LAYERS.len() + 1;
+
+/// An open client connection: counted open until dropped.
+pub struct ConnectionGuard {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ConnectionGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionGuard").finish_non_exhaustive()
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.shared.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A request in flight: counted until dropped, at the proxy until
+/// [`InFlight::sent_to`] moves it to an upstream.
+pub struct InFlight {
+    shared: Arc<Shared>,
+    /// Whose `in_flight` counts this request: the proxy's or an upstream's.
+    at: Arc<Counters>,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight").finish_non_exhaustive()
+    }
+}
+
+impl InFlight {
+    /// The request was sent to `upstream` (of `stats`, the statistics that
+    /// started it): it now counts in that upstream's in-flight requests.
+    /// Called again (a retry), it moves there.
+    pub fn sent_to(&mut self, stats: &Stats, upstream: &str) {
+        let counters = stats.shared.upstream(upstream);
+        counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        let before = std::mem::replace(&mut self.at, counters);
+        before.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts this request's finished exchange, overall and where it counts
+    /// now (its upstream after [`InFlight::sent_to`], else the proxy's own
+    /// answers): no lookup, whatever `record.upstream` says.
+    pub fn record(&self, record: RequestRecord<'_>) {
+        let sample = Sample::of(&record);
+        self.shared.overall.add(&sample);
+        self.at.add(&sample);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.at.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.shared
+            .overall
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the requests share: all the counters.
+pub(super) struct Shared {
+    started: Instant,
+    connections_open: AtomicU64,
+    connections_total: AtomicU64,
+    overall: Counters,
+    /// The proxy's own answers (`upstream: None`).
+    proxy: Arc<Counters>,
+    upstreams: RwLock<HashMap<Box<str>, Arc<Counters>>>,
+}
+
+impl Shared {
+    /// No counts yet; the uptime counts from now.
+    pub(super) fn new() -> Shared {
+        Shared {
+            started: Instant::now(),
+            connections_open: AtomicU64::new(0),
+            connections_total: AtomicU64::new(0),
+            overall: Counters::default(),
+            proxy: Arc::new(Counters::default()),
+            upstreams: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// See [`Stats::connection_opened`].
+    pub(super) fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard {
+            shared: self.clone(),
+        }
+    }
+
+    /// See [`Stats::request_started`].
+    pub(super) fn request_started(self: &Arc<Self>) -> InFlight {
+        self.overall.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.proxy.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            shared: self.clone(),
+            at: self.proxy.clone(),
+        }
+    }
+
+    /// See [`Stats::record`].
+    pub(super) fn record(&self, record: &RequestRecord<'_>) {
+        let sample = Sample::of(record);
+        self.overall.add(&sample);
+        match record.upstream {
+            Some(upstream) => self.upstream(upstream).add(&sample),
+            None => self.proxy.add(&sample),
+        }
+    }
+
+    /// Exchanges finished, overall.
+    pub(super) fn requests(&self) -> u64 {
+        self.overall.requests.load(Ordering::Relaxed)
+    }
+
+    /// `upstream`'s counters, made on its first request.
+    fn upstream(&self, upstream: &str) -> Arc<Counters> {
+        if let Some(counters) = self
+            .upstreams
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(upstream)
+        {
+            return counters.clone();
+        }
+        let mut map = self
+            .upstreams
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.entry(upstream.into()).or_default().clone()
+    }
+
+    /// Every atomic read once.
+    pub(super) fn reading(&self) -> Reading {
+        let upstreams = self
+            .upstreams
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(upstream, counters)| (upstream.to_string(), counters.read()))
+            .collect();
+        Reading {
+            uptime: self.started.elapsed(),
+            connections_open: self.connections_open.load(Ordering::Relaxed),
+            connections_total: self.connections_total.load(Ordering::Relaxed),
+            overall: self.overall.read(),
+            proxy: self.proxy.read(),
+            upstreams,
+        }
+    }
+}
+
+/// One exchange, reduced to the indices of the counters it adds to.
+struct Sample {
+    class: usize,
+    layer: usize,
+    bucket: usize,
+    nanos: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl Sample {
+    fn of(record: &RequestRecord<'_>) -> Sample {
+        let nanos = u64::try_from(record.latency.as_nanos()).unwrap_or(u64::MAX);
+        Sample {
+            class: class_index(record.status),
+            layer: layer_index(record.layer),
+            bucket: bucket_index(nanos),
+            nanos,
+            bytes_in: record.bytes_in,
+            bytes_out: record.bytes_out,
+        }
+    }
+}
+
+/// `status` → 0 for 1xx … 4 for 5xx, 5 for anything else.
+fn class_index(status: u16) -> usize {
+    match status / 100 {
+        class @ 1..=5 => usize::from(class - 1),
+        _ => N_CLASSES - 1,
+    }
+}
+
+/// `layer` → its place in [`LAYERS`] (`None` is `upstream`), or the last
+/// slot, `other`.
+fn layer_index(layer: Option<&str>) -> usize {
+    let name = layer.unwrap_or(LAYERS[0]);
+    match LAYERS.iter().position(|known| *known == name) {
+        Some(index) => index,
+        None => {
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "statistics: layer {name:?} is not one of {LAYERS:?}; counted as {OTHER_LAYER:?}"
+                );
+            }
+            N_LAYERS - 1
+        }
+    }
+}
+
+/// The bucket a latency falls in: the first whose bound it does not exceed
+/// (Prometheus's `le`, "less than or equal"), or the last, +Inf. In
+/// nanoseconds, so that 1.0004 ms is not rounded down into the 1 ms bucket.
+fn bucket_index(nanos: u64) -> usize {
+    BUCKETS_MS
+        .iter()
+        .position(|&ms| nanos <= ms * 1_000_000)
+        .unwrap_or(N_BUCKETS - 1)
+}
+
+/// The counters of one upstream (or of the proxy's own answers, or of
+/// everything): atomics only.
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    classes: [AtomicU64; N_CLASSES],
+    layers: [AtomicU64; N_LAYERS],
+    /// Per bucket, not cumulative: one add per request.
+    buckets: [AtomicU64; N_BUCKETS],
+    latency_nanos: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+impl Counters {
+    fn add(&self, sample: &Sample) {
+        // Relaxed: each counter is a tally on its own; nothing is published
+        // through them, and a reader only wants each value eventually.
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.classes[sample.class].fetch_add(1, Ordering::Relaxed);
+        self.layers[sample.layer].fetch_add(1, Ordering::Relaxed);
+        self.buckets[sample.bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_nanos
+            .fetch_add(sample.nanos, Ordering::Relaxed);
+        self.bytes_in.fetch_add(sample.bytes_in, Ordering::Relaxed);
+        self.bytes_out
+            .fetch_add(sample.bytes_out, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> Totals {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Totals {
+            requests: load(&self.requests),
+            in_flight: load(&self.in_flight),
+            classes: self.classes.each_ref().map(load),
+            layers: self.layers.each_ref().map(load),
+            buckets: self.buckets.each_ref().map(load),
+            latency_nanos: load(&self.latency_nanos),
+            bytes_in: load(&self.bytes_in),
+            bytes_out: load(&self.bytes_out),
+        }
+    }
+}
+
+/// [`Counters`], read.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Totals {
+    pub(super) requests: u64,
+    pub(super) in_flight: u64,
+    pub(super) classes: [u64; N_CLASSES],
+    pub(super) layers: [u64; N_LAYERS],
+    pub(super) buckets: [u64; N_BUCKETS],
+    pub(super) latency_nanos: u64,
+    pub(super) bytes_in: u64,
+    pub(super) bytes_out: u64,
+}
+
+/// Every counter, read at one moment: what both views are made from.
+pub(super) struct Reading {
+    pub(super) uptime: Duration,
+    pub(super) connections_open: u64,
+    pub(super) connections_total: u64,
+    pub(super) overall: Totals,
+    pub(super) proxy: Totals,
+    pub(super) upstreams: BTreeMap<String, Totals>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_latency_falls_in_the_first_bucket_it_does_not_exceed() {
+        let ms = |ms: u64| ms * 1_000_000;
+        assert_eq!(bucket_index(0), 0);
+        assert_eq!(
+            bucket_index(ms(1)),
+            0,
+            "le: exactly 1 ms is in the 1 ms bucket"
+        );
+        assert_eq!(bucket_index(ms(1) + 1), 1, "1 ms and a nanosecond is not");
+        assert_eq!(bucket_index(ms(2)), 1);
+        assert_eq!(bucket_index(ms(3)), 2, "(2, 5]");
+        assert_eq!(bucket_index(ms(10_000)), 12, "10 s, the last finite bound");
+        assert_eq!(bucket_index(ms(10_000) + 1), 13, "+Inf");
+        assert_eq!(bucket_index(u64::MAX), 13);
+    }
+
+    #[test]
+    fn status_classes_and_layers() {
+        assert_eq!(class_index(101), 0);
+        assert_eq!(class_index(200), 1);
+        assert_eq!(class_index(304), 2);
+        assert_eq!(class_index(429), 3);
+        assert_eq!(class_index(599), 4);
+        assert_eq!(class_index(600), 5);
+        assert_eq!(class_index(999), 5);
+        assert_eq!(layer_index(None), 0);
+        assert_eq!(layer_index(Some("upstream")), 0);
+        assert_eq!(layer_index(Some("rate-limit")), 3);
+        assert_eq!(layer_index(Some("fallback")), 5);
+        assert_eq!(layer_index(Some("something-new")), 6);
+    }
+}
