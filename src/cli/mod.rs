@@ -186,7 +186,7 @@ Reads the proxy's /_lab/stats: per upstream the requests by status class, p50/p9
 (estimated from fixed buckets, as Prometheus does), body bytes in and out, requests in flight,
 and which layer answered (the upstream, or the proxy itself: 502/504, auth, rate limit …).
 The same numbers are at /_lab/metrics in the Prometheus text format, for a real Prometheus.
---json prints the page as served (its schema is in the docs of lab::middleware::stats).
+--json prints the page as served; its fields are described in docs/stats-json.md.
 
 Examples:
   lab stats                                   lab proxy on 127.0.0.1:2002
