@@ -6,13 +6,12 @@
 //! Without Debian's `zookeeper` package the tests print why and pass,
 //! unless `LAB_REQUIRE_ZOOKEEPER=1` (CI).
 
-mod common;
-
+use crate::common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::zookeeper::{READY, Zk};
-use common::{LabProcess, STEP};
+use crate::common::zookeeper::{READY, Zk};
+use crate::common::{LabProcess, STEP};
 use lab::discovery::Status;
 use lab::probe::Probe;
 use lab::zk::ZkUrl;

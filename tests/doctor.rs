@@ -7,12 +7,11 @@
 //! 0), so they do not depend on the lab's own ports being free here; one
 //! test runs the default list to see that it is the lab's.
 
-mod common;
-
+use crate::common;
 use std::net::TcpListener;
 use std::process::{ExitStatus, Stdio};
 
-use common::{STEP, lab_command};
+use crate::common::{STEP, lab_command};
 use serde_json::Value;
 
 /// Runs `lab doctor ARGS` and returns its status, stdout and stderr.

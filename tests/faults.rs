@@ -6,14 +6,13 @@
 //! complete. (ZooKeeper stopped and started under a running proxy is in
 //! tests/zookeeper.rs.) Each test is bounded well under 30 s.
 
-mod common;
-
+use crate::common;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::LabProcess;
+use crate::common::LabProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -5,9 +5,7 @@
 //!
 //! Every server listens on 127.0.0.1 port 0; every wait is bounded.
 
-mod common;
-
-use common::{LabProcess, STEP};
+use crate::common::{LabProcess, STEP};
 
 use std::net::SocketAddr;
 use std::process::{Output, Stdio};

@@ -6,13 +6,12 @@
 //! interval × N + 1 s (N = `--unhealthy-after`), and no request fails after
 //! that.
 
-mod common;
-
+use crate::common;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{LabProcess, STEP, lab_command};
+use crate::common::{LabProcess, STEP, lab_command};
 use lab::discovery::Status;
 use lab::probe::Probe;
 use lab::trace::model::Trace;

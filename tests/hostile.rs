@@ -12,13 +12,12 @@
 //! still answer an ordinary request: one bad client never takes it down.
 //! So the document cannot drift from what the programs do.
 
-mod common;
-
+use crate::common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::LabProcess;
+use crate::common::LabProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -2,9 +2,7 @@
 //! `lab show` and `lab hint`, each on a private copy of `labs/` so tests
 //! neither touch the checkout's progress nor race each other.
 
-mod common;
-
-use common::{labs_command, labs_copy, stderr, stdout};
+use crate::common::{labs_command, labs_copy, stderr, stdout};
 
 use std::path::Path;
 use std::process::Output;

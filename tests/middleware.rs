@@ -5,8 +5,7 @@
 //! Proxies run in this process (`RunningProxy::start`, the flags parsed by
 //! clap exactly as `lab proxy` parses them); real servers too.
 
-mod common;
-
+use crate::common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

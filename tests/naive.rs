@@ -7,9 +7,7 @@
 //! header; the client sees the upstream's. Every server listens on
 //! 127.0.0.1 port 0; every wait is bounded.
 
-mod common;
-
-use common::{LabProcess, STEP, lab_command};
+use crate::common::{LabProcess, STEP, lab_command};
 
 use std::net::SocketAddr;
 use std::time::Duration;

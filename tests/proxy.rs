@@ -25,9 +25,8 @@
 //! - hyper's request head limit is about 400 KB (its read buffer), so a
 //!   200 KB header is forwarded; far beyond it the answer is 431.
 
-mod common;
-
-use common::{LabProcess, decode_chunked, find};
+use crate::common;
+use crate::common::{LabProcess, decode_chunked, find};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

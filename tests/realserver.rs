@@ -5,9 +5,8 @@
 //! timings asserted are timeouts the server is meant to enforce, with wide
 //! margins.
 
-mod common;
-
-use common::{Chunked, LabProcess, STEP, decode_chunked, find, run_lab};
+use crate::common;
+use crate::common::{Chunked, LabProcess, STEP, decode_chunked, find, run_lab};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -5,12 +5,11 @@
 //! ports and `/_lab/` pages are rows of docs/hostile-input.md, checked by
 //! tests/hostile.rs.)
 
-mod common;
-
+use crate::common;
 use std::net::{IpAddr, SocketAddr};
 
+use crate::common::LabProcess;
 use clap::Parser;
-use common::LabProcess;
 use lab::cli::{Cli, Command};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};

@@ -38,8 +38,7 @@
 //!   package is installed and are skipped with a message otherwise (see
 //!   `common::zookeeper::available`).
 
-mod common;
-
+use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;

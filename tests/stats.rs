@@ -10,9 +10,7 @@
 //! is tested with the proxy). Everything listens on 127.0.0.1 port 0; every
 //! wait is bounded.
 
-mod common;
-
-use common::{Run, run_lab_captured};
+use crate::common::{Run, run_lab_captured};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -7,9 +7,7 @@
 //! only timings asserted are timeouts the server is meant to enforce, with
 //! wide margins.
 
-mod common;
-
-use common::{LabProcess, STEP, lab_command};
+use crate::common::{LabProcess, STEP, lab_command};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

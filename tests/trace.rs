@@ -9,9 +9,7 @@
 //! (b a b for weights 10 and 20), the server's own address, the client's.
 //! Everything listens on 127.0.0.1 port 0; every wait is bounded.
 
-mod common;
-
-use common::{LabProcess, Run, run_lab_captured};
+use crate::common::{LabProcess, Run, run_lab_captured};
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -7,10 +7,8 @@
 //! znode paths. Without the package the tests print why and pass, unless
 //! `LAB_REQUIRE_ZOOKEEPER=1`.
 
-mod common;
-
-use common::zookeeper::{READY, Zk, available, wait_members};
-use common::{LabProcess, STEP, lab_command, run_lab};
+use crate::common::zookeeper::{READY, Zk, available, wait_members};
+use crate::common::{LabProcess, STEP, lab_command, run_lab};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
