@@ -21,14 +21,16 @@
 //! Proxies run in this process (`RunningProxy::start`, the flags parsed by
 //! clap as the binary parses them), except where the binary itself is the
 //! subject: the seed it logs, and its usage errors. Everything listens on
-//! 127.0.0.1 port 0; every wait is bounded by [`STEP`], every test by
-//! [`TEST_LIMIT`]; nothing asserts a duration.
+//! 127.0.0.1 port 0; every wait is bounded by `common::STEP`, every test by
+//! `common::TEST_LIMIT`; nothing asserts a duration.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::Stdio;
-use std::time::Duration;
 
+use crate::common::bounded;
+use crate::common::client::{header_of, send, send_from};
+use crate::common::process::{PROXY_AT, proxy_process, run_lab};
+use crate::common::servers::{base, dead_port, proxy, real_servers};
 use http::StatusCode;
 use lab::balance::weighted::{lower_effective, smooth_wrr_step};
 use lab::balance::{
@@ -37,50 +39,15 @@ use lab::balance::{
 };
 use lab::probe::{Exchange, Probe};
 use lab::proxy::reverse::{EXPLAIN_HEADER, PICK_HEADER, RunningProxy, UPSTREAM_HEADER};
-use lab::realserver::{Config, RunningServer, SERVER_HEADER};
+use lab::realserver::{RunningServer, SERVER_HEADER};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
-
-/// The longest any single step of a test may take before it is a failure.
-const STEP: Duration = Duration::from_secs(15);
-
-/// The longest a whole test may take: a hang anywhere fails it by then.
-const TEST_LIMIT: Duration = Duration::from_secs(28);
-
-/// Runs a test's body under [`TEST_LIMIT`].
-async fn bounded(test: impl std::future::Future<Output = ()>) {
-    tokio::time::timeout(TEST_LIMIT, test)
-        .await
-        .unwrap_or_else(|_| panic!("the test did not finish within {TEST_LIMIT:?}"));
-}
 
 // ---------------------------------------------------------------------------
 // Helpers: real servers, proxies, requests
 // ---------------------------------------------------------------------------
 
-/// `n` real servers on free loopback ports.
-async fn realservers(n: usize) -> Vec<RunningServer> {
-    let mut servers = Vec::new();
-    for _ in 0..n {
-        servers.push(
-            RunningServer::start_on_free_port(Config::default())
-                .await
-                .expect("a real server starts on 127.0.0.1:0"),
-        );
-    }
-    servers
-}
-
 fn addrs_of(servers: &[RunningServer]) -> Vec<SocketAddr> {
     servers.iter().map(RunningServer::addr).collect()
-}
-
-/// The upstream URL of the real server at `addr`, as the proxy names it.
-fn base(addr: SocketAddr) -> String {
-    format!("http://{addr}/base")
 }
 
 /// `--upstream` values: every server with its weight.
@@ -107,9 +74,7 @@ async fn start_proxy(lb_flags: &[&str], specs: &[String]) -> RunningProxy {
     for spec in specs {
         flags.extend(["--upstream", spec.as_str()]);
     }
-    RunningProxy::start(&flags)
-        .await
-        .unwrap_or_else(|err| panic!("lab proxy {flags:?}: {err:#}"))
+    proxy(&flags).await
 }
 
 /// A GET asking the real server for its JSON echo.
@@ -120,25 +85,6 @@ fn probe(path: &str) -> Probe {
 /// The same probe, asking the proxy to explain its pick.
 fn explained(probe: Probe) -> Probe {
     probe.header(EXPLAIN_HEADER.as_str(), "1")
-}
-
-async fn send(addr: SocketAddr, probe: Probe) -> Exchange {
-    probe
-        .send(addr)
-        .await
-        .unwrap_or_else(|err| panic!("{} {} to {addr}: {err:#}", probe.method, probe.path))
-}
-
-/// The one value of a response header, as text.
-fn header_of<'a>(exchange: &'a Exchange, name: &str) -> &'a str {
-    let values: Vec<_> = exchange.headers.get_all(name).iter().collect();
-    assert_eq!(
-        values.len(),
-        1,
-        "expected exactly one {name} header, got {:?}",
-        exchange.headers
-    );
-    values[0].to_str().expect("header value is text")
 }
 
 /// What became of one request through the proxy.
@@ -309,122 +255,17 @@ fn users_for_each_node(ring: &Ring, per_node: usize) -> Vec<Vec<String>> {
     panic!("100,000 users did not reach every node of the ring: {users:?}");
 }
 
-/// A connection to `to` from exactly `from`; `None` when `from` cannot be
-/// bound (a port in use by someone else).
-async fn connect_from(from: SocketAddr, to: SocketAddr) -> Option<TcpStream> {
-    let socket = TcpSocket::new_v4().ok()?;
-    // A port this test used before may be in TIME_WAIT (towards another
-    // proxy): that is no reason not to bind it again.
-    socket.set_reuseaddr(true).ok()?;
-    socket.bind(from).ok()?;
-    tokio::time::timeout(STEP, socket.connect(to))
-        .await
-        .ok()?
-        .ok()
-}
-
-/// `probe` sent on a connection from exactly `from`.
-async fn send_from(from: SocketAddr, to: SocketAddr, probe: Probe) -> Option<Exchange> {
-    let stream = connect_from(from, to).await?;
-    let local = stream.local_addr().expect("local address");
-    assert_eq!(local.ip(), from.ip());
-    assert!(from.port() == 0 || local.port() == from.port(), "{local}");
-    Some(
-        probe
-            .send_on(stream, to)
-            .await
-            .unwrap_or_else(|err| panic!("{} from {from} to {to}: {err:#}", probe.path)),
-    )
-}
-
-// ---------------------------------------------------------------------------
-// Helpers: the `lab` binary
-// ---------------------------------------------------------------------------
-
-/// `lab proxy` as a child process, stderr drained; killed when dropped.
-struct ProxyProcess {
-    _child: Child,
-    addr: SocketAddr,
-    /// The lines it logged before `Starting ReverseProxy at …`, that one included.
-    log: Vec<String>,
-}
-
-impl ProxyProcess {
-    /// Starts `lab proxy --listen 127.0.0.1:0 ARGS` and reads its address from
-    /// the log line `Starting ReverseProxy at ADDR → …`.
-    async fn spawn(args: &[&str]) -> ProxyProcess {
-        let mut child = lab_command(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn lab proxy");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, mut lines) = mpsc::unbounded_channel();
-        // Drain stderr for the whole life of the process so it never blocks.
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                let _ = tx.send(line);
-            }
-        });
-        const MARK: &str = "Starting ReverseProxy at ";
-        let mut log = Vec::new();
-        let deadline = tokio::time::Instant::now() + STEP;
-        loop {
-            let line = match tokio::time::timeout_at(deadline, lines.recv()).await {
-                Ok(Some(line)) => line,
-                Ok(None) => panic!("lab proxy exited before starting:\n{}", log.join("\n")),
-                Err(_) => panic!("lab proxy did not start:\n{}", log.join("\n")),
-            };
-            log.push(line.clone());
-            if let Some((_, rest)) = line.split_once(MARK) {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                let addr = addr
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bad address in log line {line:?}"));
-                return ProxyProcess {
-                    _child: child,
-                    addr,
-                    log,
-                };
-            }
-        }
-    }
-}
-
-/// `lab --color never proxy --listen 127.0.0.1:0 ARGS`.
-fn lab_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lab"));
-    command
-        .args(["--color", "never", "proxy", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    command
-}
-
-/// Runs `lab proxy --listen 127.0.0.1:0 ARGS`, which must refuse to start:
-/// its exit code and stderr.
+/// `lab proxy --listen 127.0.0.1:0 ARGS`, which must refuse to start: its
+/// exit code and stderr.
 async fn refused(args: &[&str]) -> (Option<i32>, String) {
-    let output = tokio::time::timeout(
-        STEP,
-        lab_command(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("lab proxy {args:?} did not exit within {STEP:?}"))
-    .expect("run lab");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let mut argv = vec!["proxy", "--listen", "127.0.0.1:0"];
+    argv.extend_from_slice(args);
+    let (status, stderr) = run_lab(&argv).await;
     assert!(
-        !stderr.contains("Starting ReverseProxy"),
+        !stderr.contains(PROXY_AT),
         "lab proxy {args:?} started anyway:\n{stderr}"
     );
-    (output.status.code(), stderr)
+    (status.code(), stderr)
 }
 
 // ---------------------------------------------------------------------------
@@ -434,7 +275,7 @@ async fn refused(args: &[&str]) -> (Option<i32>, String) {
 #[tokio::test]
 async fn round_robin_alternates_strictly_whatever_the_weights() {
     bounded(async {
-        let servers = realservers(2).await;
+        let servers = real_servers(2).await;
         let addrs = addrs_of(&servers);
         // Weights are ignored, in either order, by either name.
         for (lb, weights) in [("round-robin", [1, 5]), ("rr", [20, 10])] {
@@ -490,7 +331,7 @@ fn random_picks(specs: &[String], seed: u64, n: usize) -> Vec<usize> {
 #[tokio::test]
 async fn random_with_a_seed_repeats_its_sequence_through_separate_proxies() {
     bounded(async {
-        let servers = realservers(2).await;
+        let servers = real_servers(2).await;
         let addrs = addrs_of(&servers);
         let specs = specs(&addrs, &[1, 1]);
 
@@ -539,19 +380,19 @@ async fn random_with_a_seed_repeats_its_sequence_through_separate_proxies() {
 #[tokio::test]
 async fn binary_random_without_a_seed_logs_the_seed_that_repeats_it() {
     bounded(async {
-        let servers = realservers(2).await;
+        let servers = real_servers(2).await;
         let addrs = addrs_of(&servers);
         let specs = specs(&addrs, &[1, 1]);
         let mut args = vec!["--lb", "random"];
         for spec in &specs {
             args.extend(["--upstream", spec.as_str()]);
         }
-        let proxy = ProxyProcess::spawn(&args).await;
-        let log = proxy.log.join("\n");
+        let (proxy, proxy_addr) = proxy_process(&args).await;
+        let log = proxy.log();
 
         // `random balancer seed N (repeat this sequence with --seed N)`
         let line = proxy
-            .log
+            .lines()
             .iter()
             .find(|line| line.contains("random balancer seed "))
             .unwrap_or_else(|| panic!("no seed logged:\n{log}"));
@@ -565,7 +406,7 @@ async fn binary_random_without_a_seed_logs_the_seed_that_repeats_it() {
             format!("(repeat this sequence with --seed {seed})"),
             "{line:?}"
         );
-        let start = proxy.log.last().expect("the start line");
+        let start = proxy.lines().last().expect("the start line");
         for spec in &specs {
             let (url, weight) = spec.rsplit_once(',').unwrap();
             assert!(
@@ -577,7 +418,7 @@ async fn binary_random_without_a_seed_logs_the_seed_that_repeats_it() {
 
         // The binary's picks are that seed's sequence…
         let expected = random_picks(&specs, seed, 16);
-        let picks = sequence(proxy.addr, &addrs, 16).await;
+        let picks = sequence(proxy_addr, &addrs, 16).await;
         assert_eq!(picks, expected, "seed {seed}");
         // …and `--seed N` repeats it, as the log line promises.
         let again = start_proxy(&["--lb", "random", "--seed", &seed.to_string()], &specs).await;
@@ -586,14 +427,17 @@ async fn binary_random_without_a_seed_logs_the_seed_that_repeats_it() {
         // With --seed, nothing to repeat: no seed line.
         let mut seeded = args.clone();
         seeded.extend(["--seed", "7"]);
-        let seeded = ProxyProcess::spawn(&seeded).await;
+        let (seeded, seeded_addr) = proxy_process(&seeded).await;
         assert!(
-            !seeded.log.iter().any(|line| line.contains("balancer seed")),
+            !seeded
+                .lines()
+                .iter()
+                .any(|line| line.contains("balancer seed")),
             "{}",
-            seeded.log.join("\n")
+            seeded.log()
         );
         assert_eq!(
-            sequence(seeded.addr, &addrs, 16).await,
+            sequence(seeded_addr, &addrs, 16).await,
             random_picks(&specs, 7, 16)
         );
     })
@@ -628,7 +472,7 @@ fn column(states: &Value, field: &str) -> Vec<i64> {
 #[tokio::test]
 async fn weighted_5_1_1_is_nginx_smooth_table_on_real_servers() {
     bounded(async {
-        let servers = realservers(3).await;
+        let servers = real_servers(3).await;
         let addrs = addrs_of(&servers);
         let specs = specs(&addrs, &[5, 1, 1]);
         let proxy = start_proxy(&["--lb", "wrr"], &specs).await;
@@ -681,7 +525,7 @@ async fn weighted_5_1_1_is_nginx_smooth_table_on_real_servers() {
 #[tokio::test]
 async fn weighted_failure_drops_effective_to_0_and_it_climbs_back_one_per_pick() {
     bounded(async {
-        let mut servers = realservers(3).await;
+        let mut servers = real_servers(3).await;
         let addrs = addrs_of(&servers);
         let specs = specs(&addrs, &[5, 1, 1]);
         let proxy = start_proxy(&["--lb", "weighted"], &specs).await;
@@ -802,7 +646,7 @@ async fn weighted_failure_drops_effective_to_0_and_it_climbs_back_one_per_pick()
 #[tokio::test]
 async fn weighted_10_20_splits_300_requests_exactly_100_200() {
     bounded(async {
-        let servers = realservers(2).await;
+        let servers = real_servers(2).await;
         let addrs = addrs_of(&servers);
         let proxy = start_proxy(&["--lb", "wrr"], &specs(&addrs, &[10, 20])).await;
         let mut served = Vec::new();
@@ -852,7 +696,7 @@ fn assert_hash_pick(exchange: &Exchange, ring: &Ring, key: &str, addrs: &[Socket
 #[tokio::test]
 async fn consistent_hash_by_header_sticks_each_user_and_spreads_users() {
     bounded(async {
-        let servers = realservers(2).await;
+        let servers = real_servers(2).await;
         let addrs = addrs_of(&servers);
         // Weight 3 puts 30 virtual nodes on the ring, weight 1 ten.
         let specs = specs(&addrs, &[1, 3]);
@@ -908,7 +752,7 @@ async fn consistent_hash_by_header_sticks_each_user_and_spreads_users() {
 #[tokio::test]
 async fn consistent_hash_remote_addr_moves_with_each_connection_remote_ip_sticks() {
     bounded(async {
-        let servers = realservers(2).await;
+        let servers = real_servers(2).await;
         let addrs = addrs_of(&servers);
         let specs = specs(&addrs, &[1, 1]);
         let ring = Ring::article(&addrs, &[1, 1]);
@@ -999,7 +843,7 @@ const ALGORITHMS: [(Algorithm, &[&str]); 4] = [
 /// stops. Every request is predicted by the same balancer built beside the
 /// proxy and told of the same failures.
 async fn survives_an_upstream_going_down(algorithm: Algorithm, flags: &[&str]) {
-    let mut servers = realservers(2).await;
+    let mut servers = real_servers(2).await;
     let addrs = addrs_of(&servers);
     let specs = specs(&addrs, &[2, 3]);
     let proxy = start_proxy(flags, &specs).await;
@@ -1091,7 +935,7 @@ async fn consistent_hash_survives_an_upstream_going_down() {
 #[tokio::test]
 async fn x_lab_explain_is_never_forwarded_and_no_pick_without_it() {
     bounded(async {
-        let servers = realservers(2).await;
+        let servers = real_servers(2).await;
         let addrs = addrs_of(&servers);
         let specs = specs(&addrs, &[1, 1]);
         for (algorithm, flags) in ALGORITHMS {
@@ -1124,10 +968,7 @@ async fn x_lab_explain_is_never_forwarded_and_no_pick_without_it() {
                 }
             }
             // Nor on a 502: no explanation unless asked.
-            let dead = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap();
+            let dead = dead_port();
             let down = start_proxy(flags, &[format!("{},1", base(dead))]).await;
             let exchange = send(down.addr(), probe("/explain")).await;
             assert_eq!(exchange.status, StatusCode::BAD_GATEWAY);

@@ -2,7 +2,8 @@
 //! `lab show` and `lab hint`, each on a private copy of `labs/` so tests
 //! neither touch the checkout's progress nor race each other.
 
-use crate::common::{labs_command, labs_copy, stderr, stdout};
+use crate::common::labs::{checkout_labs, labs_command, labs_copy};
+use crate::common::process::{stderr, stdout};
 
 use std::path::Path;
 use std::process::Output;
@@ -257,7 +258,7 @@ fn a_missing_labs_dir_says_where_to_point() {
 #[test]
 fn every_sheet_marks_claims_and_predictions_the_answers_file_names() {
     // The answers template of each lab names exactly the sheet's questions.
-    let labs = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    let labs = checkout_labs();
     let catalogue = lab::labs::Catalogue::load(&labs).unwrap();
     assert!(catalogue.labs.len() >= 2);
     for one in &catalogue.labs {
@@ -299,7 +300,7 @@ fn every_sheet_names_its_article_section_by_heading_and_has_hints() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let headings = article_headings(root);
     let mut sheets = 0;
-    for entry in std::fs::read_dir(root.join("labs")).unwrap() {
+    for entry in std::fs::read_dir(checkout_labs()).unwrap() {
         let folder = entry.unwrap().path();
         if !folder.is_dir() {
             continue;

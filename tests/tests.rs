@@ -6,7 +6,7 @@
 //! process and run in parallel threads. Nothing here may change the process
 //! for the others: no `std::env::set_var`, no `set_current_dir`, no global
 //! subscriber, no fixed port. A child process gets its environment through
-//! its `Command` (see `common::lab_command`), and everything listens on
+//! its `Command` (see `common::process`), and everything listens on
 //! 127.0.0.1 port 0.
 //!
 //! Run one module with `cargo test --test integration proxy::`.
