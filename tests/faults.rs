@@ -12,15 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::STEP;
+use crate::common::client::reqwest_builder;
 use crate::common::process::{LabProcess, naive_process, proxy_process, realserver_process};
 use crate::common::wire::find;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A reqwest client (its TLS needs a crypto provider named, even for http://).
+/// A reqwest client, every request bounded by [`STEP`].
 fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    reqwest_builder()
         .timeout(STEP)
         .build()
         .expect("a reqwest client")

@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use crate::common::STEP;
-use crate::common::client::send;
+use crate::common::client::{reqwest_builder, send};
 use crate::common::process::{LabProcess, SERVER_ON, curl, forward_process, realserver_process};
 use crate::common::servers::{dead_port, forward_proxy, forward_proxy_on, real_server, stop};
 use futures_util::{SinkExt, StreamExt};
@@ -217,9 +217,7 @@ async fn curl_x_gets_the_response_without_hop_by_hop_headers() {
 }
 
 fn reqwest_through(proxy: &Background) -> reqwest::Client {
-    // reqwest's TLS needs a crypto provider even for http:// (the lab's is ring).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    reqwest_builder()
         .proxy(reqwest::Proxy::http(proxy_url(proxy)).expect("a proxy URL"))
         .timeout(STEP)
         .build()

@@ -2,6 +2,7 @@
 //! sends them, and what the tests read from the answers.
 
 use std::net::SocketAddr;
+use std::sync::Once;
 
 use http::StatusCode;
 use lab::probe::{Exchange, Probe};
@@ -52,6 +53,19 @@ pub fn header_values<'a>(exchange: &'a Exchange, name: &str) -> Vec<&'a str> {
         .iter()
         .map(|v| v.to_str().expect("header value is text"))
         .collect()
+}
+
+/// A reqwest client builder. reqwest's rustls needs a crypto provider even
+/// for http://, and the only place it finds one is the process-wide default:
+/// installed here (ring, the lab's own), for every test of this process, so
+/// that no test passes only because another one installed it first.
+pub fn reqwest_builder() -> reqwest::ClientBuilder {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Err only if a provider is installed already: then that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
 }
 
 /// A connection to `to` from exactly `from` (another loopback address is

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{RecordingUpstream, answer_ok, proc_status_kb, proxy_binary};
-use crate::common::client::{json_echo, send};
+use crate::common::client::{json_echo, reqwest_builder, send};
 use crate::common::servers::real_server;
 use crate::common::wire::{assert_closed_without_more, raw_exchange, read_response};
 use crate::common::{STEP, bounded};
@@ -26,9 +26,7 @@ async fn binary_streams_50_mb_each_way_in_bounded_memory() {
     let (proxy, proxy_addr) =
         proxy_binary(&["--upstream", &format!("http://{}/base", server.addr())]).await;
     let pid = proxy.pid();
-    // reqwest's TLS needs a crypto provider even for http:// (the lab's is ring).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
+    let client = reqwest_builder()
         .no_proxy()
         .build()
         .expect("a reqwest client");
