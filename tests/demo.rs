@@ -1,9 +1,8 @@
 //! `lab demo` through the real binary: it starts everything, traces, explains
 //! and exits 0.
 
-mod common;
-
-use common::{STEP, lab_command};
+use crate::common::STEP;
+use crate::common::process::lab_command;
 
 #[tokio::test]
 async fn demo_runs_a_trace_through_both_upstreams_and_exits_0() {

@@ -6,13 +6,13 @@
 //! Without Debian's `zookeeper` package the tests print why and pass,
 //! unless `LAB_REQUIRE_ZOOKEEPER=1` (CI).
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::zookeeper::{READY, Zk};
-use common::{LabProcess, STEP};
+use crate::common::STEP;
+use crate::common::process::{LabProcess, proxy_process, run_lab};
+use crate::common::servers::dead_port;
+use crate::common::zookeeper::{READY, Zk, registered_realserver};
 use lab::discovery::Status;
 use lab::probe::Probe;
 use lab::zk::ZkUrl;
@@ -20,24 +20,11 @@ use lab::zk::ZkUrl;
 /// How soon a registration or deregistration must reach the proxy.
 const PROMPTLY: Duration = Duration::from_secs(2);
 
-/// `lab realserver --addr ADDR --register URL`, once registered.
-async fn registered(url: &ZkUrl, addr: &str) -> (LabProcess, SocketAddr) {
-    let url = url.to_string();
-    let mut server = LabProcess::spawn(&["realserver", "--addr", addr, "--register", &url]);
-    let addr = server.addr_after("Starting httpserver at ").await;
-    server
-        .wait_for(&format!("registered {addr} in ZooKeeper"))
-        .await;
-    (server, addr)
-}
-
 async fn discovering_proxy(url: &ZkUrl, extra: &[&str]) -> (LabProcess, SocketAddr) {
     let url = url.to_string();
-    let mut args = vec!["proxy", "--listen", "127.0.0.1:0", "--discovery", &url];
+    let mut args = vec!["--discovery", url.as_str()];
     args.extend(extra);
-    let mut proxy = LabProcess::spawn(&args);
-    let addr = proxy.addr_after("Starting ReverseProxy at").await;
-    (proxy, addr)
+    proxy_process(&args).await
 }
 
 async fn status(proxy: SocketAddr) -> Status {
@@ -105,7 +92,7 @@ async fn registrations_reach_the_proxy_and_leave_it() {
 
     // A registers: the proxy uses it within 2 s.
     let registered_at = Instant::now();
-    let (mut a, a_addr) = registered(&url, "127.0.0.1:0").await;
+    let (mut a, a_addr) = registered_realserver(&url, &[]).await;
     until_set(p, &[&a_addr], PROMPTLY + registered_at.elapsed()).await;
     assert_eq!(
         servers(p, 2).await,
@@ -113,7 +100,7 @@ async fn registrations_reach_the_proxy_and_leave_it() {
     );
 
     // B too, without a restart: round robin alternates.
-    let (mut b, b_addr) = registered(&url, "127.0.0.1:0").await;
+    let (mut b, b_addr) = registered_realserver(&url, &[]).await;
     until_set(p, &[&a_addr, &b_addr], PROMPTLY).await;
     let mut seen = servers(p, 4).await;
     seen.sort();
@@ -171,7 +158,7 @@ async fn without_zookeeper_the_proxy_keeps_its_last_set_and_resyncs() {
     let Some(zk) = Zk::start().await else { return };
     let zk_addr = zk.addr;
     let url = zk.url("/outage/realserver");
-    let (mut a, a_addr) = registered(&url, "127.0.0.1:0").await;
+    let (mut a, a_addr) = registered_realserver(&url, &[]).await;
     let (mut proxy, p) = discovering_proxy(&url, &[]).await;
     until_set(p, &[&a_addr], PROMPTLY).await;
 
@@ -200,7 +187,7 @@ async fn without_zookeeper_the_proxy_keeps_its_last_set_and_resyncs() {
     // and a server started now shows up too.
     let mut zk = LabProcess::spawn(&["zk", "up", "--listen", &zk_addr.to_string()]);
     zk.addr_after(READY).await;
-    let (mut b, b_addr) = registered(&url, "127.0.0.1:0").await;
+    let (mut b, b_addr) = registered_realserver(&url, &[]).await;
     until_set(p, &[&a_addr, &b_addr], STEP).await;
     let mut answered = servers(p, 4).await;
     answered.sort();
@@ -221,22 +208,18 @@ async fn without_zookeeper_the_proxy_keeps_its_last_set_and_resyncs() {
 
 #[tokio::test]
 async fn discovery_needs_a_reachable_zookeeper_and_excludes_upstream() {
-    if !common::zookeeper::available() {
+    if !crate::common::zookeeper::available() {
         return;
     }
     // Nothing listens on this port (bound, then released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = dead_port().port();
     let url = format!("zk://127.0.0.1:{port}/lab/realserver");
     let (status, stderr) =
-        common::run_lab(&["proxy", "--listen", "127.0.0.1:0", "--discovery", &url]).await;
+        run_lab(&["proxy", "--listen", "127.0.0.1:0", "--discovery", &url]).await;
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("lab zk up"), "{stderr}");
 
-    let (status, stderr) = common::run_lab(&[
+    let (status, stderr) = run_lab(&[
         "proxy",
         "--discovery",
         &url,

@@ -7,12 +7,13 @@
 //! 0), so they do not depend on the lab's own ports being free here; one
 //! test runs the default list to see that it is the lab's.
 
-mod common;
-
 use std::net::TcpListener;
 use std::process::{ExitStatus, Stdio};
 
-use common::{STEP, lab_command};
+use crate::common::STEP;
+use crate::common::process::lab_command;
+use crate::common::servers::dead_port;
+use crate::common::zookeeper;
 use serde_json::Value;
 
 /// Runs `lab doctor ARGS` and returns its status, stdout and stderr.
@@ -48,12 +49,6 @@ fn port_entry(report: &Value, port: u16) -> &Value {
         .iter()
         .find(|entry| entry["port"] == port)
         .unwrap_or_else(|| panic!("port {port} is not in the report: {report:#}"))
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
 }
 
 /// The file name of this test binary, as /proc/PID/cmdline shows it.
@@ -116,7 +111,7 @@ async fn a_busy_port_is_reported_with_its_process() {
 
 #[tokio::test]
 async fn a_free_port_is_reported_free() {
-    let port = free_port();
+    let port = dead_port().port();
     let port_arg = port.to_string();
     let report = doctor_json(&["--port", &port_arg]).await;
     let entry = port_entry(&report, port);
@@ -139,7 +134,7 @@ async fn a_free_port_is_reported_free() {
 
 #[tokio::test]
 async fn json_has_the_documented_fields() {
-    let port = free_port().to_string();
+    let port = dead_port().port().to_string();
     let report = doctor_json(&["--port", &port]).await;
     assert_eq!(report["lab_version"], env!("CARGO_PKG_VERSION"));
     assert!(report["lab_path"].is_string(), "{report:#}");
@@ -185,10 +180,10 @@ async fn json_has_the_documented_fields() {
 
 #[tokio::test]
 async fn zookeeper_is_reported_installed() {
-    let report = doctor_json(&["--port", &free_port().to_string()]).await;
+    let report = doctor_json(&["--port", &dead_port().port().to_string()]).await;
     let zookeeper = &report["zookeeper"];
     assert_eq!(zookeeper["script"], lab::zk::server::ZK_SERVER_SCRIPT);
-    if !common::zookeeper::available() {
+    if !zookeeper::available() {
         assert_eq!(zookeeper["installed"], false, "{zookeeper:#}");
         let steps = report["next_steps"].to_string();
         assert!(steps.contains("sudo apt-get install zookeeper"), "{steps}");

@@ -6,49 +6,24 @@
 //! complete. (ZooKeeper stopped and started under a running proxy is in
 //! tests/zookeeper.rs.) Each test is bounded well under 30 s.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::LabProcess;
+use crate::common::STEP;
+use crate::common::client::reqwest_builder;
+use crate::common::process::{LabProcess, naive_process, proxy_process, realserver_process};
+use crate::common::wire::find;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-async fn realserver_on(addr: &str) -> (LabProcess, SocketAddr) {
-    let mut process = LabProcess::spawn(&["realserver", "--addr", addr]);
-    let addr = process.addr_after("Starting httpserver at ").await;
-    (process, addr)
-}
-
-async fn proxy(args: &[&str]) -> (LabProcess, SocketAddr) {
-    let argv: Vec<&str> = ["proxy", "--listen", "127.0.0.1:0"]
-        .into_iter()
-        .chain(args.iter().copied())
-        .collect();
-    let mut process = LabProcess::spawn(&argv);
-    let addr = process.addr_after("Starting ReverseProxy at ").await;
-    (process, addr)
-}
-
-/// A reqwest client (its TLS needs a crypto provider named, even for http://).
+/// A reqwest client, every request bounded by [`STEP`].
 fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(common::STEP)
+    reqwest_builder()
+        .timeout(STEP)
         .build()
         .expect("a reqwest client")
-}
-
-fn kill(process: &LabProcess, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(process.pid().to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal}");
 }
 
 /// The upstream URL an answer came from (X-Lab-Upstream), or the failure.
@@ -70,9 +45,9 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<String, String> {
 
 #[tokio::test]
 async fn an_upstream_killed_under_load_costs_no_request_and_comes_back() {
-    let (a, a_addr) = realserver_on("127.0.0.1:0").await;
-    let (mut b, b_addr) = realserver_on("127.0.0.1:0").await;
-    let (_proxy, proxy_addr) = proxy(&[
+    let (a, a_addr) = realserver_process("127.0.0.1:0", &[]).await;
+    let (mut b, b_addr) = realserver_process("127.0.0.1:0", &[]).await;
+    let (_proxy, proxy_addr) = proxy_process(&[
         "--upstream",
         &format!("http://{a_addr}/base"),
         "--upstream",
@@ -109,11 +84,11 @@ async fn an_upstream_killed_under_load_costs_no_request_and_comes_back() {
 
     tokio::time::sleep(Duration::from_millis(800)).await;
     let killed_at = started.elapsed();
-    kill(&b, "KILL");
+    b.signal("KILL");
     let _ = b.exit().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Started again on the same port: the health checks bring it back.
-    let (_b_again, _) = realserver_on(&b_addr.to_string()).await;
+    let (_b_again, _) = realserver_process(&b_addr.to_string(), &[]).await;
     let back_at = started.elapsed();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -190,7 +165,7 @@ async fn silent_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn an_upstream_that_never_answers_gets_504_and_leaves_nothing_open() {
     let (upstream, open) = silent_upstream().await;
-    let (_proxy, proxy_addr) = proxy(&[
+    let (_proxy, proxy_addr) = proxy_process(&[
         "--upstream",
         &format!("http://{upstream}"),
         "--response-timeout",
@@ -246,7 +221,7 @@ async fn resetting_upstream(head: &'static str, first_part: &'static [u8]) -> So
             tokio::spawn(async move {
                 let mut seen = Vec::new();
                 let mut buf = [0u8; 4096];
-                while common::find(&seen, b"\r\n\r\n").is_none() {
+                while find(&seen, b"\r\n\r\n").is_none() {
                     match stream.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => seen.extend_from_slice(&buf[..n]),
@@ -295,9 +270,9 @@ async fn an_upstream_reset_mid_body_is_never_a_complete_answer() {
         &[b'x'; 100],
     )
     .await;
-    let (_proxy, proxy_addr) = proxy(&["--upstream", &format!("http://{upstream}")]).await;
+    let (_proxy, proxy_addr) = proxy_process(&["--upstream", &format!("http://{upstream}")]).await;
     let seen = raw_get(proxy_addr).await;
-    let head_end = common::find(&seen, b"\r\n\r\n").expect("the head was forwarded") + 4;
+    let head_end = find(&seen, b"\r\n\r\n").expect("the head was forwarded") + 4;
     let head = String::from_utf8_lossy(&seen[..head_end]).to_lowercase();
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("content-length: 1000"), "{head}");
@@ -314,13 +289,13 @@ async fn an_upstream_reset_mid_body_is_never_a_complete_answer() {
         b"64\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n",
     )
     .await;
-    let (_proxy, proxy_addr) = proxy(&["--upstream", &format!("http://{upstream}")]).await;
+    let (_proxy, proxy_addr) = proxy_process(&["--upstream", &format!("http://{upstream}")]).await;
     let seen = raw_get(proxy_addr).await;
     let text = String::from_utf8_lossy(&seen).to_lowercase();
     assert!(text.starts_with("http/1.1 200"), "{text}");
     assert!(text.contains("transfer-encoding: chunked"), "{text}");
     assert!(
-        common::find(&seen, b"\r\n0\r\n\r\n").is_none(),
+        find(&seen, b"\r\n0\r\n\r\n").is_none(),
         "the terminating chunk must not be sent for a body that was cut off: {text:?}"
     );
 }
@@ -345,13 +320,13 @@ async fn early_answering_upstream() -> (SocketAddr, Arc<AtomicBool>) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => seen.extend_from_slice(&buf[..n]),
                     }
-                    if !answered && common::find(&seen, b"\r\n\r\n").is_some() {
+                    if !answered && find(&seen, b"\r\n\r\n").is_some() {
                         answered = true;
                         let _ = stream
                             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                             .await;
                     }
-                    if common::find(&seen, b"\r\n0\r\n\r\n").is_some() {
+                    if find(&seen, b"\r\n0\r\n\r\n").is_some() {
                         flag.store(true, Ordering::SeqCst);
                     }
                 }
@@ -366,32 +341,10 @@ async fn a_chunked_body_past_max_body_after_the_answer_is_cut_and_nothing_hangs(
     for command in ["proxy", "naive"] {
         let (upstream, saw_last_chunk) = early_answering_upstream().await;
         let target = format!("http://{upstream}");
-        let mut process = match command {
-            "proxy" => LabProcess::spawn(&[
-                "proxy",
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                &target,
-                "--max-body",
-                "1000",
-            ]),
-            _ => LabProcess::spawn(&[
-                "naive",
-                "--listen",
-                "127.0.0.1:0",
-                "--target",
-                &target,
-                "--max-body",
-                "1000",
-            ]),
+        let (_process, addr) = match command {
+            "proxy" => proxy_process(&["--upstream", &target, "--max-body", "1000"]).await,
+            _ => naive_process(&["--target", &target, "--max-body", "1000"]).await,
         };
-        let mark = if command == "proxy" {
-            "Starting ReverseProxy at "
-        } else {
-            "server on "
-        };
-        let addr = process.addr_after(mark).await;
 
         let mut client = TcpStream::connect(addr).await.expect("connect");
         client
@@ -403,7 +356,7 @@ async fn a_chunked_body_past_max_body_after_the_answer_is_cut_and_nothing_hangs(
         // The upstream's early answer arrives while the body is still coming.
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
-        while common::find(&seen, b"ok").is_none() {
+        while find(&seen, b"ok").is_none() {
             let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
                 .await
                 .expect("the early answer")
@@ -470,13 +423,13 @@ async fn drains_on_sigterm(mut server: LabProcess, addr: SocketAddr, path: &str)
     // Until the server has accepted all five (its open descriptors show
     // them), then a moment for their heads to be read.
     let fds = || std::fs::read_dir(format!("/proc/{}/fd", server.pid())).map_or(0, |d| d.count());
-    let deadline = Instant::now() + common::STEP;
+    let deadline = Instant::now() + STEP;
     while fds() < base_fds + 5 {
         assert!(Instant::now() < deadline, "the five requests never arrived");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    kill(&server, "TERM");
+    server.signal("TERM");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let refused = TcpStream::connect(addr).await;
     assert!(
@@ -498,10 +451,10 @@ async fn drains_on_sigterm(mut server: LabProcess, addr: SocketAddr, path: &str)
 #[tokio::test]
 async fn sigterm_lets_requests_in_flight_finish_in_the_proxy_and_the_real_server() {
     // The proxy, in front of a real server that takes 1.5 s to answer.
-    let (_upstream, up) = realserver_on("127.0.0.1:0").await;
-    let (proxy, proxy_addr) = proxy(&["--upstream", &format!("http://{up}/base")]).await;
+    let (_upstream, up) = realserver_process("127.0.0.1:0", &[]).await;
+    let (proxy, proxy_addr) = proxy_process(&["--upstream", &format!("http://{up}/base")]).await;
     drains_on_sigterm(proxy, proxy_addr, "/delay?ms=1500").await;
     // The real server itself.
-    let (server, addr) = realserver_on("127.0.0.1:0").await;
+    let (server, addr) = realserver_process("127.0.0.1:0", &[]).await;
     drains_on_sigterm(server, addr, "/base/delay?ms=1500").await;
 }

@@ -5,108 +5,41 @@
 //!
 //! Every server listens on 127.0.0.1 port 0; every wait is bounded.
 
-mod common;
-
-use common::{LabProcess, STEP};
-
 use std::net::SocketAddr;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
+use crate::common::STEP;
+use crate::common::client::{reqwest_builder, send};
+use crate::common::process::{LabProcess, SERVER_ON, curl, forward_process, realserver_process};
+use crate::common::servers::{dead_port, forward_proxy, forward_proxy_on, real_server, stop};
 use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use lab::lab_headers::SERVER_HEADER;
-use lab::probe::{Exchange, Probe};
-use lab::proxy::forward::{self, ForwardConfig, ParentProxy};
+use lab::probe::Probe;
+use lab::proxy::forward::{ForwardConfig, ParentProxy};
 use lab::realserver::{Config, EchoReport, RunningServer};
+use lab::server::Background;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::Command;
-use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------------------
-// Helpers: proxies, servers, curl, raw HTTP
+// Helpers: proxies, curl, raw HTTP
 // ---------------------------------------------------------------------------
 
-async fn real_server() -> RunningServer {
-    RunningServer::start_on_free_port(Config::default())
-        .await
-        .expect("a real server starts on 127.0.0.1:0")
+/// A forward proxy in this process that may also tunnel to `server`'s port.
+async fn allowing(server: &RunningServer) -> Background {
+    forward_proxy(ForwardConfig::default().allow_connect_port(server.addr().port())).await
 }
 
-/// A forward proxy running in this process.
-struct Forward {
-    addr: SocketAddr,
-    stop: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Forward {
-    async fn start(config: ForwardConfig) -> Forward {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Forward::start_on(listener, config)
-    }
-
-    fn start_on(listener: TcpListener, config: ForwardConfig) -> Forward {
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(forward::serve(
-            listener,
-            config,
-            stop.clone().cancelled_owned(),
-        ));
-        Forward { addr, stop, task }
-    }
-
-    /// A proxy that may also tunnel to `server`'s port.
-    async fn allowing(server: &RunningServer) -> Forward {
-        Forward::start(ForwardConfig::default().allow_connect_port(server.addr().port())).await
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    async fn shutdown(self) {
-        self.stop.cancel();
-        tokio::time::timeout(STEP, self.task)
-            .await
-            .expect("the forward proxy stops within the step timeout")
-            .expect("forward proxy task")
-            .expect("the forward proxy stops cleanly");
-    }
-}
-
-/// Runs curl (bounded), with no proxy settings from the environment.
-async fn curl(args: &[&str]) -> Output {
-    let mut command = Command::new("curl");
-    command
-        .args(["--silent", "--show-error", "--max-time", "10"])
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    for var in [
-        "http_proxy",
-        "HTTP_PROXY",
-        "https_proxy",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-        "no_proxy",
-        "NO_PROXY",
-    ] {
-        command.env_remove(var);
-    }
-    tokio::time::timeout(STEP, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("curl {args:?} did not finish within {STEP:?}"))
-        .expect("run curl (it is installed at /usr/bin/curl)")
+/// The proxy URL of a forward proxy (`curl -x URL`).
+fn proxy_url(proxy: &Background) -> String {
+    format!("http://{}", proxy.addr())
 }
 
 fn stdout_ok(output: &Output, what: &str) -> String {
@@ -131,14 +64,6 @@ fn curl_headers(dump: &str) -> Vec<(String, String)> {
         .filter_map(|line| line.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect()
-}
-
-async fn send(addr: SocketAddr, probe: Probe) -> Exchange {
-    let path = probe.path.clone();
-    probe
-        .send(addr)
-        .await
-        .unwrap_or_else(|err| panic!("{} {path} to {addr}: {err:#}", probe.method))
 }
 
 /// Reads a response head (up to its blank line) byte by byte, so that not
@@ -202,12 +127,6 @@ async fn refused_connect(proxy: SocketAddr, target: &str) -> (u16, String) {
     )
 }
 
-/// A free port with nothing listening on it.
-async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
-}
-
 // ---------------------------------------------------------------------------
 // Plain HTTP through the proxy: curl and reqwest
 // ---------------------------------------------------------------------------
@@ -215,12 +134,12 @@ async fn closed_port() -> SocketAddr {
 #[tokio::test]
 async fn curl_x_appends_x_forwarded_for_and_drops_proxy_headers() {
     let server = real_server().await;
-    let proxy = Forward::start(ForwardConfig::default()).await;
+    let proxy = forward_proxy(ForwardConfig::default()).await;
 
     let url = format!("http://{}/abc?x=1", server.addr());
     let output = curl(&[
         "-x",
-        &proxy.url(),
+        &proxy_url(&proxy),
         "--proxy-user",
         "user:pw", // curl sends Proxy-Authorization: Basic …
         "-H",
@@ -266,17 +185,17 @@ async fn curl_x_appends_x_forwarded_for_and_drops_proxy_headers() {
     // The article's forward proxy sets only X-Forwarded-For.
     assert!(seen.header_values("x-real-ip").is_empty());
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn curl_x_gets_the_response_without_hop_by_hop_headers() {
     let server = real_server().await;
-    let proxy = Forward::start(ForwardConfig::default()).await;
+    let proxy = forward_proxy(ForwardConfig::default()).await;
 
     let url = format!("http://{}/hop-headers", server.addr());
-    let output = curl(&["-x", &proxy.url(), "-D", "-", "-o", "/dev/null", &url]).await;
+    let output = curl(&["-x", &proxy_url(&proxy), "-D", "-", "-o", "/dev/null", &url]).await;
     let dump = stdout_ok(&output, "curl -D -");
     assert!(dump.starts_with("HTTP/1.1 200"), "{dump}");
     let headers = curl_headers(&dump);
@@ -294,15 +213,13 @@ async fn curl_x_gets_the_response_without_hop_by_hop_headers() {
         "{dump}"
     );
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
-fn reqwest_through(proxy: &Forward) -> reqwest::Client {
-    // reqwest's TLS needs a crypto provider even for http:// (the lab's is ring).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .proxy(reqwest::Proxy::http(proxy.url()).expect("a proxy URL"))
+fn reqwest_through(proxy: &Background) -> reqwest::Client {
+    reqwest_builder()
+        .proxy(reqwest::Proxy::http(proxy_url(proxy)).expect("a proxy URL"))
         .timeout(STEP)
         .build()
         .expect("a reqwest client")
@@ -311,7 +228,7 @@ fn reqwest_through(proxy: &Forward) -> reqwest::Client {
 #[tokio::test]
 async fn reqwest_proxy_http_works_the_same() {
     let server = real_server().await;
-    let proxy = Forward::start(ForwardConfig::default()).await;
+    let proxy = forward_proxy(ForwardConfig::default()).await;
     let client = reqwest_through(&proxy);
 
     let response = client
@@ -341,7 +258,7 @@ async fn reqwest_proxy_http_works_the_same() {
     assert!(!headers.contains_key("keep-alive"), "{headers:?}");
     assert!(!headers.contains_key("connection"), "{headers:?}");
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
@@ -349,9 +266,9 @@ async fn reqwest_proxy_http_works_the_same() {
 async fn chained_proxies_grow_x_forwarded_for_and_via_hop_by_hop() {
     let server = real_server().await;
     // client → A → B → real server.
-    let b = Forward::start(ForwardConfig::default()).await;
-    let parent: ParentProxy = b.url().parse().expect("a parent proxy URL");
-    let a = Forward::start(ForwardConfig::default().parent_proxy(parent)).await;
+    let b = forward_proxy(ForwardConfig::default()).await;
+    let parent: ParentProxy = proxy_url(&b).parse().expect("a parent proxy URL");
+    let a = forward_proxy(ForwardConfig::default().parent_proxy(parent)).await;
     let url = format!("http://{}/abc", server.addr());
 
     let client = reqwest_through(&a);
@@ -396,17 +313,17 @@ async fn chained_proxies_grow_x_forwarded_for_and_via_hop_by_hop() {
         ["1.2.3.4, 127.0.0.1"]
     );
 
-    a.shutdown().await;
-    b.shutdown().await;
+    stop(a).await;
+    stop(b).await;
     server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn websocket_upgrade_passes_through_in_absolute_form() {
     let server = real_server().await;
-    let proxy = Forward::start(ForwardConfig::default()).await;
+    let proxy = forward_proxy(ForwardConfig::default()).await;
 
-    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
     let request = format!(
         "GET http://{0}/ws HTTP/1.1\r\nHost: {0}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
@@ -426,7 +343,7 @@ async fn websocket_upgrade_passes_through_in_absolute_form() {
     assert_eq!(echoed.unwrap().unwrap(), Message::text("through the proxy"));
     ws.close(None).await.unwrap();
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
@@ -436,16 +353,16 @@ async fn websocket_upgrade_passes_through_in_absolute_form() {
 
 #[tokio::test]
 async fn origin_form_request_is_a_400_that_explains_curl_x() {
-    let proxy = Forward::start(ForwardConfig::default()).await;
-    let exchange = send(proxy.addr, Probe::get("/abc")).await;
+    let proxy = forward_proxy(ForwardConfig::default()).await;
+    let exchange = send(proxy.addr(), Probe::get("/abc")).await;
     assert_eq!(exchange.status, StatusCode::BAD_REQUEST);
     let text = exchange.text();
     assert!(text.contains("forward proxy"), "{text}");
     assert!(
-        text.contains(&format!("curl -x http://{}", proxy.addr)),
+        text.contains(&format!("curl -x http://{}", proxy.addr())),
         "{text}"
     );
-    proxy.shutdown().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
@@ -454,7 +371,7 @@ async fn requests_for_the_proxy_itself_are_refused_as_loops() {
     let addr = listener.local_addr().unwrap();
     let port = addr.port();
     // Even with CONNECT to its own port allowed.
-    let proxy = Forward::start_on(listener, ForwardConfig::default().allow_connect_port(port));
+    let proxy = forward_proxy_on(listener, ForwardConfig::default().allow_connect_port(port));
     for url in [
         format!("http://{addr}/abc"),
         format!("http://localhost:{port}/abc"),
@@ -473,7 +390,7 @@ async fn requests_for_the_proxy_itself_are_refused_as_loops() {
         assert_eq!(status, 508, "CONNECT {target}: {body}");
         assert!(body.contains("loop"), "{body}");
     }
-    proxy.shutdown().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
@@ -484,7 +401,7 @@ async fn a_loop_through_a_parent_is_caught_by_via() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let parent: ParentProxy = format!("http://{addr}").parse().unwrap();
-    let proxy = Forward::start_on(listener, ForwardConfig::default().parent_proxy(parent));
+    let proxy = forward_proxy_on(listener, ForwardConfig::default().parent_proxy(parent));
 
     let exchange = send(addr, Probe::get(&format!("http://{}/abc", server.addr()))).await;
     assert_eq!(
@@ -494,15 +411,15 @@ async fn a_loop_through_a_parent_is_caught_by_via() {
         exchange.text()
     );
     assert!(exchange.text().contains("Via"), "{}", exchange.text());
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn unreachable_target_is_a_502_naming_it() {
-    let proxy = Forward::start(ForwardConfig::default()).await;
-    let nowhere = closed_port().await;
-    let exchange = send(proxy.addr, Probe::get(&format!("http://{nowhere}/abc"))).await;
+    let proxy = forward_proxy(ForwardConfig::default()).await;
+    let nowhere = dead_port();
+    let exchange = send(proxy.addr(), Probe::get(&format!("http://{nowhere}/abc"))).await;
     assert_eq!(exchange.status, StatusCode::BAD_GATEWAY);
     assert!(
         exchange.text().contains(&nowhere.to_string()),
@@ -511,12 +428,12 @@ async fn unreachable_target_is_a_502_naming_it() {
     );
 
     // The same for a tunnel.
-    let proxy2 = Forward::start(ForwardConfig::default().allow_connect_port(nowhere.port())).await;
-    let (status, body) = refused_connect(proxy2.addr, &nowhere.to_string()).await;
+    let proxy2 = forward_proxy(ForwardConfig::default().allow_connect_port(nowhere.port())).await;
+    let (status, body) = refused_connect(proxy2.addr(), &nowhere.to_string()).await;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains(&nowhere.to_string()), "{body}");
-    proxy.shutdown().await;
-    proxy2.shutdown().await;
+    stop(proxy).await;
+    stop(proxy2).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -526,13 +443,13 @@ async fn unreachable_target_is_a_502_naming_it() {
 #[tokio::test]
 async fn curl_proxytunnel_reaches_an_allowed_port() {
     let server = real_server().await;
-    let proxy = Forward::allowing(&server).await;
+    let proxy = allowing(&server).await;
 
     let url = format!("http://{}/abc", server.addr());
     let output = curl(&[
         "-p",
         "-x",
-        &proxy.url(),
+        &proxy_url(&proxy),
         "-H",
         "Accept: application/json",
         "-H",
@@ -547,7 +464,7 @@ async fn curl_proxytunnel_reaches_an_allowed_port() {
     assert_eq!(seen.header_values("x-forwarded-for"), ["1.2.3.4"]);
     assert!(seen.header_values("via").is_empty(), "{:?}", seen.headers);
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
@@ -557,7 +474,7 @@ async fn https_server_behind_a_forward_proxy() -> (
     tempfile::TempDir,
     std::path::PathBuf,
     RunningServer,
-    Forward,
+    Background,
 ) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let cert = dir.path().join("cert.pem");
@@ -565,7 +482,7 @@ async fn https_server_behind_a_forward_proxy() -> (
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = RunningServer::start_with(listener, Config::default(), Some(tls))
         .expect("an HTTPS real server");
-    let proxy = Forward::allowing(&server).await;
+    let proxy = allowing(&server).await;
     (dir, cert, server, proxy)
 }
 
@@ -582,7 +499,7 @@ async fn curl_https_through_a_connect_tunnel_keeps_tls_end_to_end() {
         "--cacert",
         cacert,
         "-x",
-        &proxy.url(),
+        &proxy_url(&proxy),
         "-H",
         "Accept: application/json",
         &url,
@@ -597,12 +514,12 @@ async fn curl_https_through_a_connect_tunnel_keeps_tls_end_to_end() {
 
     // Without the certificate curl refuses the server, not the proxy: the
     // tunnel itself was fine.
-    let untrusted = curl(&["-x", &proxy.url(), &url]).await;
+    let untrusted = curl(&["-x", &proxy_url(&proxy), &url]).await;
     assert!(!untrusted.status.success(), "curl must not trust it");
     let stderr = String::from_utf8_lossy(&untrusted.stderr);
     assert!(stderr.contains("certificate"), "{stderr}");
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
@@ -615,7 +532,7 @@ async fn reqwest_https_through_a_connect_tunnel() {
     let trust = lab::tls::UpstreamTrust::CaFile(cert.clone());
     let tls_config = lab::tls::client_config(&trust).expect("a client config");
     let client = reqwest::Client::builder()
-        .proxy(reqwest::Proxy::https(proxy.url()).expect("a proxy URL"))
+        .proxy(reqwest::Proxy::https(proxy_url(&proxy)).expect("a proxy URL"))
         .tls_backend_preconfigured((*tls_config).clone())
         .build()
         .expect("a reqwest client");
@@ -640,8 +557,8 @@ async fn reqwest_https_through_a_connect_tunnel() {
 
     // The same client setup with the proxy gone fails: the request really
     // went through the proxy, not straight to the server.
-    let stopped = proxy.url();
-    proxy.shutdown().await;
+    let stopped = proxy_url(&proxy);
+    stop(proxy).await;
     let orphan = reqwest::Client::builder()
         .proxy(reqwest::Proxy::https(stopped).expect("a proxy URL"))
         .tls_backend_preconfigured((*tls_config).clone())
@@ -657,10 +574,10 @@ async fn reqwest_https_through_a_connect_tunnel() {
 #[tokio::test]
 async fn connect_to_a_port_not_allowed_is_a_403_that_says_how_to_allow_it() {
     let server = real_server().await;
-    let proxy = Forward::start(ForwardConfig::default()).await;
+    let proxy = forward_proxy(ForwardConfig::default()).await;
     let port = server.addr().port();
 
-    let (status, body) = refused_connect(proxy.addr, &server.addr().to_string()).await;
+    let (status, body) = refused_connect(proxy.addr(), &server.addr().to_string()).await;
     assert_eq!(status, 403, "{body}");
     assert!(
         body.contains(&format!("--allow-connect-port {port}")),
@@ -668,12 +585,12 @@ async fn connect_to_a_port_not_allowed_is_a_403_that_says_how_to_allow_it() {
     );
 
     let url = format!("http://{}/abc", server.addr());
-    let output = curl(&["-p", "-x", &proxy.url(), &url]).await;
+    let output = curl(&["-p", "-x", &proxy_url(&proxy), &url]).await;
     assert!(!output.status.success(), "curl must fail");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("403"), "{stderr}");
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
@@ -693,9 +610,9 @@ async fn a_tunnel_passes_a_half_close_on() {
         let answer = format!("received {} bytes", received.len());
         stream.write_all(answer.as_bytes()).await.unwrap();
     });
-    let proxy = Forward::start(ForwardConfig::default().allow_connect_port(target.port())).await;
+    let proxy = forward_proxy(ForwardConfig::default().allow_connect_port(target.port())).await;
 
-    let (mut tunnel, head) = connect(proxy.addr, &target.to_string()).await;
+    let (mut tunnel, head) = connect(proxy.addr(), &target.to_string()).await;
     assert_eq!(status_of(&head), 200, "{head}");
     tunnel.write_all(&[7u8; 1000]).await.unwrap();
     tunnel.shutdown().await.expect("half-close our side");
@@ -705,15 +622,15 @@ async fn a_tunnel_passes_a_half_close_on() {
         .expect("the answer after our EOF")
         .expect("read the answer");
     assert_eq!(answer, "received 1000 bytes");
-    proxy.shutdown().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
 async fn shutdown_closes_an_open_tunnel_and_completes() {
     let server = real_server().await;
-    let proxy = Forward::allowing(&server).await;
+    let proxy = allowing(&server).await;
 
-    let (tunnel, head) = connect(proxy.addr, &server.addr().to_string()).await;
+    let (tunnel, head) = connect(proxy.addr(), &server.addr().to_string()).await;
     assert_eq!(status_of(&head), 200, "{head}");
     // A keep-alive HTTP exchange through the tunnel; the tunnel stays open.
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tunnel))
@@ -731,14 +648,10 @@ async fn shutdown_closes_an_open_tunnel_and_completes() {
 
     // Well within the 10 s drain timeout: shutdown closes the tunnel
     // instead of waiting for it.
-    tokio::time::timeout(Duration::from_secs(5), async {
-        proxy.stop.cancel();
-        proxy.task.await
-    })
-    .await
-    .expect("shutdown does not wait for the open tunnel")
-    .expect("forward proxy task")
-    .expect("the proxy stops cleanly");
+    tokio::time::timeout(Duration::from_secs(5), proxy.shutdown())
+        .await
+        .expect("shutdown does not wait for the open tunnel")
+        .expect("the proxy stops cleanly");
     tokio::time::timeout(STEP, connection)
         .await
         .expect("the tunnel is closed by the shutdown")
@@ -762,7 +675,7 @@ async fn binary_proxies_curl_logs_each_request_and_stops_on_sigterm() {
         "--allow-connect-port",
         &port,
     ]);
-    let addr = lab.addr_after("server on ").await;
+    let addr = lab.addr_after(SERVER_ON).await;
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
     let proxy = format!("http://{addr}");
     let url = format!("http://{}/abc", server.addr());
@@ -791,9 +704,7 @@ async fn binary_proxies_curl_logs_each_request_and_stops_on_sigterm() {
 #[tokio::test]
 async fn binary_warns_loudly_when_it_serves_clients_beyond_loopback() {
     // Listening on loopback (as every test server does); --allow opens it.
-    let mut lab =
-        LabProcess::spawn(&["forward", "--listen", "127.0.0.1:0", "--allow", "0.0.0.0/0"]);
-    lab.addr_after("server on ").await;
+    let (mut lab, _) = forward_process(&["--allow", "0.0.0.0/0"]).await;
     let warning = lab.wait_for("OPEN PROXY").await;
     assert!(
         warning.contains("0.0.0.0/0"),
@@ -809,19 +720,10 @@ async fn binary_warns_loudly_when_it_serves_clients_beyond_loopback() {
 /// only the far server's own (10 s by default).
 #[tokio::test]
 async fn a_tunnel_is_not_judged_as_http_once_it_is_open() {
-    let mut server = LabProcess::spawn(&["realserver", "--addr", "127.0.0.1:0"]);
-    let target = server.addr_after("Starting httpserver at ").await;
+    let (_server, target) = realserver_process("127.0.0.1:0", &[]).await;
     let port = target.port().to_string();
-    let mut lab = LabProcess::spawn(&[
-        "forward",
-        "--listen",
-        "127.0.0.1:0",
-        "--allow-connect-port",
-        &port,
-        "--header-timeout",
-        "1s",
-    ]);
-    let proxy = lab.addr_after("server on ").await;
+    let (_lab, proxy) =
+        forward_process(&["--allow-connect-port", &port, "--header-timeout", "1s"]).await;
     let mut stream = TcpStream::connect(proxy).await.expect("connect");
     stream
         .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())

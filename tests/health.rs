@@ -6,13 +6,12 @@
 //! interval × N + 1 s (N = `--unhealthy-after`), and no request fails after
 //! that.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{LabProcess, STEP, lab_command};
+use crate::common::STEP;
+use crate::common::process::{LabProcess, lab_command, proxy_process, realserver_process, run_lab};
 use lab::discovery::Status;
 use lab::probe::Probe;
 use lab::trace::model::Trace;
@@ -20,13 +19,6 @@ use lab::trace::model::Trace;
 const INTERVAL: Duration = Duration::from_millis(200);
 const UNHEALTHY_AFTER: u32 = 2;
 const HEALTHY_AFTER: u32 = 2;
-
-/// `lab realserver` on one address (port 0 for a free one).
-async fn real_server(addr: &str) -> (LabProcess, SocketAddr) {
-    let mut server = LabProcess::spawn(&["realserver", "--addr", addr]);
-    let addr = server.addr_after("Starting httpserver at").await;
-    (server, addr)
-}
 
 /// `lab proxy` over `upstreams`, round robin, health-checked every
 /// `interval`, out after `unhealthy_after` failures.
@@ -42,7 +34,7 @@ async fn checked_proxy(
         .iter()
         .map(|a| format!("http://{a}/base"))
         .collect();
-    let mut args = vec!["proxy", "--listen", "127.0.0.1:0", "--lb", "round-robin"];
+    let mut args = vec!["--lb", "round-robin"];
     for spec in &specs {
         args.extend(["--upstream", spec]);
     }
@@ -56,9 +48,7 @@ async fn checked_proxy(
         "--healthy-after",
         &healthy,
     ]);
-    let mut proxy = LabProcess::spawn(&args);
-    let addr = proxy.addr_after("Starting ReverseProxy at").await;
-    (proxy, addr)
+    proxy_process(&args).await
 }
 
 async fn status(proxy: SocketAddr) -> Status {
@@ -93,8 +83,8 @@ async fn until_live(proxy: SocketAddr, upstream: &str, live: bool) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_server_leaves_under_a_running_trace_and_returns_after_a_restart() {
-    let (mut a, a_addr) = real_server("127.0.0.1:0").await;
-    let (mut b, b_addr) = real_server("127.0.0.1:0").await;
+    let (mut a, a_addr) = realserver_process("127.0.0.1:0", &[]).await;
+    let (mut b, b_addr) = realserver_process("127.0.0.1:0", &[]).await;
     let (mut proxy, proxy_addr) = checked_proxy(&[a_addr, b_addr], INTERVAL, UNHEALTHY_AFTER).await;
     let a_url = format!("http://{a_addr}/base");
     let b_url = format!("http://{b_addr}/base");
@@ -163,14 +153,14 @@ async fn a_stopped_server_leaves_under_a_running_trace_and_returns_after_a_resta
     );
 
     // Restarted on the same port, B comes back after HEALTHY_AFTER good checks.
-    let (mut b, _) = real_server(&b_addr.to_string()).await;
+    let (mut b, _) = realserver_process(&b_addr.to_string(), &[]).await;
     let back_after = until_live(proxy_addr, &b_url, true).await;
     assert!(
         back_after < INTERVAL * (HEALTHY_AFTER + 1) + Duration::from_secs(1),
         "B took {back_after:?} to return"
     );
     // …and round robin gives it its share again.
-    let (status, text) = common::run_lab(&["trace", "--proxy", &proxy_url, "-n", "4"]).await;
+    let (status, text) = run_lab(&["trace", "--proxy", &proxy_url, "-n", "4"]).await;
     assert!(status.success(), "{text}");
     let status = self::status(proxy_addr).await;
     let events: Vec<(&str, &str)> = status
@@ -195,7 +185,7 @@ async fn a_stopped_server_leaves_under_a_running_trace_and_returns_after_a_resta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_upstream_down_the_proxy_answers_503_at_once() {
-    let (mut a, a_addr) = real_server("127.0.0.1:0").await;
+    let (mut a, a_addr) = realserver_process("127.0.0.1:0", &[]).await;
     let (mut proxy, proxy_addr) = checked_proxy(&[a_addr], INTERVAL, UNHEALTHY_AFTER).await;
     let a_url = format!("http://{a_addr}/base");
     assert!(a.terminate().await.success());
@@ -226,8 +216,8 @@ async fn with_every_upstream_down_the_proxy_answers_503_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_requests_count_as_failed_checks() {
     // Probes every minute: only the proxied requests can notice B is gone.
-    let (mut a, a_addr) = real_server("127.0.0.1:0").await;
-    let (mut b, b_addr) = real_server("127.0.0.1:0").await;
+    let (mut a, a_addr) = realserver_process("127.0.0.1:0", &[]).await;
+    let (mut b, b_addr) = realserver_process("127.0.0.1:0", &[]).await;
     let (mut proxy, proxy_addr) =
         checked_proxy(&[a_addr, b_addr], Duration::from_secs(60), 2).await;
     let b_url = format!("http://{b_addr}/base");
@@ -265,7 +255,7 @@ async fn failed_requests_count_as_failed_checks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_is_the_proxys_own_and_flags_are_checked() {
-    let (mut a, a_addr) = real_server("127.0.0.1:0").await;
+    let (mut a, a_addr) = realserver_process("127.0.0.1:0", &[]).await;
     let (mut proxy, proxy_addr) = checked_proxy(&[a_addr], INTERVAL, UNHEALTHY_AFTER).await;
     let status = status(proxy_addr).await;
     assert_eq!(status.source, "static");
@@ -297,7 +287,7 @@ async fn the_status_page_is_the_proxys_own_and_flags_are_checked() {
     ] {
         let mut args = vec!["proxy", "--listen", "127.0.0.1:0"];
         args.extend(flags);
-        let (status, stderr) = common::run_lab(&args).await;
+        let (status, stderr) = run_lab(&args).await;
         assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(hint), "{args:?}: {stderr}");
     }
@@ -315,13 +305,13 @@ async fn a_hung_upstream_does_not_delay_noticing_another_one_stop() {
             held.push(stream);
         }
     });
-    let (mut a, a_addr) = real_server("127.0.0.1:0").await;
-    let (mut b, b_addr) = real_server("127.0.0.1:0").await;
+    let (mut a, a_addr) = realserver_process("127.0.0.1:0", &[]).await;
+    let (mut b, b_addr) = realserver_process("127.0.0.1:0", &[]).await;
     let specs: Vec<String> = [a_addr, b_addr, c_addr]
         .iter()
         .map(|addr| format!("http://{addr}/base"))
         .collect();
-    let mut args = vec!["proxy", "--listen", "127.0.0.1:0"];
+    let mut args: Vec<&str> = Vec::new();
     for spec in &specs {
         args.extend(["--upstream", spec.as_str()]);
     }
@@ -335,8 +325,7 @@ async fn a_hung_upstream_does_not_delay_noticing_another_one_stop() {
         "--unhealthy-after",
         "2",
     ]);
-    let mut proxy = LabProcess::spawn(&args);
-    let proxy_addr = proxy.addr_after("Starting ReverseProxy at").await;
+    let (mut proxy, proxy_addr) = proxy_process(&args).await;
     // Let the first probes go out (C's now hangs for 5 s).
     tokio::time::sleep(Duration::from_millis(300)).await;
 

@@ -12,13 +12,14 @@
 //! still answer an ordinary request: one bad client never takes it down.
 //! So the document cannot drift from what the programs do.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::LabProcess;
+use crate::common::process::{
+    LabProcess, forward_process, naive_process, proxy_process, realserver_process,
+};
+use crate::common::wire::find;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -55,17 +56,9 @@ impl Listener {
     }
 }
 
-async fn realserver() -> (LabProcess, SocketAddr) {
-    let mut args = vec!["realserver", "--addr", "127.0.0.1:0"];
-    args.extend(LIMITS);
-    let mut process = LabProcess::spawn(&args);
-    let addr = process.addr_after("Starting httpserver at ").await;
-    (process, addr)
-}
-
 async fn start(name: &'static str) -> Listener {
     if name == "realserver" {
-        let (process, addr) = realserver().await;
+        let (process, addr) = realserver_process("127.0.0.1:0", &LIMITS).await;
         return Listener {
             name,
             process,
@@ -73,35 +66,21 @@ async fn start(name: &'static str) -> Listener {
             upstream: None,
         };
     }
-    let (up_process, up) = realserver().await;
+    let (up_process, up) = realserver_process("127.0.0.1:0", &LIMITS).await;
     let upstream_url = format!("http://{up}");
     let proxy_upstream = format!("http://{up}/base");
     let mut args: Vec<&str> = match name {
-        "naive" => vec![
-            "naive",
-            "--listen",
-            "127.0.0.1:0",
-            "--target",
-            &upstream_url,
-        ],
-        "forward" => vec!["forward", "--listen", "127.0.0.1:0"],
-        "proxy" => vec![
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &proxy_upstream,
-        ],
+        "naive" => vec!["--target", &upstream_url],
+        "forward" => vec![],
+        "proxy" => vec!["--upstream", &proxy_upstream],
         other => panic!("no listener {other}"),
     };
     args.extend(LIMITS);
-    let mut process = LabProcess::spawn(&args);
-    let mark = if name == "proxy" {
-        "Starting ReverseProxy at "
-    } else {
-        "server on "
+    let (process, addr) = match name {
+        "naive" => naive_process(&args).await,
+        "forward" => forward_process(&args).await,
+        _ => proxy_process(&args).await,
     };
-    let addr = process.addr_after(mark).await;
     Listener {
         name,
         process,
@@ -233,7 +212,7 @@ async fn answer(stream: &mut TcpStream) -> String {
                 Ok(0) | Err(_) => return,
                 Ok(n) => seen.extend_from_slice(&buf[..n]),
             }
-            if common::find(&seen, b"\r\n\r\n").is_some() {
+            if find(&seen, b"\r\n\r\n").is_some() {
                 return;
             }
         }
@@ -280,7 +259,7 @@ async fn slowloris(to: &Listener) -> String {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => {
                 seen.extend_from_slice(&buf[..n]);
-                if common::find(&seen, b"\r\n\r\n").is_some() {
+                if find(&seen, b"\r\n\r\n").is_some() {
                     break;
                 }
             }

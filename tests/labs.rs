@@ -2,9 +2,8 @@
 //! `lab show` and `lab hint`, each on a private copy of `labs/` so tests
 //! neither touch the checkout's progress nor race each other.
 
-mod common;
-
-use common::{labs_command, labs_copy, stderr, stdout};
+use crate::common::labs::{checkout_labs, labs_command, labs_copy};
+use crate::common::process::{stderr, stdout};
 
 use std::path::Path;
 use std::process::Output;
@@ -52,12 +51,40 @@ fn check_all_passes_with_every_claim_verified() {
     assert!(summary.contains("0 failed · claims:"), "{summary}");
     assert!(summary.contains("verified, 0 failed"), "{summary}");
     assert!(summary.contains("seed 42"), "{summary}");
-    // Both labs ran and printed their seed.
+    // Every lab of the catalogue ran, printed its seed and kept every claim.
+    let catalogue = lab::labs::Catalogue::load(&copy.labs).unwrap();
     assert!(
-        out.contains("Lab 01 ·") && out.contains("Lab 02 ·"),
-        "{out}"
+        !catalogue.labs.is_empty(),
+        "no lab in {}",
+        copy.labs.display()
     );
-    assert!(out.contains("rerun with --seed 42"), "{out}");
+    for one in &catalogue.labs {
+        let id = one.id();
+        let heading = format!("Lab {id} · {}", one.meta.title);
+        let ran = out
+            .split_once(&heading)
+            .unwrap_or_else(|| panic!("lab {id} did not run ({heading:?} missing):\n{out}"))
+            .1;
+        assert!(
+            ran.lines()
+                .nth(1)
+                .is_some_and(|line| line.contains("rerun with --seed 42")),
+            "lab {id} printed no seed:\n{out}"
+        );
+        let claims = lab::labs::sheet::marks(&one.sheet).claims.len();
+        let result = out
+            .lines()
+            .find(|line| line.starts_with(&format!("lab {id}: ")))
+            .unwrap_or_else(|| panic!("no result line for lab {id}:\n{out}"));
+        assert!(
+            result.contains(&format!(" {claims}/{claims} claims hold")),
+            "lab {id} makes {claims} claims: {result}"
+        );
+    }
+    assert!(
+        summary.contains(&format!(" {} lab(s): ", catalogue.labs.len())),
+        "{summary}"
+    );
     assert!(!out.contains("✗"), "{out}");
 }
 
@@ -231,7 +258,7 @@ fn a_missing_labs_dir_says_where_to_point() {
 #[test]
 fn every_sheet_marks_claims_and_predictions_the_answers_file_names() {
     // The answers template of each lab names exactly the sheet's questions.
-    let labs = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    let labs = checkout_labs();
     let catalogue = lab::labs::Catalogue::load(&labs).unwrap();
     assert!(catalogue.labs.len() >= 2);
     for one in &catalogue.labs {
@@ -248,25 +275,32 @@ fn every_sheet_marks_claims_and_predictions_the_answers_file_names() {
     }
 }
 
+/// The article's section headings, from `tests/data/article-headings.txt`
+/// (the article itself is not part of the checkout). A missing or empty file
+/// fails the test: the check it feeds must not pass by having nothing to check.
+fn article_headings(root: &Path) -> Vec<String> {
+    let path = root.join("tests/data/article-headings.txt");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("the article's headings, {}: {err}", path.display()));
+    let headings: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(String::from)
+        .collect();
+    assert!(!headings.is_empty(), "{} lists no heading", path.display());
+    headings
+}
+
 /// Every sheet opens by naming the article section it follows, by a heading
 /// of the article (so a reader of either can find the other), and names the
 /// article's Chinese terms; every lab has hints.
 #[test]
 fn every_sheet_names_its_article_section_by_heading_and_has_hints() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let article = root.join("../shared/seed/article.md");
-    let Ok(article) = std::fs::read_to_string(&article) else {
-        eprintln!("skipped: the article is not at {}", article.display());
-        return;
-    };
-    let headings: Vec<&str> = article
-        .lines()
-        .filter(|line| line.starts_with('#'))
-        .map(|line| line.trim_start_matches('#').trim())
-        .filter(|heading| !heading.is_empty())
-        .collect();
+    let headings = article_headings(root);
     let mut sheets = 0;
-    for entry in std::fs::read_dir(root.join("labs")).unwrap() {
+    for entry in std::fs::read_dir(checkout_labs()).unwrap() {
         let folder = entry.unwrap().path();
         if !folder.is_dir() {
             continue;
@@ -306,4 +340,10 @@ fn every_sheet_names_its_article_section_by_heading_and_has_hints() {
         );
     }
     assert!(sheets >= 18, "{sheets} sheets");
+}
+
+#[test]
+#[should_panic(expected = "the article's headings")]
+fn without_the_article_headings_the_sheet_check_fails_rather_than_skips() {
+    article_headings(Path::new("/nonexistent"));
 }

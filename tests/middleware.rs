@@ -5,44 +5,17 @@
 //! Proxies run in this process (`RunningProxy::start`, the flags parsed by
 //! clap exactly as `lab proxy` parses them); real servers too.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::common::client::{get, send_from};
+use crate::common::process::{lab_command, run_lab};
+use crate::common::servers::{base, dead_port, proxy, real_server};
 use lab::lab_headers::UPSTREAM_HEADER;
-use lab::launch::RunningProxy;
 use lab::middleware::stats::StatsSnapshot;
 use lab::probe::{Exchange, Probe};
 use lab::realserver::{Config, RunningServer};
-use tokio::net::{TcpListener, TcpSocket};
-
-async fn real_server() -> RunningServer {
-    RunningServer::start_on_free_port(Config::default())
-        .await
-        .expect("start a real server")
-}
-
-/// A loopback port nothing listens on (bound, then released).
-async fn dead_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn base(addr: SocketAddr) -> String {
-    format!("http://{addr}/base")
-}
-
-async fn proxy(flags: &[&str]) -> RunningProxy {
-    RunningProxy::start(flags).await.expect("start the proxy")
-}
-
-async fn get(proxy: SocketAddr, path: &str) -> Exchange {
-    Probe::get(path).send(proxy).await.expect("an answer")
-}
+use tokio::net::TcpListener;
 
 fn header<'e>(exchange: &'e Exchange, name: &str) -> Option<&'e str> {
     exchange.headers.get(name).and_then(|v| v.to_str().ok())
@@ -50,10 +23,9 @@ fn header<'e>(exchange: &'e Exchange, name: &str) -> Option<&'e str> {
 
 /// A GET from a chosen loopback source address (127.0.0.2, …): another client.
 async fn get_from(source: [u8; 4], proxy: SocketAddr) -> Exchange {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::from((source, 0))).unwrap();
-    let stream = socket.connect(proxy).await.unwrap();
-    Probe::get("/abc").send_on(stream, proxy).await.unwrap()
+    send_from(SocketAddr::from((source, 0)), proxy, Probe::get("/abc"))
+        .await
+        .unwrap_or_else(|| panic!("a connection from {source:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +109,7 @@ async fn per_ip_limits_are_separate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breaker_opens_passes_requests_to_the_others_and_recovers() {
     let a = real_server().await;
-    let b_addr = dead_port().await;
+    let b_addr = dead_port();
     let proxy = proxy(&[
         "--lb",
         "round-robin",
@@ -197,7 +169,7 @@ async fn a_breaker_opens_passes_requests_to_the_others_and_recovers() {
 
 #[tokio::test]
 async fn with_every_breaker_open_requests_fail_fast() {
-    let dead = dead_port().await;
+    let dead = dead_port();
     let proxy = proxy(&[
         "--upstream",
         &base(dead),
@@ -227,7 +199,7 @@ async fn with_every_breaker_open_requests_fail_fast() {
 
 #[tokio::test]
 async fn the_fallback_answers_when_both_upstreams_are_down() {
-    let (one, two) = (dead_port().await, dead_port().await);
+    let (one, two) = (dead_port(), dead_port());
     let proxy = proxy(&[
         "--upstream",
         &base(one),
@@ -413,7 +385,7 @@ async fn the_statistics_count_exactly_what_was_sent() {
 
     // `lab stats` prints the table from the running proxy.
     let (status, out) = {
-        let output = common::lab_command(&["stats", "--proxy", &format!("http://{p}")])
+        let output = lab_command(&["stats", "--proxy", &format!("http://{p}")])
             .stdout(std::process::Stdio::piped())
             .output()
             .await
@@ -442,7 +414,7 @@ async fn the_trace_shows_which_layer_answered() {
         "global",
     ])
     .await;
-    let output = common::lab_command(&[
+    let output = lab_command(&[
         "trace",
         "--proxy",
         &format!("http://{}", proxy.addr()),
@@ -560,7 +532,7 @@ async fn middleware_flags_are_checked() {
     ] {
         let mut args = vec!["proxy", "--listen", "127.0.0.1:0"];
         args.extend(flags);
-        let (status, stderr) = common::run_lab(&args).await;
+        let (status, stderr) = run_lab(&args).await;
         assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(hint), "{args:?}: {stderr}");
     }
@@ -595,7 +567,7 @@ async fn a_websocket_counts_as_an_open_connection_until_it_closes() {
 
 #[tokio::test]
 async fn the_breakers_page_shows_each_upstreams_state() {
-    let dead = dead_port().await;
+    let dead = dead_port();
     let proxy = proxy(&["--upstream", &base(dead), "--breaker-failures", "1"]).await;
     let p = proxy.addr();
     assert_eq!(get(p, "/abc").await.status, 502);

@@ -7,93 +7,19 @@
 //! header; the client sees the upstream's. Every server listens on
 //! 127.0.0.1 port 0; every wait is bounded.
 
-mod common;
-
-use common::{LabProcess, STEP, lab_command};
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::common::STEP;
+use crate::common::client::{header_values, json_echo, send};
+use crate::common::process::{naive_process, run_lab};
+use crate::common::servers::{dead_port, naive_proxy, naive_to, real_server, stop};
 use http::StatusCode;
 use lab::lab_headers::SERVER_HEADER;
-use lab::probe::{Exchange, Probe};
-use lab::proxy::naive;
-use lab::realserver::{Config, EchoReport, RunningServer};
+use lab::probe::Probe;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-// ---------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------
-
-async fn real_server() -> RunningServer {
-    RunningServer::start_on_free_port(Config::default())
-        .await
-        .expect("a real server starts on 127.0.0.1:0")
-}
-
-/// A naive proxy running in this process.
-struct Naive {
-    addr: SocketAddr,
-    stop: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Naive {
-    async fn start(target: &str) -> Naive {
-        let target: naive::Target = target.parse().expect("a valid target");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(naive::serve(
-            listener,
-            target,
-            stop.clone().cancelled_owned(),
-        ));
-        Naive { addr, stop, task }
-    }
-
-    async fn to(server: &RunningServer) -> Naive {
-        Naive::start(&format!("http://{}", server.addr())).await
-    }
-
-    async fn shutdown(self) {
-        self.stop.cancel();
-        tokio::time::timeout(STEP, self.task)
-            .await
-            .expect("the naive proxy stops within the step timeout")
-            .expect("naive proxy task")
-            .expect("the naive proxy stops cleanly");
-    }
-}
-
-async fn send(addr: SocketAddr, probe: Probe) -> Exchange {
-    let path = probe.path.clone();
-    probe
-        .send(addr)
-        .await
-        .unwrap_or_else(|err| panic!("{} {path} to {addr}: {err:#}", probe.method))
-}
-
-/// Sends `probe` (as JSON) and returns what the real server saw.
-async fn upstream_saw(proxy: SocketAddr, probe: Probe) -> (Exchange, EchoReport) {
-    let exchange = send(proxy, probe.header("Accept", "application/json")).await;
-    assert_eq!(exchange.status, StatusCode::OK, "{}", exchange.text());
-    let report = exchange.json_echo().expect("the JSON echo");
-    (exchange, report)
-}
-
-fn values<'a>(exchange: &'a Exchange, name: &str) -> Vec<&'a str> {
-    exchange
-        .headers
-        .get_all(name)
-        .iter()
-        .map(|v| v.to_str().expect("header value is text"))
-        .collect()
-}
 
 // ---------------------------------------------------------------------------
 // What the upstream sees
@@ -102,9 +28,9 @@ fn values<'a>(exchange: &'a Exchange, name: &str) -> Vec<&'a str> {
 #[tokio::test]
 async fn upstream_sees_no_forwarding_headers_and_the_clients_host() {
     let server = real_server().await;
-    let proxy = Naive::to(&server).await;
+    let proxy = naive_to(server.addr()).await;
 
-    let (exchange, seen) = upstream_saw(proxy.addr, Probe::get("/abc?x=1")).await;
+    let (exchange, seen) = json_echo(proxy.addr(), Probe::get("/abc?x=1")).await;
     assert_eq!(seen.server, server.addr().to_string());
     assert_eq!(
         seen.uri, "/abc?x=1",
@@ -118,32 +44,32 @@ async fn upstream_sees_no_forwarding_headers_and_the_clients_host() {
         );
     }
     // The Host the client wrote (the proxy's address), not the target's.
-    assert_eq!(seen.header_values("host"), [proxy.addr.to_string()]);
+    assert_eq!(seen.header_values("host"), [proxy.addr().to_string()]);
     // RemoteAddr is a connection of the proxy's, not the client's.
     let remote: SocketAddr = seen.remote_addr.parse().expect("an address");
     assert_ne!(remote, exchange.local_addr, "the client's address is lost");
     assert!(remote.ip().is_loopback(), "{remote}");
-    assert_ne!(remote.port(), proxy.addr.port(), "an outbound socket");
+    assert_ne!(remote.port(), proxy.addr().port(), "an outbound socket");
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn remote_addr_is_the_proxys_pooled_outbound_socket() {
     let server = real_server().await;
-    let proxy = Naive::to(&server).await;
+    let proxy = naive_to(server.addr()).await;
 
     // Two clients on two connections: the upstream sees the same peer both
     // times, the proxy's pooled connection (Go's DefaultTransport keeps it
     // too). The pool gets the connection back just after the first response
     // ends, so a second request is retried a few times before failing.
-    let (first, seen_first) = upstream_saw(proxy.addr, Probe::get("/one")).await;
+    let (first, seen_first) = json_echo(proxy.addr(), Probe::get("/one")).await;
     assert_ne!(seen_first.remote_addr, first.local_addr.to_string());
     let mut reused = false;
     let mut seen_later = Vec::new();
     for _ in 0..5 {
-        let (later, seen) = upstream_saw(proxy.addr, Probe::get("/two")).await;
+        let (later, seen) = json_echo(proxy.addr(), Probe::get("/two")).await;
         assert_ne!(
             later.local_addr, first.local_addr,
             "a second client connection"
@@ -162,14 +88,14 @@ async fn remote_addr_is_the_proxys_pooled_outbound_socket() {
         seen_first.remote_addr
     );
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn hop_by_hop_request_headers_reach_the_upstream() {
     let server = real_server().await;
-    let proxy = Naive::to(&server).await;
+    let proxy = naive_to(server.addr()).await;
 
     let probe = Probe::get("/abc")
         .header("Connection", "X-Foo")
@@ -180,7 +106,7 @@ async fn hop_by_hop_request_headers_reach_the_upstream() {
         .header("TE", "trailers")
         .header("Upgrade", "nothing-really")
         .header("X-Forwarded-For", "1.2.3.4");
-    let (_, seen) = upstream_saw(proxy.addr, probe).await;
+    let (_, seen) = json_echo(proxy.addr(), probe).await;
     // The flaw: `Connection: X-Foo` says X-Foo is for this hop only, and a
     // correct proxy drops both. The naive one passes them on.
     assert_eq!(
@@ -202,7 +128,7 @@ async fn hop_by_hop_request_headers_reach_the_upstream() {
     // A client's X-Forwarded-For is passed on untouched: nothing appended.
     assert_eq!(seen.header_values("x-forwarded-for"), ["1.2.3.4"]);
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
@@ -211,10 +137,10 @@ async fn path_is_not_joined_with_a_base_path_in_the_target() {
     let server = real_server().await;
     // `lab proxy` would send /abc to /base/abc; the article's naive code only
     // swaps scheme and host.
-    let proxy = Naive::start(&format!("http://{}/base", server.addr())).await;
-    let (_, seen) = upstream_saw(proxy.addr, Probe::get("/abc")).await;
+    let proxy = naive_proxy(&format!("http://{}/base", server.addr())).await;
+    let (_, seen) = json_echo(proxy.addr(), Probe::get("/abc")).await;
     assert_eq!(seen.uri, "/abc");
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
@@ -225,67 +151,70 @@ async fn path_is_not_joined_with_a_base_path_in_the_target() {
 #[tokio::test]
 async fn hop_by_hop_response_headers_reach_the_client() {
     let server = real_server().await;
-    let proxy = Naive::to(&server).await;
+    let proxy = naive_to(server.addr()).await;
 
-    let exchange = send(proxy.addr, Probe::get("/hop-headers")).await;
+    let exchange = send(proxy.addr(), Probe::get("/hop-headers")).await;
     assert_eq!(exchange.status, StatusCode::OK, "{}", exchange.text());
     assert_eq!(
-        values(&exchange, SERVER_HEADER),
+        header_values(&exchange, SERVER_HEADER),
         [server.addr().to_string()]
     );
     assert_eq!(
-        values(&exchange, "connection"),
+        header_values(&exchange, "connection"),
         ["X-Hop"],
         "{:?}",
         exchange.headers
     );
     assert_eq!(
-        values(&exchange, "x-hop").len(),
+        header_values(&exchange, "x-hop").len(),
         1,
         "{:?}",
         exchange.headers
     );
-    assert_eq!(values(&exchange, "keep-alive"), ["timeout=5, max=100"]);
+    assert_eq!(
+        header_values(&exchange, "keep-alive"),
+        ["timeout=5, max=100"]
+    );
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn chunked_framing_and_trailer_announcement_are_copied() {
     let server = real_server().await;
-    let proxy = Naive::to(&server).await;
+    let proxy = naive_to(server.addr()).await;
 
-    let exchange = send(proxy.addr, Probe::get("/stream?n=3&ms=0")).await;
+    let exchange = send(proxy.addr(), Probe::get("/stream?n=3&ms=0")).await;
     assert_eq!(exchange.status, StatusCode::OK, "{}", exchange.text());
     // hyper honours the copied `Transfer-Encoding: chunked` (and re-cuts the
     // chunks itself); the `Trailer` announcement is passed on as well.
-    assert_eq!(values(&exchange, "transfer-encoding"), ["chunked"]);
-    assert_eq!(values(&exchange, "trailer"), ["X-Lab-Chunks"]);
+    assert_eq!(header_values(&exchange, "transfer-encoding"), ["chunked"]);
+    assert_eq!(header_values(&exchange, "trailer"), ["X-Lab-Chunks"]);
     assert_eq!(exchange.text().lines().count(), 3, "{}", exchange.text());
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn an_error_loses_its_status_as_in_go_but_keeps_its_body() {
     let server = real_server().await;
-    let proxy = Naive::to(&server).await;
+    let proxy = naive_to(server.addr()).await;
 
     // Directly, the real server says 500 ...
     let direct = send(server.addr(), Probe::get("/base/error")).await;
     assert_eq!(direct.status, StatusCode::INTERNAL_SERVER_ERROR);
     // ... but the article's code never calls rw.WriteHeader: 200.
-    let exchange = send(proxy.addr, Probe::get("/base/error")).await;
+    let exchange = send(proxy.addr(), Probe::get("/base/error")).await;
     assert_eq!(exchange.status, StatusCode::OK);
     assert_eq!(exchange.text(), "error handler");
     assert_eq!(
-        values(&exchange, SERVER_HEADER),
+        header_values(&exchange, SERVER_HEADER),
         [server.addr().to_string()]
     );
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
@@ -293,11 +222,14 @@ async fn an_error_loses_its_status_as_in_go_but_keeps_its_body() {
 async fn five_megabytes_arrive_intact() {
     const TOTAL: usize = 5 * 1024 * 1024;
     let server = real_server().await;
-    let proxy = Naive::to(&server).await;
+    let proxy = naive_to(server.addr()).await;
 
-    let exchange = send(proxy.addr, Probe::get(&format!("/bytes?n={TOTAL}"))).await;
+    let exchange = send(proxy.addr(), Probe::get(&format!("/bytes?n={TOTAL}"))).await;
     assert_eq!(exchange.status, StatusCode::OK, "{}", exchange.text());
-    assert_eq!(values(&exchange, "content-length"), [TOTAL.to_string()]);
+    assert_eq!(
+        header_values(&exchange, "content-length"),
+        [TOTAL.to_string()]
+    );
     assert_eq!(exchange.body.len(), TOTAL);
     // Byte i of …/bytes is i % 251.
     let first_bad = exchange
@@ -307,7 +239,7 @@ async fn five_megabytes_arrive_intact() {
         .position(|(i, &b)| b != (i % 251) as u8);
     assert_eq!(first_bad, None, "the body differs from the pattern");
 
-    proxy.shutdown().await;
+    stop(proxy).await;
     server.shutdown().await.unwrap();
 }
 
@@ -343,12 +275,12 @@ async fn response_body_is_streamed_not_buffered() {
     const FIRST: usize = 1024 * 1024;
     const TOTAL: usize = 5 * 1024 * 1024;
     let (upstream, go) = gated_upstream(FIRST, TOTAL).await;
-    let proxy = Naive::start(&format!("http://{upstream}")).await;
+    let proxy = naive_proxy(&format!("http://{upstream}")).await;
 
-    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
     let request = format!(
         "GET /big HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        proxy.addr
+        proxy.addr()
     );
     client.write_all(request.as_bytes()).await.unwrap();
 
@@ -388,18 +320,16 @@ async fn response_body_is_streamed_not_buffered() {
         body.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8),
         "the body arrived intact"
     );
-    proxy.shutdown().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
 async fn upstream_down_is_a_502_that_says_what_to_start() {
     // A port that was free a moment ago: nothing listens there.
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let proxy = Naive::start(&target).await;
+    let target = format!("http://{}", dead_port());
+    let proxy = naive_proxy(&target).await;
 
-    let exchange = send(proxy.addr, Probe::get("/abc")).await;
+    let exchange = send(proxy.addr(), Probe::get("/abc")).await;
     assert_eq!(exchange.status, StatusCode::BAD_GATEWAY);
     let text = exchange.text();
     assert!(text.contains(&target), "names the target: {text}");
@@ -410,9 +340,9 @@ async fn upstream_down_is_a_502_that_says_what_to_start() {
     assert_eq!(text.trim_end().lines().count(), 1, "one line: {text}");
 
     // The proxy is still serving after the failure.
-    let again = send(proxy.addr, Probe::get("/abc")).await;
+    let again = send(proxy.addr(), Probe::get("/abc")).await;
     assert_eq!(again.status, StatusCode::BAD_GATEWAY);
-    proxy.shutdown().await;
+    stop(proxy).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -421,11 +351,10 @@ async fn upstream_down_is_a_502_that_says_what_to_start() {
 async fn binary_forwards_warns_about_the_ignored_base_path_and_stops_on_sigterm() {
     let server = real_server().await;
     let target = format!("http://{}/base", server.addr());
-    let mut lab = LabProcess::spawn(&["naive", "--listen", "127.0.0.1:0", "--target", &target]);
-    let addr = lab.addr_after("server on ").await;
+    let (mut lab, addr) = naive_process(&["--target", &target]).await;
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
 
-    let (exchange, seen) = upstream_saw(addr, Probe::get("/abc")).await;
+    let (exchange, seen) = json_echo(addr, Probe::get("/abc")).await;
     assert_eq!(seen.server, server.addr().to_string());
     assert_eq!(seen.uri, "/abc", "the base path is ignored");
     assert!(seen.header_values("x-forwarded-for").is_empty());
@@ -441,15 +370,8 @@ async fn binary_forwards_warns_about_the_ignored_base_path_and_stops_on_sigterm(
 
 #[tokio::test]
 async fn binary_rejects_a_target_without_a_scheme() {
-    let output = tokio::time::timeout(
-        STEP,
-        lab_command(&["naive", "--target", "127.0.0.1:2003"]).output(),
-    )
-    .await
-    .expect("lab exits within the step timeout")
-    .expect("run lab");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (status, stderr) = run_lab(&["naive", "--target", "127.0.0.1:2003"]).await;
+    assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--target"), "{stderr}");
     assert!(stderr.contains("http://HOST:PORT"), "{stderr}");
 }

@@ -5,18 +5,21 @@
 //! timings asserted are timeouts the server is meant to enforce, with wide
 //! margins.
 
-mod common;
-
-use common::{Chunked, LabProcess, STEP, decode_chunked, find, run_lab};
-
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::common::STEP;
+use crate::common::client::{get, header_of, send};
+use crate::common::process::{LabProcess, REALSERVER_AT, realserver_process, run_lab};
+use crate::common::servers::{real_server, real_server_with};
+use crate::common::wire::{
+    Chunked, RawResponse, close_and_drain, decode_chunked, exchange_until_close, raw_exchange,
+};
 use futures_util::{SinkExt, StreamExt};
 use http::{Method, StatusCode};
 use lab::lab_headers::SERVER_HEADER;
 use lab::probe::{Exchange, Probe};
-use lab::realserver::{Config, RunningServer};
+use lab::realserver::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -25,40 +28,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 // ---------------------------------------------------------------------------
 // Helpers: servers, probes and raw HTTP/1.1
 // ---------------------------------------------------------------------------
-
-async fn server() -> RunningServer {
-    server_with(Config::default()).await
-}
-
-async fn server_with(config: Config) -> RunningServer {
-    RunningServer::start_on_free_port(config)
-        .await
-        .expect("a real server starts on 127.0.0.1:0")
-}
-
-async fn send(addr: SocketAddr, probe: Probe) -> Exchange {
-    let path = probe.path.clone();
-    probe
-        .send(addr)
-        .await
-        .unwrap_or_else(|err| panic!("{} {path} to {addr}: {err:#}", probe.method))
-}
-
-async fn get(addr: SocketAddr, path: &str) -> Exchange {
-    send(addr, Probe::get(path)).await
-}
-
-/// The one value of a response header, as text.
-fn header_of<'a>(exchange: &'a Exchange, name: &str) -> &'a str {
-    let values: Vec<_> = exchange.headers.get_all(name).iter().collect();
-    assert_eq!(
-        values.len(),
-        1,
-        "expected exactly one {name} header, got {:?}",
-        exchange.headers
-    );
-    values[0].to_str().expect("header value is text")
-}
 
 fn assert_names_server(exchange: &Exchange, addr: SocketAddr, what: &str) {
     assert_eq!(
@@ -79,112 +48,33 @@ fn raw_request(addr: SocketAddr, path: &str, extra_headers: &[(&str, &str)]) -> 
     request
 }
 
-/// Writes `request` on a new connection and reads until the server closes it.
-/// Returns every byte received and how long the whole exchange took.
-async fn raw_exchange(addr: SocketAddr, request: &str) -> (Vec<u8>, Duration) {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("write request");
-    let mut received = Vec::new();
-    let read = tokio::time::timeout(STEP, stream.read_to_end(&mut received))
-        .await
-        .unwrap_or_else(|_| panic!("{addr} did not close the connection within {STEP:?}"));
-    match read {
-        Ok(_) => {}
-        // A reset is also "closed without a response"; what arrived is checked by the caller.
-        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {}
-        Err(err) => panic!("reading from {addr}: {err}"),
-    }
-    (received, started.elapsed())
+/// A whole response read to the server's close; the real server speaks HTTP/1.1.
+fn response_of(received: &[u8]) -> RawResponse {
+    let response = RawResponse::parse(received, true).unwrap_or_else(|| {
+        panic!(
+            "no complete response head in {:?}",
+            String::from_utf8_lossy(received)
+        )
+    });
+    assert_eq!(response.version, "HTTP/1.1", "{response:?}");
+    response
 }
 
 /// Writes `request` on a new connection and reads one response with a
 /// `Content-Length` body, leaving the connection open.
 async fn raw_keep_alive_exchange(addr: SocketAddr, request: &str) -> RawResponse {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("write request");
-    let read = async {
-        let mut received = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(end) = find(&received, b"\r\n\r\n") {
-                let head = RawResponse::parse(&received[..end + 4]);
-                let length: usize = match head.values("content-length").as_slice() {
-                    [length] => length.parse().expect("a numeric Content-Length"),
-                    other => panic!("expected one Content-Length, got {other:?}"),
-                };
-                if received.len() >= end + 4 + length {
-                    assert_eq!(received.len(), end + 4 + length, "bytes after the body");
-                    return RawResponse::parse(&received);
-                }
-            }
-            let n = stream.read(&mut buf).await.expect("read response");
-            assert!(n > 0, "connection closed mid-response: {received:?}");
-            received.extend_from_slice(&buf[..n]);
-        }
-    };
-    tokio::time::timeout(STEP, read)
-        .await
-        .unwrap_or_else(|_| panic!("no whole response from {addr} within {STEP:?}"))
-}
-
-/// A response as it came off the wire.
-#[derive(Debug)]
-struct RawResponse {
-    status: u16,
-    /// Header lines in order, names as sent.
-    headers: Vec<(String, String)>,
-    /// Everything after the blank line, undecoded.
-    body: Vec<u8>,
-}
-
-impl RawResponse {
-    fn parse(bytes: &[u8]) -> RawResponse {
-        let text = String::from_utf8_lossy(bytes);
-        let end = find(bytes, b"\r\n\r\n")
-            .unwrap_or_else(|| panic!("no complete response head in {text:?}"));
-        let head = std::str::from_utf8(&bytes[..end]).expect("response head is text");
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let mut parts = status_line.splitn(3, ' ');
-        assert_eq!(
-            parts.next(),
-            Some("HTTP/1.1"),
-            "status line {status_line:?}"
-        );
-        let status = parts
-            .next()
-            .and_then(|code| code.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let headers = lines
-            .map(|line| {
-                let (name, value) = line
-                    .split_once(':')
-                    .unwrap_or_else(|| panic!("bad header line {line:?}"));
-                (name.to_string(), value.trim().to_string())
-            })
-            .collect();
-        RawResponse {
-            status,
-            headers,
-            body: bytes[end + 4..].to_vec(),
-        }
-    }
-
-    /// Every value of header `name` (case-insensitive), in order.
-    fn values(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
+    let (response, _open) = raw_exchange(addr, request.as_bytes()).await;
+    assert_eq!(response.version, "HTTP/1.1", "{response:?}");
+    assert_eq!(
+        response.values("content-length").len(),
+        1,
+        "expected one Content-Length: {response:?}"
+    );
+    assert!(
+        response.complete,
+        "connection closed mid-response: {response:?}"
+    );
+    response
 }
 
 // ---------------------------------------------------------------------------
@@ -193,7 +83,7 @@ impl RawResponse {
 
 #[tokio::test]
 async fn text_echo_is_the_articles_three_lines() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     let exchange = send(
         addr,
@@ -237,7 +127,7 @@ async fn text_echo_is_the_articles_three_lines() {
 
 #[tokio::test]
 async fn json_echo_reports_the_request_as_it_arrived() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     let body = "hello, real server";
     let probe = Probe {
@@ -283,7 +173,7 @@ async fn json_echo_reports_the_request_as_it_arrived() {
 
 #[tokio::test]
 async fn every_response_names_the_server() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     let cases = [
         ("/abc", StatusCode::OK),
@@ -314,7 +204,7 @@ async fn every_response_names_the_server() {
 
 #[tokio::test]
 async fn root_adds_an_explore_line_under_the_echo() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     let exchange = get(addr, "/").await;
     assert_eq!(exchange.status, StatusCode::OK);
@@ -341,7 +231,7 @@ async fn root_adds_an_explore_line_under_the_echo() {
 
 #[tokio::test]
 async fn base_error_is_a_500_saying_error_handler() {
-    let server = server().await;
+    let server = real_server().await;
     let exchange = get(server.addr(), "/base/error").await;
     assert_eq!(exchange.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(exchange.text(), "error handler");
@@ -350,10 +240,10 @@ async fn base_error_is_a_500_saying_error_handler() {
 
 #[tokio::test]
 async fn timeout_handler_gets_no_response_after_the_3s_write_timeout() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     let request = raw_request(addr, "/test_http_string/test_http_string/aaa", &[]);
-    let (received, elapsed) = raw_exchange(addr, &request).await;
+    let (received, elapsed) = exchange_until_close(addr, request.as_bytes()).await;
     assert!(
         received.is_empty(),
         "expected an empty reply, got {:?}",
@@ -368,7 +258,7 @@ async fn timeout_handler_gets_no_response_after_the_3s_write_timeout() {
 
 #[tokio::test]
 async fn custom_write_timeout_cuts_slow_delays_only() {
-    let server = server_with(Config {
+    let server = real_server_with(Config {
         write_timeout: Duration::from_millis(500),
         ..Config::default()
     })
@@ -376,7 +266,8 @@ async fn custom_write_timeout_cuts_slow_delays_only() {
     let addr = server.addr();
 
     // Slower than the write timeout: closed unanswered, well before the delay ends.
-    let (received, elapsed) = raw_exchange(addr, &raw_request(addr, "/delay?ms=2000", &[])).await;
+    let (received, elapsed) =
+        exchange_until_close(addr, raw_request(addr, "/delay?ms=2000", &[]).as_bytes()).await;
     assert!(
         received.is_empty(),
         "expected an empty reply, got {:?}",
@@ -404,7 +295,7 @@ async fn custom_write_timeout_cuts_slow_delays_only() {
 
 #[tokio::test]
 async fn delay_rejects_a_non_number_with_a_helpful_400() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     for path in ["/delay?ms=abc", "/base/delay?ms=abc", "/delay?ms=99999999"] {
         let exchange = get(addr, path).await;
@@ -424,15 +315,15 @@ async fn delay_rejects_a_non_number_with_a_helpful_400() {
 /// `GET path` with `TE: trailers`, read raw: the head and the decoded chunks.
 async fn stream_with_trailers(addr: SocketAddr, path: &str) -> (RawResponse, Chunked) {
     let request = raw_request(addr, path, &[("TE", "trailers")]);
-    let (received, _) = raw_exchange(addr, &request).await;
-    let response = RawResponse::parse(&received);
+    let (received, _) = exchange_until_close(addr, request.as_bytes()).await;
+    let response = response_of(&received);
     let chunked = decode_chunked(&response.body);
     (response, chunked)
 }
 
 #[tokio::test]
 async fn stream_sends_chunks_then_the_trailer() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     for path in ["/stream?n=3&ms=50", "/base/stream?n=3&ms=50"] {
         let (response, chunked) = stream_with_trailers(addr, path).await;
@@ -472,11 +363,11 @@ async fn stream_sends_chunks_then_the_trailer() {
 
 #[tokio::test]
 async fn stream_without_te_trailers_has_no_trailer_fields() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     let request = raw_request(addr, "/stream?n=2&ms=0", &[]);
-    let (received, _) = raw_exchange(addr, &request).await;
-    let response = RawResponse::parse(&received);
+    let (received, _) = exchange_until_close(addr, request.as_bytes()).await;
+    let response = response_of(&received);
     assert_eq!(response.status, 200);
     assert_eq!(response.values("transfer-encoding"), ["chunked"]);
     let chunked = decode_chunked(&response.body);
@@ -518,7 +409,7 @@ async fn assert_ws_echo(addr: SocketAddr, path: &str) {
 
     // The server answers with a close frame of its own (RFC 6455 §5.5.1), and
     // then the stream ends cleanly: no error, no data after the close.
-    let rest = common::close_and_drain(&mut ws).await;
+    let rest = close_and_drain(&mut ws).await;
     assert!(
         matches!(rest.as_slice(), [Ok(Message::Close(_))]),
         "expected exactly the server's close frame after ours, got {rest:?}"
@@ -527,7 +418,7 @@ async fn assert_ws_echo(addr: SocketAddr, path: &str) {
 
 #[tokio::test]
 async fn websocket_echoes_text_and_binary_and_closes() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     assert_ws_echo(addr, "/ws").await;
     assert_ws_echo(addr, "/base/ws").await;
@@ -536,7 +427,7 @@ async fn websocket_echoes_text_and_binary_and_closes() {
 
 #[tokio::test]
 async fn websocket_path_without_upgrade_is_426() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     let exchange = get(addr, "/ws").await;
     assert_eq!(exchange.status, StatusCode::UPGRADE_REQUIRED);
@@ -548,7 +439,7 @@ async fn websocket_path_without_upgrade_is_426() {
 
 #[tokio::test]
 async fn hop_headers_come_back_on_the_wire() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     // A keep-alive request, so that hyper has no `close` of its own to add to
     // the `Connection` header: what is read is exactly what the handler set.
@@ -576,7 +467,7 @@ async fn hop_headers_come_back_on_the_wire() {
 
 #[tokio::test]
 async fn shutdown_finishes_the_request_in_flight_then_refuses() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     let in_flight = tokio::spawn(async move { Probe::get("/delay?ms=800").send(addr).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -606,7 +497,7 @@ async fn shutdown_finishes_the_request_in_flight_then_refuses() {
 
 #[tokio::test]
 async fn shutdown_closes_idle_connections_instead_of_waiting_for_them() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     // A pooled keep-alive connection (what a proxy keeps to its upstream)...
     let mut pooled = TcpStream::connect(addr).await.expect("connect");
@@ -642,7 +533,7 @@ async fn shutdown_closes_idle_connections_instead_of_waiting_for_them() {
 
 #[tokio::test]
 async fn shutdown_closes_websockets_with_going_away() {
-    let server = server().await;
+    let server = real_server().await;
     let addr = server.addr();
     let (mut ws, _) = tokio::time::timeout(
         STEP,
@@ -682,7 +573,7 @@ async fn binary_runs_one_server_per_addr() {
         "--addr",
         "127.0.0.1:0",
     ]);
-    let addrs = lab.addrs_after("Starting httpserver at ", 2).await;
+    let addrs = lab.addrs_after(REALSERVER_AT, 2).await;
     assert_ne!(addrs[0], addrs[1], "{}", lab.log());
     for addr in &addrs {
         assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
@@ -715,8 +606,7 @@ async fn binary_reports_a_port_in_use() {
 
 #[tokio::test]
 async fn binary_sigterm_drains_the_request_in_flight_and_exits_0() {
-    let mut lab = LabProcess::spawn(&["realserver", "--addr", "127.0.0.1:0"]);
-    let addr = lab.addrs_after("Starting httpserver at ", 1).await[0];
+    let (mut lab, addr) = realserver_process("127.0.0.1:0", &[]).await;
 
     let in_flight = tokio::spawn(async move { Probe::get("/delay?ms=1500").send(addr).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -724,12 +614,7 @@ async fn binary_sigterm_drains_the_request_in_flight_and_exits_0() {
         !in_flight.is_finished(),
         "the delayed request is still running"
     );
-    let kill = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(lab.pid().to_string())
-        .status()
-        .expect("run kill");
-    assert!(kill.success(), "kill -TERM failed");
+    lab.signal("TERM");
 
     let exchange = tokio::time::timeout(STEP, in_flight)
         .await

@@ -5,12 +5,10 @@
 //! ports and `/_lab/` pages are rows of docs/hostile-input.md, checked by
 //! tests/hostile.rs.)
 
-mod common;
-
 use std::net::{IpAddr, SocketAddr};
 
+use crate::common::process::{forward_process, proxy_process, realserver_process, run_lab};
 use clap::Parser;
-use common::LabProcess;
 use lab::cli::{Cli, Command};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -80,34 +78,25 @@ async fn forward_from(from: IpAddr, proxy: SocketAddr, target: SocketAddr) -> u1
 
 #[tokio::test]
 async fn the_forward_proxy_serves_only_the_clients_it_allows() {
-    let mut upstream = LabProcess::spawn(&["realserver", "--addr", "127.0.0.1:0"]);
-    let target = upstream.addr_after("Starting httpserver at ").await;
+    let (_upstream, target) = realserver_process("127.0.0.1:0", &[]).await;
     let here = IpAddr::from([127, 0, 0, 1]);
     let other = IpAddr::from([127, 0, 0, 2]);
 
     // By default: loopback, all of 127.0.0.0/8.
-    let mut open = LabProcess::spawn(&["forward", "--listen", "127.0.0.1:0"]);
-    let proxy = open.addr_after("server on ").await;
+    let (_open, proxy) = forward_process(&[]).await;
     assert_eq!(forward_from(here, proxy, target).await, 200);
     assert_eq!(forward_from(other, proxy, target).await, 200);
 
     // --allow replaces the default: only 127.0.0.2 now; 127.0.0.1 stands in
     // for a client from elsewhere.
-    let mut narrow = LabProcess::spawn(&[
-        "forward",
-        "--listen",
-        "127.0.0.1:0",
-        "--allow",
-        "127.0.0.2/32",
-    ]);
-    let proxy = narrow.addr_after("server on ").await;
+    let (mut narrow, proxy) = forward_process(&["--allow", "127.0.0.2/32"]).await;
     assert_eq!(forward_from(other, proxy, target).await, 200);
     assert_eq!(forward_from(here, proxy, target).await, 403);
     let refused = narrow.wait_for("is not one").await;
     assert!(refused.contains("127.0.0.1"), "{refused}");
 
     // A bad range is refused with a hint.
-    let (status, stderr) = common::run_lab(&["forward", "--allow", "10.0.0.0/33"]).await;
+    let (status, stderr) = run_lab(&["forward", "--allow", "10.0.0.0/33"]).await;
     assert!(!status.success());
     assert!(stderr.contains("such as 10.0.0.0/8"), "{stderr}");
 }
@@ -137,28 +126,18 @@ async fn real_ip_seen(proxy: SocketAddr) -> String {
 
 #[tokio::test]
 async fn x_forwarded_for_is_believed_only_from_a_trusted_proxy() {
-    let mut upstream = LabProcess::spawn(&["realserver", "--addr", "127.0.0.1:0"]);
-    let up = upstream.addr_after("Starting httpserver at ").await;
+    let (_upstream, up) = realserver_process("127.0.0.1:0", &[]).await;
     let base = format!("http://{up}/base");
 
-    let mut plain = LabProcess::spawn(&["proxy", "--listen", "127.0.0.1:0", "--upstream", &base]);
-    let proxy = plain.addr_after("Starting ReverseProxy at ").await;
+    let (_plain, proxy) = proxy_process(&["--upstream", &base]).await;
     assert_eq!(
         real_ip_seen(proxy).await,
         "127.0.0.1",
         "a client's X-Forwarded-For is text, not its address"
     );
 
-    let mut trusting = LabProcess::spawn(&[
-        "proxy",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &base,
-        "--trusted-proxy",
-        "127.0.0.1",
-    ]);
-    let proxy = trusting.addr_after("Starting ReverseProxy at ").await;
+    let (_trusting, proxy) =
+        proxy_process(&["--upstream", &base, "--trusted-proxy", "127.0.0.1"]).await;
     assert_eq!(
         real_ip_seen(proxy).await,
         "203.0.113.9",

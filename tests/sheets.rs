@@ -38,8 +38,8 @@
 //!   package is installed and are skipped with a message otherwise (see
 //!   `common::zookeeper::available`).
 
-mod common;
-
+use crate::common::labs::{LabsCopy, checkout_labs, labs_copy};
+use crate::common::zookeeper;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -83,7 +83,7 @@ const TAIL: usize = 25;
 #[test]
 fn every_lab_command_in_the_sheets_runs() {
     let started = Instant::now();
-    let labs = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    let labs = checkout_labs();
     let mut sheets = Vec::new();
     let mut errors = Vec::new();
     for path in sheet_paths(&labs) {
@@ -100,7 +100,7 @@ fn every_lab_command_in_the_sheets_runs() {
     );
     assert!(!sheets.is_empty(), "no sheets under {}", labs.display());
 
-    let zookeeper = sheets.iter().any(Sheet::needs_zookeeper) && common::zookeeper::available();
+    let zookeeper = sheets.iter().any(Sheet::needs_zookeeper) && zookeeper::available();
     // The slowest first (ZooKeeper, then the most commands), so the pool ends together.
     sheets.sort_by_key(|s| (!s.needs_zookeeper(), std::cmp::Reverse(s.steps.len())));
 
@@ -111,9 +111,9 @@ fn every_lab_command_in_the_sheets_runs() {
             scope.spawn(|| {
                 while let Some(sheet) = sheets.get(next.fetch_add(1, Ordering::SeqCst)) {
                     let report = if sheet.needs_zookeeper() && !zookeeper {
-                        Report::skipped(sheet, common::zookeeper::SKIPPED)
+                        Report::skipped(sheet, zookeeper::SKIPPED)
                     } else {
-                        Session::run(sheet, &labs)
+                        Session::run(sheet)
                     };
                     eprintln!("{}", report.line());
                     reports.lock().unwrap().push(report);
@@ -1139,11 +1139,10 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn run(sheet: &'a Sheet, labs: &Path) -> Report {
+    fn run(sheet: &'a Sheet) -> Report {
         let started = Instant::now();
-        let dir = tempfile::tempdir().expect("a temp dir");
-        copy_dir(labs, &dir.path().join("labs"));
-        let _ = std::fs::remove_file(dir.path().join("labs/.progress.json"));
+        // A private copy of labs/ (`LAB_LABS_DIR`), without progress.
+        let LabsCopy { dir, .. } = labs_copy();
 
         let mut wanted: BTreeSet<u16> = default_ports().into_iter().collect();
         for step in &sheet.steps {
@@ -1358,19 +1357,6 @@ fn port_free(addr: SocketAddr) -> bool {
         socket.set_reuseaddr(true).expect("SO_REUSEADDR");
         socket.bind(addr).is_ok() && socket.listen(1).is_ok()
     })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create a dir");
-    for entry in std::fs::read_dir(from).expect("read a dir") {
-        let entry = entry.expect("a dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy a file");
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1762,7 +1748,6 @@ fn defaults_move_through_the_environment() {
 
 #[test]
 fn a_failing_command_is_reported_with_what_ran() {
-    let labs = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
     let sheet = parse_sheet(
         Path::new("labs/99-harness/README.md"),
         "\
@@ -1777,7 +1762,7 @@ lab trace
 ```",
     )
     .unwrap();
-    let report = Session::run(&sheet, &labs);
+    let report = Session::run(&sheet);
     assert_eq!(
         (report.ran, report.servers),
         (5, 4),
@@ -1802,7 +1787,7 @@ lab trace
         "```sh\nlab realserver\nlab show 99\n```",
     )
     .unwrap();
-    let report = Session::run(&sheet, &labs);
+    let report = Session::run(&sheet);
     assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
     let failure = &report.failures[0];
     for expected in [

@@ -10,9 +10,8 @@
 //! is tested with the proxy). Everything listens on 127.0.0.1 port 0; every
 //! wait is bounded.
 
-mod common;
-
-use common::{Run, run_lab_captured};
+use crate::common::process::{Run, run_lab_captured};
+use crate::common::servers::dead_port;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -581,11 +580,7 @@ async fn lab_stats_with_no_requests_says_how_to_send_some() {
 #[tokio::test]
 async fn lab_stats_with_nothing_listening_says_to_start_lab_proxy() {
     // A port that was free a moment ago: bound, then closed.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = dead_port();
     let run = lab_stats(&["--proxy", &format!("http://{addr}")]).await;
     assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
     assert!(

@@ -7,13 +7,12 @@
 //! only timings asserted are timeouts the server is meant to enforce, with
 //! wide margins.
 
-mod common;
+use crate::common::STEP;
+use crate::common::process::{curl, realserver_process, run_lab, stderr, stdout};
+use crate::common::servers::real_server;
+use crate::common::wire::exchange_until_close;
 
-use common::{LabProcess, STEP, lab_command};
-
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,9 +23,8 @@ use lab::lab_headers::SERVER_HEADER;
 use lab::proxy::transport::{Transport, TransportConfig, TransportError};
 use lab::realserver::{Config, RunningServer, TextEcho};
 use lab::tls::ServerTls;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::Command;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -39,12 +37,6 @@ async fn tls_server(dir: &Path) -> (RunningServer, PathBuf) {
     let server = RunningServer::start_with(free_listener().await, Config::default(), Some(tls))
         .expect("a TLS real server starts");
     (server, cert)
-}
-
-async fn plain_server() -> RunningServer {
-    RunningServer::start_on_free_port(Config::default())
-        .await
-        .expect("a real server starts on 127.0.0.1:0")
 }
 
 async fn free_listener() -> TcpListener {
@@ -120,22 +112,6 @@ async fn fetch_ok(transport: &Transport, url: &str) -> Got {
         .unwrap_or_else(|err| panic!("GET {url}: {err}"));
     assert_eq!(got.status, StatusCode::OK, "GET {url}: {}", got.body);
     got
-}
-
-/// Writes `bytes` on a new connection and reads until the server closes it.
-async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(bytes).await.expect("write");
-    let mut received = Vec::new();
-    let read = tokio::time::timeout(STEP, stream.read_to_end(&mut received))
-        .await
-        .unwrap_or_else(|_| panic!("{addr} did not close the connection within {STEP:?}"));
-    match read {
-        Ok(_) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {}
-        Err(err) => panic!("reading from {addr}: {err}"),
-    }
-    received
 }
 
 // ---------------------------------------------------------------------------
@@ -234,7 +210,7 @@ async fn an_unreadable_ca_file_fails_try_new_and_only_https_with_new() {
 
     // `new` cannot fail: plain http:// still works, https:// says why not.
     let transport = Transport::new(&config);
-    let server = plain_server().await;
+    let server = real_server().await;
     fetch_ok(&transport, &format!("http://{}/plain", server.addr())).await;
     let err = fetch(&transport, &format!("https://{}/tls", server.addr()))
         .await
@@ -250,7 +226,7 @@ async fn an_unreadable_ca_file_fails_try_new_and_only_https_with_new() {
 
 #[tokio::test]
 async fn transport_still_reaches_a_plain_http_real_server() {
-    let server = plain_server().await;
+    let server = real_server().await;
     let addr = server.addr();
     let got = fetch_ok(
         &transport(&TransportConfig::default()),
@@ -269,7 +245,7 @@ async fn transport_still_reaches_a_plain_http_real_server() {
 async fn https_to_a_plain_http_server_fails_saying_it_is_not_tls() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let (tls, cert) = tls_server(dir.path()).await;
-    let server = plain_server().await;
+    let server = real_server().await;
     let err = fetch(
         &transport(&trusting(&cert)),
         &format!("https://{}/abc", server.addr()),
@@ -291,7 +267,7 @@ async fn plain_http_and_garbage_on_the_tls_port_fail_cleanly_and_the_server_keep
 
     // A plain-HTTP request line: Go's 400, then the connection closes.
     let request = format!("GET /abc HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-    let received = raw_exchange(addr, request.as_bytes()).await;
+    let (received, _) = exchange_until_close(addr, request.as_bytes()).await;
     let text = String::from_utf8_lossy(&received);
     assert!(text.starts_with("HTTP/1.0 400 Bad Request\r\n"), "{text:?}");
     assert!(
@@ -306,7 +282,8 @@ async fn plain_http_and_garbage_on_the_tls_port_fail_cleanly_and_the_server_keep
     assert_eq!(got.status, StatusCode::BAD_REQUEST, "{}", got.body);
 
     // A broken TLS record, and a client that hangs up at once: closed, no answer.
-    let received = raw_exchange(addr, b"\x16\x03\x01\x00\x05hello, not a ClientHello").await;
+    let (received, _) =
+        exchange_until_close(addr, b"\x16\x03\x01\x00\x05hello, not a ClientHello").await;
     assert!(
         !String::from_utf8_lossy(&received).contains("HTTP/"),
         "{received:?}"
@@ -432,41 +409,13 @@ async fn transport_gives_up_on_an_upstream_that_never_finishes_the_handshake() {
 // ---------------------------------------------------------------------------
 // The binary: `lab realserver --tls`, with curl
 // ---------------------------------------------------------------------------
-/// Runs curl (bounded); returns its exit status, stdout and stderr.
-async fn curl(args: &[&str]) -> (ExitStatus, String, String) {
-    let output = tokio::time::timeout(
-        STEP,
-        Command::new("curl")
-            .args(["-sS", "--max-time", "10"])
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("curl {args:?} did not exit within {STEP:?}"))
-    .expect("curl is installed (.ci/run installs it)");
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn binary_serves_https_that_curl_trusts_through_the_pem_it_wrote() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let cert = dir.path().join("lab-cert.pem");
     let cert_arg = cert.to_str().expect("a UTF-8 temp path");
-    let mut lab = LabProcess::spawn(&[
-        "realserver",
-        "--tls",
-        "--addr",
-        "127.0.0.1:0",
-        "--tls-cert-out",
-        cert_arg,
-    ]);
-    let addr = lab.addr_after("Starting httpserver at ").await;
+    let (mut lab, addr) =
+        realserver_process("127.0.0.1:0", &["--tls", "--tls-cert-out", cert_arg]).await;
     let url = format!("https://{addr}/abc");
     let hint = lab.wait_for("try: ").await;
     assert!(
@@ -478,15 +427,17 @@ async fn binary_serves_https_that_curl_trusts_through_the_pem_it_wrote() {
     assert!(!pem.contains("PRIVATE KEY"), "the key stays in the process");
 
     // The hint, pasted.
-    let (status, stdout, stderr) = curl(&["--cacert", cert_arg, &url]).await;
-    assert!(status.success(), "{status}: {stderr}");
-    let echo = TextEcho::parse(&stdout).unwrap_or_else(|| panic!("not an echo: {stdout:?}"));
+    let trusted = curl(&["--cacert", cert_arg, &url]).await;
+    let (status, out, err) = (trusted.status, stdout(&trusted), stderr(&trusted));
+    assert!(status.success(), "{status}: {err}");
+    let echo = TextEcho::parse(&out).unwrap_or_else(|| panic!("not an echo: {out:?}"));
     assert_eq!(echo.url, url);
 
     // Without the PEM curl refuses: exit 60, "SSL certificate problem".
-    let (status, _, stderr) = curl(&[&url]).await;
-    assert_eq!(status.code(), Some(60), "{status}: {stderr}");
-    assert!(stderr.contains("certificate"), "{stderr}");
+    let refused = curl(&[&url]).await;
+    let (status, err) = (refused.status, stderr(&refused));
+    assert_eq!(status.code(), Some(60), "{status}: {err}");
+    assert!(err.contains("certificate"), "{err}");
 
     // The proxies' Transport, trusting the same file.
     fetch_ok(&transport(&trusting(&cert)), &url).await;
@@ -498,15 +449,8 @@ async fn binary_serves_https_that_curl_trusts_through_the_pem_it_wrote() {
 
 #[tokio::test]
 async fn binary_tls_cert_out_needs_tls() {
-    let output = tokio::time::timeout(
-        STEP,
-        lab_command(&["realserver", "--tls-cert-out", "/tmp/x.pem"]).output(),
-    )
-    .await
-    .expect("lab exits")
-    .expect("run lab");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (status, stderr) = run_lab(&["realserver", "--tls-cert-out", "/tmp/x.pem"]).await;
+    assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--tls"), "{stderr}");
     assert!(!stderr.contains("Starting httpserver"), "{stderr}");
 }

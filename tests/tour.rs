@@ -8,9 +8,8 @@
 //! `a a b a c a a`, `6,-3,4`, `0` and `3` (the unit tests of the balancer,
 //! and the lab's check, draw the same table).
 
-mod common;
-
-use common::{labs_command, labs_copy, stderr, stdout};
+use crate::common::labs::{labs_command, labs_copy};
+use crate::common::process::{stderr, stdout};
 
 use std::io::Write;
 use std::path::Path;

@@ -9,30 +9,22 @@
 //! (b a b for weights 10 and 20), the server's own address, the client's.
 //! Everything listens on 127.0.0.1 port 0; every wait is bounded.
 
-mod common;
-
-use common::{LabProcess, Run, run_lab_captured};
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lab::launch::RunningProxy;
-use lab::proxy::forward::{self, ForwardConfig};
-use lab::proxy::naive;
-use lab::realserver::{Config, RunningServer};
-use lab::server::Background;
+use crate::common::bounded_by;
+use crate::common::process::{LabProcess, REALSERVER_AT, Run, proxy_process, run_lab_captured};
+use crate::common::servers::{dead_port, forward_proxy, naive_to, proxy, real_server};
+use lab::proxy::forward::ForwardConfig;
 use serde_json::Value;
-use tokio::net::TcpListener;
 
 /// The longest a whole test may take: a hang anywhere fails it by then.
 const TEST_LIMIT: Duration = Duration::from_secs(40);
 
 /// Runs a test's body under [`TEST_LIMIT`].
 async fn bounded(test: impl std::future::Future<Output = ()>) {
-    tokio::time::timeout(TEST_LIMIT, test)
-        .await
-        .unwrap_or_else(|_| panic!("the test did not finish within {TEST_LIMIT:?}"));
+    bounded_by(TEST_LIMIT, test).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -73,46 +65,8 @@ async fn trace_text(args: &[&str]) -> String {
     run.stdout
 }
 
-async fn real_server() -> RunningServer {
-    RunningServer::start_on_free_port(Config::default())
-        .await
-        .expect("a real server starts on 127.0.0.1:0")
-}
-
-/// `lab proxy FLAGS`, served by this process.
-async fn proxy(flags: &[&str]) -> RunningProxy {
-    RunningProxy::start(flags)
-        .await
-        .unwrap_or_else(|err| panic!("lab proxy {flags:?}: {err:#}"))
-}
-
-/// `lab naive --target http://SERVER`, served by this process.
-async fn naive_to(server: SocketAddr) -> Background {
-    let target: naive::Target = format!("http://{server}").parse().expect("a target");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    Background::spawn(listener, |listener, stop| {
-        naive::serve(listener, target, stop)
-    })
-    .expect("the naive proxy starts")
-}
-
-/// `lab forward`, served by this process.
-async fn forward_proxy() -> Background {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    Background::spawn(listener, |listener, stop| {
-        forward::serve(listener, ForwardConfig::default(), stop)
-    })
-    .expect("the forward proxy starts")
-}
-
 fn url(addr: SocketAddr) -> String {
     format!("http://{addr}")
-}
-
-/// A loopback address nothing listens on (bound, then released).
-async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    listener.local_addr().expect("local address")
 }
 
 fn requests(doc: &Value) -> &Vec<Value> {
@@ -158,24 +112,14 @@ async fn weighted_proxy_gives_ten_and_twenty_in_the_smooth_order() {
             "--addr",
             "127.0.0.1:0",
         ]);
-        let addrs = servers.addrs_after("Starting httpserver at ", 2).await;
+        let addrs = servers.addrs_after(REALSERVER_AT, 2).await;
         let (a, b) = (
             format!("http://{}/base", addrs[0]),
             format!("http://{}/base", addrs[1]),
         );
         let (spec_a, spec_b) = (format!("{a},10"), format!("{b},20"));
-        let mut proxy = LabProcess::spawn(&[
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--lb",
-            "wrr",
-            "--upstream",
-            &spec_a,
-            "--upstream",
-            &spec_b,
-        ]);
-        let proxy_addr = proxy.addr_after("Starting ReverseProxy at ").await;
+        let (mut proxy, proxy_addr) =
+            proxy_process(&["--lb", "wrr", "--upstream", &spec_a, "--upstream", &spec_b]).await;
 
         let doc = trace_json(&["--proxy", &url(proxy_addr), "-n", "30"]).await;
         let records = requests(&doc);
@@ -322,7 +266,7 @@ async fn concurrent_requests_keep_their_numbers_and_the_xff_is_appended() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_gateways_are_counted_with_the_proxys_reason() {
     bounded(async {
-        let nowhere = closed_port().await;
+        let nowhere = dead_port();
         let upstream = format!("http://{nowhere}/base");
         let proxy = proxy(&["--upstream", &upstream]).await;
         let doc = trace_json(&["--proxy", &url(proxy.addr()), "-n", "2"]).await;
@@ -424,7 +368,7 @@ async fn direct_requests_arrive_unchanged_from_the_clients_own_socket() {
 async fn forward_requests_go_through_lab_forward_to_the_target() {
     bounded(async {
         let server = real_server().await;
-        let forward = forward_proxy().await;
+        let forward = forward_proxy(ForwardConfig::default()).await;
         let target = url(server.addr());
         let args = [
             "--forward",
@@ -561,7 +505,7 @@ async fn verbose_levels_add_headers_then_bodies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn nothing_listening_gives_one_line_naming_the_command_to_start() {
     bounded(async {
-        let nowhere = url(closed_port().await);
+        let nowhere = url(dead_port());
         let server = real_server().await;
         let direct = url(server.addr());
         let cases: [(Vec<&str>, &str); 4] = [

@@ -7,30 +7,17 @@
 //! znode paths. Without the package the tests print why and pass, unless
 //! `LAB_REQUIRE_ZOOKEEPER=1`.
 
-mod common;
+use crate::common::STEP;
+use crate::common::process::{LabProcess, lab_command, run_lab};
+use crate::common::servers::dead_port;
+use crate::common::zookeeper::{READY, Zk, available, registered_realserver, wait_members};
 
-use common::zookeeper::{READY, Zk, available, wait_members};
-use common::{LabProcess, STEP, lab_command, run_lab};
-
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use lab::zk::{self, ZkUrl};
 
 /// How soon a watcher must see a clean registration or deregistration.
 const PROMPTLY: Duration = Duration::from_secs(2);
-
-/// `lab realserver --addr 127.0.0.1:0 --register URL EXTRA…`, registered; its address.
-async fn registered_realserver(url: &ZkUrl, extra: &[&str]) -> (LabProcess, SocketAddr) {
-    let url = url.to_string();
-    let mut args = vec!["realserver", "--addr", "127.0.0.1:0", "--register", &url];
-    args.extend_from_slice(extra);
-    let mut lab = LabProcess::spawn(&args);
-    let addr = lab.addr_after("Starting httpserver at ").await;
-    lab.wait_for(&format!("registered {addr} in ZooKeeper"))
-        .await;
-    (lab, addr)
-}
 
 #[tokio::test]
 async fn zk_up_becomes_ready_and_stops_cleanly_on_sigterm() {
@@ -321,10 +308,7 @@ async fn bad_zk_urls_say_what_to_write() {
 #[tokio::test]
 async fn registering_without_zookeeper_says_how_to_start_one() {
     // A port nothing listens on: bound, then released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = dead_port().port();
     let url = format!("zk://127.0.0.1:{port}/lab/realserver");
     let (status, stderr) =
         run_lab(&["realserver", "--addr", "127.0.0.1:0", "--register", &url]).await;

@@ -526,4 +526,54 @@ mod tests {
         assert!(balancer.pick(&PickInput::default()).is_none());
         assert!(balancer.shares().is_empty());
     }
+
+    #[test]
+    fn a_key_hashing_exactly_onto_a_point_is_served_by_that_point() {
+        // The article's search is `keys[i] >= hash`: a point serves the
+        // hashes up to and including its own. A virtual node's own name is
+        // a key whose crc32 is that point; on the article's ring (see
+        // `the_articles_ring`):
+        //
+        //   ring  hash        virtual node
+        //    2     754220744  6http://127.0.0.1:2003/base   ← "6http://127.0.0.1:2003/base"
+        //    3     …                                        (754220745 and on)
+        //    …
+        //   19    4263589966  1http://127.0.0.1:2003/base   ← "1http://127.0.0.1:2003/base"
+        //         (wrap → ring 0)                           (4263589967 and on)
+        let balancer = ConsistentHashBalancer::new(nodes(&[1, 1]), DEFAULT_REPLICAS);
+        for (name, hash, ring_index) in [
+            ("6http://127.0.0.1:2003/base", 754220744, 2),
+            ("1http://127.0.0.1:2003/base", 4263589966, 19),
+        ] {
+            assert_eq!(crc32fast::hash(name.as_bytes()), hash);
+            assert_eq!(
+                explain(&balancer, Some(name)),
+                Explanation::ConsistentHash {
+                    key: name.to_string(),
+                    hash,
+                    virtual_node_hash: hash,
+                    ring_index,
+                    virtual_node: name.to_string(),
+                },
+            );
+        }
+        // Every point of bigger rings: its own hash lands on it, the next
+        // hash on the next point (past the last one, on the first).
+        for points in [RingPoints::Article, RingPoints::Nginx] {
+            let balancer = ConsistentHashBalancer::with_points(nodes(&[1, 1, 1]), 160, points);
+            let hashes = &balancer.hashes;
+            assert!(
+                hashes.windows(2).all(|pair| pair[0] < pair[1]),
+                "{points:?}: no two points collide on this ring"
+            );
+            for (index, &hash) in hashes.iter().enumerate() {
+                assert_eq!(balancer.ring_index(hash), Some(index), "{points:?} {hash}");
+                assert_eq!(
+                    balancer.ring_index(hash.wrapping_add(1)),
+                    Some((index + 1) % hashes.len()),
+                    "{points:?} {hash} + 1"
+                );
+            }
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use lab::zk::{ChildrenWatch, Members, ZkUrl};
 
-use super::LabProcess;
+use super::process::{LabProcess, realserver_process};
 
 /// What a skipped test prints.
 pub const SKIPPED: &str = "skipped: ZooKeeper is not installed (sudo apt-get install zookeeper)";
@@ -73,6 +73,18 @@ impl Zk {
     pub async fn stop(mut self) -> ExitStatus {
         self.process.terminate().await
     }
+}
+
+/// `lab realserver --addr 127.0.0.1:0 --register URL EXTRA…`, once it has
+/// registered: the process and its address.
+pub async fn registered_realserver(url: &ZkUrl, extra: &[&str]) -> (LabProcess, SocketAddr) {
+    let url = url.to_string();
+    let mut args = vec!["--register", url.as_str()];
+    args.extend_from_slice(extra);
+    let (mut lab, addr) = realserver_process("127.0.0.1:0", &args).await;
+    lab.wait_for(&format!("registered {addr} in ZooKeeper"))
+        .await;
+    (lab, addr)
 }
 
 /// Waits (at most `within`) until the watched set satisfies `ok`; returns it.

@@ -1,0 +1,90 @@
+//! Servers served by this process, as the binary serves them: the real
+//! server, `lab proxy`, `lab naive` and `lab forward` on 127.0.0.1 port 0;
+//! and a port nothing listens on.
+
+use std::net::SocketAddr;
+
+use lab::launch::RunningProxy;
+use lab::proxy::forward::{self, ForwardConfig};
+use lab::proxy::naive;
+use lab::realserver::{Config, RunningServer};
+use lab::server::Background;
+use tokio::net::TcpListener;
+
+use super::STEP;
+
+/// The article's real server (`Config::default()`) on a free port.
+pub async fn real_server() -> RunningServer {
+    real_server_with(Config::default()).await
+}
+
+/// A real server configured by `config`, on a free port.
+pub async fn real_server_with(config: Config) -> RunningServer {
+    RunningServer::start_on_free_port(config)
+        .await
+        .expect("a real server starts on 127.0.0.1:0")
+}
+
+/// The upstream URL of the real server at `addr`, as `--upstream` names it.
+pub fn base(addr: SocketAddr) -> String {
+    format!("http://{addr}/base")
+}
+
+/// `n` real servers on free ports.
+pub async fn real_servers(n: usize) -> Vec<RunningServer> {
+    let mut servers = Vec::with_capacity(n);
+    for _ in 0..n {
+        servers.push(real_server().await);
+    }
+    servers
+}
+
+/// `lab proxy --listen 127.0.0.1:0 FLAGS`, the flags parsed by clap as the
+/// binary parses them.
+pub async fn proxy(flags: &[&str]) -> RunningProxy {
+    RunningProxy::start(flags)
+        .await
+        .unwrap_or_else(|err| panic!("lab proxy {flags:?}: {err:#}"))
+}
+
+/// `lab naive --target TARGET` on a free port.
+pub async fn naive_proxy(target: &str) -> Background {
+    let target: naive::Target = target.parse().expect("a valid target");
+    Background::spawn_on_free_port(|listener, stop| naive::serve(listener, target, stop))
+        .await
+        .expect("the naive proxy starts")
+}
+
+/// `lab naive --target http://SERVER` on a free port.
+pub async fn naive_to(server: SocketAddr) -> Background {
+    naive_proxy(&format!("http://{server}")).await
+}
+
+/// `lab forward` configured by `config`, on a free port.
+pub async fn forward_proxy(config: ForwardConfig) -> Background {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    forward_proxy_on(listener, config)
+}
+
+/// `lab forward` on `listener` (bound by the caller, so a test can know the
+/// address before the proxy exists).
+pub fn forward_proxy_on(listener: TcpListener, config: ForwardConfig) -> Background {
+    Background::spawn(listener, |listener, stop| {
+        forward::serve(listener, config, stop)
+    })
+    .expect("the forward proxy starts")
+}
+
+/// Stops a server of this process: it must finish within [`STEP`], cleanly.
+pub async fn stop(server: Background) {
+    tokio::time::timeout(STEP, server.shutdown())
+        .await
+        .expect("the server stops within the step timeout")
+        .expect("the server stops cleanly");
+}
+
+/// A loopback address nothing listens on (bound, then released).
+pub fn dead_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local address")
+}
