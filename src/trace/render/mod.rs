@@ -1,0 +1,78 @@
+//! The human output of `lab trace`: the request table, the header diff of
+//! the first request, the side-by-side comparison, and the summary bars.
+//!
+//! Everything is drawn from a [`Trace`] (the same value `--json` prints), as
+//! one string, so it can be tested without a terminal. Tables come from
+//! [`output::table`]; meaning is carried by words and symbols (`+ added`,
+//! `≠ differs`, `✗ no response`), colour only repeats it.
+//!
+//! Detail levels, like mitmproxy's flow detail: by default the choice and the
+//! status of each request; `-v` adds every request's headers (as the upstream
+//! received them) and the response headers; `-vv` adds the bodies.
+//!
+//! One file per part of the report, in the order it is printed: [`names`]
+//! (the upstreams' letters and their legend), [`requests`] (the request
+//! table, the failures and the upstream set's changes under it),
+//! [`details`] (`-v`, `-vv`), [`header_diff`], [`compare`] (`--compare`)
+//! and [`summary`] (the bars, statuses, latency and seeds).
+
+mod compare;
+mod details;
+mod header_diff;
+mod names;
+mod requests;
+mod summary;
+
+use std::fmt::Write;
+
+use super::model::{Mode, Trace};
+use crate::output;
+use compare::comparison;
+use details::details;
+use header_diff::header_diff;
+use names::Names;
+use requests::{failures, requests_table, set_changes};
+use summary::summary;
+
+pub use summary::bar;
+
+/// The whole human report.
+pub fn render(trace: &Trace, verbose: u8) -> String {
+    let names = Names::of(&trace.requests);
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", output::heading(&title(trace)));
+    let _ = writeln!(out, "{}", names.legend());
+    let _ = writeln!(out, "{}", requests_table(&trace.requests, &names));
+    failures(&mut out, &trace.requests);
+    set_changes(&mut out, trace);
+    if verbose > 0 {
+        details(&mut out, trace, &names, verbose);
+    }
+    out.push('\n');
+    header_diff(&mut out, trace);
+    if let Some(compare) = &trace.compare {
+        out.push('\n');
+        comparison(&mut out, trace, compare, verbose);
+    }
+    out.push('\n');
+    summary(&mut out, trace, &names);
+    out
+}
+
+fn title(trace: &Trace) -> String {
+    let what = format!(
+        "{} × {} {}",
+        trace.summary.requests, trace.sent.method, trace.sent.target
+    );
+    match trace.mode {
+        Mode::Reverse => format!(
+            "lab trace: {what} through the reverse proxy {}",
+            trace.proxy
+        ),
+        Mode::Forward => format!(
+            "lab trace: {what} through the forward proxy {}",
+            trace.proxy
+        ),
+        Mode::Direct => format!("lab trace: {what} straight to {} (no proxy)", trace.proxy),
+    }
+}
