@@ -1,6 +1,6 @@
 //! Lab 18, middleware (中间件: 权限 auth, 限流 rate limiting, 熔断 circuit
 //! breaking, 降级 degradation, 数据统计 statistics), each layer driven in the
-//! order `src/middleware/chain.rs` applies them: a 401 without the bearer
+//! order `src/proxy/chain.rs` applies them: a 401 without the bearer
 //! token, which never reaches the upstream; a 5/s limit with burst 1 that
 //! lets exactly one of ten immediate requests through, per client IP or for
 //! everyone; a breaker that opens after N failures, passes the dead upstream
