@@ -10,11 +10,11 @@
 //! status of each request; `-v` adds every request's headers (as the upstream
 //! received them) and the response headers; `-vv` adds the bodies.
 //!
-//! One file per part of the report, in the order it is printed: [`names`]
-//! (the upstreams' letters and their legend), [`requests`] (the request
-//! table, the failures and the upstream set's changes under it),
-//! [`details`] (`-v`, `-vv`), [`header_diff`], [`compare`] (`--compare`)
-//! and [`summary`] (the bars, statuses, latency and seeds).
+//! One file per part of the report, in the order it is printed: `names`
+//! (the upstreams' letters and their legend), `requests` (the request
+//! table, the failures and the upstream set's changes under it), `details`
+//! (`-v`, `-vv`), `header_diff`, `compare` (`--compare`) and `summary` (the
+//! bars, statuses, latency and seeds).
 
 mod compare;
 mod details;
