@@ -5,7 +5,6 @@
 use super::{any_text, config, soup};
 use lab::labs::progress::{Progress, Status, TourScore};
 use lab::labs::{LabMeta, answers, parse_folder_name, sheet};
-use lab::zk::registry::check_name;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -264,20 +263,6 @@ fn nested_quotes_are_dropped_too() {
     assert_eq!(answers::normalize("\" \","), ",");
     assert_eq!(answers::normalize("\" 'client' \""), "client");
     assert_eq!(answers::normalize("` \"a b\" `"), "a b");
-}
-
-#[test]
-fn a_character_zookeeper_refuses_is_not_a_node_name() {
-    // Found by `a_child_name_is_accepted_exactly_when_zookeeper_would`
-    // (minimal input U+E000): the name check refused only control
-    // characters, so such a name passed it and ZooKeeper's client refused
-    // the create ("unsupported characters in path") instead, without the
-    // check's advice.
-    for name in ["\u{e000}", "\u{f8ff}", "\u{fff0}", "\u{fffd}", "\u{ffff}"] {
-        assert!(check_name(name).is_err(), "{name:?}");
-    }
-    assert!(check_name("\u{d7ff}x\u{f900}").is_ok());
-    assert!(check_name("127.0.0.1:2003").is_ok());
 }
 
 /// `.progress.json` is read back as written, and a file that is not one is
