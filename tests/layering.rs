@@ -76,7 +76,15 @@ fn the_reader_resolves_paths_as_rust_does() {
     let graph = Graph::from_sources(&files, |file| {
         match file {
             "proxy/reverse/choose.rs" => "use super::ReverseProxy;\nuse crate::balance::{Node, Pick};\nfn f() { crate::proxy::empty(); }\n#[cfg(test)]\nmod tests { use crate::lib_only; }".to_string(),
-            "balance/mod.rs" => "//! crate::proxy in a comment is not an import\nuse crate::proxy::reverse::choose::X;".to_string(),
+            // A path through re-exports (two, one renaming) leads to the file
+            // that defines the name.
+            "balance/mod.rs" => "//! crate::proxy in a comment is not an import\nuse crate::proxy::Picked;".to_string(),
+            // `pub use` forwards a name and is no use of it; a path into a
+            // child module is (`choose::helper`); `std::choose::y` is not.
+            "proxy/reverse/mod.rs" => "mod choose;\npub use choose::Chosen;\nfn g() { choose::helper(); let x = std::choose::y; }".to_string(),
+            "proxy/mod.rs" => "pub mod reverse;\npub use reverse::Chosen as Picked;".to_string(),
+            // …unless the file's own code uses the name it brings in.
+            "lib.rs" => "pub mod balance;\npub use balance::Node;\nfn h(_: Node) {}".to_string(),
             _ => String::new(),
         }
     });
@@ -89,12 +97,30 @@ fn the_reader_resolves_paths_as_rust_does() {
         graph.edges["balance/mod.rs"].iter().collect::<Vec<_>>(),
         ["proxy/reverse/choose.rs"]
     );
+    assert!(graph.edges["proxy/mod.rs"].is_empty());
+    assert_eq!(
+        graph.edges["lib.rs"].iter().collect::<Vec<_>>(),
+        ["balance/mod.rs"]
+    );
+    assert_eq!(
+        graph.edges["proxy/reverse/mod.rs"]
+            .iter()
+            .collect::<Vec<_>>(),
+        ["proxy/reverse/choose.rs"]
+    );
     let circles: Vec<_> = graph
         .strongly_connected()
         .into_iter()
         .filter(|c| c.len() > 1)
         .collect();
-    assert_eq!(circles, [vec!["balance/mod.rs", "proxy/reverse/choose.rs"]]);
+    assert_eq!(
+        circles,
+        [vec![
+            "balance/mod.rs",
+            "proxy/reverse/choose.rs",
+            "proxy/reverse/mod.rs"
+        ]]
+    );
 }
 
 /// Files of `src/` (relative paths) and the files each one's paths lead to.
@@ -113,13 +139,37 @@ impl Graph {
     }
 
     fn from_sources(files: &BTreeSet<String>, read: impl Fn(&str) -> String) -> Graph {
+        // What each file re-exports (`pub use child::Name`): a path to a
+        // re-exported name leads on to the file that defines it, and the
+        // `pub use` itself is no use of it.
+        let found: BTreeMap<&String, Vec<Found>> = files
+            .iter()
+            .map(|file| (file, paths_in(&read(file))))
+            .collect();
+        let mut reexports: Reexports = BTreeMap::new();
+        for (file, paths) in &found {
+            let module = module_of(file);
+            for found in paths {
+                if let Some(name) = &found.reexported_as
+                    && let Some(absolute) = absolute(&module, &found.path)
+                {
+                    reexports
+                        .entry(file.to_string())
+                        .or_default()
+                        .insert(name.clone(), absolute);
+                }
+            }
+        }
         let mut edges = BTreeMap::new();
-        for file in files {
+        for (file, paths) in found {
             let module = module_of(file);
             let mut targets = BTreeSet::new();
-            for path in paths_in(&read(file)) {
-                if let Some(absolute) = absolute(&module, &path)
-                    && let Some(target) = resolve(files, &absolute)
+            for found in paths
+                .iter()
+                .filter(|f| f.reexported_as.is_none() || f.used_here)
+            {
+                if let Some(absolute) = absolute(&module, &found.path)
+                    && let Some(target) = resolve(files, &reexports, &absolute, 0)
                     && &target != file
                 {
                     targets.insert(target);
@@ -213,14 +263,66 @@ fn module_of(file: &str) -> Vec<String> {
     parts
 }
 
-/// Every path that starts with `crate::`, `super::` or `self::` in `code`
-/// (comments and the `#[cfg(test)]` module left out), braces expanded:
-/// `use crate::a::{b, c::d};` gives `crate::a::b` and `crate::a::c::d`.
-fn paths_in(code: &str) -> Vec<String> {
-    let code = match code.find("#[cfg(test)]\nmod tests") {
-        Some(at) => &code[..at],
-        None => code,
-    };
+/// A path found in a file; `reexported_as` when it is a `pub use`, which
+/// forwards a name to where it is defined rather than using it.
+struct Found {
+    path: String,
+    reexported_as: Option<String>,
+    /// A re-exported name the file's own code uses too (`pub use` also
+    /// brings the name into scope): then it is a use as well.
+    used_here: bool,
+}
+
+/// How often `word` stands in `code` as a whole word.
+fn occurrences(code: &str, word: &str) -> usize {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    code.match_indices(word)
+        .filter(|(at, _)| {
+            let before = code[..*at].chars().next_back();
+            let after = code[at + word.len()..].chars().next();
+            !before.is_some_and(is_word) && !after.is_some_and(is_word)
+        })
+        .count()
+}
+
+/// The child modules a file declares (`mod config;`, `pub mod chain;`,
+/// `pub(crate) mod x;`).
+fn child_modules(code: &str) -> Vec<String> {
+    code.lines()
+        .filter_map(|line| {
+            let mut line = line.trim();
+            if let Some(rest) = line.strip_prefix("pub") {
+                line = match rest.strip_prefix('(') {
+                    Some(scoped) => scoped.split_once(')')?.1,
+                    None => rest,
+                }
+                .trim_start();
+            }
+            let name = line.strip_prefix("mod ")?.strip_suffix(';')?.trim();
+            let valid = !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+            valid.then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// Every path that starts with `crate::`, `super::` or `self::` in `code`,
+/// or with the name of a child module the file declares (read as
+/// `self::child::…`), comments and the `#[cfg(test)]` module left out,
+/// braces expanded: `use crate::a::{b, c::d};` gives `crate::a::b` and
+/// `crate::a::c::d`.
+fn paths_in(code: &str) -> Vec<Found> {
+    let children = child_modules(code);
+    // Everything from the first `#[cfg(test)]` module on is the tests'.
+    let code = code
+        .match_indices("#[cfg(test)]\n")
+        .find(|(at, attr)| {
+            let next = code[at + attr.len()..].lines().next().unwrap_or_default();
+            let next = next.trim_start();
+            ["mod ", "pub mod ", "pub(crate) mod ", "pub(super) mod "]
+                .iter()
+                .any(|start| next.starts_with(start))
+        })
+        .map_or(code, |(at, _)| &code[..at]);
     let code: String = code
         .lines()
         .map(|line| match line.find("//") {
@@ -234,16 +336,40 @@ fn paths_in(code: &str) -> Vec<String> {
     let mut i = 0;
     while i < code.len() {
         let rest = &code[i..];
-        let starts = ["crate::", "super::", "self::"]
+        let child = children
             .iter()
-            .any(|p| rest.starts_with(p));
+            .any(|c| rest.starts_with(c.as_str()) && rest[c.len()..].starts_with("::"));
+        let starts = child
+            || ["crate::", "super::", "self::"]
+                .iter()
+                .any(|p| rest.starts_with(p));
         let boundary = i == 0
             || !(bytes[i - 1].is_ascii_alphanumeric()
                 || bytes[i - 1] == b'_'
                 || bytes[i - 1] == b':');
         if starts && boundary {
-            let end = path_end(rest);
-            expand(&rest[..end], &mut paths);
+            let mut end = path_end(rest);
+            // `pub use a::B as C;`: the alias belongs to the path.
+            if let Some(alias) = rest[end..].strip_prefix(" as ") {
+                end += 4 + alias
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(alias.len());
+            }
+            let path = &rest[..end];
+            let before = code[..i].trim_end();
+            let reexport = before.ends_with("pub use")
+                || (before.ends_with(") use") && before.trim_end_matches(") use").contains("pub("));
+            let mut expanded = Vec::new();
+            if child {
+                expand(&format!("self::{path}"), &mut expanded);
+            } else {
+                expand(path, &mut expanded);
+            }
+            paths.extend(expanded.into_iter().map(|(path, name)| Found {
+                path,
+                used_here: reexport && occurrences(&code, &name) > 1,
+                reexported_as: reexport.then_some(name),
+            }));
             i += end.max(1);
         } else {
             i += rest.chars().next().map_or(1, char::len_utf8);
@@ -271,10 +397,17 @@ fn path_end(text: &str) -> usize {
     text.len()
 }
 
-/// `a::{b, c::{d, e}}` → `a::b`, `a::c::d`, `a::c::e`.
-fn expand(path: &str, out: &mut Vec<String>) {
+/// `a::{b, c::{d, e as f}}` → `a::b`, `a::c::d`, `a::c::e`, each with the
+/// name it is known by where it is imported (`b`, `d`, `f`).
+fn expand(path: &str, out: &mut Vec<(String, String)>) {
     let Some(open) = path.find('{') else {
-        out.push(path.trim_end_matches(':').to_string());
+        let (path, alias) = match path.split_once(" as ") {
+            Some((path, alias)) => (path.trim(), Some(alias.trim())),
+            None => (path.trim(), None),
+        };
+        let path = path.trim_end_matches(':');
+        let name = alias.unwrap_or_else(|| path.rsplit("::").next().unwrap_or(path));
+        out.push((path.to_string(), name.to_string()));
         return;
     };
     let prefix = &path[..open];
@@ -295,12 +428,12 @@ fn expand(path: &str, out: &mut Vec<String>) {
     }
     items.push(&inner[start..]);
     for item in items {
-        let item = item.split(" as ").next().unwrap_or_default().trim();
+        let item = item.trim();
         if item.is_empty() {
             continue;
         }
         if item == "self" {
-            out.push(prefix.trim_end_matches(':').to_string());
+            expand(prefix.trim_end_matches(':'), out);
         } else {
             expand(&format!("{prefix}{item}"), out);
         }
@@ -321,6 +454,9 @@ fn absolute(module: &[String], path: &str) -> Option<Vec<String>> {
         _ => return None,
     };
     for segment in segments {
+        if segment == "*" {
+            break;
+        }
         if segment == "super" {
             base.pop()?;
         } else {
@@ -330,8 +466,17 @@ fn absolute(module: &[String], path: &str) -> Option<Vec<String>> {
     Some(base)
 }
 
-/// The file that defines the longest prefix of `path`.
-fn resolve(files: &BTreeSet<String>, path: &[String]) -> Option<String> {
+/// Per file, the names it re-exports and the absolute paths they stand for.
+type Reexports = BTreeMap<String, BTreeMap<String, Vec<String>>>;
+
+/// The file that defines `path`: the one that defines its longest prefix,
+/// followed through that file's re-exports.
+fn resolve(
+    files: &BTreeSet<String>,
+    reexports: &Reexports,
+    path: &[String],
+    depth: usize,
+) -> Option<String> {
     for len in (0..=path.len()).rev() {
         let prefix = path[..len].join("/");
         let candidates = if len == 0 {
@@ -340,6 +485,16 @@ fn resolve(files: &BTreeSet<String>, path: &[String]) -> Option<String> {
             vec![format!("{prefix}.rs"), format!("{prefix}/mod.rs")]
         };
         if let Some(found) = candidates.into_iter().find(|c| files.contains(c)) {
+            let forwarded = path
+                .get(len)
+                .and_then(|name| reexports.get(&found)?.get(name));
+            if let Some(target) = forwarded
+                && depth < 8
+            {
+                let mut onward = target.clone();
+                onward.extend_from_slice(&path[len + 1..]);
+                return resolve(files, reexports, &onward, depth + 1).or(Some(found));
+            }
             return Some(found);
         }
     }

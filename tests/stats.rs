@@ -77,7 +77,7 @@ fn known_stats() -> (Arc<Stats>, Vec<Box<dyn std::any::Any>>) {
     let open = stats.connection_opened();
     drop(stats.connection_opened());
     let mut in_flight = stats.request_started();
-    in_flight.sent_to(&stats, B);
+    in_flight.sent_to(B);
     (stats, vec![Box::new(open), Box::new(in_flight)])
 }
 

@@ -18,12 +18,13 @@
 //! | `weighted`, `wrr` | [`weighted`] | `WeightRoundRobinBalance` (加权负载均衡) |
 //! | `consistent-hash`, `hash` | [`consistent_hash`] | `ConsistentHashBanlance` (一致性hash负载) |
 //!
-//! [`build`] is the article's factory, `LoadBanlanceFactory`; [`hash_key`]
+//! [`build`] ([`factory`]) is the article's factory, `LoadBanlanceFactory`; [`hash_key`]
 //! decides what a consistent-hash pick hashes (the article hashes
 //! `req.RemoteAddr`).
 
 pub mod candidates;
 pub mod consistent_hash;
+pub mod factory;
 pub mod hash_key;
 pub mod random;
 pub mod round_robin;
@@ -38,6 +39,7 @@ use crate::upstream::Upstream;
 
 pub use candidates::Candidates;
 pub use consistent_hash::{ConsistentHashBalancer, DEFAULT_REPLICAS, RingPoints};
+pub use factory::{BalancerConfig, build};
 pub use hash_key::HashKey;
 pub use random::RandomBalancer;
 pub use round_robin::RoundRobinBalancer;
@@ -248,48 +250,6 @@ impl Algorithm {
 impl std::fmt::Display for Algorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// What [`build`] needs besides the nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BalancerConfig {
-    pub algorithm: Algorithm,
-    /// The seed of `random`'s sequence; the others ignore it.
-    pub seed: u64,
-    /// Virtual nodes per unit of weight for `consistent-hash` (the article's
-    /// 复制因子, 10); the others ignore it.
-    pub replicas: usize,
-    /// How `consistent-hash` places its virtual nodes: the article's
-    /// `crc32("{r}{addr}")` (default) or nginx's crc32 chain, which is the
-    /// one that evens out as `replicas` grows; the others ignore it.
-    pub ring: RingPoints,
-}
-
-impl Default for BalancerConfig {
-    fn default() -> Self {
-        BalancerConfig {
-            algorithm: Algorithm::default(),
-            seed: 0,
-            replicas: DEFAULT_REPLICAS,
-            ring: RingPoints::default(),
-        }
-    }
-}
-
-/// The article's `LoadBanlanceFactory`: one balancer of the chosen kind over
-/// `nodes`. It is built once per set of upstreams; when the set changes,
-/// build a new one (the article's observers do the same in `Update()`).
-pub fn build(nodes: Vec<Node>, config: &BalancerConfig) -> Arc<dyn Balancer> {
-    match config.algorithm {
-        Algorithm::Random => Arc::new(RandomBalancer::new(nodes, config.seed)),
-        Algorithm::RoundRobin => Arc::new(RoundRobinBalancer::new(nodes)),
-        Algorithm::Weighted => Arc::new(WeightedBalancer::new(nodes)),
-        Algorithm::ConsistentHash => Arc::new(ConsistentHashBalancer::with_points(
-            nodes,
-            config.replicas,
-            config.ring,
-        )),
     }
 }
 

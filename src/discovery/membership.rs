@@ -22,9 +22,8 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, watch};
 
 use super::health::{self, Health, HealthConfig, State, Transition};
-use super::{
+use super::model::{
     AbortOnDrop, Event, HealthCheckSettings, Live, Report, Source, Status, UpstreamStatus,
-    Upstreams,
 };
 use crate::balance::{self, BalancerConfig, Node};
 use crate::proxy::transport::Transport;
@@ -41,13 +40,22 @@ pub(crate) struct Shared {
     pub status: ArcSwap<Status>,
 }
 
-/// Starts the observer for `source` (see [`Upstreams::start`]).
+/// A started observer: the state it keeps current, where passive reports
+/// go (with health checks), and its task (none for a list that never
+/// changes), aborted when dropped.
+pub(super) struct Observer {
+    pub shared: Arc<Shared>,
+    pub passive: Option<mpsc::Sender<Report>>,
+    pub task: Option<AbortOnDrop>,
+}
+
+/// Starts the observer for `source` (see `Upstreams::start`).
 pub(super) async fn start(
     source: Source,
     balancing: BalancerConfig,
     health: Option<HealthConfig>,
     transport: Transport,
-) -> anyhow::Result<Upstreams> {
+) -> anyhow::Result<Observer> {
     let source_label = source.to_string();
     let (known, watch) = match source {
         Source::Static(nodes) => (nodes, None),
@@ -66,10 +74,10 @@ pub(super) async fn start(
 
     // A fixed list with no health checks never changes: no task at all.
     if watch.is_none() && membership.health.is_none() {
-        return Ok(Upstreams {
+        return Ok(Observer {
             shared,
             passive: None,
-            _observer: None,
+            task: None,
         });
     }
     let (passive, reports) = match membership.health {
@@ -86,10 +94,10 @@ pub(super) async fn start(
         reports,
         transport,
     ));
-    Ok(Upstreams {
+    Ok(Observer {
         shared,
         passive,
-        _observer: Some(AbortOnDrop(task.abort_handle())),
+        task: Some(AbortOnDrop(task.abort_handle())),
     })
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use futures_util::future::BoxFuture;
 
 use super::balancing::{self, Upstreams, counts, letters, nodes_of, plural, show_counts};
-use super::with_real_servers;
+use super::servers::with_real_servers;
 use crate::balance::{Balancer, PickInput, RandomBalancer};
 use crate::labs::findings::Findings;
 use crate::launch::RunningProxy;

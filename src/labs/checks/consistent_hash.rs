@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use futures_util::future::BoxFuture;
 
 use super::balancing::{self, Answer, Upstreams, letter, letters, nodes_of, plural};
-use super::with_real_servers;
+use super::servers::with_real_servers;
 use crate::balance::{
     Balancer, ConsistentHashBalancer, Node, PickInput, RingPoints, parse_upstream_spec,
 };

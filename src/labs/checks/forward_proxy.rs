@@ -10,7 +10,7 @@ use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::with_real_servers;
+use super::servers::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;
 use crate::proxy::forward::{self, ForwardConfig, ParentProxy};

@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
 
 use super::proxy_pages::{read_status, send, until_status};
-use super::upstream_url;
+use super::servers::upstream_url;
 use crate::discovery::Status;
 use crate::labs::findings::Findings;
 use crate::launch::RunningProxy;

@@ -20,6 +20,7 @@ mod proxy_pages;
 mod random;
 mod round_robin;
 mod serve_http_internals;
+mod servers;
 mod special_headers;
 mod timeouts;
 mod transport_pool;
@@ -27,12 +28,9 @@ mod upgrade;
 mod weighted_round_robin;
 mod zookeeper_discovery;
 
-use std::net::SocketAddr;
-
 use futures_util::future::BoxFuture;
 
 use super::findings::Findings;
-use crate::realserver::{BASE_PATH, Config, RunningServer};
 
 /// A lab's experiment.
 pub type Scenario = for<'a> fn(&'a mut Findings) -> BoxFuture<'a, anyhow::Result<()>>;
@@ -82,68 +80,6 @@ pub fn scenario(slug: &str) -> Option<Scenario> {
         "middleware" => Some(middleware::run),
         _ => None,
     }
-}
-
-/// Runs `experiment` with `n` real servers, started on free ports before it
-/// and stopped after it, whatever it returned.
-fn with_real_servers<'a, F, Fut>(
-    f: &'a mut Findings,
-    n: usize,
-    experiment: F,
-) -> BoxFuture<'a, anyhow::Result<()>>
-where
-    F: FnOnce(&'a mut Findings, Vec<SocketAddr>) -> Fut + Send + 'a,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'a,
-{
-    Box::pin(async move {
-        let servers = start_real_servers(f, n).await?;
-        let addrs = servers.iter().map(RunningServer::addr).collect();
-        let result = experiment(f, addrs).await;
-        stop_real_servers(servers, result).await
-    })
-}
-
-/// Starts `n` real servers on free ports, as `lab realserver` would.
-async fn start_real_servers(f: &mut Findings, n: usize) -> anyhow::Result<Vec<RunningServer>> {
-    let mut servers = Vec::with_capacity(n);
-    for _ in 0..n {
-        start_real_server(&mut servers).await?;
-    }
-    let addrs: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
-    f.step(format!(
-        "started {n} real server(s), as `lab realserver` does, on {}",
-        addrs.join(" and ")
-    ));
-    Ok(servers)
-}
-
-/// A real server on a free port, as `lab realserver` runs it, kept in
-/// `servers` (to be stopped with them); its address.
-async fn start_real_server(servers: &mut Vec<RunningServer>) -> anyhow::Result<SocketAddr> {
-    let server = RunningServer::start_on_free_port(Config::default()).await?;
-    let addr = server.addr();
-    servers.push(server);
-    Ok(addr)
-}
-
-/// The upstream URL of a real server on `addr`, as `lab proxy --upstream`
-/// takes it: `http://ADDR/base`.
-fn upstream_url(addr: SocketAddr) -> String {
-    format!("http://{addr}{BASE_PATH}")
-}
-
-/// Stops the servers; the experiment's own error, if any, wins over theirs.
-async fn stop_real_servers(
-    servers: Vec<RunningServer>,
-    experiment: anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    for server in servers {
-        let stopped = server.shutdown().await;
-        if experiment.is_ok() {
-            stopped?;
-        }
-    }
-    experiment
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use futures_util::future::BoxFuture;
 use http::StatusCode;
 use tokio::net::TcpListener;
 
-use super::with_real_servers;
+use super::servers::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::launch::RunningProxy;
 use crate::probe::Probe;

@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::with_real_servers;
+use super::servers::with_real_servers;
 use crate::lab_headers::SERVER_HEADER;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;

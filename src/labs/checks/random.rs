@@ -5,7 +5,7 @@
 use futures_util::future::BoxFuture;
 
 use super::balancing::{self, Answer, Upstreams, counts, letter, letters, nodes_of, show_counts};
-use super::with_real_servers;
+use super::servers::with_real_servers;
 use crate::balance::{Balancer, PickInput, RandomBalancer};
 use crate::labs::findings::Findings;
 

@@ -5,7 +5,7 @@
 use futures_util::future::{BoxFuture, join_all};
 
 use super::balancing::{self, Upstreams, counts, letter, letters, nodes_of, show_counts};
-use super::with_real_servers;
+use super::servers::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use futures_util::future::BoxFuture;
 
-use super::with_real_servers;
+use super::servers::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;
 

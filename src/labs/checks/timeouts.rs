@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use http::StatusCode;
 
-use super::with_real_servers;
+use super::servers::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::launch::RunningProxy;
 use crate::probe::Probe;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::with_real_servers;
+use super::servers::with_real_servers;
 use crate::labs::findings::Findings;
 use crate::launch::RunningProxy;
 use crate::probe::Probe;

@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use http::StatusCode;
 
 use super::balancing::{self, Answer, Upstreams, letter, letters, nodes_of};
-use super::{start_real_servers, stop_real_servers};
+use super::servers::{start_real_servers, stop_real_servers};
 use crate::balance::smooth_wrr_sequence;
 use crate::labs::findings::Findings;
 use crate::probe::Probe;

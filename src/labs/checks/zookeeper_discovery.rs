@@ -14,7 +14,7 @@ use anyhow::Context;
 use futures_util::future::BoxFuture;
 
 use super::proxy_pages::{Answer, read_status, send, until_status};
-use super::{start_real_server, upstream_url};
+use super::servers::{start_real_server, upstream_url};
 use crate::discovery::Status;
 use crate::labs::findings::Findings;
 use crate::launch::RunningProxy;

@@ -1,4 +1,4 @@
-//! The live counters of [`super::Stats`]: what one finished exchange adds
+//! The live counters of `Stats`: what one finished exchange adds
 //! to, per upstream, and the guards that count what is open now (client
 //! connections, requests in flight).
 //!
@@ -19,8 +19,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
-
-use super::{RequestRecord, Stats};
 
 /// The layers that can answer a request, as counted; `upstream` is
 /// `layer: None`. Any other name is counted as [`OTHER_LAYER`].
@@ -68,6 +66,25 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// One finished exchange, as the proxy tells it to `Stats::record`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRecord<'a> {
+    /// The upstream URL the request was sent to; `None` when the proxy
+    /// answered itself (429, 401, 503 with nothing live, a fallback).
+    pub upstream: Option<&'a str>,
+    pub status: u16,
+    /// From the request head received to the response body ended (sent
+    /// whole, or dropped): what the client waited, body included.
+    pub latency: Duration,
+    /// Request body bytes received from the client.
+    pub bytes_in: u64,
+    /// Response body bytes sent to the client.
+    pub bytes_out: u64,
+    /// Which layer answered: `auth`, `rate-limit`, `breaker`, `fallback`,
+    /// `proxy` (the error handler); `None`: the upstream did.
+    pub layer: Option<&'a str>,
+}
+
 /// A request in flight: counted until dropped, at the proxy until
 /// [`InFlight::sent_to`] moves it to an upstream.
 pub struct InFlight {
@@ -83,11 +100,11 @@ impl std::fmt::Debug for InFlight {
 }
 
 impl InFlight {
-    /// The request was sent to `upstream` (of `stats`, the statistics that
-    /// started it): it now counts in that upstream's in-flight requests.
+    /// The request was sent to `upstream`: it now counts in that
+    /// upstream's in-flight requests (of the statistics that started it).
     /// Called again (a retry), it moves there.
-    pub fn sent_to(&mut self, stats: &Stats, upstream: &str) {
-        let counters = stats.shared.upstream(upstream);
+    pub fn sent_to(&mut self, upstream: &str) {
+        let counters = self.shared.upstream(upstream);
         counters.in_flight.fetch_add(1, Ordering::Relaxed);
         let before = std::mem::replace(&mut self.at, counters);
         before.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -137,7 +154,7 @@ impl Shared {
         }
     }
 
-    /// See [`Stats::connection_opened`].
+    /// See `Stats::connection_opened`.
     pub(super) fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
         self.connections_total.fetch_add(1, Ordering::Relaxed);
         self.connections_open.fetch_add(1, Ordering::Relaxed);
@@ -146,7 +163,7 @@ impl Shared {
         }
     }
 
-    /// See [`Stats::request_started`].
+    /// See `Stats::request_started`.
     pub(super) fn request_started(self: &Arc<Self>) -> InFlight {
         self.overall.in_flight.fetch_add(1, Ordering::Relaxed);
         self.proxy.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -156,7 +173,7 @@ impl Shared {
         }
     }
 
-    /// See [`Stats::record`].
+    /// See `Stats::record`.
     pub(super) fn record(&self, record: &RequestRecord<'_>) {
         let sample = Sample::of(record);
         self.overall.add(&sample);

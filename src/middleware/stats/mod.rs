@@ -34,36 +34,14 @@ mod model;
 mod prometheus;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 
-/// The body wrapper the proxy counts bytes with; it lives with the other
-/// body wrappers.
-pub use live::{BUCKETS_MS, ConnectionGuard, InFlight, LAYERS, OTHER_LAYER};
+pub use live::{BUCKETS_MS, ConnectionGuard, InFlight, LAYERS, OTHER_LAYER, RequestRecord};
 pub use model::{Bucket, Connections, Counts, Latency, STATS_PATH, StatsSnapshot, StatusClasses};
 pub use prometheus::{METRICS_CONTENT_TYPE, METRICS_PATH, PROXY_UPSTREAM};
 
 use live::Shared;
-
-/// One finished exchange, as the proxy tells it to [`Stats::record`].
-#[derive(Debug, Clone, Copy)]
-pub struct RequestRecord<'a> {
-    /// The upstream URL the request was sent to; `None` when the proxy
-    /// answered itself (429, 401, 503 with nothing live, a fallback).
-    pub upstream: Option<&'a str>,
-    pub status: u16,
-    /// From the request head received to the response body ended (sent
-    /// whole, or dropped): what the client waited, body included.
-    pub latency: Duration,
-    /// Request body bytes received from the client.
-    pub bytes_in: u64,
-    /// Response body bytes sent to the client.
-    pub bytes_out: u64,
-    /// Which layer answered: `auth`, `rate-limit`, `breaker`, `fallback`,
-    /// `proxy` (the error handler); `None`: the upstream did.
-    pub layer: Option<&'a str>,
-}
 
 /// The statistics of one proxy, shared by all its requests (`Arc<Stats>`).
 pub struct Stats {
@@ -127,6 +105,8 @@ impl Stats {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn record(upstream: Option<&str>, status: u16, ms: u64) -> RequestRecord<'_> {
@@ -187,11 +167,11 @@ mod tests {
         let mut request = stats.request_started();
         let snap = stats.snapshot();
         assert_eq!((snap.overall.in_flight, snap.proxy.in_flight), (1, 1));
-        request.sent_to(&stats, "http://a");
+        request.sent_to("http://a");
         let snap = stats.snapshot();
         assert_eq!(snap.proxy.in_flight, 0);
         assert_eq!(snap.upstreams["http://a"].in_flight, 1);
-        request.sent_to(&stats, "http://b");
+        request.sent_to("http://b");
         let snap = stats.snapshot();
         assert_eq!(snap.upstreams["http://a"].in_flight, 0);
         assert_eq!(snap.upstreams["http://b"].in_flight, 1);

@@ -15,7 +15,7 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
 
-use super::{Client, ReverseProxy};
+use super::reverse_proxy::{Client, ReverseProxy};
 use crate::balance::{Candidates, Explanation, PickInput};
 use crate::body::Body;
 use crate::discovery::Live;

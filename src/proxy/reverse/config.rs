@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::ReverseProxy;
+use super::reverse_proxy::ReverseProxy;
 use crate::balance::{Algorithm, BalancerConfig, HashKey, RingPoints};
 use crate::discovery::{HealthConfig, Source, Upstreams};
 use crate::middleware::{Layers, LayersConfig};

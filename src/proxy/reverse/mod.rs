@@ -36,69 +36,25 @@ pub mod config;
 mod outgoing;
 mod refuse;
 mod respond;
+mod reverse_proxy;
 mod round_trip;
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 
-use super::director::Director;
-use super::headers::{self, ForwardedPolicy};
-use super::modify::{ErrorStyle, ModifyResponse};
-use super::transport::Transport;
-use crate::balance::HashKey;
+use super::headers::{self};
 use crate::body::Body;
-use crate::discovery::Upstreams;
-use crate::middleware::Layers;
 use crate::middleware::stats::InFlight;
-use crate::server::{self, Conn};
+use crate::server::Conn;
 
 pub use config::{ProxyConfig, run};
+pub use reverse_proxy::ReverseProxy;
 
-/// A ReverseProxy: what to send where, and how to answer.
-pub struct ReverseProxy {
-    /// The upstreams and the pluggable step that picks one for each
-    /// request (the article's load balancers; one upstream is
-    /// NewSingleHostReverseProxy), rebuilt whenever the live set changes.
-    pub upstreams: Upstreams,
-    /// What consistent hashing hashes (unused by the other balancers).
-    pub hash_key: HashKey,
-    pub director: Director,
-    pub modify: ModifyResponse,
-    pub errors: ErrorStyle,
-    pub forwarded: ForwardedPolicy,
-    /// How long to wait for the upstream's response head (504 after).
-    pub response_timeout: Duration,
-    /// Go's FlushInterval for bodies that need not stream; `None` flushes
-    /// every chunk at once.
-    pub flush_interval: Option<Duration>,
-    pub transport: Transport,
-    /// Rate limit, circuit breakers, fallback, auth, statistics.
-    pub layers: Layers,
-    /// This proxy's name in `Via`; seeing it on an incoming request means a loop.
-    pub pseudonym: String,
-    /// How many other upstreams an idempotent request without a body may
-    /// try when the connection to one fails (`--retries`; 0: Go's
-    /// ReverseProxy, one upstream per request).
-    pub retries: usize,
-    /// Peers whose X-Forwarded-For is believed (`--trusted-proxy`).
-    pub trusted_proxies: Vec<crate::cidr::Cidr>,
-    /// What the listener refuses (`--max-body`, `--header-timeout`).
-    pub limits: server::Limits,
-}
-
-/// Who sent a request: the connection it came on, and the address the
-/// proxy believes is the client's (the TCP peer, or behind a
-/// `--trusted-proxy` the address that proxy vouches for).
-#[derive(Clone, Copy)]
-struct Client<'a> {
-    conn: &'a Conn,
-    ip: IpAddr,
-}
+use reverse_proxy::Client;
 
 impl ReverseProxy {
     /// Serves on `listener` until `shutdown` resolves.
@@ -155,7 +111,7 @@ impl ReverseProxy {
             Ok(asked) => asked,
             Err(refused) => return *refused,
         };
-        in_flight.sent_to(&self.layers.stats, &chosen.url);
+        in_flight.sent_to(&chosen.url);
         let (body, too_large) = self.outgoing_body(body).await;
 
         // 7. The round trip, under the response timeout (the next candidate

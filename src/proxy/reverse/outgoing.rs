@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::choose::{Chosen, header_value};
 use super::respond::{announced_trailers, restore_trailers};
-use super::{Client, ReverseProxy};
+use super::reverse_proxy::{Client, ReverseProxy};
 use crate::body::{Body, RequestBody, full, limit};
 use crate::proxy::headers::{self, ClientFacts};
 use crate::proxy::text_response;

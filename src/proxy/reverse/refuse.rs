@@ -11,7 +11,7 @@
 use http::header;
 use http::{Request, StatusCode};
 
-use super::ReverseProxy;
+use super::reverse_proxy::ReverseProxy;
 use crate::body::Body;
 use crate::proxy::{headers, text_response};
 use crate::server;

@@ -14,8 +14,8 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
 
-use super::ReverseProxy;
 use super::choose::Chosen;
+use super::reverse_proxy::ReverseProxy;
 use crate::body::{Body, empty, flush};
 use crate::lab_headers;
 use crate::middleware::stats::ConnectionGuard;

@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
 use super::choose::Chosen;
-use super::{Client, ReverseProxy};
+use super::reverse_proxy::{Client, ReverseProxy};
 use crate::body::{Body, RequestBody, empty};
 use crate::lab_headers::LAYER_HEADER;
 use crate::middleware::stats::InFlight;
@@ -126,7 +126,7 @@ impl ReverseProxy {
                 if let Err(refused) = self.outgoing(exchange.client, &mut parts, &chosen.upstream) {
                     return Err(*refused);
                 }
-                exchange.in_flight.sent_to(&self.layers.stats, &chosen.url);
+                exchange.in_flight.sent_to(&chosen.url);
                 outgoing = Request::from_parts(parts, empty().map_err(Into::into).boxed());
                 continue;
             }

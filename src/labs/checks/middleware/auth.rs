@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use super::started::Started;
 use crate::lab_headers::{LAYER_HEADER, UPSTREAM_HEADER};
 use crate::labs::checks::proxy_pages::header;
-use crate::labs::checks::upstream_url as base;
+use crate::labs::checks::servers::upstream_url as base;
 use crate::labs::findings::Findings;
 use crate::probe::{Exchange, Probe};
 

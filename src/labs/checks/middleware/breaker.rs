@@ -12,7 +12,7 @@ use super::started::{Started, dead_port};
 use super::statistics::{GIVE_UP, poll_stats};
 use crate::lab_headers::{BREAKER_HEADER, LAYER_HEADER, UPSTREAM_HEADER};
 use crate::labs::checks::proxy_pages::header;
-use crate::labs::checks::upstream_url as base;
+use crate::labs::checks::servers::upstream_url as base;
 use crate::labs::findings::Findings;
 use crate::middleware::stats::StatsSnapshot;
 use crate::probe::{Exchange, Probe};

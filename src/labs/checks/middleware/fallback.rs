@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use super::started::{Started, dead_port};
 use crate::lab_headers::LAYER_HEADER;
 use crate::labs::checks::proxy_pages::header;
-use crate::labs::checks::upstream_url as base;
+use crate::labs::checks::servers::upstream_url as base;
 use crate::labs::findings::Findings;
 use crate::probe::{Exchange, Probe};
 

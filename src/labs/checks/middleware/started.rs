@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::labs::checks::{start_real_server, upstream_url as base};
+use crate::labs::checks::servers::{start_real_server, upstream_url as base};
 use crate::launch::RunningProxy;
 use crate::realserver::{Config, RunningServer};
 

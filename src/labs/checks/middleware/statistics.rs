@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::auth::TOKEN;
 use super::started::Started;
 use crate::labs::checks::proxy_pages::poll_page;
-use crate::labs::checks::upstream_url as base;
+use crate::labs::checks::servers::upstream_url as base;
 use crate::labs::findings::Findings;
 use crate::middleware::stats::{METRICS_PATH, STATS_PATH, StatsSnapshot};
 use crate::probe::Probe;
