@@ -500,3 +500,25 @@ fn resolve(
     }
     None
 }
+
+#[test]
+fn the_module_map_in_lib_rs_names_every_module() {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .expect("read src/lib.rs");
+    let declared: BTreeSet<&str> = lib
+        .lines()
+        .filter_map(|line| line.strip_prefix("pub mod ")?.strip_suffix(';'))
+        .collect();
+    let mapped: BTreeSet<&str> = lib
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("//! - [`")?;
+            Some(&rest[..rest.find('`')?])
+        })
+        .collect();
+    assert!(!declared.is_empty(), "no `pub mod` lines in src/lib.rs");
+    assert_eq!(
+        declared, mapped,
+        "the Layout list at the top of src/lib.rs should name each module once"
+    );
+}

@@ -82,6 +82,11 @@ pub async fn serve<H: Handler>(
     .await
 }
 
+/// A one-line plain-text answer from the proxy itself: `message` and a newline.
+pub fn explain(status: StatusCode, message: String) -> Response<Body> {
+    text_response(status, message + "\n")
+}
+
 /// A plain-text answer from the proxy itself (an error, a refusal).
 pub fn text_response(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(full(text));

@@ -82,6 +82,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::proxy::explain;
 use crate::proxy::transport::{Transport, TransportConfig, TransportError};
 use crate::server::Conn;
 
@@ -290,11 +291,6 @@ impl NaiveProxy {
         }
         response
     }
-}
-
-/// A short plain-text answer from the proxy itself, one line.
-fn explain(status: StatusCode, message: String) -> Response<ProxyBody> {
-    super::text_response(status, message + "\n")
 }
 
 /// Serves the naive proxy on `listener` until `shutdown` resolves, then

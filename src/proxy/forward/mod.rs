@@ -55,12 +55,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use http::uri::Authority;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, header};
 use hyper::body::Incoming;
 
 use crate::cidr::Cidr;
-use crate::proxy::headers;
 use crate::proxy::transport::{Transport, TransportConfig};
+use crate::proxy::{explain, headers};
 use crate::server::Conn;
 
 use crate::body::Body as ProxyBody;
@@ -235,11 +235,6 @@ fn request_host(req: &Request<Incoming>) -> String {
             .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
             .unwrap_or_else(|| "-".into()),
     }
-}
-
-/// A short plain-text answer from the proxy itself, one line.
-fn explain(status: StatusCode, message: String) -> Response<ProxyBody> {
-    super::text_response(status, message + "\n")
 }
 
 /// Serves the forward proxy on `listener` until `shutdown` resolves, then
