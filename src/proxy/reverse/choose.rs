@@ -39,7 +39,7 @@ pub(super) struct Chosen {
     pub ticket: Option<Ticket>,
     /// The request line sent there (set by the round trip; for the log).
     pub method: http::Method,
-    pub target: http::Uri,
+    pub target: Option<http::Uri>,
     /// The candidates not walked yet.
     candidates: Candidates,
     explanation: Option<Explanation>,
@@ -85,7 +85,7 @@ impl ReverseProxy {
             url: node.url.clone(),
             ticket,
             method: http::Method::GET,
-            target: http::Uri::default(),
+            target: None,
             candidates,
             explanation: pick.explanation,
             generation: explain.then_some(live.generation),
@@ -160,12 +160,19 @@ impl Chosen {
         }
     }
 
+    /// The request line sent to the upstream (`GET /base/abc`), for the log.
+    pub fn request_line(&self) -> String {
+        match &self.target {
+            Some(target) => format!("{} {target}", self.method),
+            None => self.method.to_string(),
+        }
+    }
+
     /// Logs the answer (debug): the request line sent, the status, the time.
     pub fn log_answer(&self, status: StatusCode, started: std::time::Instant) {
         tracing::debug!(
-            "{} {} → {status} ({} ms)",
-            self.method,
-            self.target,
+            "{} → {status} ({} ms)",
+            self.request_line(),
             started.elapsed().as_millis()
         );
     }

@@ -79,7 +79,7 @@ impl ReverseProxy {
         headers::prepare_response(&mut parts.headers, true);
         lab_headers::strip_proxy_answer(&mut parts.headers);
         chosen.name_in(&mut parts.headers);
-        tracing::debug!("{} {} → 101, spliced", chosen.method, chosen.target);
+        tracing::debug!("{} → 101, spliced", chosen.request_line());
         Response::from_parts(parts, empty())
     }
 

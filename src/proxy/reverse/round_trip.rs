@@ -65,8 +65,7 @@ impl ReverseProxy {
     ) -> Result<Response<Incoming>, Response<Body>> {
         chosen.method = outgoing.method().clone();
         loop {
-            chosen.target = outgoing.uri().clone();
-            let (method, target) = (&chosen.method, &chosen.target);
+            chosen.target = Some(outgoing.uri().clone());
             let round_trip =
                 tokio::time::timeout(self.response_timeout, self.transport.round_trip(outgoing));
             let result = tokio::select! {
@@ -76,7 +75,8 @@ impl ReverseProxy {
                 biased;
                 () = exchange.too_large.cancelled() => {
                     tracing::info!(
-                        "{method} {target}: the body passed --max-body ({} bytes); stopped",
+                        "{}: the body passed --max-body ({} bytes); stopped",
+                        chosen.request_line(),
                         self.limits.max_body
                     );
                     return Err(too_large_response(self.limits.max_body));
@@ -102,7 +102,10 @@ impl ReverseProxy {
             // body): its fault, 400, and not held against the upstream (a
             // breaker ticket dropped unsettled counts for nothing).
             if let TransportError::Request(detail) = &err {
-                tracing::debug!("{method} {target}: the client's request broke: {detail}");
+                tracing::debug!(
+                    "{}: the client's request broke: {detail}",
+                    chosen.request_line()
+                );
                 return Err(text_response(
                     StatusCode::BAD_REQUEST,
                     format!("the request could not be forwarded: {detail}\n"),
@@ -117,9 +120,8 @@ impl ReverseProxy {
                 && chosen.move_on(self, &reason)
             {
                 tracing::info!(
-                    "{} {}: cannot connect to {from} ({reason}); trying {}",
-                    chosen.method,
-                    chosen.target,
+                    "{}: cannot connect to {from} ({reason}); trying {}",
+                    chosen.request_line(),
                     chosen.url
                 );
                 let mut parts = copy.clone();
@@ -147,7 +149,7 @@ impl ReverseProxy {
         message: &str,
         reason: &str,
     ) -> Response<Body> {
-        tracing::warn!("{} {}: {message}", chosen.method, chosen.target);
+        tracing::warn!("{}: {message}", chosen.request_line());
         chosen.settle(false);
         self.upstreams
             .report_failure(&chosen.live, chosen.index, reason);
