@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::servers::with_real_servers;
+use super::servers::{proxy_in_front, with_real_servers};
 use crate::labs::findings::Findings;
 use crate::launch::RunningProxy;
 use crate::probe::Probe;
@@ -20,11 +20,7 @@ pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
 }
 
 async fn experiment(f: &mut Findings, server: SocketAddr) -> anyhow::Result<()> {
-    let proxy = RunningProxy::start(&["--upstream", &format!("http://{server}/base")]).await?;
-    f.step(format!(
-        "started `lab proxy` on {} → http://{server}/base",
-        proxy.addr()
-    ));
+    let proxy = proxy_in_front(f, server).await?;
     let result = async {
         hop_by_hop(f, proxy.addr()).await?;
         trailers_and_streaming(f, proxy.addr()).await?;

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use futures_util::future::BoxFuture;
 
 use crate::labs::findings::Findings;
+use crate::launch::RunningProxy;
 use crate::realserver::{BASE_PATH, Config, RunningServer};
 
 /// Runs `experiment` with `n` real servers, started on free ports before it
@@ -74,4 +75,19 @@ pub(super) async fn stop_real_servers(
         }
     }
     experiment
+}
+
+/// `lab proxy` in front of the real server on `server` (its `/base`), as
+/// the article's single-host proxy is; the step is reported.
+pub(super) async fn proxy_in_front(
+    f: &mut Findings,
+    server: SocketAddr,
+) -> anyhow::Result<RunningProxy> {
+    let upstream = upstream_url(server);
+    let proxy = RunningProxy::start(&["--upstream", &upstream]).await?;
+    f.step(format!(
+        "started `lab proxy` on {} → {upstream}",
+        proxy.addr()
+    ));
+    Ok(proxy)
 }

@@ -12,9 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::servers::with_real_servers;
+use super::servers::{proxy_in_front, with_real_servers};
 use crate::labs::findings::Findings;
-use crate::launch::RunningProxy;
 use crate::probe::Probe;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
@@ -22,11 +21,7 @@ pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
 }
 
 async fn experiment(f: &mut Findings, server: SocketAddr) -> anyhow::Result<()> {
-    let proxy = RunningProxy::start(&["--upstream", &format!("http://{server}/base")]).await?;
-    f.step(format!(
-        "started `lab proxy` on {} → http://{server}/base",
-        proxy.addr()
-    ));
+    let proxy = proxy_in_front(f, server).await?;
     let result = observe(f, proxy.addr()).await;
     proxy.shutdown().await?;
     result
