@@ -14,8 +14,8 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 
+use crate::cli::launch::RunningProxy;
 use crate::cli::{Cli, Command, DemoArgs, GlobalArgs};
-use crate::launch::RunningProxy;
 use crate::output;
 use crate::realserver::{Config, RunningServer};
 
@@ -134,5 +134,5 @@ async fn trace(
     let Command::Trace(trace_args) = cli.command else {
         anyhow::bail!("not a trace command line");
     };
-    crate::trace::run(global, &trace_args).await
+    crate::trace::run(&trace_args.config(global.verbose)).await
 }

@@ -11,7 +11,6 @@
 //!
 //! The command line and the commands:
 //! - [`cli`]: every flag (clap derive), and the one place flags become configs.
-//! - [`launch`]: lab's servers started in this process from an argv (labs, demo, tests).
 //! - [`demo`]: `lab demo`, everything in one process and a trace.
 //! - [`trace`]: `lab trace`: a proxy's choices beside what the upstream saw.
 //! - [`stats_view`]: `lab stats`: what a running proxy counted, as tables.
@@ -53,7 +52,6 @@ pub mod framing;
 pub mod header_list;
 pub mod lab_headers;
 pub mod labs;
-pub mod launch;
 pub mod middleware;
 pub mod net;
 pub mod output;
@@ -110,15 +108,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 proxy::reverse::run(args.config(), net::shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Trace(args) => trace::run(&cli.global, &args).await,
-            Command::Stats(args) => stats_view::run(&args).await,
+            Command::Trace(args) => trace::run(&args.config(cli.global.verbose)).await,
+            Command::Stats(args) => stats_view::run(&args.proxy, args.json).await,
             Command::Demo(args) => demo::run(&cli.global, &args).await,
             Command::Labs => labs::commands::list(&cli.global),
             Command::Show { lab } => labs::commands::show(&cli.global, &lab),
             Command::Hint { lab, reset } => labs::commands::hint(&cli.global, &lab, reset),
             Command::Check(args) => labs::commands::check(&cli.global, &args).await,
             Command::Tour(args) => labs::tour::run(&cli.global, &args).await,
-            Command::Doctor(args) => doctor::run(&args).await,
+            Command::Doctor(args) => doctor::run(&args.ports, args.json).await,
             Command::Completions { shell } => {
                 let mut command = <Cli as clap::CommandFactory>::command();
                 clap_complete::generate(shell, &mut command, "lab", &mut std::io::stdout());

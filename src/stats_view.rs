@@ -19,7 +19,6 @@ use std::time::Duration;
 use anyhow::Context;
 use comfy_table::{Cell, CellAlignment};
 
-use crate::cli::StatsArgs;
 use crate::middleware::stats::{Counts, LAYERS, STATS_PATH, StatsSnapshot};
 use crate::net::Endpoint;
 use crate::output;
@@ -35,9 +34,10 @@ const TABLE_WIDTH: u16 = 180;
 /// What an absent value looks like in a cell.
 const ABSENT: &str = "—";
 
-/// `lab stats`: fetch, then print tables or the JSON.
-pub async fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
-    let addr = args.proxy.resolve().await?;
+/// `lab stats`: fetch `/_lab/stats` from the proxy at `proxy`, then print
+/// tables or (`json`) the JSON as served.
+pub async fn run(proxy: &Endpoint, json: bool) -> anyhow::Result<ExitCode> {
+    let addr = proxy.resolve().await?;
     crate::trace::fire::check_listening(
         addr,
         "the lab proxy",
@@ -45,20 +45,20 @@ pub async fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
         "give --proxy the URL of a running one",
     )
     .await?;
-    let body = fetch(&args.proxy, addr).await?;
+    let body = fetch(proxy, addr).await?;
     let snapshot: StatsSnapshot = serde_json::from_str(&body).with_context(|| {
         format!(
             "{}{STATS_PATH} is not lab proxy's statistics: is `lab proxy` listening there?",
-            args.proxy
+            proxy
         )
     })?;
-    if args.json {
+    if json {
         print!("{body}");
         if !body.ends_with('\n') {
             println!();
         }
     } else {
-        print!("{}", render(&args.proxy.to_string(), &snapshot));
+        print!("{}", render(&proxy.to_string(), &snapshot));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,8 +5,8 @@
 //! can be read in one place. Dependencies point one way: this module uses the
 //! domain's types (a balancer's [`crate::balance::Algorithm`], a
 //! [`crate::proxy::reverse::ProxyConfig`]), and nothing below it imports it;
-//! only `lib.rs` and the commands that start lab's own servers from an argv
-//! (`crate::launch`) sit above it.
+//! only `lib.rs` and the commands that read their own flags (`lab demo`, the
+//! labs) sit above it.
 //!
 //! - [`servers`]: `lab realserver`, `lab naive`, `lab forward`, and the
 //!   listener limits every server shares;
@@ -14,9 +14,12 @@
 //!   Transport) and its [`crate::proxy::reverse::ProxyConfig`];
 //! - [`shared`]: the listener limits and the upstream Transport, which
 //!   several commands share;
+//! - [`launch`]: `lab proxy FLAGS` started inside this process (the labs'
+//!   experiments, `lab demo`, the tests);
 //! - [`tools`]: the commands that do not serve: demo, trace, stats, the
 //!   labs, doctor, ZooKeeper.
 
+pub mod launch;
 pub mod proxy;
 pub mod servers;
 pub mod shared;

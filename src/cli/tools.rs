@@ -5,9 +5,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bytes::Bytes;
 use clap::{Args, Subcommand};
 
 use crate::parse::{parse_duration, parse_listen_addr, parse_request_path};
+use crate::trace::TraceConfig;
+use crate::trace::fire::{Pace, Plan, Route};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -222,4 +225,37 @@ pub struct ZkLsArgs {
     /// The ensemble and the path whose children to list.
     #[arg(value_name = "zk://HOST:PORT/PATH", default_value = crate::zk::DEFAULT_URL, env = "LAB_ZK_URL")]
     pub url: crate::zk::ZkUrl,
+}
+
+impl TraceArgs {
+    /// What `lab trace` is to do; `verbose` is the global `-v` count.
+    pub fn config(&self, verbose: u8) -> TraceConfig {
+        let route = match (&self.forward, &self.target, &self.direct) {
+            (Some(proxy), Some(target), _) => Route::Forward {
+                proxy: proxy.clone(),
+                target: target.clone(),
+            },
+            (_, _, Some(server)) => Route::Direct(server.clone()),
+            _ => Route::Reverse(self.proxy.clone()),
+        };
+        TraceConfig {
+            route,
+            plan: Plan {
+                method: self.method.clone(),
+                path: self.path.clone(),
+                headers: self.headers.clone(),
+                xff: self.xff.clone(),
+                body: Bytes::from(self.body.clone().unwrap_or_default()),
+            },
+            requests: self.requests,
+            pace: Pace {
+                concurrency: usize::from(self.concurrency),
+                interval: self.interval.filter(|d| !d.is_zero()),
+            },
+            compare: self.compare.clone(),
+            seed: self.seed,
+            json: self.json,
+            verbose,
+        }
+    }
 }

@@ -57,7 +57,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::DoctorArgs;
 use next_steps::next_steps;
 use ports::check_ports;
 use tools::{system, tool, which, zookeeper};
@@ -68,9 +67,9 @@ pub use report::{
 };
 
 /// `lab doctor`: look, then print tables or the JSON document.
-pub async fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
-    let report = examine(&args.ports).await?;
-    if args.json {
+pub async fn run(ports: &[u16], json: bool) -> anyhow::Result<ExitCode> {
+    let report = examine(ports).await?;
+    if json {
         let json = serde_json::to_string_pretty(&report).context("cannot write the report")?;
         println!("{json}");
     } else {

@@ -20,9 +20,9 @@
 //! word. After CONNECT or an Upgrade the guard keeps judging, so when the
 //! upgrade is refused and another request follows, it is checked too.
 //!
-//! The guard's files: [`scan`] follows the framing byte by byte (a pure
-//! state machine), [`guard`] is the connection wrapper that holds a head
-//! back and hands hyper what may pass, [`service`] answers the stand-ins.
+//! The guard's files: `scan.rs` follows the framing byte by byte (a pure
+//! state machine), `guard.rs` is the connection wrapper that holds a head
+//! back and hands hyper what may pass, `service.rs` answers the stand-ins.
 
 mod guard;
 mod scan;

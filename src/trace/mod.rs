@@ -89,34 +89,46 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{GlobalArgs, TraceArgs};
 use crate::net::Endpoint;
-use fire::{Plan, Route};
+use fire::{Pace, Plan, Route};
 use model::{Comparison, Summary, Trace};
 
 /// Runs of more requests than this get a progress bar (on a terminal).
 const PROGRESS_ABOVE: u64 = 50;
 
+/// What `lab trace` is asked to do (its flags, as the command line turns
+/// them into values).
+#[derive(Debug, Clone)]
+pub struct TraceConfig {
+    /// Through a reverse or forward proxy, or straight to a server.
+    pub route: Route,
+    /// The request to send, each time.
+    pub plan: Plan,
+    /// How many times.
+    pub requests: u64,
+    pub pace: Pace,
+    /// A second proxy to send the same requests through (`--compare`).
+    pub compare: Option<Endpoint>,
+    /// A seed to note in the output (`--seed`).
+    pub seed: Option<u64>,
+    /// One JSON document instead of tables.
+    pub json: bool,
+    /// `-v`: every request's headers; `-vv`: the bodies too.
+    pub verbose: u8,
+}
+
 /// `lab trace`: fire, collect, print (a table or `--json`).
-pub async fn run(global: &GlobalArgs, args: &TraceArgs) -> anyhow::Result<ExitCode> {
-    let route = route_of(args);
-    let plan = Plan {
-        method: args.method.clone(),
-        path: args.path.clone(),
-        headers: args.headers.clone(),
-        xff: args.xff.clone(),
-        body: Bytes::from(args.body.clone().unwrap_or_default()),
-    };
+pub async fn run(config: &TraceConfig) -> anyhow::Result<ExitCode> {
+    let (route, plan, pace) = (&config.route, &config.plan, config.pace);
     let what = match route.mode() {
         model::Mode::Reverse => "the reverse proxy",
         model::Mode::Forward => "the forward proxy",
         model::Mode::Direct => "the server",
     };
     let addr = reachable(route.endpoint(), what, &route.start_command()).await?;
-    let compare = match &args.compare {
+    let compare = match &config.compare {
         Some(endpoint) => {
             let start = format!("lab naive --listen {}", endpoint.authority());
             let addr = reachable(endpoint, "the proxy to compare with", &start).await?;
@@ -125,14 +137,10 @@ pub async fn run(global: &GlobalArgs, args: &TraceArgs) -> anyhow::Result<ExitCo
         None => None,
     };
 
-    let request = plan.request_for(&route, None);
-    let pace = fire::Pace {
-        concurrency: usize::from(args.concurrency),
-        interval: args.interval.filter(|d| !d.is_zero()),
-    };
+    let request = plan.request_for(route, None);
     let runs = if compare.is_some() { 2 } else { 1 };
-    let progress = progress_bar(args.requests, runs);
-    let requests = fire::fire(addr, &request, args.requests, pace, &progress).await;
+    let progress = progress_bar(config.requests, runs);
+    let requests = fire::fire(addr, &request, config.requests, pace, &progress).await;
     let set_changes = match route.mode() {
         model::Mode::Reverse => set_changes(addr, &requests).await,
         _ => Vec::new(),
@@ -142,7 +150,7 @@ pub async fn run(global: &GlobalArgs, args: &TraceArgs) -> anyhow::Result<ExitCo
             // The same request, Host included: any difference is the proxies'.
             let other = Route::Reverse(endpoint.clone());
             let same = plan.request_for(&other, Some(route.host()));
-            let records = fire::fire(addr, &same, args.requests, pace, &progress).await;
+            let records = fire::fire(addr, &same, config.requests, pace, &progress).await;
             Some(Comparison {
                 proxy: endpoint.to_string(),
                 summary: Summary::of(&records),
@@ -158,32 +166,21 @@ pub async fn run(global: &GlobalArgs, args: &TraceArgs) -> anyhow::Result<ExitCo
         mode: route.mode(),
         proxy: route.endpoint().to_string(),
         target: route.target().map(ToString::to_string),
-        seed: args.seed,
+        seed: config.seed,
         sent: request.sent(),
         summary: Summary::of(&requests),
         requests,
         compare,
         set_changes,
     };
-    if args.json {
+    if config.json {
         let json =
             serde_json::to_string_pretty(&trace).context("cannot write the trace as JSON")?;
         println!("{json}");
     } else {
-        print!("{}", render::render(&trace, global.verbose));
+        print!("{}", render::render(&trace, config.verbose));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn route_of(args: &TraceArgs) -> Route {
-    match (&args.forward, &args.target, &args.direct) {
-        (Some(proxy), Some(target), _) => Route::Forward {
-            proxy: proxy.clone(),
-            target: target.clone(),
-        },
-        (_, _, Some(server)) => Route::Direct(server.clone()),
-        _ => Route::Reverse(args.proxy.clone()),
-    }
 }
 
 /// The changes of the proxy's upstream set that the records span: when

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use lab::launch::RunningProxy;
+use lab::cli::launch::RunningProxy;
 use lab::proxy::forward::{self, ForwardConfig};
 use lab::proxy::naive;
 use lab::realserver::{Config, RunningServer};

@@ -10,8 +10,8 @@ use http::StatusCode;
 use serde_json::Value;
 
 use crate::balance::{Node, parse_upstream_spec};
+use crate::cli::launch::RunningProxy;
 use crate::lab_headers::{EXPLAIN_HEADER, PICK_HEADER, UPSTREAM_HEADER};
-use crate::launch::RunningProxy;
 use crate::probe::Probe;
 
 /// The letter of upstream `index`: a, b, c, …

@@ -10,8 +10,8 @@ use futures_util::future::BoxFuture;
 use super::balancing::{self, Upstreams, counts, letters, nodes_of, plural, show_counts};
 use super::servers::with_real_servers;
 use crate::balance::{Balancer, PickInput, RandomBalancer};
+use crate::cli::launch::RunningProxy;
 use crate::labs::findings::Findings;
-use crate::launch::RunningProxy;
 
 /// The article's `main()`: `rb.Add(":2003/base", "10")`, `rb.Add(":2004/base", "20")`.
 const WEIGHTS: [u32; 2] = [10, 20];

@@ -11,9 +11,9 @@ use tokio::net::TcpListener;
 
 use super::proxy_pages::{read_status, send, until_status};
 use super::servers::upstream_url;
+use crate::cli::launch::RunningProxy;
 use crate::discovery::Status;
 use crate::labs::findings::Findings;
-use crate::launch::RunningProxy;
 use crate::probe::Probe;
 use crate::realserver::{Config, RunningServer};
 

@@ -8,8 +8,8 @@ use http::StatusCode;
 use tokio::net::TcpListener;
 
 use super::servers::with_real_servers;
+use crate::cli::launch::RunningProxy;
 use crate::labs::findings::Findings;
-use crate::launch::RunningProxy;
 use crate::probe::Probe;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {

@@ -9,8 +9,8 @@ use http::StatusCode;
 use tokio::net::TcpListener;
 
 use super::servers::with_real_servers;
+use crate::cli::launch::RunningProxy;
 use crate::labs::findings::Findings;
-use crate::launch::RunningProxy;
 use crate::probe::Probe;
 use crate::proxy::naive::{self, Target};
 use crate::server::Background;

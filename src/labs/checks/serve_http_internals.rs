@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::servers::{proxy_in_front, with_real_servers};
+use crate::cli::launch::RunningProxy;
 use crate::labs::findings::Findings;
-use crate::launch::RunningProxy;
 use crate::probe::Probe;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use futures_util::future::BoxFuture;
 
+use crate::cli::launch::RunningProxy;
 use crate::labs::findings::Findings;
-use crate::launch::RunningProxy;
 use crate::realserver::{BASE_PATH, Config, RunningServer};
 
 /// Runs `experiment` with `n` real servers, started on free ports before it

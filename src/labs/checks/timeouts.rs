@@ -9,8 +9,8 @@ use futures_util::future::BoxFuture;
 use http::StatusCode;
 
 use super::servers::with_real_servers;
+use crate::cli::launch::RunningProxy;
 use crate::labs::findings::Findings;
-use crate::launch::RunningProxy;
 use crate::probe::Probe;
 
 /// The article's TimeoutHandler path.

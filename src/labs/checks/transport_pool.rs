@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use futures_util::future::BoxFuture;
 
 use super::servers::with_real_servers;
+use crate::cli::launch::RunningProxy;
 use crate::labs::findings::Findings;
-use crate::launch::RunningProxy;
 use crate::probe::Probe;
 
 const REQUESTS: usize = 5;

@@ -15,9 +15,9 @@ use futures_util::future::BoxFuture;
 
 use super::proxy_pages::{Answer, read_status, send, until_status};
 use super::servers::{start_real_server, upstream_url};
+use crate::cli::launch::RunningProxy;
 use crate::discovery::Status;
 use crate::labs::findings::Findings;
-use crate::launch::RunningProxy;
 use crate::realserver::{RunningServer, upstream_spec};
 use crate::zk::{self, Registration, ZkUrl, ZooKeeperServer};
 

@@ -26,7 +26,7 @@
 //!   disagree;
 //! - this file: [`Stats`], which holds them together.
 //!
-//! The body that counts the bytes, [`CountedBody`], is with the other body
+//! The body that counts the bytes, [`CountedBody`](crate::body::CountedBody), is with the other body
 //! wrappers in [`crate::body`].
 
 mod live;

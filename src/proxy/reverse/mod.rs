@@ -7,19 +7,19 @@
 //!
 //! 1. 验证是否请求终止: stop when the client goes away (hyper drops the
 //!    request's future); what a reverse proxy must not forward (CONNECT, a
-//!    loop) is refused first ([`refuse`]);
+//!    loop) is refused first (`refuse.rs`);
 //! 2. 设置context信息: the outgoing request is made from the incoming one;
 //! 3. 深拷贝header: the headers are ours to change; who the client is;
-//! 4. 修改req: the balancer chooses ([`choose`]: its pick, or the next
+//! 4. 修改req: the balancer chooses (`choose.rs`: its pick, or the next
 //!    candidate when a circuit breaker is open), then the Director points the
-//!    request at it ([`outgoing`]);
+//!    request at it (`outgoing.rs`);
 //! 5. Upgrade头的特殊处理: validate an upgrade, remove hop-by-hop headers;
 //! 6. 追加ClientIP信息: X-Forwarded-For (Go's only one), and lab's additions
 //!    X-Real-IP, X-Forwarded-Host/Proto and Via (nginx practice);
 //! 7. 向下游请求数据: the Transport's round trip, under a timeout, moving on
 //!    to the next candidate when a connection fails and `--retries` allows
-//!    ([`round_trip`]);
-//! 8. 处理升级协议请求: a 101 is spliced through ([`respond`], see
+//!    (`round_trip.rs`);
+//! 8. 处理升级协议请求: a 101 is spliced through (`respond.rs`, see
 //!    [`super::upgrade`]);
 //! 9. 移除逐段头部: hop-by-hop headers removed from the response;
 //! 10. 修改返回数据: ModifyResponse;
@@ -27,9 +27,9 @@
 //! 12. 写入状态码: the status;
 //! 13. 周期刷新内容到response: the body streamed to the client as it comes.
 //!
-//! Where Go would call `ErrorHandler`, [`round_trip`]'s `fail` answers 502
+//! Where Go would call `ErrorHandler`, `round_trip.rs`'s `fail` answers 502
 //! (unreachable, broken) or 504 (too slow; Go answers 502 here too: the 504
-//! is lab's choice). How `lab proxy`'s flags become a proxy is [`config`].
+//! is lab's choice). How `lab proxy`'s flags become a proxy is `config.rs`.
 
 mod choose;
 pub mod config;

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::cli::launch::RunningProxy;
 use crate::labs::checks::servers::{start_real_server, upstream_url as base};
-use crate::launch::RunningProxy;
 use crate::realserver::{Config, RunningServer};
 
 /// Everything the experiment started, stopped by [`Started::stop`] whatever

@@ -3,8 +3,8 @@
 //! experiments, `lab demo` and the tests run exactly what `lab proxy FLAGS`
 //! runs, parsed by the same command line.
 //!
-//! It sits above [`crate::cli`] (it parses an argv), so nothing in the
-//! proxy depends on the command line.
+//! It belongs to the command line (it parses an argv the way `lab proxy`
+//! does), so nothing in the proxy depends on the command line.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use crate::cli::{Cli, Command};
+use super::{Cli, Command};
 use crate::proxy::reverse::ReverseProxy;
 use crate::server;
 
