@@ -81,7 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match cli.command {
             Command::Realserver(args) => {
-                let tls = match args.tls_cert_out() {
+                let tls = match args.tls_cert_path() {
                     Some(cert_out) => Some(tls::ServerTls::self_signed(&cert_out)?),
                     None => None,
                 };

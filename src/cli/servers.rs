@@ -117,7 +117,7 @@ impl RealserverArgs {
     }
 
     /// Where `--tls` writes its certificate, when HTTPS is asked for.
-    pub fn tls_cert_out(&self) -> Option<PathBuf> {
+    pub fn tls_cert_path(&self) -> Option<PathBuf> {
         self.tls.then(|| {
             self.tls_cert_out
                 .clone()

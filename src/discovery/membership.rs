@@ -41,12 +41,12 @@ pub(crate) struct Shared {
 }
 
 /// A started observer: the state it keeps current, where passive reports
-/// go (with health checks), and its task (none for a list that never
-/// changes), aborted when dropped.
+/// go (present when health checks are on: failed requests count), and its
+/// task (none for a list that never changes), aborted when dropped.
 pub(super) struct Observer {
     pub shared: Arc<Shared>,
     pub passive: Option<mpsc::Sender<Report>>,
-    pub task: Option<AbortOnDrop>,
+    pub _task: Option<AbortOnDrop>,
 }
 
 /// Starts the observer for `source` (see `Upstreams::start`).
@@ -77,7 +77,7 @@ pub(super) async fn start(
         return Ok(Observer {
             shared,
             passive: None,
-            task: None,
+            _task: None,
         });
     }
     let (passive, reports) = match membership.health {
@@ -97,7 +97,7 @@ pub(super) async fn start(
     Ok(Observer {
         shared,
         passive,
-        task: Some(AbortOnDrop(task.abort_handle())),
+        _task: Some(AbortOnDrop(task.abort_handle())),
     })
 }
 

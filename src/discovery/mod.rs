@@ -39,16 +39,13 @@ use crate::proxy::transport::Transport;
 pub use health::{HealthConfig, State};
 pub use model::{Event, HealthCheckSettings, Live, Source, Status, UpstreamStatus};
 
-use model::{AbortOnDrop, Report};
+use model::Report;
 
 /// The proxy's view of its upstreams: the current [`Live`] set, its
 /// [`Status`], and the observer task that keeps both up to date (stopped
 /// when this is dropped).
 pub struct Upstreams {
-    shared: Arc<membership::Shared>,
-    /// Present when health checks are on: failed requests count.
-    passive: Option<mpsc::Sender<Report>>,
-    _observer: Option<AbortOnDrop>,
+    observer: membership::Observer,
 }
 
 impl Upstreams {
@@ -61,21 +58,17 @@ impl Upstreams {
         transport: Transport,
     ) -> anyhow::Result<Upstreams> {
         let observer = membership::start(source, balancing, health, transport).await?;
-        Ok(Upstreams {
-            shared: observer.shared,
-            passive: observer.passive,
-            _observer: observer.task,
-        })
+        Ok(Upstreams { observer })
     }
 
     /// The set to balance the next request over.
     pub fn current(&self) -> Arc<Live> {
-        self.shared.live.load_full()
+        self.observer.shared.live.load_full()
     }
 
     /// What `/_lab/upstreams` shows.
     pub fn status(&self) -> Arc<Status> {
-        self.shared.status.load_full()
+        self.observer.shared.status.load_full()
     }
 
     /// A request to node `index` of `live` could not be completed (502/504):
@@ -83,7 +76,9 @@ impl Upstreams {
     /// on it counts as a failed check.
     pub fn report_failure(&self, live: &Live, index: usize, why: &str) {
         live.balancer.report_failure(index);
-        let Some(passive) = &self.passive else { return };
+        let Some(passive) = &self.observer.passive else {
+            return;
+        };
         if let Some(flag) = live.suspect.get(index) {
             flag.store(true, Ordering::Relaxed);
         }
@@ -93,7 +88,9 @@ impl Upstreams {
     /// A request to node `index` of `live` was answered. Only news (and
     /// sent) after a failure: it resets the failure count.
     pub fn report_success(&self, live: &Live, index: usize) {
-        let Some(passive) = &self.passive else { return };
+        let Some(passive) = &self.observer.passive else {
+            return;
+        };
         if live
             .suspect
             .get(index)

@@ -27,8 +27,7 @@ use hyper::body::Incoming;
 
 use super::reverse::ReverseProxy;
 use super::{admin, text_response};
-use crate::body::CountedBody;
-use crate::body::{Body, empty, full};
+use crate::body::{Body, CountedBody, empty, full};
 use crate::lab_headers::{BREAKER_HEADER, DEGRADED_HEADER, LAYER_HEADER, UPSTREAM_HEADER};
 use crate::middleware::auth::BearerAuth;
 use crate::middleware::rate_limit::RateLimiter;

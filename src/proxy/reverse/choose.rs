@@ -37,7 +37,8 @@ pub(super) struct Chosen {
     pub url: Arc<str>,
     /// The circuit breaker's admission, settled with the outcome.
     pub ticket: Option<Ticket>,
-    /// The request line sent there (set by the round trip; for the log).
+    /// The request's method, and the target it was sent to there (set by
+    /// the round trip): the request line, for the log.
     pub method: http::Method,
     pub target: Option<http::Uri>,
     /// The candidates not walked yet.
@@ -84,7 +85,7 @@ impl ReverseProxy {
             upstream: node.upstream.clone(),
             url: node.url.clone(),
             ticket,
-            method: http::Method::GET,
+            method: parts.method.clone(),
             target: None,
             candidates,
             explanation: pick.explanation,
@@ -127,9 +128,7 @@ impl Chosen {
         let Ok((index, ticket)) = proxy.admit(&self.live, &mut self.candidates) else {
             return false;
         };
-        if let Some(ticket) = self.ticket.take() {
-            ticket.record(false);
-        }
+        self.settle(false);
         proxy
             .upstreams
             .report_failure(&self.live, self.index, reason);

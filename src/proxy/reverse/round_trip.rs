@@ -63,7 +63,6 @@ impl ReverseProxy {
         mut outgoing: Request<RequestBody>,
         exchange: Exchange<'_, '_>,
     ) -> Result<Response<Incoming>, Response<Body>> {
-        chosen.method = outgoing.method().clone();
         loop {
             chosen.target = Some(outgoing.uri().clone());
             let round_trip =
