@@ -152,7 +152,14 @@ fn every_lab_command_in_the_sheets_runs() {
 fn sheet_paths(labs: &Path) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(labs)
         .expect("read labs/")
-        .map(|entry| entry.expect("a labs/ entry").path().join("README.md"))
+        .map(|entry| entry.expect("a labs/ entry").path())
+        // Lab folders only (`NN-slug`): labs/go is the Go module.
+        .filter(|dir| {
+            dir.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| lab::labs::parse_folder_name(n).is_some())
+        })
+        .map(|dir| dir.join("README.md"))
         .filter(|path| path.is_file())
         .collect();
     paths.sort();
