@@ -438,3 +438,40 @@ func TestCheckConfRejectsBadURL(t *testing.T) {
 		t.Error("a server without scheme: want an error")
 	}
 }
+
+// ringShare sums, per server, the arcs of the ring that end at its points
+// (the keys in an arc go to the point that ends it).
+func ringShare(c *ConsistentHashBanlance) map[string]float64 {
+	share := map[string]float64{}
+	for i, k := range c.keys {
+		prev := c.keys[len(c.keys)-1] // the arc before the first point wraps round
+		if i > 0 {
+			prev = c.keys[i-1]
+		}
+		arc := uint32(k - prev) // mod 2^32
+		share[c.hashMap[k]] += float64(arc) / (1 << 32)
+	}
+	return share
+}
+
+// With the factory's 10 replicas the article's two servers split the ring
+// 28.9% / 71.1%, not half and half.
+func TestConsistentHashRingIsLopsided(t *testing.T) {
+	tests := []struct {
+		replicas int
+		want2003 float64
+	}{
+		{10, 0.2887},
+		{100, 0.3690},
+		{1000, 0.5013},
+	}
+	for _, tt := range tests {
+		c := NewConsistentHashBanlance(tt.replicas, nil)
+		c.Add("http://127.0.0.1:2003/base")
+		c.Add("http://127.0.0.1:2004/base")
+		got := ringShare(c)["http://127.0.0.1:2003/base"]
+		if got < tt.want2003-0.0005 || got > tt.want2003+0.0005 {
+			t.Errorf("%d replicas: 2003 owns %.4f of the ring, want %.4f", tt.replicas, got, tt.want2003)
+		}
+	}
+}
