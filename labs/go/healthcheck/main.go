@@ -115,7 +115,7 @@ func singleJoiningSlash(a, b string) string {
 
 func main() {
 	lab.Usage("ReverseProxy + a balancer that observes a health-checked server list (LoadBalanceCheckConf).",
-		"ReverseProxy 负载均衡 › 2. ReverseProxy 集成负载均衡 (LoadBanlanceFactorWithConf, LoadBalanceCheckConf)")
+		"ReverseProxy 负载均衡 › 2. ReverseProxy 集成负载均衡 (LoadBalanceCheckConf)")
 	addr := flag.String("listen", "127.0.0.1:2002", "address to listen on")
 	upstreams := lab.NewUpstreamList(loadbalance.DefaultWeight,
 		"http://127.0.0.1:2003/base,10", "http://127.0.0.1:2004/base,20")
