@@ -115,8 +115,9 @@ func NewMultipleHostsReverseProxy(lb loadbalance.LoadBalance, plain bool) *httpu
 				return err
 			}
 			// put a prefix in front of it; the status stays what it was
-			// (ARTICLE BUG, as in the director: a gzip-encoded body gets
-			// broken by the prefix; check Content-Encoding first.)
+			// ARTICLE BUG: as in the director, a gzip-encoded body is broken
+			// by the prefix; only change a body whose Content-Encoding is
+			// empty.
 			newPayload := []byte("StatusCode error:" + string(oldPayload))
 			resp.Body = ioutil.NopCloser(bytes.NewBuffer(newPayload))
 			// the length, in the field and in the header the client gets

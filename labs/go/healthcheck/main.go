@@ -56,7 +56,7 @@ var transport = &http.Transport{
 // differs.
 func NewMultipleHostsReverseProxy(lb loadbalance.LoadBalance) *httputil.ReverseProxy {
 	director := func(req *http.Request) {
-		// ARTICLE BUG (as in balancer): keyed on ip:port, and log.Fatal ends
+		// ARTICLE BUG: as in balancer, keyed on ip:port, and log.Fatal ends
 		// the proxy if Get fails. When every server is down, the random,
 		// round-robin and weighted balancers return "" without an error:
 		// url.Parse("") gives an empty URL, and the round trip fails with
