@@ -137,3 +137,9 @@ func Wait(servers ...*http.Server) {
 	}
 	os.Exit(0)
 }
+
+// Fatalf prints a message for a bad flag or setting and exits with status 1.
+func Fatalf(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(1)
+}
