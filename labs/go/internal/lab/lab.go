@@ -25,9 +25,11 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -142,4 +144,76 @@ func Wait(servers ...*http.Server) {
 func Fatalf(format string, args ...interface{}) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
 	os.Exit(1)
+}
+
+// Upstream is one --upstream URL[,WEIGHT]: the URL as given and its weight
+// (a decimal integer, as a string: the balancers' Add takes strings).
+type Upstream struct {
+	URL    string
+	Weight string
+}
+
+// UpstreamList is a repeatable --upstream URL[,WEIGHT] flag. Like StringList,
+// the first use drops the defaults. Set checks that the URL has a scheme and
+// a host and that the weight is an integer (our choice: the article would
+// find out at Add, or at the first request). A missing weight is
+// DefaultWeight.
+type UpstreamList struct {
+	Upstreams     []Upstream
+	DefaultWeight string
+	set           bool
+}
+
+// String is flag.Value's String.
+func (u *UpstreamList) String() string {
+	if u == nil {
+		return ""
+	}
+	var parts []string
+	for _, up := range u.Upstreams {
+		parts = append(parts, up.URL+","+up.Weight)
+	}
+	return strings.Join(parts, " ")
+}
+
+// Set is flag.Value's Set: parse and check one URL[,WEIGHT].
+func (u *UpstreamList) Set(v string) error {
+	up, err := u.parse(v)
+	if err != nil {
+		return err
+	}
+	if !u.set {
+		u.Upstreams = nil
+		u.set = true
+	}
+	u.Upstreams = append(u.Upstreams, up)
+	return nil
+}
+
+func (u *UpstreamList) parse(v string) (Upstream, error) {
+	rawURL, weight := v, u.DefaultWeight
+	if i := strings.LastIndex(v, ","); i >= 0 {
+		rawURL, weight = v[:i], v[i+1:]
+	}
+	parsed, err := url.Parse(rawURL)
+	if err != nil || parsed.Scheme == "" || parsed.Host == "" {
+		return Upstream{}, fmt.Errorf("%q: want URL[,WEIGHT], e.g. http://127.0.0.1:2003/base,10", v)
+	}
+	if _, err := strconv.Atoi(weight); err != nil {
+		return Upstream{}, fmt.Errorf("%q: the weight %q is not an integer", v, weight)
+	}
+	return Upstream{URL: rawURL, Weight: weight}, nil
+}
+
+// NewUpstreamList returns the flag value holding defaults ("URL,WEIGHT" each).
+func NewUpstreamList(defaultWeight string, defaults ...string) *UpstreamList {
+	u := &UpstreamList{DefaultWeight: defaultWeight}
+	for _, d := range defaults {
+		up, err := u.parse(d)
+		if err != nil {
+			panic(err) // a default written wrong in the program
+		}
+		u.Upstreams = append(u.Upstreams, up)
+	}
+	return u
 }
