@@ -69,6 +69,7 @@ const SERVERS: &[&[&str]] = &[
     &["naive"],
     &["forward"],
     &["zk", "up"],
+    &["go", "run"],
 ];
 /// Log marks followed by an address a server listens on.
 const LISTEN_MARKS: &[&str] = &[
@@ -76,6 +77,8 @@ const LISTEN_MARKS: &[&str] = &[
     "Starting ReverseProxy at ",
     "server on ",
     "ZooKeeper ready at zk://",
+    // The Go programs of labs/go.
+    "listening on ",
 ];
 /// How much of a failed command's output a report shows.
 const TAIL: usize = 25;
@@ -1038,6 +1041,23 @@ fn resolve(argv: &[String], ports: &Ports) -> Resolved {
                         listens.push(addr);
                     }
                 }
+            }
+        }
+    }
+    if path == ["go", "run"] {
+        // A Go program's flags are Go's (labs/go), not clap's: the sheet
+        // names its addresses with --listen or --addr (-listen, -addr).
+        for (i, word) in argv.iter().enumerate() {
+            let flag = word.trim_start_matches('-');
+            let value = match flag.split_once('=') {
+                Some((name, value)) if name == "listen" || name == "addr" => Some(value),
+                None if word.starts_with('-') && (flag == "listen" || flag == "addr") => {
+                    argv.get(i + 1).map(String::as_str)
+                }
+                _ => None,
+            };
+            if let Some(addr) = value.and_then(|v| lab::parse::parse_listen_addr(v).ok()) {
+                listens.push(addr);
             }
         }
     }

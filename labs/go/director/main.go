@@ -151,6 +151,12 @@ func NewMySingleHostReverseProxy(target *url.URL) *httputil.ReverseProxy {
 			return err
 		}
 		// 3.3 The new body.
+		// ARTICLE BUG: the prefix is put in front of whatever bytes came,
+		// whatever Content-Encoding says. When the client asked for gzip
+		// (Accept-Encoding: gzip), Go's transport passes the upstream's
+		// compressed body through as it is, and "hello " + gzip data is a
+		// broken body. Only change a body whose Content-Encoding is empty
+		// (or decompress it first and drop the header).
 		newPayLoad := []byte("hello " + string(oldPayload))
 		// 3.4 Put it back as the response's Body.
 		res.Body = ioutil.NopCloser(bytes.NewBuffer(newPayLoad))

@@ -63,12 +63,12 @@ func (p *Pxy) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	// 2. Send it on.
 	// ARTICLE BUG: only absolute-form requests have a scheme and a host in
 	// req.URL. An origin-form request ("GET /abc", what a client sends when
-	// it does not know it talks to a proxy) and CONNECT (req.URL is just
-	// "host:port", how browsers ask for HTTPS) both fail in RoundTrip with
-	// "unsupported protocol scheme" and get the 502 below: this proxy cannot
-	// tunnel HTTPS. Answer origin-form with 400, and implement CONNECT by
-	// hijacking the connection, dialing host:port, answering 200 and copying
-	// bytes both ways.
+	// it does not know it talks to a proxy) fails in RoundTrip with
+	// "unsupported protocol scheme" and gets the 502 below. CONNECT (how
+	// clients ask for an HTTPS tunnel) never gets here: see main. This proxy
+	// cannot tunnel HTTPS. Answer origin-form with 400, and implement
+	// CONNECT by hijacking the connection, dialing host:port, answering 200
+	// and copying bytes both ways.
 	res, err := transport.RoundTrip(outReq)
 	if err != nil {
 		// ARTICLE BUG: the error is dropped: a bare 502, no body, nothing in
@@ -100,9 +100,19 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
 	flag.Parse()
 
+	// The article registers Pxy on http.DefaultServeMux (http.Handle("/",
+	// &Pxy{}) and ListenAndServe with a nil handler); a ServeMux of our own
+	// does the same without the global. The mux matters:
+	// ARTICLE BUG: a CONNECT request has no path (req.URL.Path is ""), no
+	// pattern matches it, not even "/", and ServeMux answers 404 page not
+	// found before Pxy sees it. Serve Pxy directly (Handler: &Pxy{}) and
+	// handle CONNECT in it.
+	mux := http.NewServeMux()
+	mux.Handle("/", &Pxy{})
+
 	ln := lab.Listen(*listen, "listen")
 	log.Println("server on " + ln.Addr().String())
-	server := &http.Server{Handler: &Pxy{}}
+	server := &http.Server{Handler: mux}
 	lab.Serve(server, ln)
 	lab.Wait(server)
 }

@@ -82,9 +82,16 @@ func main() {
 	flag.StringVar(&proxyAddr, "target", proxyAddr, "the real server (scheme and host are used; any path is ignored)")
 	flag.Parse()
 
+	// The article uses http.HandleFunc("/", handler), the DefaultServeMux; a
+	// ServeMux of our own does the same without the global. Before handler
+	// runs, the mux cleans the path: /a/../b or //b gets a 301 redirect to
+	// /b from the proxy itself, not from the real server.
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", handler)
+
 	ln := lab.Listen(*listen, "listen")
 	log.Println("server on " + ln.Addr().String())
-	server := &http.Server{Handler: http.HandlerFunc(handler)}
+	server := &http.Server{Handler: mux}
 	lab.Serve(server, ln)
 	lab.Wait(server)
 }

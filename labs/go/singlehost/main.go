@@ -33,7 +33,7 @@ func main() {
 	lab.Usage("httputil.NewSingleHostReverseProxy(target) as the whole server.",
 		"ReverseProxy实现原理 › 2. 简单实现反向代理 (simple ReverseProxy)")
 	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
-	// ARTICLE BUG (a slip in the text): the listing proxies to
+	// ARTICLE BUG: a slip in the listing: it proxies to
 	// http://127.0.0.1:9999/base while the comment under it says the request
 	// reaches 127.0.0.1:2003/base/xxx, where RealServer is. We default to
 	// 2003, the article's real server.

@@ -10,7 +10,8 @@
 //     use is a clear message and exit status 1, not a panic;
 //   - Serve logs "listening on ADDR" with the address actually bound (the
 //     Rust side of the lab reads it from stderr);
-//   - Wait stops every server on SIGINT/SIGTERM with Shutdown (1 s for the
+//   - Wait logs "ready (Ctrl-C stops the program)" once every listener is
+//     up, and stops every server on SIGINT/SIGTERM with Shutdown (1 s for the
 //     requests in flight, then Close) and exits 0.
 //
 // This package is not in the article: it is our choice, to keep the programs
@@ -25,9 +26,11 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -118,6 +121,8 @@ func Serve(srv *http.Server, ln net.Listener) {
 func Wait(servers ...*http.Server) {
 	quit := make(chan os.Signal, 1) // buffered: signal.Notify does not block
 	signal.Notify(quit, syscall.SIGINT, syscall.SIGTERM)
+	// The same ready line as lab's own servers end with.
+	log.Printf("ready (Ctrl-C stops the program)")
 	sig := <-quit
 	log.Printf("%v: shutting down", sig)
 
@@ -136,4 +141,82 @@ func Wait(servers ...*http.Server) {
 		<-done
 	}
 	os.Exit(0)
+}
+
+// Fatalf prints a message for a bad flag or setting and exits with status 1.
+func Fatalf(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(1)
+}
+
+// Upstream is one --upstream URL[,WEIGHT]: the URL as given and its weight
+// (a decimal integer, as a string: the balancers' Add takes strings).
+type Upstream struct {
+	URL    string
+	Weight string
+}
+
+// UpstreamList is a repeatable --upstream URL[,WEIGHT] flag. Like StringList,
+// the first use drops the defaults. Set checks that the URL has a scheme and
+// a host and that the weight is an integer (our choice: the article would
+// find out at Add, or at the first request). A missing weight is
+// DefaultWeight.
+type UpstreamList struct {
+	Upstreams     []Upstream
+	DefaultWeight string
+	set           bool
+}
+
+// String is flag.Value's String.
+func (u *UpstreamList) String() string {
+	if u == nil {
+		return ""
+	}
+	var parts []string
+	for _, up := range u.Upstreams {
+		parts = append(parts, up.URL+","+up.Weight)
+	}
+	return strings.Join(parts, " ")
+}
+
+// Set is flag.Value's Set: parse and check one URL[,WEIGHT].
+func (u *UpstreamList) Set(v string) error {
+	up, err := u.parse(v)
+	if err != nil {
+		return err
+	}
+	if !u.set {
+		u.Upstreams = nil
+		u.set = true
+	}
+	u.Upstreams = append(u.Upstreams, up)
+	return nil
+}
+
+func (u *UpstreamList) parse(v string) (Upstream, error) {
+	rawURL, weight := v, u.DefaultWeight
+	if i := strings.LastIndex(v, ","); i >= 0 {
+		rawURL, weight = v[:i], v[i+1:]
+	}
+	parsed, err := url.Parse(rawURL)
+	if err != nil || parsed.Scheme == "" || parsed.Host == "" {
+		return Upstream{}, fmt.Errorf("%q: want URL[,WEIGHT], e.g. http://127.0.0.1:2003/base,10", v)
+	}
+	if _, err := strconv.Atoi(weight); err != nil {
+		return Upstream{}, fmt.Errorf("%q: the weight %q is not an integer", v, weight)
+	}
+	return Upstream{URL: rawURL, Weight: weight}, nil
+}
+
+// NewUpstreamList returns the flag value holding defaults ("URL,WEIGHT" each).
+func NewUpstreamList(defaultWeight string, defaults ...string) *UpstreamList {
+	u := &UpstreamList{DefaultWeight: defaultWeight}
+	for _, d := range defaults {
+		up, err := u.parse(d)
+		if err != nil {
+			panic(err) // a default written wrong in the program
+		}
+		u.Upstreams = append(u.Upstreams, up)
+	}
+	return u
 }
