@@ -122,12 +122,7 @@ async fn go_run_serves_the_articles_realserver_and_stops_on_ctrl_c() {
     bounded(async {
         let mut run = LabProcess::spawn(&["go", "run", "realserver", "--addr", "127.0.0.1:0"]);
         let addr = run.addr_after("listening on ").await;
-        let body = reqwest::get(format!("http://{addr}/abc?x=1"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = crate::common::client::get(addr, "/abc?x=1").await.text();
         assert!(body.starts_with(&format!("http://{addr}/abc\n")), "{body}");
         assert!(body.contains("RemoteAddr=127.0.0.1:"), "{body}");
         let headers = body

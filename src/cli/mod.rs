@@ -257,7 +257,7 @@ Examples:
 Looks at the ports the labs use (2002 lab proxy, 2003 and 2004 the real servers, 8080 the
 forward proxy, 2181 ZooKeeper): free, or busy and by which process when it can tell (on
 Linux, from /proc: a process of another user shows only as such). Then whether Debian's
-zookeeper package, Java and curl are installed, their versions, and lab's own and the OS's.
+zookeeper package, Java, curl and Go are installed, their versions, and lab's own and the OS's.
 It ends with what to do about each problem. It reports, it does not judge: the exit status
 is 0 whatever it finds, and 1 only when the doctor itself fails. --json prints one document
 (its schema is in the docs of lab::doctor).

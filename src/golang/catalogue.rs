@@ -99,5 +99,22 @@ mod tests {
             );
         }
         assert!(catalogue.find("nope").is_err());
+        // `lab go list` prints each as "  article: SECTION" and "  SUMMARY":
+        // both fit an 80-column terminal (a Chinese character takes two).
+        let columns = |s: &str| -> usize {
+            s.chars()
+                .map(|c| {
+                    if ('\u{2e80}'..='\u{9fff}').contains(&c) {
+                        2
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        };
+        for entry in &catalogue.programs {
+            assert!(columns(&entry.section) + 11 <= 80, "{}", entry.section);
+            assert!(columns(&entry.summary) + 2 <= 80, "{}", entry.summary);
+        }
     }
 }

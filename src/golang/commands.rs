@@ -14,16 +14,19 @@ use crate::output;
 pub fn list(module: &GoModule) -> anyhow::Result<ExitCode> {
     let catalogue = module.catalogue()?;
     for entry in &catalogue.programs {
-        println!("{}  {}", output::heading(&entry.name), entry.section);
+        println!("{}", output::heading(&entry.name));
         println!("  {}", entry.summary);
-        println!("  flags: {}", entry.flags);
+        println!("  article: {}", entry.section);
+        for (i, line) in wrap_flags(&entry.flags, 80 - 9).iter().enumerate() {
+            println!("  {} {line}", if i == 0 { "flags:" } else { "      " });
+        }
         println!("  run:   {}", entry.example);
         println!();
     }
     match Toolchain::find() {
         Ok(go) => println!(
-            "Sources in {} ({} programs); built with {} on first run. \
-             `lab go show NAME` prints one.",
+            "Sources in {} ({} programs); built with {} on first run.\n\
+             `lab go show NAME` prints one, `lab go run NAME` runs one.",
             display(&module.dir),
             catalogue.programs.len(),
             go.version
@@ -90,6 +93,27 @@ pub async fn run(
     })
 }
 
+/// The flags text in lines of at most `width` columns, broken only before a
+/// `--flag`, so no flag is split from its value.
+fn wrap_flags(flags: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for (i, part) in flags.split(" --").enumerate() {
+        let part = if i == 0 {
+            part.to_string()
+        } else {
+            format!("--{part}")
+        };
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + part.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(&part);
+            }
+            _ => lines.push(part),
+        }
+    }
+    lines
+}
+
 /// A path relative to the current directory when it is under it.
 fn display(path: &Path) -> String {
     std::env::current_dir()
@@ -98,4 +122,29 @@ fn display(path: &Path) -> String {
         .unwrap_or_else(|| path.to_path_buf())
         .display()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_wrap_before_a_flag_never_inside_one() {
+        let lines = wrap_flags(
+            "--listen ADDR (default 127.0.0.1:8080) --target URL (default http://127.0.0.1:2003/base) --max-idle-per-host 200",
+            71,
+        );
+        assert_eq!(
+            lines,
+            [
+                "--listen ADDR (default 127.0.0.1:8080)",
+                "--target URL (default http://127.0.0.1:2003/base)",
+                "--max-idle-per-host 200",
+            ]
+        );
+        assert_eq!(
+            wrap_flags("--addr A --write-timeout 3s", 71),
+            ["--addr A --write-timeout 3s"]
+        );
+    }
 }

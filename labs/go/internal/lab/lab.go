@@ -10,7 +10,8 @@
 //     use is a clear message and exit status 1, not a panic;
 //   - Serve logs "listening on ADDR" with the address actually bound (the
 //     Rust side of the lab reads it from stderr);
-//   - Wait stops every server on SIGINT/SIGTERM with Shutdown (1 s for the
+//   - Wait logs "ready (Ctrl-C stops the program)" once every listener is
+//     up, and stops every server on SIGINT/SIGTERM with Shutdown (1 s for the
 //     requests in flight, then Close) and exits 0.
 //
 // This package is not in the article: it is our choice, to keep the programs
@@ -120,6 +121,8 @@ func Serve(srv *http.Server, ln net.Listener) {
 func Wait(servers ...*http.Server) {
 	quit := make(chan os.Signal, 1) // buffered: signal.Notify does not block
 	signal.Notify(quit, syscall.SIGINT, syscall.SIGTERM)
+	// The same ready line as lab's own servers end with.
+	log.Printf("ready (Ctrl-C stops the program)")
 	sig := <-quit
 	log.Printf("%v: shutting down", sig)
 
