@@ -429,7 +429,7 @@ async fn failure(
     f.observe(
         "effective-after-failure",
         &climb[0],
-        "lab proxy follows nginx, max_fails 1: 5 - 5/1 = 0, one failure takes all of a's weight away. The article's text (effectiveWeight = weight − 1, nginx with max_fails = weight) would give 4, and its code, which never lowers it, 5",
+        "5 - 5/1 = 0: lab proxy follows nginx's rule with max_fails 1, so one failure takes all of a's weight away. The article's text (effectiveWeight = weight − 1, nginx with max_fails = weight) would give 4, and its code, which never lowers it, 5",
     );
     f.claim_eq(
         "effective-climbs-back",
