@@ -321,6 +321,8 @@ async fn hash_hangs(f: &mut Findings, a_url: &str) -> anyhow::Result<()> {
         "--upstream",
         a_url,
     ];
+    // Built first, so that the time allowed is the program's alone.
+    crate::golang::build::program(&module, "healthcheck").await?;
     let started =
         tokio::time::timeout(HANG, GoProgram::start(&module, "healthcheck", &args, 1)).await;
     let actual = match started {
