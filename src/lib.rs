@@ -77,7 +77,7 @@ use cli::{Cli, Command};
 /// Runs one parsed command line to completion and says how the process should exit.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     output::init(cli.global.color);
-    init_logging(cli.global.verbose);
+    init_logging(cli.global.verbose, cli.command.quiet_servers());
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async move {
@@ -147,11 +147,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Logs go to stderr so that stdout stays the command's answer (tables, echoes).
-fn init_logging(verbose: u8) {
+/// A command with `quiet` servers (a lab's check) logs nothing unless `-v`:
+/// the experiment's warnings (an upstream down on purpose) are not news.
+fn init_logging(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "lab=info",
-        1 => "lab=debug",
+    let default = match (verbose, quiet) {
+        (0, true) => "off",
+        (1, true) => "lab=info",
+        (0, false) => "lab=info",
+        (1, false) => "lab=debug",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

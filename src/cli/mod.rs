@@ -68,6 +68,8 @@ pub struct GlobalArgs {
     pub color: ColorChoice,
 
     /// Log more: -v shows every request a server handles, -vv everything.
+    /// `lab check` and `lab tour` keep their servers' logs off the screen
+    /// unless -v is given.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -305,6 +307,12 @@ Examples:
 }
 
 impl Command {
+    /// Whether the servers it starts inside itself (a lab's experiment) log
+    /// only when asked (`-v`): the report is the command's output.
+    pub fn quiet_servers(&self) -> bool {
+        matches!(self, Command::Check(_) | Command::Tour(_))
+    }
+
     /// Whether the command runs until stopped (a server, ZooKeeper), as
     /// opposed to one that prints a result and ends.
     pub fn serves(&self) -> bool {
