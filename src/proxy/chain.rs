@@ -144,6 +144,12 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
             .copied()
             .find(|name| name.as_bytes() == value.as_bytes())
     });
+    // Go's ReverseProxy names nothing about itself (`--like-go`): the
+    // X-Lab-* headers that said who answered go once counted.
+    if proxy.flavour.is_go() {
+        crate::lab_headers::strip_proxy_answer(response.headers_mut());
+        super::like_go::sort_headers(response.headers_mut());
+    }
     let status = response.status().as_u16();
     let body = std::mem::replace(response.body_mut(), empty());
     *response.body_mut() = CountedBody::new(body, move |bytes_out| {

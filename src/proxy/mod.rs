@@ -13,9 +13,11 @@ pub mod chain;
 pub mod director;
 pub mod forward;
 pub mod headers;
+pub mod like_go;
 pub mod modify;
 pub mod naive;
 pub mod reverse;
+pub mod sniff;
 pub mod transport;
 pub mod upgrade;
 

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,10 +30,14 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{
+    CaptureConnection, Connected, Connection, HttpConnector, capture_connection,
+};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tower_service::Service as _;
 
+use super::like_go::Flavour;
 use crate::tls::{self, UpstreamTrust};
 
 use crate::body::{BoxError, RequestBody};
@@ -55,6 +60,11 @@ pub struct TransportConfig {
     pub upstream_ca: Option<PathBuf>,
     /// Accept any certificate from https:// upstreams (a lab only).
     pub insecure_upstream: bool,
+    /// Go's `http.Transport` instead of lab's where they differ
+    /// (`--like-go`): header names in Go's canonical case, and a request
+    /// the pool never started to write is resent only under Go's rule (see
+    /// [`TransportError::Stale`]).
+    pub flavour: Flavour,
 }
 
 impl TransportConfig {
@@ -78,6 +88,7 @@ impl Default for TransportConfig {
             tls_handshake_timeout: tls::HANDSHAKE_TIMEOUT,
             upstream_ca: None,
             insecure_upstream: false,
+            flavour: Flavour::Lab,
         }
     }
 }
@@ -96,6 +107,15 @@ pub enum TransportError {
     /// The TLS handshake failed: a trust or protocol problem, not a dead upstream.
     #[error("TLS with the upstream failed: {0}")]
     Tls(String),
+    /// A pooled connection, reused, failed before any byte of the response
+    /// came back: the upstream had closed it (an idle timeout, a server
+    /// that answers one request per connection) while the request was on
+    /// its way. Nothing was answered, so an idempotent request may be sent
+    /// again on another connection (RFC 9112 §9.3.1.1; Go's Transport does,
+    /// see [`crate::proxy::like_go::go_may_resend`]). `unsent`: not a byte
+    /// of the request was written either.
+    #[error("the pooled connection was closed before any response: {detail}")]
+    Stale { detail: String, unsent: bool },
 }
 
 /// A pooled HTTP/1.1 client for upstream requests, `http://` and `https://`.
@@ -104,6 +124,7 @@ pub enum TransportError {
 pub struct Transport {
     client: Client<UpstreamConnector, RequestBody>,
     trust: UpstreamTrust,
+    max_idle_per_host: usize,
 }
 
 impl Transport {
@@ -156,14 +177,37 @@ impl Transport {
             https_limit: config.connect_timeout + config.tls_handshake_timeout,
             tls_handshake_timeout: config.tls_handshake_timeout,
         };
+        let go = config.flavour.is_go();
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(config.max_idle_per_host)
             .pool_idle_timeout(config.idle_timeout)
             // The Host header is the director's decision, never the client library's.
             .set_host(false)
+            // Go writes `X-Forwarded-For`, hyper `x-forwarded-for`: the
+            // same header (RFC 9110 §5.1), but a raw upstream sees the case.
+            .http1_title_case_headers(go)
+            // hyper-util sends a request again, on another connection, when
+            // the pooled one it was given closed before a byte of it was
+            // written: safe for any request, its body untouched. Go does so
+            // only for a request without a body (it cannot rewind one), so
+            // with --like-go that case comes back as `Stale { unsent }` and
+            // the proxy decides as Go would.
+            .retry_canceled_requests(!go)
             .build(connector);
-        (Transport { client, trust }, tls_error)
+        (
+            Transport {
+                client,
+                trust,
+                max_idle_per_host: config.max_idle_per_host,
+            },
+            tls_error,
+        )
+    }
+
+    /// How many idle connections the pool keeps per upstream.
+    pub fn max_idle_per_host(&self) -> usize {
+        self.max_idle_per_host
     }
 
     /// Sends `request` (absolute URI) and waits for the response head.
@@ -175,8 +219,14 @@ impl Transport {
         B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
-        let request = request.map(|body| BodyExt::map_err(body, Into::into).boxed());
-        self.client.request(request).await.map_err(|err| {
+        let mut request = request.map(|body| BodyExt::map_err(body, Into::into).boxed());
+        let captured = capture_connection(&mut request);
+        let result = self.client.request(request).await;
+        // This exchange on its connection: whether the connection had
+        // carried one before, and whether a byte of the answer came back.
+        let usage = connection_use(&captured);
+        let reused = usage.as_ref().is_some_and(ConnectionUse::count_exchange);
+        result.map_err(|err| {
             let mut detail = error_chain(&err);
             if let Some(hint) = tls_hint(&err, &self.trust) {
                 detail.push_str(" — ");
@@ -185,6 +235,13 @@ impl Transport {
             }
             if client_side_failure(&err) {
                 return TransportError::Request(detail);
+            }
+            let answered = usage.as_ref().is_some_and(ConnectionUse::answered);
+            if reused && !answered && !err.is_connect() {
+                return TransportError::Stale {
+                    detail,
+                    unsent: canceled_before_writing(&err),
+                };
             }
             if err.is_connect() {
                 TransportError::Connect(detail)
@@ -213,11 +270,13 @@ struct NoTls {
     why: Arc<str>,
 }
 
-type Connecting =
-    Pin<Box<dyn Future<Output = Result<MaybeHttpsStream<TokioIo<TcpStream>>, BoxError>> + Send>>;
+/// An upstream connection as the pool holds it.
+type Stream = Tracked<MaybeHttpsStream<TokioIo<TcpStream>>>;
+
+type Connecting = Pin<Box<dyn Future<Output = Result<Stream, BoxError>> + Send>>;
 
 impl tower_service::Service<Uri> for UpstreamConnector {
-    type Response = MaybeHttpsStream<TokioIo<TcpStream>>;
+    type Response = Stream;
     type Error = BoxError;
     type Future = Connecting;
 
@@ -229,6 +288,16 @@ impl tower_service::Service<Uri> for UpstreamConnector {
     }
 
     fn call(&mut self, dst: Uri) -> Connecting {
+        let connecting = self.connect(dst);
+        Box::pin(async move { connecting.await.map(Tracked::new) })
+    }
+}
+
+type ConnectingUntracked =
+    Pin<Box<dyn Future<Output = Result<MaybeHttpsStream<TokioIo<TcpStream>>, BoxError>> + Send>>;
+
+impl UpstreamConnector {
+    fn connect(&mut self, dst: Uri) -> ConnectingUntracked {
         let is_https = dst.scheme() == Some(&Scheme::HTTPS);
         match &mut self.tls {
             Ok(https) if is_https => {
@@ -261,6 +330,148 @@ impl tower_service::Service<Uri> for UpstreamConnector {
             }
         }
     }
+}
+
+/// How one upstream connection has been used, shared by the connection and
+/// the requests sent on it (hyper-util hands it to each request through
+/// [`capture_connection`]): how many exchanges it carried, and whether any
+/// byte came back since the proxy last wrote to it. That is how the proxy
+/// tells, as Go's Transport does, a pooled connection that was already
+/// closed (reused, not a byte of an answer) from an upstream that failed.
+#[derive(Clone, Debug, Default)]
+struct ConnectionUse(Arc<UseCounts>);
+
+#[derive(Debug, Default)]
+struct UseCounts {
+    exchanges: AtomicU64,
+    read_since_write: AtomicBool,
+}
+
+impl ConnectionUse {
+    /// Counts one more exchange; whether there were others before it.
+    fn count_exchange(&self) -> bool {
+        self.0.exchanges.fetch_add(1, Ordering::Relaxed) > 0
+    }
+
+    /// Whether any byte arrived since the request was written.
+    fn answered(&self) -> bool {
+        self.0.read_since_write.load(Ordering::Relaxed)
+    }
+}
+
+/// The [`ConnectionUse`] of the connection a request was sent on, if it
+/// got one.
+fn connection_use(captured: &CaptureConnection) -> Option<ConnectionUse> {
+    let connected = captured.connection_metadata();
+    let connected = connected.as_ref()?;
+    let mut extensions = http::Extensions::new();
+    connected.get_extras(&mut extensions);
+    extensions.get::<ConnectionUse>().cloned()
+}
+
+/// An upstream connection that notes, for [`ConnectionUse`], each write
+/// and each read that brought bytes.
+#[derive(Debug)]
+struct Tracked<S> {
+    inner: S,
+    used: ConnectionUse,
+}
+
+impl<S> Tracked<S> {
+    fn new(inner: S) -> Tracked<S> {
+        Tracked {
+            inner,
+            used: ConnectionUse::default(),
+        }
+    }
+}
+
+impl<S: Connection> Connection for Tracked<S> {
+    fn connected(&self) -> Connected {
+        self.inner.connected().extra(self.used.clone())
+    }
+}
+
+impl<S: hyper::rt::Read + Unpin> hyper::rt::Read for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.used.answered() {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        }
+        // The first read after a write: through a buffer of our own, to see
+        // whether it brought bytes (the cursor hyper passes cannot be looked
+        // at once it is handed on). Later reads go straight through.
+        let mut scratch = [0u8; 8192];
+        let room = buf.remaining().min(scratch.len());
+        let mut read = hyper::rt::ReadBuf::new(&mut scratch[..room]);
+        std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, read.unfilled()))?;
+        let filled = read.filled();
+        if !filled.is_empty() {
+            self.used.0.read_since_write.store(true, Ordering::Relaxed);
+            buf.put_slice(filled);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: hyper::rt::Write + Unpin> Tracked<S> {
+    fn note_written(&self, polled: &Poll<std::io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            self.used.0.read_since_write.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<S: hyper::rt::Write + Unpin> hyper::rt::Write for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note_written(&polled);
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note_written(&polled);
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Whether hyper handed the request back unwritten: the pooled connection
+/// was found closed before a byte of it went out (a canceled request).
+fn canceled_before_writing(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(hyper_err) = e.downcast_ref::<hyper::Error>()
+            && hyper_err.is_canceled()
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// What to do about a TLS failure, if `err` is one.
