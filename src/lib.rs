@@ -16,6 +16,7 @@
 //! - [`stats_view`]: `lab stats`: what a running proxy counted, as tables.
 //! - [`labs`]: the follow-along labs: sheets, checks, answers, progress, tour.
 //! - [`doctor`]: `lab doctor`: ports, ZooKeeper, Java, curl, versions.
+//! - [`golang`]: `lab go`: the article's programs in Go (`labs/go/`), built and run.
 //!
 //! The servers:
 //! - [`proxy`]: the proxies (naive, reverse, forward); `serve_http` is the article's 13 steps.
@@ -49,6 +50,7 @@ pub mod demo;
 pub mod discovery;
 pub mod doctor;
 pub mod framing;
+pub mod golang;
 pub mod header_list;
 pub mod lab_headers;
 pub mod labs;
@@ -117,6 +119,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Check(args) => labs::commands::check(&cli.global, &args).await,
             Command::Tour(args) => labs::tour::run(&cli.global, &args).await,
             Command::Doctor(args) => doctor::run(&args.ports, args.json).await,
+            Command::Go(args) => {
+                let module =
+                    golang::GoModule::in_labs(&labs::resolve_dir(cli.global.labs_dir.as_deref())?);
+                match args.command {
+                    cli::GoCommand::List => golang::commands::list(&module),
+                    cli::GoCommand::Show { name } => golang::commands::show(&module, &name),
+                    cli::GoCommand::Run { name, args } => {
+                        golang::commands::run(&module, &name, &args, net::shutdown_signal()).await
+                    }
+                }
+            }
             Command::Completions { shell } => {
                 let mut command = <Cli as clap::CommandFactory>::command();
                 clap_complete::generate(shell, &mut command, "lab", &mut std::io::stdout());

@@ -151,7 +151,7 @@ async fn json_has_the_documented_fields() {
     }
     let tools = report["tools"].as_array().expect("tools is a list");
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(names, ["java", "curl", "rustc"]);
+    assert_eq!(names, ["java", "curl", "go", "rustc"]);
     for tool in tools {
         for field in [
             "needed_for",

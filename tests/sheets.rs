@@ -69,6 +69,7 @@ const SERVERS: &[&[&str]] = &[
     &["naive"],
     &["forward"],
     &["zk", "up"],
+    &["go", "run"],
 ];
 /// Log marks followed by an address a server listens on.
 const LISTEN_MARKS: &[&str] = &[
@@ -76,6 +77,8 @@ const LISTEN_MARKS: &[&str] = &[
     "Starting ReverseProxy at ",
     "server on ",
     "ZooKeeper ready at zk://",
+    // The Go programs of labs/go.
+    "listening on ",
 ];
 /// How much of a failed command's output a report shows.
 const TAIL: usize = 25;
@@ -152,7 +155,14 @@ fn every_lab_command_in_the_sheets_runs() {
 fn sheet_paths(labs: &Path) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(labs)
         .expect("read labs/")
-        .map(|entry| entry.expect("a labs/ entry").path().join("README.md"))
+        .map(|entry| entry.expect("a labs/ entry").path())
+        // Lab folders only (`NN-slug`): labs/go is the Go module.
+        .filter(|dir| {
+            dir.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| lab::labs::parse_folder_name(n).is_some())
+        })
+        .map(|dir| dir.join("README.md"))
         .filter(|path| path.is_file())
         .collect();
     paths.sort();
@@ -1031,6 +1041,23 @@ fn resolve(argv: &[String], ports: &Ports) -> Resolved {
                         listens.push(addr);
                     }
                 }
+            }
+        }
+    }
+    if path == ["go", "run"] {
+        // A Go program's flags are Go's (labs/go), not clap's: the sheet
+        // names its addresses with --listen or --addr (-listen, -addr).
+        for (i, word) in argv.iter().enumerate() {
+            let flag = word.trim_start_matches('-');
+            let value = match flag.split_once('=') {
+                Some((name, value)) if name == "listen" || name == "addr" => Some(value),
+                None if word.starts_with('-') && (flag == "listen" || flag == "addr") => {
+                    argv.get(i + 1).map(String::as_str)
+                }
+                _ => None,
+            };
+            if let Some(addr) = value.and_then(|v| lab::parse::parse_listen_addr(v).ok()) {
+                listens.push(addr);
             }
         }
     }

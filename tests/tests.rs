@@ -19,6 +19,7 @@ mod discovery;
 mod doctor;
 mod faults;
 mod forward;
+mod golang;
 mod health;
 mod help;
 mod hostile;

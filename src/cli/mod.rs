@@ -35,8 +35,8 @@ pub use proxy::{DiscoveryArgs, MiddlewareArgs, ProxyArgs};
 pub use servers::{ForwardArgs, NaiveArgs, RealserverArgs};
 pub use shared::{LimitsArgs, TransportArgs};
 pub use tools::{
-    CheckArgs, DemoArgs, DoctorArgs, StatsArgs, TourArgs, TraceArgs, ZkArgs, ZkCommand, ZkLsArgs,
-    ZkUpArgs,
+    CheckArgs, DemoArgs, DoctorArgs, GoArgs, GoCommand, StatsArgs, TourArgs, TraceArgs, ZkArgs,
+    ZkCommand, ZkLsArgs, ZkUpArgs,
 };
 
 /// An interactive lab for HTTP proxies: run the servers and proxies of the
@@ -257,7 +257,7 @@ Examples:
 Looks at the ports the labs use (2002 lab proxy, 2003 and 2004 the real servers, 8080 the
 forward proxy, 2181 ZooKeeper): free, or busy and by which process when it can tell (on
 Linux, from /proc: a process of another user shows only as such). Then whether Debian's
-zookeeper package, Java and curl are installed, their versions, and lab's own and the OS's.
+zookeeper package, Java, curl and Go are installed, their versions, and lab's own and the OS's.
 It ends with what to do about each problem. It reports, it does not judge: the exit status
 is 0 whatever it finds, and 1 only when the doctor itself fails. --json prints one document
 (its schema is in the docs of lab::doctor).
@@ -267,6 +267,19 @@ Examples:
   lab doctor --json                           the same as JSON, for a script
   lab doctor --port 2012 --port 2013          these ports instead of the lab's")]
     Doctor(DoctorArgs),
+
+    /// The article's programs in Go: list them, read one, run one.
+    #[command(after_help = "\
+Written for this lab with Go's standard library, one program per listing of the article;
+where the article's code has a bug, the program keeps it and a comment says so. Needs Go
+1.19 or newer (Debian: apt-get install golang-go); built once into ~/.cache/lab.
+
+Examples:
+  lab go list
+  lab go show director
+  lab go run realserver
+  lab go run balancer --lb weighted-round-robin --listen 127.0.0.1:2002")]
+    Go(GoArgs),
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "\
@@ -300,6 +313,7 @@ impl Command {
             | Command::Naive(_)
             | Command::Forward(_)
             | Command::Proxy(_) => true,
+            Command::Go(args) => matches!(args.command, GoCommand::Run { .. }),
             Command::Zk(args) => matches!(args.command, ZkCommand::Up(_)),
             _ => false,
         }

@@ -157,6 +157,49 @@ pub struct CheckArgs {
     /// Read predictions from this file instead of the lab's answers.toml.
     #[arg(long, value_name = "FILE", conflicts_with = "all")]
     pub answers: Option<PathBuf>,
+
+    /// Which programs the experiment runs: lab's, the article's in Go, or
+    /// both side by side [default: both when Go is installed, else lab].
+    #[arg(long = "impl", value_enum, value_name = "WHICH")]
+    pub implementation: Option<crate::labs::findings::Implementations>,
+}
+
+/// `lab go`: the article's programs in Go.
+#[derive(Debug, Args)]
+pub struct GoArgs {
+    #[command(subcommand)]
+    pub command: GoCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GoCommand {
+    /// Each Go program, the article section it follows, its flags.
+    List,
+    /// A program's source with line numbers (the sheets cite labs/go/NAME/main.go:LINE).
+    Show {
+        /// The program, as `lab go list` names it (realserver, forward, naive …).
+        name: String,
+    },
+    /// Build a program once with your `go`, then run it; Ctrl-C stops it.
+    #[command(after_help = "\
+Flags after NAME go to the program (Go's flag package: -listen and --listen both work).
+
+Examples:
+  lab go run realserver                       127.0.0.1:2003 and :2004, as the article's main()
+  lab go run naive --listen 127.0.0.1:2012    the article's hand-written proxy
+  lab go run balancer --lb weighted-round-robin
+  lab go run balancer -- --help               the program's own flags")]
+    Run {
+        /// The program, as `lab go list` names it.
+        name: String,
+        /// Its flags.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "FLAGS"
+        )]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,7 @@
 //! learner trips: the ports the article's servers use (2002 the lab proxy,
 //! 2003 and 2004 the real servers, 8080 the forward proxy, 2181 ZooKeeper),
 //! whether each is free and, when busy, which process holds it; then
-//! Debian's ZooKeeper, Java and curl, and the versions of lab and the OS.
+//! Debian's ZooKeeper, Java, curl and Go, and the versions of lab and the OS.
 //! It ends with what to do about each problem.
 //!
 //! A port is free when binding `127.0.0.1:PORT` works (as the lab's servers
@@ -40,7 +40,7 @@
 //!   `command` (shortened) and `cmdline` (every argument)).
 //! - `zookeeper`: `installed`, `script` (the package's `zkServer.sh`),
 //!   `version` (from the jar's file name, or null).
-//! - `tools`: one [`Tool`] per program looked up on `PATH` (java, curl,
+//! - `tools`: one [`Tool`] per program looked up on `PATH` (java, curl, go,
 //!   rustc): `name`, `needed_for`, `required` (a lab needs it), `found`,
 //!   `path`, `version`, `version_line` (the line the version came from),
 //!   `error`.
@@ -88,19 +88,26 @@ pub async fn examine(ports: &[u16]) -> anyhow::Result<Report> {
     // /proc and bind are quick, but still blocking system calls: off the runtime.
     let ports = tokio::task::spawn_blocking(move || check_ports(&ports));
     let machine = tokio::task::spawn_blocking(|| {
-        let paths = ["java", "curl", "rustc"].map(which);
+        let paths = ["java", "curl", "go", "rustc"].map(which);
         (system(), zookeeper(), paths)
     });
     let ports = ports.await.context("the port check panicked")?;
-    let (system, zookeeper, [java, curl, rustc]) =
+    let (system, zookeeper, [java, curl, go, rustc]) =
         machine.await.context("the package check panicked")?;
 
-    let (java, curl, rustc) = tokio::join!(
+    let (java, curl, go, rustc) = tokio::join!(
         tool("java", java, &["-version"], "ZooKeeper runs on it", true),
         tool("curl", curl, &["--version"], "the sheets' examples", true),
+        tool(
+            "go",
+            go,
+            &["version"],
+            "lab go, the Go side of checks",
+            true
+        ),
         tool("rustc", rustc, &["--version"], "building lab only", false),
     );
-    let tools = vec![java, curl, rustc];
+    let tools = vec![java, curl, go, rustc];
     let next_steps = next_steps(&ports, &zookeeper, &tools);
     Ok(Report {
         lab_version: env!("CARGO_PKG_VERSION").to_string(),

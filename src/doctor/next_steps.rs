@@ -26,6 +26,7 @@ pub(super) fn next_steps(
     for tool in tools.iter().filter(|tool| tool.required) {
         let package = match tool.name.as_str() {
             "java" => "default-jre-headless",
+            "go" => "golang-go",
             other => other,
         };
         if !tool.found {

@@ -150,6 +150,12 @@ fn version_line(text: &str) -> Option<(String, String)> {
             let version = line
                 .split_whitespace()
                 .map(|word| word.trim_matches(|c| c == '"' || c == '\''))
+                // Go says `go version go1.19.8 linux/amd64`.
+                .map(|word| {
+                    word.strip_prefix("go")
+                        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+                        .unwrap_or(word)
+                })
                 .find(|word| word.starts_with(|c: char| c.is_ascii_digit()))?;
             Some((line.to_string(), version.to_string()))
         })
@@ -188,6 +194,8 @@ mod tests {
             version_line(java).map(|(_, v)| v).as_deref(),
             Some("17.0.15")
         );
+        let go = "go version go1.19.8 linux/amd64";
+        assert_eq!(version_line(go).map(|(_, v)| v).as_deref(), Some("1.19.8"));
         let curl = "curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1\nRelease-Date: 2023-02-20";
         assert_eq!(
             version_line(curl).map(|(_, v)| v).as_deref(),

@@ -9,11 +9,13 @@ use anyhow::Context;
 use comfy_table::Cell;
 
 use super::checks::Scenario;
-use super::findings::Findings;
+use super::findings::{Findings, Implementations};
 use super::progress::{Progress, Status};
 use super::report::Report;
 use super::{Catalogue, Lab, answers, checks, resolve_dir, sheet};
 use crate::cli::{CheckArgs, GlobalArgs};
+use crate::golang::GoModule;
+use crate::golang::toolchain::Toolchain;
 use crate::output::{self, Mark};
 
 /// A scenario that runs longer than this is stopped and fails its lab.
@@ -111,12 +113,16 @@ pub async fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Exit
         _ => catalogue.labs.iter().collect(),
     };
     let seed = args.seed.unwrap_or_else(rand::random);
+    let programs = Programs::choose(&catalogue.dir, args.implementation)?;
+    if let Some(note) = &programs.note {
+        println!("{note}\n");
+    }
     let mut progress = Progress::load(&catalogue.dir);
 
     let mut tally = Tally::default();
     for lab in labs {
         let answers_path = args.answers.clone().unwrap_or_else(|| lab.answers_path());
-        let report = check_one(lab, seed, &answers_path).await;
+        let report = check_one(lab, seed, &programs, &answers_path).await;
         let status = report.status();
         progress.lab_mut(&lab.slug).last_check = Some(status);
         println!(
@@ -141,7 +147,7 @@ pub async fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Exit
 
 /// Runs one lab's scenario and builds its report; a scenario error becomes a
 /// problem in the report rather than an early exit, so `--all` checks every lab.
-async fn check_one(lab: &Lab, seed: u64, answers_path: &Path) -> Report {
+async fn check_one(lab: &Lab, seed: u64, programs: &Programs, answers_path: &Path) -> Report {
     println!(
         "{}",
         output::heading(&format!("Lab {} · {}", lab.id(), lab.meta.title))
@@ -152,7 +158,7 @@ async fn check_one(lab: &Lab, seed: u64, answers_path: &Path) -> Report {
     );
 
     let marks = sheet::marks(&lab.sheet);
-    let mut findings = Findings::new(seed);
+    let mut findings = programs.findings(lab, seed);
     let mut problems = Vec::new();
     match checks::scenario(&lab.slug) {
         Some(scenario) => problems.extend(run_scenario(scenario, &mut findings).await),
@@ -173,6 +179,74 @@ async fn check_one(lab: &Lab, seed: u64, answers_path: &Path) -> Report {
     report.problems.extend(problems);
     print!("{}", report.render());
     report
+}
+
+/// The programs a check runs: `lab`'s, the Go module's, or both (`--impl`).
+#[derive(Debug, Clone)]
+pub(super) struct Programs {
+    lab: bool,
+    go: Option<GoModule>,
+    /// What the learner should know about the choice (Go missing).
+    pub(super) note: Option<String>,
+}
+
+impl Programs {
+    /// `--impl` as asked; without it, both when Go is installed. Go asked
+    /// for and missing is an error; missing when not asked for is a note,
+    /// unless `LAB_REQUIRE_GO=1` (CI) makes it an error too.
+    pub(super) fn choose(
+        labs_dir: &Path,
+        asked: Option<Implementations>,
+    ) -> anyhow::Result<Programs> {
+        let module = GoModule::in_labs(labs_dir);
+        let go = Toolchain::find();
+        let required = std::env::var("LAB_REQUIRE_GO").is_ok_and(|v| v == "1");
+        match (asked, go) {
+            (Some(Implementations::Lab), _) => Ok(Programs {
+                lab: true,
+                go: None,
+                note: None,
+            }),
+            (Some(Implementations::Go), Ok(_)) => Ok(Programs {
+                lab: false,
+                go: Some(module),
+                note: None,
+            }),
+            (Some(Implementations::Both) | None, Ok(_)) => Ok(Programs {
+                lab: true,
+                go: Some(module),
+                note: None,
+            }),
+            (Some(_), Err(err)) => Err(err.context("`--impl go` and `--impl both` need Go")),
+            (None, Err(err)) if required => {
+                Err(err.context("LAB_REQUIRE_GO=1: the Go side of the checks must run"))
+            }
+            (None, Err(err)) => Ok(Programs {
+                lab: true,
+                go: None,
+                note: Some(format!(
+                    "Checking lab's programs only. {err:#}. Claims about Go are then shown \
+                     on lab alone."
+                )),
+            }),
+        }
+    }
+
+    /// `lab`'s programs only.
+    pub(super) fn lab_only() -> Programs {
+        Programs {
+            lab: true,
+            go: None,
+            note: None,
+        }
+    }
+
+    /// The findings of one run of `lab`'s experiment: Go runs only for a
+    /// lab with Go programs (`go = [...]` in its lab.toml).
+    pub(super) fn findings(&self, lab: &Lab, seed: u64) -> Findings {
+        let go = self.go.clone().filter(|_| !lab.meta.go.is_empty());
+        Findings::with_programs(seed, self.lab || go.is_none(), go)
+    }
 }
 
 /// Runs a lab's scenario, stopped after [`SCENARIO_TIMEOUT`]: what kept it

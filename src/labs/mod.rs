@@ -3,7 +3,7 @@
 //!
 //! A lab folder `labs/NN-slug/` holds:
 //! - `README.md`, the sheet. Sentences the program verifies are marked
-//!   `**Claim** \`id\``, questions for the learner `**Predict** \`id\``
+//!   `**Go claim** \`id\`` (or Article, Lab), questions for the learner `**Predict** \`id\``
 //!   (see [`sheet`]);
 //! - `lab.toml`: title, the article section it follows, hints;
 //! - `answers.toml`: the learner's predictions, `id = "answer"`.
@@ -47,6 +47,10 @@ pub struct LabMeta {
     pub article_section: String,
     #[serde(default)]
     pub hints: Vec<String>,
+    /// The Go programs (`labs/go/NAME`) the lab's experiment also runs;
+    /// empty when the article has no Go program for it.
+    #[serde(default)]
+    pub go: Vec<String>,
 }
 
 impl Lab {

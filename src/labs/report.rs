@@ -5,19 +5,146 @@
 use comfy_table::Cell;
 
 use super::answers::{Answers, normalize};
-use super::findings::Findings;
+use super::findings::{Findings, Subject};
 use super::progress::Status;
-use super::sheet::SheetMarks;
+use super::sheet::{ClaimTag, Marked, SheetMarks};
 use crate::output::{self, Mark};
 
-/// A claim of the sheet and how the run bore it out.
+/// A claim of the sheet and how the run bore it out, on each program it ran on.
 #[derive(Debug, Clone)]
 pub struct ClaimRow {
     pub id: String,
-    pub expected: String,
-    pub actual: String,
+    pub tag: Option<ClaimTag>,
+    /// Measured on the article's program in Go.
+    pub go: Option<Outcome>,
+    /// Measured on `lab`'s program.
+    pub lab: Option<Outcome>,
     pub mark: Mark,
     pub why: String,
+    /// Why the claim fails although no measurement did (untagged, never
+    /// measured, not measured on Go).
+    pub problem: Option<String>,
+}
+
+/// One measurement of a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub expected: String,
+    pub actual: String,
+    pub passed: bool,
+    /// `lab` deliberately differs from Go here, for this reason.
+    pub lab_choice: Option<String>,
+}
+
+impl Outcome {
+    /// The result in a few words: `✓ 502`, `✗ 504, expected 502`, or
+    /// `≠ 504: lab's choice`.
+    pub fn summary(&self) -> String {
+        match (self.passed, &self.lab_choice) {
+            (true, None) => format!("✓ {}", self.actual),
+            (true, Some(_)) => format!("≠ {} (lab's choice)", self.actual),
+            (false, _) => format!("✗ {}, expected {}", self.actual, self.expected),
+        }
+    }
+}
+
+impl ClaimRow {
+    /// The Go and lab cells of the row: `Go: ✓ 502 · lab: ≠ 504 (lab's choice)`.
+    pub fn results(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(go) = &self.go {
+            parts.push(format!("Go: {}", go.summary()));
+        }
+        if let Some(lab) = &self.lab {
+            parts.push(format!("lab: {}", lab.summary()));
+        }
+        if parts.is_empty() {
+            return self
+                .problem
+                .clone()
+                .unwrap_or_else(|| "not measured in this run".into());
+        }
+        parts.join(" · ")
+    }
+}
+
+/// The measurements of claim `id` on `subject`, merged: failed if any failed.
+fn outcome(findings: &Findings, id: &str, subject: Subject) -> Option<(Outcome, String)> {
+    let mut found = findings
+        .claims
+        .iter()
+        .filter(|c| c.id == id && c.subject == subject);
+    let first = found.next()?;
+    let worst = std::iter::once(first)
+        .chain(found)
+        .find(|c| !c.passed)
+        .unwrap_or(first);
+    Some((
+        Outcome {
+            expected: worst.expected.clone(),
+            actual: worst.actual.clone(),
+            passed: worst.passed,
+            lab_choice: worst.lab_choice.clone(),
+        },
+        worst.why.clone(),
+    ))
+}
+
+/// Holds one marked claim against what the run measured.
+fn claim_row(marked: &Marked, findings: &Findings) -> ClaimRow {
+    let go = outcome(findings, &marked.id, Subject::Go);
+    let lab = outcome(findings, &marked.id, Subject::Lab);
+    let why = lab
+        .as_ref()
+        .filter(|(o, _)| o.lab_choice.is_none())
+        .or(go.as_ref())
+        .or(lab.as_ref())
+        .map(|(_, why)| why.clone())
+        .unwrap_or_default();
+    let go_ran = findings.go.is_some();
+    let about_go = matches!(marked.tag, Some(ClaimTag::Go | ClaimTag::Article));
+    let problem = if marked.tag.is_none() {
+        Some(format!(
+            "the sheet does not say what claim `{}` is about: mark it **Go claim**, **Article claim** or **Lab claim**",
+            marked.id
+        ))
+    } else if go.is_none() && lab.is_none() {
+        let covered =
+            (findings.lab && marked.tag != Some(ClaimTag::Article)) || (go_ran && about_go);
+        covered.then(|| {
+            "not verified: the experiment stopped before this claim, or its check does not test it"
+                .to_string()
+        })
+    } else if go_ran && about_go && go.is_none() {
+        Some(format!(
+            "a claim about {} that the check did not run against Go",
+            if marked.tag == Some(ClaimTag::Go) {
+                "Go"
+            } else {
+                "the article's code"
+            }
+        ))
+    } else {
+        None
+    };
+    let measured_failure = [&go, &lab].into_iter().flatten().any(|(o, _)| !o.passed);
+    let measured = go.is_some() || lab.is_some();
+    let mark = if problem.is_some() || measured_failure {
+        Mark::Fail
+    } else if measured {
+        Mark::Pass
+    } else {
+        Mark::NotStarted
+    };
+    ClaimRow {
+        id: marked.id.clone(),
+        tag: marked.tag,
+        go: go.map(|(o, _)| o),
+        lab: lab.map(|(o, _)| o),
+        mark,
+        why,
+        problem,
+    }
 }
 
 /// A prediction question, the learner's answer and what happened.
@@ -45,31 +172,19 @@ impl Report {
     pub fn build(marks: &SheetMarks, findings: &Findings, answers: &Answers) -> Report {
         let mut problems = Vec::new();
 
-        let mut claims = Vec::new();
-        for marked in &marks.claims {
-            let row = match findings.claims.iter().find(|c| c.id == marked.id) {
-                Some(found) => ClaimRow {
-                    id: marked.id.clone(),
-                    expected: found.expected.clone(),
-                    actual: found.actual.clone(),
-                    mark: if found.passed { Mark::Pass } else { Mark::Fail },
-                    why: found.why.clone(),
-                },
-                None => ClaimRow {
-                    id: marked.id.clone(),
-                    expected: "verified by the check".into(),
-                    actual: "not verified".into(),
-                    mark: Mark::Fail,
-                    why: "the experiment stopped before this claim, or its check does not test it"
-                        .into(),
-                },
-            };
-            claims.push(row);
-        }
+        let claims: Vec<ClaimRow> = marks
+            .claims
+            .iter()
+            .map(|marked| claim_row(marked, findings))
+            .collect();
+        let mut unknown: Vec<&str> = Vec::new();
         for found in &findings.claims {
-            if !marks.claims.iter().any(|m| m.id == found.id) {
+            if !marks.claims.iter().any(|m| m.id == found.id)
+                && !unknown.contains(&found.id.as_str())
+            {
+                unknown.push(&found.id);
                 problems.push(format!(
-                    "the check verifies claim `{}`, which the sheet does not make (mark it **Claim** `{}` in README.md)",
+                    "the check verifies claim `{}`, which the sheet does not make (mark it **Go claim**, **Article claim** or **Lab claim** `{}` in README.md)",
                     found.id, found.id
                 ));
             }
@@ -157,14 +272,15 @@ impl Report {
     pub fn render(&self) -> String {
         let mut out = String::new();
         if !self.claims.is_empty() {
-            let mut table = output::table(&["result", "claim", "expected", "actual", "why"]);
+            let mut table = output::table(&["result", "claim", "measured", "why"]);
             for row in &self.claims {
-                // The claim's sentence is in the sheet; its id and the "why" suffice here.
+                // The claim's sentence is in the sheet; its id, what it is
+                // about, the results and the "why" suffice here.
+                let about = row.tag.map_or("untagged", ClaimTag::word);
                 table.add_row(vec![
                     row.mark.cell(),
-                    Cell::new(&row.id),
-                    Cell::new(&row.expected),
-                    Cell::new(&row.actual),
+                    Cell::new(format!("{}\n({about})", row.id)),
+                    Cell::new(row.results()),
                     Cell::new(&row.why),
                 ]);
             }
@@ -204,7 +320,7 @@ mod tests {
     use super::*;
     use crate::labs::sheet::marks;
 
-    const SHEET: &str = "> **Claim** `a`: A holds.\n> **Claim** `b`: B holds.\n\
+    const SHEET: &str = "> **Go claim** `a`: A holds.\n> **Lab claim** `b`: B holds.\n\
                          > **Predict** `q1`: which? (`x` or `y`)\n> **Predict** `q2`: what?\n";
 
     fn findings() -> Findings {
@@ -260,7 +376,80 @@ mod tests {
         f.claims.retain(|c| c.id != "b");
         let report = Report::build(&marks(SHEET), &f, &Answers::new());
         assert_eq!(report.status(), Status::Fail);
-        assert_eq!(report.claims[1].actual, "not verified");
+        assert!(report.claims[1].results().starts_with("not verified"));
+    }
+
+    fn go_findings() -> Findings {
+        let mut f = Findings::with_programs(7, true, Some(crate::golang::GoModule::built_in()));
+        f.claim_eq("a", "502", "502", "Go answers 502");
+        f.claim_lab_choice("a", "504", "504", "a timeout is a 504 in lab");
+        f.claim_eq("b", "2", "2", "because");
+        f.observe("q1", "x", "x happened");
+        f.observe("q2", "127.0.0.1", "the peer");
+        f
+    }
+
+    #[test]
+    fn a_difference_lab_chose_holds_and_shows_both_results() {
+        let mut f = go_findings();
+        f.claims[0].subject = Subject::Go;
+        let report = Report::build(&marks(SHEET), &f, &Answers::new());
+        assert_eq!(report.claims[0].mark, Mark::Pass, "{:?}", report.claims[0]);
+        assert_eq!(
+            report.claims[0].results(),
+            "Go: ✓ 502 · lab: ≠ 504 (lab's choice)"
+        );
+        assert_eq!(report.claims[0].why, "Go answers 502");
+    }
+
+    #[test]
+    fn a_go_claim_not_run_on_go_fails_when_go_ran() {
+        let f = go_findings();
+        // Every claim above was recorded on lab: nothing on Go.
+        let report = Report::build(&marks(SHEET), &f, &Answers::new());
+        assert_eq!(report.claims[0].mark, Mark::Fail);
+        assert!(
+            report.claims[0]
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("did not run against Go"),
+            "{:?}",
+            report.claims[0]
+        );
+        // A lab claim needs no Go.
+        assert_eq!(report.claims[1].mark, Mark::Pass);
+    }
+
+    #[test]
+    fn a_lab_difference_that_changed_fails() {
+        let mut f = go_findings();
+        f.claims[0].subject = Subject::Go;
+        f.claims[1].actual = "502".into();
+        f.claims[1].passed = false;
+        let report = Report::build(&marks(SHEET), &f, &Answers::new());
+        assert_eq!(report.claims[0].mark, Mark::Fail);
+        assert!(
+            report.claims[0]
+                .results()
+                .contains("lab: ✗ 502, expected 504")
+        );
+    }
+
+    #[test]
+    fn an_untagged_claim_fails_and_says_how_to_tag_it() {
+        let sheet = "> **Claim** `a`: A holds.\n";
+        let mut f = Findings::new(1);
+        f.claim_eq("a", "1", "1", "because");
+        let report = Report::build(&marks(sheet), &f, &Answers::new());
+        assert_eq!(report.status(), Status::Fail);
+        assert!(
+            report.claims[0]
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("**Go claim**")
+        );
     }
 
     #[test]

@@ -4,13 +4,18 @@
 //! A sheet is ordinary markdown. Two marks make sentences checkable:
 //!
 //! ```markdown
-//! > **Claim** `remote-addr-is-peer`: the real server's RemoteAddr is the TCP peer.
+//! > **Go claim** `remote-addr-is-peer`: the real server's RemoteAddr is the TCP peer.
 //! > **Predict** `direct-port`: whose port does RemoteAddr show? (`client` or `server`)
 //! ```
 //!
 //! The id ties the sentence to the check: every claim must be verified by the
 //! lab's scenario and every prediction answered by what happened, or the check
 //! fails, so a sheet cannot say something the program does not test.
+//!
+//! A claim says what it is about ([`ClaimTag`]): **Go claim** (Go's standard
+//! library: checked by running Go), **Article claim** (the article's own code,
+//! bugs included: checked by running our Go program of its listing) or **Lab
+//! claim** (something `lab` adds: checked on `lab`).
 //!
 //! `lab tour` walks a sheet one `## ` section at a time, its lines taken as
 //! prose or as marked sentences (`sections`, with the marks found here, so
@@ -20,10 +25,37 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+/// What a claim is about, and so what it is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimTag {
+    /// Go's standard library (ReverseProxy, Transport, the server): the Go
+    /// program must show it; `lab` shows it too or says why it differs.
+    Go,
+    /// The article's own code, its bugs included: the Go program of the
+    /// listing must show it.
+    Article,
+    /// Something `lab` adds: checked on `lab` only.
+    Lab,
+}
+
+impl ClaimTag {
+    /// The word of the mark: `Go` in `**Go claim**`.
+    pub fn word(self) -> &'static str {
+        match self {
+            ClaimTag::Go => "Go",
+            ClaimTag::Article => "Article",
+            ClaimTag::Lab => "Lab",
+        }
+    }
+}
+
 /// One marked sentence of a sheet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marked {
     pub id: String,
+    /// A claim's tag; `None` for a prediction, or a claim marked only
+    /// `**Claim**` (which the report asks to be tagged).
+    pub tag: Option<ClaimTag>,
     /// The sentence after the id, for the report.
     pub text: String,
 }
@@ -36,7 +68,9 @@ pub struct SheetMarks {
 }
 
 static MARK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\*\*(Claim|Predict)\*\*\s+`([a-z0-9][a-z0-9-]*)`\s*[:—-]?\s*(.*)$")
+    Regex::new(
+        r"\*\*((?:Go |Article |Lab )?[Cc]laim|Predict)\*\*\s+`([a-z0-9][a-z0-9-]*)`\s*[:—-]?\s*(.*)$",
+    )
         .expect("the mark pattern is valid")
 });
 
@@ -47,13 +81,22 @@ pub fn marks(sheet: &str) -> SheetMarks {
         let Some(caps) = MARK.captures(line) else {
             continue;
         };
+        let kind = &caps[1];
+        let tag = match kind.split_whitespace().next() {
+            Some("Go") => Some(ClaimTag::Go),
+            Some("Article") => Some(ClaimTag::Article),
+            Some("Lab") => Some(ClaimTag::Lab),
+            _ => None,
+        };
         let marked = Marked {
             id: caps[2].to_string(),
+            tag,
             text: caps[3].trim().to_string(),
         };
-        match &caps[1] {
-            "Claim" => found.claims.push(marked),
-            _ => found.predictions.push(marked),
+        if kind == "Predict" {
+            found.predictions.push(marked);
+        } else {
+            found.claims.push(marked);
         }
     }
     found
@@ -156,20 +199,34 @@ mod tests {
     fn finds_claims_and_predictions_with_their_text() {
         let sheet = "# Lab\n\
             Some prose, **not** a claim.\n\
-            > **Claim** `peer-is-remote-addr`: RemoteAddr is the TCP peer.\n\
+            > **Go claim** `peer-is-remote-addr`: RemoteAddr is the TCP peer.\n\
             > **Predict** `direct-port` — whose port? (`client` or `server`)\n\
-            - **Claim** `two-servers`:   both answer\n";
+            - **Claim** `two-servers`:   both answer\n\
+            - **Article claim** `leak`: it leaks.\n\
+            - **Lab claim** `extra`: lab adds it.\n";
         let found = marks(sheet);
         assert_eq!(
             found.claims,
             vec![
                 Marked {
                     id: "peer-is-remote-addr".into(),
+                    tag: Some(ClaimTag::Go),
                     text: "RemoteAddr is the TCP peer.".into()
                 },
                 Marked {
                     id: "two-servers".into(),
+                    tag: None,
                     text: "both answer".into()
+                },
+                Marked {
+                    id: "leak".into(),
+                    tag: Some(ClaimTag::Article),
+                    text: "it leaks.".into()
+                },
+                Marked {
+                    id: "extra".into(),
+                    tag: Some(ClaimTag::Lab),
+                    text: "lab adds it.".into()
                 },
             ]
         );

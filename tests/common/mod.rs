@@ -16,6 +16,7 @@
 //! servers bind 127.0.0.1 port 0, files go to temporary directories.
 
 pub mod client;
+pub mod go;
 pub mod labs;
 pub mod process;
 pub mod servers;

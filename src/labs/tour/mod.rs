@@ -6,7 +6,7 @@
 //! [`super::checks`], the one `lab check` runs) runs once on real sockets, as
 //! soon as the first result is to be shown: usually right after the first
 //! prediction. Then each prediction is revealed beside what happened and why,
-//! and each `**Claim**` with its verified result. A claim that stands before a
+//! and each claim with its verified result. A claim that stands before a
 //! question of its section is held back until that question is answered, so
 //! the sheet never gives an answer away before it is asked for.
 //!
@@ -50,7 +50,12 @@ pub async fn run(global: &GlobalArgs, args: &TourArgs) -> anyhow::Result<ExitCod
     let lab = catalogue.find(&args.lab)?;
     let input = Input::choose(args.answers.as_deref())?;
     let seed = args.seed.unwrap_or_else(rand::random);
+    let programs = commands::Programs::choose(&catalogue.dir, None)?;
+    if let Some(note) = &programs.note {
+        println!("{note}");
+    }
     let mut tour = Tour::new(global, &catalogue.dir, lab, seed, input, stop_on_ctrl_c());
+    tour.programs = programs;
     tour.walk().await?;
     tour.finish().await
 }
@@ -81,6 +86,8 @@ struct Tour<'a> {
     lab: &'a Lab,
     marks: SheetMarks,
     seed: u64,
+    /// `lab`'s programs and, when Go is installed, the Go programs too.
+    programs: commands::Programs,
     input: Input,
     stop: CancellationToken,
     /// The answers given so far (questions of this lab only).
@@ -107,6 +114,7 @@ impl<'a> Tour<'a> {
             lab,
             marks: sheet::marks(&lab.sheet),
             seed,
+            programs: commands::Programs::lab_only(),
             input,
             stop,
             answers: Answers::new(),
@@ -327,7 +335,7 @@ impl<'a> Tour<'a> {
     async fn run_experiment(&mut self) -> Option<Ran> {
         let Some(scenario) = checks::scenario(&self.lab.slug) else {
             return Some(Ran {
-                findings: Findings::new(self.seed),
+                findings: self.programs.findings(self.lab, self.seed),
                 failure: Some(commands::no_scenario(&self.lab.slug)),
             });
         };
@@ -337,7 +345,7 @@ impl<'a> Tour<'a> {
         );
         let spinner = spinner(&what);
         let started = Instant::now();
-        let mut findings = Findings::new(self.seed);
+        let mut findings = self.programs.findings(self.lab, self.seed);
         let outcome = tokio::select! {
             biased;
             _ = self.stop.cancelled() => None,

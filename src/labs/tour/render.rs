@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use crate::labs::report::{ClaimRow, PredictionRow, Report};
+use crate::labs::sheet::ClaimTag;
 use crate::output::{self, Mark};
 
 /// Markdown as `lab show` prints it: rendered in colour, as it is otherwise.
@@ -64,14 +65,37 @@ pub(super) fn render_prediction(row: &PredictionRow, observed: bool) -> String {
 
 /// A claim of the sheet with its verified result.
 pub(super) fn render_claim(row: &ClaimRow, text: &str) -> String {
-    let mut out = format!("{} claim {}: {}\n", row.mark.styled(), row.id, inline(text));
-    if row.mark == Mark::Pass && row.expected == row.actual {
-        out.push_str(&format!("    seen:          {}\n", row.actual));
-    } else {
-        out.push_str(&format!(
-            "    expected:      {}\n    actual:        {}\n",
-            row.expected, row.actual
-        ));
+    let about = row.tag.map_or("untagged", ClaimTag::word);
+    let mut out = format!(
+        "{} {about} claim {}: {}\n",
+        row.mark.styled(),
+        row.id,
+        inline(text)
+    );
+    let mut shown = false;
+    for (who, outcome) in [("Go", &row.go), ("lab", &row.lab)] {
+        let Some(outcome) = outcome else { continue };
+        shown = true;
+        let label = format!("{who}:");
+        if outcome.passed && outcome.lab_choice.is_none() {
+            out.push_str(&format!("    {label:<15}✓ {}\n", outcome.actual));
+        } else if outcome.passed {
+            out.push_str(&format!(
+                "    {label:<15}{} (lab's choice: {})\n",
+                outcome.actual,
+                outcome.lab_choice.as_deref().unwrap_or_default()
+            ));
+        } else {
+            out.push_str(&format!(
+                "    {label:<15}✗ {}, expected {}\n",
+                outcome.actual, outcome.expected
+            ));
+        }
+    }
+    if let Some(problem) = &row.problem {
+        out.push_str(&format!("    problem:       {problem}\n"));
+    } else if !shown {
+        out.push_str("    not measured in this run\n");
     }
     out.push_str(&format!("    why:           {}\n", row.why));
     out

@@ -1,0 +1,3 @@
+module labgo
+
+go 1.19
