@@ -356,6 +356,12 @@ impl ProxyArgs {
                     (None, Flavour::Go) => GO_IDLE_PER_HOST,
                     (None, Flavour::Lab) => self.transport.config().max_idle_per_host,
                 },
+                // The article's Dialer (and Go's DefaultTransport): 30 s.
+                connect_timeout: match (self.transport.connect_timeout, flavour) {
+                    (Some(timeout), _) => timeout,
+                    (None, Flavour::Go) => Duration::from_secs(30),
+                    (None, Flavour::Lab) => self.transport.config().connect_timeout,
+                },
                 ..self.transport.config()
             },
         }

@@ -64,9 +64,10 @@ pub struct TransportArgs {
     #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
-    /// How long to wait for a TCP connection to an upstream (the Dialer's Timeout).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub connect_timeout: Duration,
+    /// How long to wait for a TCP connection to an upstream (the Dialer's
+    /// Timeout). [default: 10s; 30s, the article's, with `lab proxy --like-go`]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
 
     /// How long the TLS handshake with an https:// upstream may take (Go's
     /// TLSHandshakeTimeout).
@@ -90,7 +91,7 @@ impl TransportArgs {
         TransportConfig {
             max_idle_per_host: self.max_idle_per_host.unwrap_or(100),
             idle_timeout: self.idle_timeout,
-            connect_timeout: self.connect_timeout,
+            connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(10)),
             tls_handshake_timeout: self.tls_handshake_timeout,
             upstream_ca: self.upstream_ca.clone(),
             insecure_upstream: self.insecure_upstream,

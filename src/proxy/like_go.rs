@@ -52,9 +52,10 @@ pub const GO_IDLE_PER_HOST: usize = 2;
 /// Go's canonical form of a header name (`textproto.CanonicalMIMEHeaderKey`):
 /// the first letter and every letter after a hyphen upper case, the rest
 /// lower case (`x-forwarded-for` → `X-Forwarded-For`, `te` → `Te`). A name
-/// with a character outside letters, digits and hyphens stays as it is.
+/// with a byte that is not a token character stays as it is.
 pub fn canonical_key(name: &str) -> String {
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !name.bytes().all(token) {
         return name.to_string();
     }
     let mut upper = true;
@@ -514,8 +515,9 @@ mod tests {
         assert_eq!(canonical_key("te"), "Te");
         assert_eq!(canonical_key("sec-websocket-key"), "Sec-Websocket-Key");
         assert_eq!(canonical_key("www-authenticate"), "Www-Authenticate");
+        assert_eq!(canonical_key("x_under"), "X_under");
         // Go leaves a name with other characters as it is.
-        assert_eq!(canonical_key("x_under"), "x_under");
+        assert_eq!(canonical_key("x y"), "x y");
     }
 
     #[test]
