@@ -84,7 +84,8 @@ pub fn canonical_key(name: &str) -> String {
 ///   PATCH ("many servers expect a Content-Length for these methods"); a
 ///   `Content-Length: 0` on a GET is not sent on;
 /// - `Trailer`: the announced trailer names, canonical, sorted, joined by
-///   `,` (the values never follow: see [`drop_request_trailers`]);
+///   `,`, for a chunked body only (the values never follow: see
+///   [`drop_request_trailers`]);
 /// - `Accept-Encoding: gzip` when the client asked for no encoding and no
 ///   range and the method is not HEAD (`DisableCompression` is false): the
 ///   response is then un-gzipped for the client ([`gunzip_response`]).
@@ -113,6 +114,11 @@ pub fn transport_request_headers(
         None => {}
     }
 
+    // Go's server reads a Trailer header only for a chunked body; the
+    // header itself is hop-by-hop, so a body of known length loses it.
+    if body_len.is_some() {
+        headers.remove(header::TRAILER);
+    }
     if headers.contains_key(header::TRAILER) {
         let mut names: Vec<String> = headers
             .get_all(header::TRAILER)
@@ -590,6 +596,9 @@ mod tests {
             [HeaderValue::from_static("X-Other, X-Sum")]
         );
         assert!(go_trailer_announcement(&[]).is_empty());
+        let mut known_length = map(&[("trailer", "x-sum")]);
+        transport_request_headers(&Method::POST, &mut known_length, Some(3));
+        assert!(!known_length.contains_key("trailer"));
     }
 
     /// Go's Transport: Host, User-Agent, the length, Trailer, the rest
