@@ -62,15 +62,19 @@ impl ReverseProxy {
             )));
         }
 
-        // The client's body: chunked, or of a length (0 without one).
-        let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
-        let body_len = (!chunked).then(|| {
-            parts
+        // Go's Transport writes the framing from the body's length: `None`
+        // for a chunked body, else its Content-Length (0 without one). Read
+        // before step 5 removes Transfer-Encoding; only with --like-go.
+        let go_body_len = self.flavour.is_go().then(|| {
+            if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+                return None;
+            }
+            let length = parts
                 .headers
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
+                .and_then(|v| v.parse::<u64>().ok());
+            Some(length.unwrap_or(0))
         });
 
         // 5. Upgrade and hop-by-hop headers: remember an upgrade and the
@@ -130,10 +134,10 @@ impl ReverseProxy {
 
         // Go's Transport then writes the head its own way (see like_go).
         let mut added_gzip = false;
-        if self.flavour.is_go() {
+        if let Some(body_len) = go_body_len {
             added_gzip =
                 like_go::transport_request_headers(&parts.method, &mut parts.headers, body_len);
-            if chunked {
+            if body_len.is_none() {
                 parts.headers.insert(
                     header::TRANSFER_ENCODING,
                     HeaderValue::from_static("chunked"),
