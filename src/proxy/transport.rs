@@ -30,10 +30,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{
-    CaptureConnection, Connected, Connection, HttpConnector, capture_connection,
-};
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tower_service::Service as _;
 
@@ -219,14 +218,8 @@ impl Transport {
         B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
-        let mut request = request.map(|body| BodyExt::map_err(body, Into::into).boxed());
-        let captured = capture_connection(&mut request);
-        let result = self.client.request(request).await;
-        // This exchange on its connection: whether the connection had
-        // carried one before, and whether a byte of the answer came back.
-        let usage = connection_use(&captured);
-        let reused = usage.as_ref().is_some_and(ConnectionUse::count_exchange);
-        result.map_err(|err| {
+        let request = request.map(|body| BodyExt::map_err(body, Into::into).boxed());
+        self.client.request(request).await.map_err(|err| {
             let mut detail = error_chain(&err);
             if let Some(hint) = tls_hint(&err, &self.trust) {
                 detail.push_str(" — ");
@@ -236,12 +229,16 @@ impl Transport {
             if client_side_failure(&err) {
                 return TransportError::Request(detail);
             }
-            let answered = usage.as_ref().is_some_and(ConnectionUse::answered);
-            if reused && !answered && !err.is_connect() {
-                return TransportError::Stale {
-                    detail,
-                    unsent: canceled_before_writing(&err),
-                };
+            // The connection it went out on: had it carried an exchange
+            // before this one, and did a byte of this one's answer come?
+            let unsent = canceled_before_writing(&err);
+            let used = err.connect_info().and_then(ConnectionUse::of);
+            if let Some(used) = used
+                && used.reused(unsent)
+                && !used.answered()
+                && !err.is_connect()
+            {
+                return TransportError::Stale { detail, unsent };
             }
             if err.is_connect() {
                 TransportError::Connect(detail)
@@ -271,7 +268,7 @@ struct NoTls {
 }
 
 /// An upstream connection as the pool holds it.
-type Stream = Tracked<MaybeHttpsStream<TokioIo<TcpStream>>>;
+type Stream = TokioIo<Tracked<TokioIo<MaybeHttpsStream<TokioIo<TcpStream>>>>>;
 
 type Connecting = Pin<Box<dyn Future<Output = Result<Stream, BoxError>> + Send>>;
 
@@ -289,7 +286,11 @@ impl tower_service::Service<Uri> for UpstreamConnector {
 
     fn call(&mut self, dst: Uri) -> Connecting {
         let connecting = self.connect(dst);
-        Box::pin(async move { connecting.await.map(Tracked::new) })
+        Box::pin(async move {
+            connecting
+                .await
+                .map(|stream| TokioIo::new(Tracked::new(TokioIo::new(stream))))
+        })
     }
 }
 
@@ -333,44 +334,68 @@ impl UpstreamConnector {
 }
 
 /// How one upstream connection has been used, shared by the connection and
-/// the requests sent on it (hyper-util hands it to each request through
-/// [`capture_connection`]): how many exchanges it carried, and whether any
-/// byte came back since the proxy last wrote to it. That is how the proxy
-/// tells, as Go's Transport does, a pooled connection that was already
-/// closed (reused, not a byte of an answer) from an upstream that failed.
-#[derive(Clone, Debug, Default)]
+/// hyper-util's record of it (an error names the connection it happened on,
+/// [`Connected`], and this rides along as an extra): how many exchanges
+/// were started on it (a write after the previous answer began one), and
+/// whether any byte came back since the proxy last wrote. That is how the
+/// proxy tells, as Go's Transport does, a pooled connection that was
+/// already closed (reused, not a byte of an answer) from an upstream that
+/// failed.
+#[derive(Clone, Debug)]
 struct ConnectionUse(Arc<UseCounts>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct UseCounts {
     exchanges: AtomicU64,
+    /// Bytes came since the last write (true at the start: the first
+    /// write begins an exchange).
     read_since_write: AtomicBool,
 }
 
+impl Default for ConnectionUse {
+    fn default() -> Self {
+        ConnectionUse(Arc::new(UseCounts {
+            exchanges: AtomicU64::new(0),
+            read_since_write: AtomicBool::new(true),
+        }))
+    }
+}
+
 impl ConnectionUse {
-    /// Counts one more exchange; whether there were others before it.
-    fn count_exchange(&self) -> bool {
-        self.0.exchanges.fetch_add(1, Ordering::Relaxed) > 0
+    /// The use of the connection `connected` describes, if it is tracked.
+    fn of(connected: &Connected) -> Option<ConnectionUse> {
+        let mut extensions = http::Extensions::new();
+        connected.get_extras(&mut extensions);
+        extensions.get::<ConnectionUse>().cloned()
+    }
+
+    /// Whether the failed request went out on a connection that had
+    /// carried another exchange before it (`unsent`: the request itself
+    /// began none).
+    fn reused(&self, unsent: bool) -> bool {
+        let started = self.0.exchanges.load(Ordering::Relaxed);
+        if unsent { started >= 1 } else { started >= 2 }
     }
 
     /// Whether any byte arrived since the request was written.
     fn answered(&self) -> bool {
         self.0.read_since_write.load(Ordering::Relaxed)
     }
-}
 
-/// The [`ConnectionUse`] of the connection a request was sent on, if it
-/// got one.
-fn connection_use(captured: &CaptureConnection) -> Option<ConnectionUse> {
-    let connected = captured.connection_metadata();
-    let connected = connected.as_ref()?;
-    let mut extensions = http::Extensions::new();
-    connected.get_extras(&mut extensions);
-    extensions.get::<ConnectionUse>().cloned()
+    /// A write: the first after an answer (or the first at all) begins an
+    /// exchange.
+    fn wrote(&self) {
+        if self.0.read_since_write.swap(false, Ordering::Relaxed) {
+            self.0.exchanges.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// An upstream connection that notes, for [`ConnectionUse`], each write
-/// and each read that brought bytes.
+/// and each read that brought bytes. It sits between two [`TokioIo`]s (the
+/// pool speaks hyper's IO traits, this speaks tokio's): tokio's `ReadBuf`
+/// shows what a read filled, without a copy. Above TLS, so only the
+/// answer's bytes count, not the handshake's.
 #[derive(Debug)]
 struct Tracked<S> {
     inner: S,
@@ -384,6 +409,12 @@ impl<S> Tracked<S> {
             used: ConnectionUse::default(),
         }
     }
+
+    fn note_written(&self, polled: &Poll<std::io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            self.used.wrote();
+        }
+    }
 }
 
 impl<S: Connection> Connection for Tracked<S> {
@@ -392,40 +423,22 @@ impl<S: Connection> Connection for Tracked<S> {
     }
 }
 
-impl<S: hyper::rt::Read + Unpin> hyper::rt::Read for Tracked<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        mut buf: hyper::rt::ReadBufCursor<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        if self.used.answered() {
-            return Pin::new(&mut self.inner).poll_read(cx, buf);
-        }
-        // The first read after a write: through a buffer of our own, to see
-        // whether it brought bytes (the cursor hyper passes cannot be looked
-        // at once it is handed on). Later reads go straight through.
-        let mut scratch = [0u8; 8192];
-        let room = buf.remaining().min(scratch.len());
-        let mut read = hyper::rt::ReadBuf::new(&mut scratch[..room]);
-        std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, read.unfilled()))?;
-        let filled = read.filled();
-        if !filled.is_empty() {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
             self.used.0.read_since_write.store(true, Ordering::Relaxed);
-            buf.put_slice(filled);
         }
-        Poll::Ready(Ok(()))
+        polled
     }
 }
 
-impl<S: hyper::rt::Write + Unpin> Tracked<S> {
-    fn note_written(&self, polled: &Poll<std::io::Result<usize>>) {
-        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
-            self.used.0.read_since_write.store(false, Ordering::Relaxed);
-        }
-    }
-}
-
-impl<S: hyper::rt::Write + Unpin> hyper::rt::Write for Tracked<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -551,4 +564,43 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exchanges a connection carried, as [`Tracked`] counts them: a
+    /// write after an answer begins one; a failure with no byte since the
+    /// last write on a connection that carried one before is a stale one.
+    #[test]
+    fn a_connection_counts_exchanges_and_answers() {
+        let used = ConnectionUse::default();
+        // The first request: written (in two writes), answered.
+        used.wrote();
+        used.wrote();
+        assert!(!used.answered());
+        assert!(!used.reused(false), "a fresh connection");
+        used.0.read_since_write.store(true, Ordering::Relaxed);
+        // The second: written, then the close, no byte back.
+        used.wrote();
+        assert!(!used.answered());
+        assert!(used.reused(false), "the second exchange on it");
+        // A request hyper never started to write on it is the second too.
+        let once = ConnectionUse::default();
+        once.wrote();
+        once.0.read_since_write.store(true, Ordering::Relaxed);
+        assert!(once.reused(true));
+        assert!(!ConnectionUse::default().reused(true));
+    }
+
+    #[test]
+    fn the_use_rides_along_with_the_connection_info() {
+        let used = ConnectionUse::default();
+        used.wrote();
+        let connected = Connected::new().extra(used.clone());
+        let found = ConnectionUse::of(&connected).expect("the extra is there");
+        assert!(Arc::ptr_eq(&found.0, &used.0));
+        assert!(ConnectionUse::of(&Connected::new()).is_none());
+    }
 }

@@ -141,7 +141,8 @@ impl ReverseProxy {
         let mut response = self.modify.apply(&chosen.method, response);
         // (Go's server guesses a missing Content-Type: --like-go.)
         if self.flavour.is_go() {
-            response = like_go::with_sniffed_type(&chosen.method, response).await;
+            // Boxed: the default path's future stays as small as it was.
+            response = Box::pin(like_go::with_sniffed_type(&chosen.method, response)).await;
         }
 
         // 11. The headers go to the client as they are now, the trailers

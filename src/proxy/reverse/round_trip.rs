@@ -19,6 +19,8 @@
 //! was written. It goes on while the failures are on reused connections:
 //! one failing on a fresh connection is an upstream's failure.
 
+use std::time::Duration;
+
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
@@ -81,14 +83,10 @@ impl ReverseProxy {
         let mut resent = 0usize;
         loop {
             chosen.target = Some(outgoing.uri().clone());
-            let round_trip = async {
-                match self.response_timeout {
-                    Some(limit) => tokio::time::timeout(limit, self.transport.round_trip(outgoing))
-                        .await
-                        .map_err(|_| limit),
-                    None => Ok(self.transport.round_trip(outgoing).await),
-                }
-            };
+            // No limit: a deadline tokio treats as never (Go's Transport
+            // without ResponseHeaderTimeout).
+            let limit = self.response_timeout.unwrap_or(Duration::MAX);
+            let round_trip = tokio::time::timeout(limit, self.transport.round_trip(outgoing));
             let result = tokio::select! {
                 // The body past the limit also fails the round trip (the
                 // upstream connection is aborted mid-body, never completed):
@@ -110,7 +108,7 @@ impl ReverseProxy {
                     return Ok(response);
                 }
                 Ok(Err(err)) => err,
-                Err(limit) => {
+                Err(_) => {
                     let message = format!(
                         "the upstream {} sent no response within {limit:?} (--response-timeout)",
                         chosen.upstream
