@@ -251,3 +251,49 @@ fn go_excerpts(sheet: &str) -> Vec<Excerpt> {
     }
     found
 }
+
+/// Issue "Go beside Rust": every sheet of labs 03–15 runs the article's Go
+/// program(s) beside lab's and quotes the Go lines it discusses; every claim
+/// of every sheet says what it is about; a sheet with a claim about Go or
+/// the article's code names the Go programs that measure it.
+#[test]
+fn every_lab_names_its_go_programs_quotes_them_and_tags_its_claims() {
+    let labs = checkout_labs();
+    let programs = lab::golang::GoModule::in_labs(&labs).catalogue().unwrap();
+    let catalogue = lab::labs::Catalogue::load(&labs).unwrap();
+    let mut errors = Vec::new();
+    for lab in &catalogue.labs {
+        let marks = lab::labs::sheet::marks(&lab.sheet);
+        for claim in &marks.claims {
+            if claim.tag.is_none() {
+                errors.push(format!("lab {}: claim `{}` has no tag", lab.id(), claim.id));
+            }
+        }
+        let about_go = marks.claims.iter().any(|c| {
+            matches!(
+                c.tag,
+                Some(lab::labs::sheet::ClaimTag::Go | lab::labs::sheet::ClaimTag::Article)
+            )
+        });
+        if about_go && lab.meta.go.is_empty() {
+            errors.push(format!(
+                "lab {}: claims about Go or the article's code, but no `go = [...]` in lab.toml",
+                lab.id()
+            ));
+        }
+        for name in &lab.meta.go {
+            if programs.find(name).is_err() {
+                errors.push(format!("lab {}: no Go program {name:?}", lab.id()));
+            }
+        }
+        if (3..=15).contains(&lab.number) {
+            if lab.meta.go.is_empty() {
+                errors.push(format!("lab {}: runs no Go program", lab.id()));
+            }
+            if go_excerpts(&lab.sheet).is_empty() {
+                errors.push(format!("lab {}: quotes no Go lines", lab.id()));
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}

@@ -115,7 +115,9 @@ async fn text_echo_is_the_articles_three_lines() {
     assert!(lines[2].starts_with("headers =map["), "{body}");
     assert!(lines[2].ends_with(']'), "{body}");
     assert!(lines[2].contains("X-Forwarded-For:[1.2.3.4]"), "{body}");
-    assert!(lines[2].contains(&format!("Host:[{addr}]")), "{body}");
+    // Go's server moves Host out of req.Header (into req.Host): the
+    // article's map has no Host, and neither has the lab's.
+    assert!(!lines[2].contains("Host:"), "{body}");
 
     // The library's parser agrees with what was read by hand.
     let echo = exchange.text_echo().expect("a text echo");

@@ -5,8 +5,9 @@
 //! Lab 13 (weighted round robin) is deterministic: smooth WRR with weights
 //! 5, 1, 1 has no randomness, and `--seed` pins the rest. Its right answers
 //! are what `lab check 13` shows in the "what happened" column:
-//! `a a b a c a a`, `6,-3,4`, `0` and `3` (the unit tests of the balancer,
-//! and the lab's check, draw the same table).
+//! `a a b a c a a`, `6,-3,4`, `0`, `3` and `a` (the unit tests of the
+//! balancer, and the lab's check, draw the same table; the last is the
+//! article's balancer, which never hears of the failure).
 
 use crate::common::labs::{labs_command, labs_copy};
 use crate::common::process::{stderr, stdout};
@@ -16,11 +17,12 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 
 /// The questions of lab 13, in sheet order, with the answers `lab check 13` finds.
-const RIGHT: [(&str, &str); 4] = [
+const RIGHT: [(&str, &str); 5] = [
     ("next-seven", "a a b a c a a"),
     ("pick4-currents", "6,-3,4"),
     ("effective-after-failure", "0"),
     ("picks-before-a-returns", "3"),
+    ("article-request-16", "a"),
 ];
 
 /// `lab ARGS` on the copy, with `stdin` piped in (so not a terminal).
@@ -96,21 +98,23 @@ fn right_answers_piped_score_all_and_pass_the_lab() {
         "the experiment ran before the first prediction:\n{out}"
     );
     assert!(
-        out.contains("✓ pass claim smooth-sequence: the first 7 requests go to a a b a c a a"),
+        out.contains(
+            "✓ pass Article claim smooth-sequence: the first 7 requests go to a a b a c a a"
+        ),
         "{out}"
     );
     assert!(!out.contains("✗"), "{out}");
     assert!(out.contains("What the experiment did"), "{out}");
 
     let last = out.lines().last().unwrap();
-    assert!(last.starts_with("score: 4 of 4 · 0 wrong"), "{last}");
-    assert!(last.contains("claims: 8 of 8 verified"), "{last}");
+    assert!(last.starts_with("score: 5 of 5 · 0 wrong"), "{last}");
+    assert!(last.contains("claims: 9 of 9 verified"), "{last}");
     assert!(last.contains("seed 7"), "{last}");
 
     // Recorded: `lab labs` shows the lab passed, with the tour's score.
     let row = listed_row(&copy.labs, "Weighted round robin");
     assert!(row.contains("✓ pass"), "{row}");
-    assert!(row.contains("┆ 4/4"), "{row}");
+    assert!(row.contains("┆ 5/5"), "{row}");
 
     // The answers went into the lab's answers.toml, comments kept: `lab check` agrees.
     let answers_path = copy.labs.join("13-weighted-round-robin/answers.toml");
@@ -123,7 +127,7 @@ fn right_answers_piped_score_all_and_pass_the_lab() {
     let check = lab(&copy.labs, &["check", "13", "--seed", "7"], "");
     assert!(check.status.success(), "{}", stdout(&check));
     assert!(
-        stdout(&check).contains("4 right, 0 wrong, 0 unanswered"),
+        stdout(&check).contains("5 right, 0 wrong, 0 unanswered"),
         "{}",
         stdout(&check)
     );
@@ -184,7 +188,7 @@ fn wrong_answers_from_a_file_are_counted_and_explained() {
 
     let last = out.lines().last().unwrap();
     assert!(
-        last.starts_with("score: 1 of 4 · 2 wrong · 1 unanswered"),
+        last.starts_with("score: 1 of 5 · 2 wrong · 2 unanswered"),
         "{last}"
     );
     assert!(out.contains("2 prediction(s) wrong"), "{out}");
@@ -192,7 +196,7 @@ fn wrong_answers_from_a_file_are_counted_and_explained() {
     // `lab labs`: not passed, because of the predictions.
     let row = listed_row(&copy.labs, "Weighted round robin");
     assert!(row.contains("✗ fail"), "{row}");
-    assert!(row.contains("┆ 1/4"), "{row}");
+    assert!(row.contains("┆ 1/5"), "{row}");
     // The answers file named on the command line is the record: answers.toml is untouched.
     let template =
         std::fs::read_to_string(copy.labs.join("13-weighted-round-robin/answers.toml")).unwrap();
@@ -215,12 +219,13 @@ fn a_missing_line_is_unanswered_and_the_lab_pending() {
         "pick4-currents",
         "effective-after-failure",
         "picks-before-a-returns",
+        "article-request-16",
     ] {
         assert!(reveal(&out, id).starts_with("• pending"), "{id}:\n{out}");
     }
     let last = out.lines().last().unwrap();
     assert!(
-        last.starts_with("score: 1 of 4 · 0 wrong · 3 unanswered"),
+        last.starts_with("score: 1 of 5 · 0 wrong · 4 unanswered"),
         "{last}"
     );
     let row = listed_row(&copy.labs, "Weighted round robin");

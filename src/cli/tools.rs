@@ -174,8 +174,16 @@ pub struct GoArgs {
 #[derive(Debug, Subcommand)]
 pub enum GoCommand {
     /// Each Go program, the article section it follows, its flags.
+    #[command(after_help = "\
+Examples:
+  lab go list
+  lab --labs-dir ~/lab/labs go list          the programs of another checkout")]
     List,
     /// A program's source with line numbers (the sheets cite labs/go/NAME/main.go:LINE).
+    #[command(after_help = "\
+Examples:
+  lab go show naive
+  lab go show balancer | less                 the article's main.go, page by page")]
     Show {
         /// The program, as `lab go list` names it (realserver, forward, naive …).
         name: String,

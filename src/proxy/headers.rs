@@ -194,8 +194,10 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> Ip
     client
 }
 
-/// Writes X-Forwarded-For, X-Real-IP, X-Forwarded-Host and X-Forwarded-Proto
-/// (Go's step 6, plus the headers nginx setups add), per `policy`.
+/// Writes X-Forwarded-For, X-Real-IP, X-Forwarded-Host and X-Forwarded-Proto,
+/// per `policy`. Go's step 6 sets X-Forwarded-For only; the other three are
+/// `lab`'s additions, the headers nginx setups add (`proxy_set_header`),
+/// not Go's (lab 07, docs/go-differences.md).
 pub fn set_forwarding_headers(
     headers: &mut HeaderMap,
     client: &ClientFacts,
@@ -255,7 +257,8 @@ pub fn appended_x_forwarded_for(headers: &HeaderMap, client_ip: &str) -> String 
 }
 
 /// Appends this proxy to `Via` (RFC 9110 §7.6.3) as `1.1 NAME`: the protocol
-/// version it received and a pseudonym. A proxy that finds its own pseudonym
+/// version it received and a pseudonym. Go's ReverseProxy sends no Via: this
+/// is a `lab` addition. A proxy that finds its own pseudonym
 /// there is seeing its own request again: a loop.
 pub fn add_via(headers: &mut HeaderMap, version: http::Version, pseudonym: &str) {
     let protocol = match version {

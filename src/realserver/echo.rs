@@ -6,16 +6,19 @@
 //! ```text
 //! http://127.0.0.1:2003/abc
 //! RemoteAddr=127.0.0.1:51234,X-Forwarded-For=1.2.3.4,X-Real-Ip=
-//! headers =map[Accept:[*/*] Host:[127.0.0.1:2003] User-Agent:[curl/8.5.0] X-Forwarded-For:[1.2.3.4]]
+//! headers =map[Accept:[*/*] User-Agent:[curl/8.5.0] X-Forwarded-For:[1.2.3.4]]
 //! ```
 //!
-//! Two details are Go's and kept on purpose, because the labs teach them:
+//! Three details are Go's and kept on purpose, because the labs teach them:
 //! `X-Forwarded-For=` shows `Header.Get`, the *first* line only when a header
-//! is sent twice; and header names are printed in Go's canonical form
-//! (`X-Real-Ip`). One detail differs: Go moves `Host` out of `req.Header`,
-//! the echo keeps it, since what a proxy does to Host is part of the lesson.
+//! is sent twice; header names are printed in Go's canonical form
+//! (`X-Real-Ip`); and `headers =` prints `req.Header` as Go's server leaves
+//! it, so without `Host` (Go moves it to `req.Host`) and without the framing
+//! headers Go moves to `req.TransferEncoding` ([`go_request_header`]).
 //!
-//! With `Accept: application/json` the same facts come as an [`EchoReport`].
+//! With `Accept: application/json` the same facts come as an [`EchoReport`],
+//! which lists every header line as it arrived, `Host` included: what a
+//! proxy does to Host is part of the lessons.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -42,7 +45,9 @@ pub struct EchoReport {
     pub remote_addr: String,
     /// Every header line as `[name, value]`, in arrival order (lines of the
     /// same name grouped at the first one's place; names in lower case, as
-    /// HTTP/1.1 treats them case-insensitively).
+    /// HTTP/1.1 treats them case-insensitively). Unlike the text echo's
+    /// `headers =` (Go's `req.Header`), this keeps `Host` and the framing
+    /// headers: it is the request as it arrived.
     pub headers: Vec<(String, String)>,
     /// How many body bytes arrived.
     pub body_bytes: u64,
@@ -67,7 +72,7 @@ pub struct TextEcho {
     pub remote_addr: String,
     pub x_forwarded_for: String,
     pub x_real_ip: String,
-    /// Line 3 after `headers =`: Go's `map[...]`.
+    /// Line 3 after `headers =`: Go's `map[...]` of `req.Header` (no Host).
     pub headers: String,
 }
 
@@ -152,11 +157,15 @@ pub fn three_lines(
     )
 }
 
-/// Formats headers as Go's `fmt` prints an `http.Header`:
-/// `map[Key:[v1 v2] Other:[v]]`, keys canonical and sorted.
+/// Formats the request's headers as the article's `fmt.Sprintf("%v",
+/// req.Header)` prints them: `map[Key:[v1 v2] Other:[v]]`, keys canonical
+/// and sorted, only the headers Go's server leaves in `req.Header`.
 fn go_header_map(headers: &HeaderMap) -> String {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, value) in headers {
+    for (name, value) in headers
+        .iter()
+        .filter(|(name, _)| go_request_header(headers, name))
+    {
         map.entry(canonical_header_key(name.as_str()))
             .or_default()
             .push(lossy(value));
@@ -166,6 +175,19 @@ fn go_header_map(headers: &HeaderMap) -> String {
         .map(|(k, vs)| format!("{k}:[{}]", vs.join(" ")))
         .collect();
     format!("map[{}]", entries.join(" "))
+}
+
+/// Whether Go's server (net/http, Go 1.19) leaves header `name` of a request
+/// in `req.Header`. It moves `Host` to `req.Host`, and `Transfer-Encoding`
+/// to `req.TransferEncoding`; a chunked request also loses `Content-Length`
+/// (the chunks frame the body) and `Trailer` (announced in `req.Trailer`).
+fn go_request_header(headers: &HeaderMap, name: &http::HeaderName) -> bool {
+    let chunked = headers.contains_key(http::header::TRANSFER_ENCODING);
+    match *name {
+        http::header::HOST | http::header::TRANSFER_ENCODING => false,
+        http::header::CONTENT_LENGTH | http::header::TRAILER => !chunked,
+        _ => true,
+    }
 }
 
 /// Go's `textproto.CanonicalMIMEHeaderKey`: `x-real-ip` → `X-Real-Ip`.
@@ -236,6 +258,7 @@ mod tests {
     #[test]
     fn three_lines_use_gos_get_and_map_format() {
         let mut headers = HeaderMap::new();
+        headers.append("host", HeaderValue::from_static("127.0.0.1:2003"));
         headers.append("user-agent", HeaderValue::from_static("curl/8"));
         headers.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
         headers.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2"));
@@ -252,6 +275,19 @@ mod tests {
         assert_eq!(parsed.remote_addr, "127.0.0.1:50000");
         assert_eq!(parsed.x_forwarded_for, "1.1.1.1");
         assert_eq!(parsed.x_real_ip, "");
+    }
+
+    #[test]
+    fn the_header_map_leaves_out_what_gos_server_moves_out_of_req_header() {
+        let mut headers = HeaderMap::new();
+        headers.append("host", HeaderValue::from_static("127.0.0.1:2003"));
+        headers.append("content-length", HeaderValue::from_static("5"));
+        assert_eq!(go_header_map(&headers), "map[Content-Length:[5]]");
+        headers.remove("content-length");
+        headers.append("transfer-encoding", HeaderValue::from_static("chunked"));
+        headers.append("trailer", HeaderValue::from_static("X-Sum"));
+        headers.append("x-a", HeaderValue::from_static("1"));
+        assert_eq!(go_header_map(&headers), "map[X-A:[1]]");
     }
 
     #[test]

@@ -38,6 +38,11 @@ import (
 	"labgo/internal/lab"
 )
 
+// staleLength is --stale-length, which is ours, not the article's: the
+// Director then leaves req.ContentLength as the client sent it after
+// replacing the body, so the article's warning (否则会报错) can be seen.
+var staleLength bool
+
 // NewMySingleHostReverseProxy builds the ReverseProxy the way
 // NewSingleHostReverseProxy does (see 2.1), with the article's additions.
 // target is the real server, e.g. http://127.0.0.1:2003/base.
@@ -91,11 +96,13 @@ func NewMySingleHostReverseProxy(target *url.URL) *httputil.ReverseProxy {
 		body, err := ioutil.ReadAll(req.Body)
 		if err != nil {
 			// ARTICLE BUG: on a read error the Director returns with the body
-			// half read and ContentLength unchanged. The transport then sends
-			// fewer bytes than announced and fails ("http: ContentLength=N
-			// with Body length M"), which the ErrorHandler below turns into
-			// a 200. A Director cannot fail a request: do this kind of work
-			// in a handler in front of the proxy, which can answer 400.
+			// half read and ContentLength unchanged, and the request goes on.
+			// When the client stopped sending mid-body, Go's server has seen
+			// its end of the connection and cancelled the request's context:
+			// the round trip fails with "context canceled", which the
+			// ErrorHandler below turns into a 200. A Director cannot fail a
+			// request: do this kind of work in a handler in front of the
+			// proxy, which can answer 400.
 			log.Println("Failed to read request body:", err)
 			return
 		}
@@ -117,6 +124,7 @@ func NewMySingleHostReverseProxy(target *url.URL) *httputil.ReverseProxy {
 			log.Println("Failed to serialize map to JSON:", err)
 			return
 		}
+		clientLength := req.ContentLength // for --stale-length below
 		req.Body = ioutil.NopCloser(bytes.NewReader(jsonBytes))
 		// The article's warning: change ContentLength with the body, or the
 		// transport refuses to send it (http: ContentLength=… with Body
@@ -124,6 +132,13 @@ func NewMySingleHostReverseProxy(target *url.URL) *httputil.ReverseProxy {
 		// this field, not from req.Header, so this one line is enough.
 		// (A chunked request keeps its Transfer-Encoding and is sent chunked.)
 		req.ContentLength = int64(len(jsonBytes))
+		if staleLength {
+			// --stale-length (ours) undoes the line above, to show what the
+			// warning is about: an 11-byte POST keeps ContentLength 11, the
+			// transport refuses to send 33 bytes under it, and RoundTrip
+			// returns "http: ContentLength=11 with Body length 33".
+			req.ContentLength = clientLength
+		}
 		// ARTICLE BUG: the body is now JSON but Content-Type is still what
 		// the client sent (curl -d sends application/x-www-form-urlencoded).
 		// Set Content-Type: application/json with the new body.
@@ -188,6 +203,7 @@ func main() {
 		"ReverseProxy实现原理 › 2.2 自定义SingleHostReverseProxy (custom Director)")
 	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
 	rs1 := flag.String("target", "http://127.0.0.1:2003/base", "the real server, with the base path to join")
+	flag.BoolVar(&staleLength, "stale-length", false, "keep the client's ContentLength after the body is replaced (the article's warning ignored, to see the transport refuse)")
 	flag.Parse()
 
 	// 2.1 The target, as a *url.URL.

@@ -3,30 +3,213 @@
 //! stick because every connection has a new port; adding a node moves about
 //! 1/(N+1) of the keys; and replicas even out nginx's ring but not the
 //! article's, whose crc32 points are one pattern XOR-ed per node.
+//!
+//! The article's balancer in Go (`labs/go/balancer --lb consistent-hash`)
+//! keys on `req.RemoteAddr`: requests on one keep-alive connection stick,
+//! new connections scatter, and every pick is where `lab`'s copy of the
+//! article's ring (`--ring article`, 10 replicas) puts `127.0.0.1:PORT`.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 
 use futures_util::future::BoxFuture;
 
 use super::balancing::{self, Answer, Upstreams, letter, letters, nodes_of, plural};
 use super::servers::with_real_servers;
 use crate::balance::{
-    Balancer, ConsistentHashBalancer, Node, PickInput, RingPoints, parse_upstream_spec,
+    Balancer, ConsistentHashBalancer, DEFAULT_REPLICAS, Node, PickInput, RingPoints,
+    parse_upstream_spec,
 };
-use crate::labs::findings::Findings;
+use crate::labs::findings::{Findings, Subject};
 use crate::probe::Probe;
 
 /// Requests from one client, each on a new connection.
 const CONNECTIONS: usize = 30;
+/// At most this many connections to the Go balancer, waiting for both
+/// upstreams to answer (the article's ring can give one upstream 98%).
+const MAX_CONNECTIONS: usize = 2000;
+/// Requests on one keep-alive connection.
+const KEEP_ALIVE: usize = 10;
 /// Keys for the add-a-node count.
 const KEYS: usize = 1000;
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
     with_real_servers(f, 2, |f, servers| async move {
-        through_the_proxy(f, &Upstreams::of(&servers)?).await?;
+        let upstreams = Upstreams::of(&servers)?;
+        f.step(format!("upstreams: {}", upstreams.legend()));
+        if f.lab {
+            f.measure_on(Subject::Lab);
+            through_the_proxy(f, &upstreams).await?;
+            default_key(f, &upstreams).await?;
+        } else {
+            f.observe(
+                "alice-upstreams",
+                1,
+                "lab proxy did not run (--impl go); by its ring: one key, one hash, one virtual node, one upstream",
+            );
+        }
+        if let Some(go) =
+            balancing::go_balancer(f, "consistent-hash", &upstreams, &[1, 1], &[]).await?
+        {
+            f.measure_on(Subject::Go);
+            let result = the_articles(f, &upstreams, go.addr()).await;
+            go.shutdown().await?;
+            f.measure_on(Subject::Lab);
+            result?;
+        }
         adding_a_node(f)?;
         replicas(f)
     })
+}
+
+/// The article's ring over the upstreams, as `lab proxy --ring article
+/// --replicas 10` builds it (weight 1: the article ignores weights).
+fn articles_ring(upstreams: &Upstreams) -> anyhow::Result<ConsistentHashBalancer> {
+    Ok(ConsistentHashBalancer::with_points(
+        upstreams.nodes(&[1, 1])?,
+        DEFAULT_REPLICAS,
+        RingPoints::Article,
+    ))
+}
+
+/// What the article's Director hashes: `req.RemoteAddr`, the client's IP
+/// and port, `127.0.0.1:54321`.
+fn remote_addr(local: SocketAddr) -> String {
+    local.to_string()
+}
+
+/// The article's balancer in Go at `proxy`: one keep-alive connection, then
+/// new connections until both upstreams have answered.
+async fn the_articles(
+    f: &mut Findings,
+    upstreams: &Upstreams,
+    proxy: SocketAddr,
+) -> anyhow::Result<()> {
+    let ring = articles_ring(upstreams)?;
+    let shares = ring.shares();
+    f.step(format!(
+        "the article's ring, 10 points each: a owns {:.1}% of it, b {:.1}%",
+        shares[0] * 100.0,
+        shares[1] * 100.0
+    ));
+
+    let kept = balancing::send_on_one_connection(proxy, upstreams, KEEP_ALIVE).await?;
+    let kept_nodes = nodes_of(&kept);
+    let distinct: BTreeSet<usize> = kept_nodes.iter().copied().collect();
+    f.step(format!(
+        "{KEEP_ALIVE} requests on one keep-alive connection from {} → {}",
+        kept[0].local,
+        letters(&kept_nodes)
+    ));
+    f.claim_eq(
+        "same-key-same-upstream",
+        format!("1 upstream for {KEEP_ALIVE} requests"),
+        format!(
+            "{} for {KEEP_ALIVE} requests",
+            plural(distinct.len(), "upstream")
+        ),
+        "one connection, one RemoteAddr, one crc32, one virtual node: the article's key sticks while the connection lasts",
+    );
+
+    // New connections until both upstreams have answered (at least 30).
+    let mut answers = Vec::new();
+    while answers.len() < MAX_CONNECTIONS {
+        answers.push(balancing::send(proxy, upstreams, Probe::get("/abc"), false).await?);
+        let seen: BTreeSet<usize> = answers.iter().map(|a| a.node).collect();
+        if answers.len() >= CONNECTIONS && seen.len() == upstreams.len() {
+            break;
+        }
+    }
+    let nodes = nodes_of(&answers);
+    let spread: BTreeSet<usize> = nodes.iter().copied().collect();
+    let keys: BTreeSet<String> = answers.iter().map(|a| remote_addr(a.local)).collect();
+    f.step(format!(
+        "{} requests from 127.0.0.1, each on a new connection (RemoteAddr {}, {} …) → {}{}",
+        answers.len(),
+        remote_addr(answers[0].local),
+        remote_addr(answers[1].local),
+        letters(&nodes[..CONNECTIONS.min(nodes.len())]),
+        if nodes.len() > CONNECTIONS {
+            " …"
+        } else {
+            ""
+        }
+    ));
+    f.claim(
+        "remote-addr-does-not-stick",
+        spread.len() > 1,
+        "more than 1 upstream for the requests from 127.0.0.1",
+        format!(
+            "{} for {} requests, {} different keys",
+            plural(spread.len(), "upstream"),
+            answers.len(),
+            keys.len()
+        ),
+        "the article's Director calls lb.Get(req.RemoteAddr): IP:port, and every new TCP connection gets a new ephemeral port, a new key, a new place on the ring",
+    );
+    f.observe(
+        "remote-addr-sticks",
+        if spread.len() == 1 { "yes" } else { "no" },
+        format!(
+            "the article's balancer in Go: {} connections from one client, {} keys",
+            answers.len(),
+            keys.len()
+        ),
+    );
+
+    let wrong = answers.iter().enumerate().find_map(|(i, answer)| {
+        let key = remote_addr(answer.local);
+        let owner = owner(&ring, &key)?;
+        (owner != answer.node).then(|| {
+            format!(
+                "request {}: key {key} → {}, the ring says {}",
+                i + 1,
+                letter(answer.node),
+                letter(owner)
+            )
+        })
+    });
+    let all = format!(
+        "all {} picks: the ring's owner of crc32(127.0.0.1:PORT of its connection)",
+        answers.len()
+    );
+    f.claim_eq(
+        "key-is-remote-addr",
+        &all,
+        wrong.unwrap_or_else(|| all.clone()),
+        "Get hashes the key it is given, and the Director gives it req.RemoteAddr: lab's copy of the article's ring, searched for 127.0.0.1:PORT, names the upstream of every request",
+    );
+    Ok(())
+}
+
+/// `lab proxy --lb hash` as it starts: the article's ring at 10 replicas, but
+/// keyed on the client's IP without the port (lab's default).
+async fn default_key(f: &mut Findings, upstreams: &Upstreams) -> anyhow::Result<()> {
+    let mut flags = vec!["--lb".to_string(), "hash".to_string()];
+    flags.extend(upstreams.flags(&[1, 1]));
+    let proxy = balancing::proxy(&flags).await?;
+    let answers = balancing::send_many(proxy.addr(), upstreams, 12, true).await;
+    proxy.shutdown().await?;
+    let answers = answers?;
+    let keys: BTreeSet<String> = answers
+        .iter()
+        .filter_map(|a| a.field("key").ok()?.as_str().map(str::to_string))
+        .collect();
+    f.step(format!(
+        "`lab proxy --lb hash` (no --hash-key, no --ring: the article's ring, 10 replicas): 12 requests, each on a new connection, keys {} → {}",
+        keys.iter().cloned().collect::<Vec<_>>().join(", "),
+        letters(&nodes_of(&answers))
+    ));
+    f.claim_lab_choice(
+        "key-is-remote-addr",
+        "every key 127.0.0.1",
+        format!(
+            "every key {}",
+            keys.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        "lab proxy's default --hash-key is remote-ip, the client's IP without the port (nginx's ip_hash), so one client sticks across connections; --hash-key remote-addr is the article's key",
+    );
+    Ok(())
 }
 
 /// `--lb hash` with nginx's ring at 160 points: about half the ring each,
@@ -49,8 +232,6 @@ fn hash_flags(upstreams: &Upstreams, key: &str) -> Vec<String> {
 }
 
 async fn through_the_proxy(f: &mut Findings, upstreams: &Upstreams) -> anyhow::Result<()> {
-    f.step(format!("upstreams: {}", upstreams.legend()));
-
     // A header key: alice, ten times, on ten connections.
     let proxy = balancing::proxy(&hash_flags(upstreams, "header:X-User")).await?;
     let sent = async {
@@ -280,6 +461,14 @@ fn adding_a_node(f: &mut Findings) -> anyhow::Result<()> {
     f.step(format!(
         "{KEYS} client IPs (192.168.0.0 …) on nginx's ring at 160 replicas, :2003 + :2004, then :2005 joins: {moved} keys move, {moved_elsewhere} of them between the old two; crc32 % 2 → % 3 would move {modulo_moved}"
     ));
+    f.observe(
+        "moved-fraction",
+        format!("1/{}", (KEYS as f64 / moved.max(1) as f64).round()),
+        format!("{moved} of {KEYS} keys moved, about 1/(N+1) with N = 2"),
+    );
+    if !f.lab {
+        return Ok(());
+    }
     let ideal = KEYS / 3;
     let (low, high) = (ideal * 7 / 10, ideal * 13 / 10);
     f.claim(
@@ -288,11 +477,6 @@ fn adding_a_node(f: &mut Findings) -> anyhow::Result<()> {
         format!("{low}–{high} of {KEYS} (1/3 ± 30%)"),
         format!("{moved} of {KEYS}"),
         "the new node's virtual nodes take over only the arcs just before them: about 1/(N+1) of the ring, for N = 2",
-    );
-    f.observe(
-        "moved-fraction",
-        format!("1/{}", (KEYS as f64 / moved.max(1) as f64).round()),
-        format!("{moved} of {KEYS} keys moved, about 1/(N+1) with N = 2"),
     );
     f.claim_eq(
         "moved-keys-go-to-the-new-node",
@@ -351,6 +535,21 @@ fn replicas(f: &mut Findings) -> anyhow::Result<()> {
         row(&nginx),
         row(&article)
     ));
+    f.observe(
+        "article-160-even",
+        if article[2] < article[1] && article[2] < 1.2 {
+            "yes"
+        } else {
+            "no"
+        },
+        format!(
+            "busiest upstream {:.2}× its fair share at 160 replicas, {:.2}× at 10",
+            article[2], article[1]
+        ),
+    );
+    if !f.lab {
+        return Ok(());
+    }
     f.claim(
         "nginx-ring-evens-out",
         nginx[2] < nginx[1] && nginx[2] < 1.2,
@@ -364,18 +563,6 @@ fn replicas(f: &mut Findings) -> anyhow::Result<()> {
         "160 replicas no better than 10",
         format!("10: {:.2}× → 160: {:.2}×", article[1], article[2]),
         "the article's points crc32(\"{i}\" + addr) are not independent: more replicas add more copies of one pattern, not more averaging",
-    );
-    f.observe(
-        "article-160-even",
-        if article[2] < article[1] && article[2] < 1.2 {
-            "yes"
-        } else {
-            "no"
-        },
-        format!(
-            "busiest upstream {:.2}× its fair share at 160 replicas, {:.2}× at 10",
-            article[2], article[1]
-        ),
     );
 
     // Why: crc32 is linear. For inputs of one length, crc32(x) ^ crc32(y)

@@ -2,6 +2,13 @@
 //! server stops and leaves the set within interval × N + 1 s, comes back
 //! after M good checks, failed requests count as failed checks, and with
 //! nothing live the proxy answers 503 at once.
+//!
+//! The same through the article's observer in Go (`labs/go/healthcheck`:
+//! `LoadBanlanceFactorWithConf` over a `LoadBalanceCheckConf`): the stopped
+//! server leaves the balancer and comes back without a restart; but a failed
+//! request tells it nothing, an empty list fails in the Transport with 500,
+//! and with `--lb consistent-hash` the proxy never starts (the article's
+//! `Update` takes its own lock twice).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -9,17 +16,21 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
 
-use super::proxy_pages::{read_status, send, until_status};
+use super::proxy_pages::{header, read_status, send, until_status};
 use super::servers::upstream_url;
 use crate::cli::launch::RunningProxy;
 use crate::discovery::Status;
-use crate::labs::findings::Findings;
-use crate::probe::Probe;
+use crate::golang::GoProgram;
+use crate::lab_headers::SERVER_HEADER;
+use crate::labs::findings::{Findings, Subject};
+use crate::probe::{Exchange, Probe};
 use crate::realserver::{Config, RunningServer};
 
 const INTERVAL: Duration = Duration::from_millis(200);
 const UNHEALTHY_AFTER: u32 = 3;
 const HEALTHY_AFTER: u32 = 2;
+/// How long the Go proxy with the consistent hash is given to start.
+const HANG: Duration = Duration::from_secs(3);
 
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
     Box::pin(async move {
@@ -29,10 +40,309 @@ pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
         f.step(format!(
             "started 2 real servers, as `lab realserver` does: a on {a_addr}, b on {b_addr}"
         ));
-        let result = experiment(f, a_addr, b).await;
+        let result = async {
+            let b = if f.lab {
+                f.measure_on(Subject::Lab);
+                experiment(f, a_addr, b).await?;
+                None
+            } else {
+                answer_by_the_rules(f);
+                Some(b)
+            };
+            if f.go.is_some() {
+                f.measure_on(Subject::Go);
+                let result = the_articles(f, a_addr, b_addr, b).await;
+                f.measure_on(Subject::Lab);
+                result?;
+            } else if let Some(b) = b {
+                b.shutdown().await?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
         let stopped = a.shutdown().await;
         result.and(stopped)
     })
+}
+
+/// When `lab proxy` does not run (`--impl go`), the questions about it are
+/// answered by its rules, the flags the check would have given it.
+fn answer_by_the_rules(f: &mut Findings) {
+    f.observe(
+        "passive-failures",
+        2,
+        "lab proxy did not run (--impl go); by its rule a failed request is a failed check, so with --unhealthy-after 2 b's first two turns fail and take it out",
+    );
+    f.observe(
+        "all-down-status",
+        503,
+        "lab proxy did not run (--impl go); by its rule an empty set is answered 503 Service Unavailable at once",
+    );
+}
+
+/// An answer of the Go proxy in a word: `200 a`, `200 b`, or the status and
+/// body of an error.
+fn who(exchange: &Exchange, a: SocketAddr, b: SocketAddr) -> String {
+    let server = header(exchange, SERVER_HEADER);
+    match server {
+        Some(s) if s == a.to_string() => format!("{} a", exchange.status.as_u16()),
+        Some(s) if s == b.to_string() => format!("{} b", exchange.status.as_u16()),
+        _ => format!(
+            "{} {}",
+            exchange.status.as_u16(),
+            exchange
+                .text()
+                .trim()
+                .replace(&a.to_string(), "A")
+                .replace(&b.to_string(), "B")
+        ),
+    }
+}
+
+/// `n` requests, one after another, each in a word (see [`who`]).
+async fn words(
+    proxy: SocketAddr,
+    n: usize,
+    a: SocketAddr,
+    b: SocketAddr,
+) -> anyhow::Result<Vec<String>> {
+    let mut seen = Vec::with_capacity(n);
+    for _ in 0..n {
+        seen.push(who(&Probe::get("/abc").send(proxy).await?, a, b));
+    }
+    Ok(seen)
+}
+
+/// Sends a request every 50 ms until `done` holds for the answers so far
+/// (at most [`GIVE_UP`]); the answers.
+async fn until_answers(
+    proxy: SocketAddr,
+    a: SocketAddr,
+    b: SocketAddr,
+    done: impl Fn(&[String]) -> bool,
+) -> anyhow::Result<Vec<String>> {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        if started.elapsed() > GIVE_UP {
+            anyhow::bail!(
+                "the Go proxy's answers did not change as expected within {} s: {}",
+                GIVE_UP.as_secs(),
+                seen.join(", ")
+            );
+        }
+        seen.push(who(&Probe::get("/abc").send(proxy).await?, a, b));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(seen)
+}
+
+/// `labs/go/healthcheck` over `upstreams` with `flags`.
+async fn healthcheck(
+    f: &mut Findings,
+    upstreams: &[&str],
+    flags: &[&str],
+) -> anyhow::Result<GoProgram> {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--lb", "round-robin"];
+    for upstream in upstreams {
+        args.extend(["--upstream", upstream]);
+    }
+    args.extend_from_slice(flags);
+    f.start_go("healthcheck", &args)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("Go does not run in this check"))
+}
+
+/// The article's observer in Go: the same server stops and comes back, then
+/// probes once a minute, then nothing left, then the consistent hash.
+async fn the_articles(
+    f: &mut Findings,
+    a: SocketAddr,
+    b_addr: SocketAddr,
+    b: Option<RunningServer>,
+) -> anyhow::Result<()> {
+    let (a_url, b_url) = (upstream_url(a), upstream_url(b_addr));
+    let mut b = match b {
+        Some(b) => Some(b),
+        None => Some(RunningServer::start(
+            TcpListener::bind(b_addr).await?,
+            Config::default(),
+        )?),
+    };
+    let interval = format!("{}ms", INTERVAL.as_millis());
+    let unhealthy = UNHEALTHY_AFTER.to_string();
+    let go = healthcheck(
+        f,
+        &[&a_url, &b_url],
+        &[
+            "--check-interval",
+            &interval,
+            "--fail-threshold",
+            &unhealthy,
+        ],
+    )
+    .await?;
+    let p = go.addr();
+    let result = async {
+        let first = words(p, 4, a, b_addr).await?;
+        f.step(format!("4 requests with a and b up: {}", first.join(", ")));
+
+        if let Some(b) = b.take() {
+            b.shutdown().await?;
+        }
+        let started = Instant::now();
+        // Two answers from a in a row: b is no longer in the round.
+        let polled = until_answers(p, a, b_addr, |seen| {
+            seen.len() >= 2 && seen[seen.len() - 2..].iter().all(|w| w == "200 a")
+        })
+        .await?;
+        let failed = polled.iter().filter(|w| !w.starts_with("200")).count();
+        f.step(format!(
+            "stopped b; requests every 50 ms until a answered twice in a row, after {} ms: {} of {} failed meanwhile ({})",
+            started.elapsed().as_millis(),
+            failed,
+            polled.len(),
+            polled.iter().find(|w| !w.starts_with("200")).map_or("none", String::as_str)
+        ));
+        let after = words(p, 10, a, b_addr).await?;
+        f.step(format!("10 requests after b left: {}", after.join(", ")));
+        f.claim_eq(
+            "no-failure-after-leaving",
+            ["200 a"; 10].join(", "),
+            after.join(", "),
+            "the probes failed 3 times in a row: LoadBalanceCheckConf called UpdateConf, and the balancer's Update rebuilt it from GetConf() without b",
+        );
+        let mut distinct: Vec<&str> = after.iter().map(|w| &w[..3]).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        f.observe(
+            "status-after-leaving",
+            distinct.join(" "),
+            "the rebuilt balancer holds only a: no request is sent to b",
+        );
+
+        b = Some(RunningServer::start(TcpListener::bind(b_addr).await?, Config::default())?);
+        let polled = until_answers(p, a, b_addr, |seen| seen.iter().any(|w| w == "200 b")).await?;
+        f.step(format!(
+            "started b again on {b_addr}: it answered after {} request(s)",
+            polled.len()
+        ));
+        let turns: Vec<String> = words(p, 10, a, b_addr)
+            .await?
+            .into_iter()
+            .map(|w| w.trim_start_matches("200 ").to_string())
+            .collect();
+        let alternates =
+            turns.windows(2).all(|w| w[0] != w[1]) && turns.iter().all(|t| t == "a" || t == "b");
+        f.claim(
+            "shares-again",
+            alternates,
+            "a and b in turn",
+            turns.join(" "),
+            "a good probe put b back in the list; UpdateConf called Update, and round robin has both again, without a restart",
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    go.shutdown().await?;
+    result?;
+
+    // Probes once a minute: only a request could notice, and none does.
+    let go = healthcheck(
+        f,
+        &[&a_url, &b_url],
+        &["--check-interval", "60s", "--fail-threshold", "2"],
+    )
+    .await?;
+    if let Some(b) = b.take() {
+        b.shutdown().await?;
+    }
+    let answers = words(go.addr(), 8, a, b_addr).await;
+    go.shutdown().await?;
+    let answers = answers?;
+    f.step(format!(
+        "probes once a minute (--fail-threshold 2); stopped b; 8 requests: {}",
+        answers.join(", ")
+    ));
+    let failed = answers.iter().filter(|w| !w.starts_with("200")).count();
+    let describe = |failed: usize, status: &str| format!("{failed} of 8 fail with {status}");
+    f.claim_eq(
+        "failed-requests-not-counted",
+        describe(4, "500"),
+        describe(
+            failed,
+            answers
+                .iter()
+                .find(|w| !w.starts_with("200"))
+                .map_or("nothing", |w| &w[..3]),
+        ),
+        "the article's errFunc answers 500 and tells no one: only a probe can take b out, and the next is a minute away, so every one of b's turns fails",
+    );
+
+    // Nothing left: the list is empty.
+    let go = healthcheck(
+        f,
+        &[&b_url],
+        &["--check-interval", &interval, "--fail-threshold", "1"],
+    )
+    .await?;
+    let polled = until_answers(go.addr(), a, b_addr, |seen| {
+        seen.last().is_some_and(|w| !w.contains("dial tcp"))
+    })
+    .await;
+    go.shutdown().await?;
+    let polled = polled?;
+    let last = polled.last().cloned().unwrap_or_default();
+    f.step(format!(
+        "over b alone, stopped (--fail-threshold 1): {}",
+        polled.join(", ")
+    ));
+    f.claim_eq(
+        "empty-list-500",
+        "500 ErrorHandler error:unsupported protocol scheme \"\"",
+        &last,
+        "with no server left the balancer's Next returns \"\", url.Parse(\"\") is an empty URL, and the Transport refuses it: the article's errFunc answers 500",
+    );
+
+    // The consistent hash: Update takes its own lock twice.
+    hash_hangs(f, &a_url).await
+}
+
+/// `labs/go/healthcheck --lb consistent-hash`: does it start within [`HANG`]?
+async fn hash_hangs(f: &mut Findings, a_url: &str) -> anyhow::Result<()> {
+    let Some(module) = f.go.clone() else {
+        return Ok(());
+    };
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--lb",
+        "consistent-hash",
+        "--upstream",
+        a_url,
+    ];
+    // Built first, so that the time allowed is the program's alone.
+    crate::golang::build::program(&module, "healthcheck").await?;
+    let started =
+        tokio::time::timeout(HANG, GoProgram::start(&module, "healthcheck", &args, 1)).await;
+    let actual = match started {
+        // Dropping the start kills the process.
+        Err(_) => format!("no `listening on` within {} s", HANG.as_secs()),
+        Ok(Ok(program)) => {
+            let addr = program.addr();
+            program.shutdown().await?;
+            format!("listening on {addr}")
+        }
+        Ok(Err(err)) => format!("stopped: {err:#}"),
+    };
+    f.step(format!("labs/go/healthcheck {}: {actual}", args.join(" ")));
+    f.claim_eq(
+        "hash-update-deadlocks",
+        format!("no `listening on` within {} s", HANG.as_secs()),
+        actual,
+        "LoadBanlanceFactorWithConf calls Update at once; ConsistentHashBanlance.Update holds c.mux and calls Add, which locks c.mux again: Go's mutexes are not reentrant, so it waits for itself forever",
+    );
+    Ok(())
 }
 
 async fn experiment(f: &mut Findings, a: SocketAddr, b: RunningServer) -> anyhow::Result<()> {
@@ -233,6 +543,12 @@ async fn experiment(f: &mut Findings, a: SocketAddr, b: RunningServer) -> anyhow
         ),
         "a failed request is a failed check: no probe was needed",
     );
+    f.claim_lab_choice(
+        "failed-requests-not-counted",
+        "2 of 8 fail with 502",
+        format!("{failed} of 8 fail with 502"),
+        "lab proxy counts a request it could not deliver as a failed check (a passive health check, as nginx's max_fails does): b's second failure in a row takes it out, no probe needed",
+    );
 
     // Nothing left: a proxy over b alone, which is stopped.
     f.step("a third proxy over b alone, which is stopped (--unhealthy-after 1)");
@@ -272,8 +588,44 @@ async fn experiment(f: &mut Findings, a: SocketAddr, b: RunningServer) -> anyhow
         ),
         "the 503's body is the observer's reason for an empty set",
     );
+    f.claim_lab_choice(
+        "empty-list-500",
+        "503, naming b and its last error",
+        if exchange.status == 503 && body.contains(&b_url) {
+            "503, naming b and its last error".to_string()
+        } else {
+            format!("{} {}", exchange.status.as_u16(), body.trim())
+        },
+        "lab proxy answers an empty set itself: 503 Service Unavailable, with each upstream and why it left; nothing is sent to the Transport",
+    );
     all_down.shutdown().await?;
     passive.shutdown().await?;
+
+    // The consistent hash over a health-checked set starts and answers.
+    let hashed = RunningProxy::start(&[
+        "--lb",
+        "consistent-hash",
+        "--upstream",
+        &a_url,
+        "--health-check",
+        "/",
+        "--health-interval",
+        &interval,
+    ])
+    .await?;
+    let answer = Probe::get("/abc").send(hashed.addr()).await;
+    hashed.shutdown().await?;
+    let answer = answer?;
+    f.step(format!(
+        "`lab proxy --lb consistent-hash --health-check / --upstream a`: {}",
+        answer.status
+    ));
+    f.claim_lab_choice(
+        "hash-update-deadlocks",
+        "starts, and answers 200",
+        format!("starts, and answers {}", answer.status.as_u16()),
+        "lab proxy's observer builds a new balancer from each set and swaps it in (lab 16's membership): no lock is held while a ring is built, so the consistent hash works with health checks",
+    );
     Ok(())
 }
 

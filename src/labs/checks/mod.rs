@@ -11,6 +11,7 @@ mod choosing_a_balancer;
 mod consistent_hash;
 mod director;
 mod forward_proxy;
+mod fronts;
 mod health_checks;
 mod middleware;
 mod modify_and_errors;

@@ -1,6 +1,11 @@
 //! Lab 01, proxy basics (网络代理 / 网络转发): what RemoteAddr is, that a
 //! header cannot change it, and that a proxy which opens its own connection
 //! (here a transport-level relay) replaces the client's address with its own.
+//!
+//! The same probes run against `lab realserver` and against the article's
+//! RealServer in Go (`labs/go/realserver`): RemoteAddr and the `headers =`
+//! line (no Host: Go's server moves it to `req.Host`) are Go's behaviour,
+//! and `lab realserver` must print the same.
 
 use std::net::SocketAddr;
 
@@ -12,14 +17,33 @@ use tokio::task::JoinHandle;
 
 use super::servers::with_real_servers;
 use crate::lab_headers::SERVER_HEADER;
-use crate::labs::findings::Findings;
+use crate::labs::findings::{Findings, Subject};
 use crate::probe::Probe;
 
+/// The one header the probes send besides Host, so the `headers =` line
+/// to expect is known exactly.
+const USER_AGENT: &str = "lab-check";
+
 pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
-    with_real_servers(f, 2, experiment)
+    Box::pin(async move {
+        if f.lab {
+            f.measure_on(Subject::Lab);
+            with_real_servers(f, 2, lab_experiment).await?;
+        }
+        if let Some(go) = f.start_go("realserver", &["--addr", "127.0.0.1:0"]).await? {
+            f.measure_on(Subject::Go);
+            let result = experiment(f, go.addr()).await;
+            go.shutdown().await?;
+            f.measure_on(Subject::Lab);
+            result?;
+        }
+        Ok(())
+    })
 }
 
-async fn experiment(f: &mut Findings, servers: Vec<SocketAddr>) -> anyhow::Result<()> {
+/// `lab realserver`'s own part (two servers in one process, each naming
+/// itself), then the probes every real server gets.
+async fn lab_experiment(f: &mut Findings, servers: Vec<SocketAddr>) -> anyhow::Result<()> {
     let (a, b) = (servers[0], servers[1]);
 
     // 1. Two servers in one process, each naming itself.
@@ -51,19 +75,40 @@ async fn experiment(f: &mut Findings, servers: Vec<SocketAddr>) -> anyhow::Resul
         "line 1 is the article's fmt.Sprintf(\"http://%s%s\", r.Addr, req.URL.Path): the server's own \
          address and the path, without the query",
     );
+    experiment(f, a).await
+}
 
-    // 2. Direct: RemoteAddr is this client's socket.
-    let direct = Probe::get("/abc").send(a).await?;
-    let seen = direct.text_echo()?.remote_addr;
+/// The probes of the sheet against the real server on `a` (`lab`'s or Go's:
+/// the claims are recorded on the subject being measured). The relay's
+/// claims are `lab`'s; against Go the relay only answers the prediction.
+async fn experiment(f: &mut Findings, a: SocketAddr) -> anyhow::Result<()> {
+    let on_lab = f.subject() == Subject::Lab;
+
+    // 2. Direct: RemoteAddr is this client's socket, and the headers map.
+    let direct = Probe::get("/abc")
+        .header("User-Agent", USER_AGENT)
+        .send(a)
+        .await?;
+    let direct_echo = direct.text_echo()?;
+    let seen = direct_echo.remote_addr;
     f.step(format!(
-        "GET /abc directly from {}: the server printed RemoteAddr={seen}",
-        direct.local_addr
+        "GET /abc directly from {} (Host: {a}, User-Agent: {USER_AGENT}): the server printed \
+         RemoteAddr={seen} and headers ={}",
+        direct.local_addr, direct_echo.headers
     ));
     f.claim_eq(
         "remote-addr-is-tcp-peer",
         direct.local_addr,
         &seen,
         "RemoteAddr comes from the TCP connection: the address and port of the socket that connected",
+    );
+    f.claim_eq(
+        "echo-headers-have-no-host",
+        format!("map[User-Agent:[{USER_AGENT}]]"),
+        &direct_echo.headers,
+        "Go's server moves the Host header out of req.Header into req.Host, so the article's \
+         fmt.Sprintf(\"headers =%v\", req.Header) never prints Host although every HTTP/1.1 \
+         request carries one",
     );
     let whose = if seen == direct.local_addr.to_string() {
         "client"
@@ -123,15 +168,17 @@ async fn experiment(f: &mut Findings, servers: Vec<SocketAddr>) -> anyhow::Resul
         "GET /abc through a TCP relay on {}: client {} → relay {} → server; RemoteAddr={}",
         relay.addr, via.local_addr, outbound, via_echo.remote_addr
     ));
-    f.claim(
-        "relay-replaces-client-address",
-        via_echo.remote_addr == outbound.to_string()
-            && via_echo.remote_addr != via.local_addr.to_string(),
-        format!("the relay's socket {outbound}, not the client's {}", via.local_addr),
-        &via_echo.remote_addr,
-        "a proxy opens its own connection to the server (用户不直接连接服务器，网络代理去连接), so the \
-         server's peer is the proxy",
-    );
+    if on_lab {
+        f.claim(
+            "relay-replaces-client-address",
+            via_echo.remote_addr == outbound.to_string()
+                && via_echo.remote_addr != via.local_addr.to_string(),
+            format!("the relay's socket {outbound}, not the client's {}", via.local_addr),
+            &via_echo.remote_addr,
+            "a proxy opens its own connection to the server (用户不直接连接服务器，网络代理去连接), so \
+             the server's peer is the proxy",
+        );
+    }
     let whose = if via_echo.remote_addr == outbound.to_string() {
         "relay"
     } else if via_echo.remote_addr == via.local_addr.to_string() {
@@ -148,7 +195,13 @@ async fn experiment(f: &mut Findings, servers: Vec<SocketAddr>) -> anyhow::Resul
         ),
     );
 
-    // 5. The relay copies bytes: it adds no header, so the client's address is lost.
+    // 5. The relay copies bytes: it adds no header, so the client's address
+    // is lost. Seen in `lab realserver`'s JSON echo, which lists every line
+    // as it arrived, Host included (the article's RealServer has no JSON).
+    if !on_lab {
+        relay.task.abort();
+        return Ok(());
+    }
     let direct_json = Probe::get("/abc")
         .header("Accept", "application/json")
         .send(a)

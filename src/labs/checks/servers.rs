@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 
 use futures_util::future::BoxFuture;
 
-use crate::cli::launch::RunningProxy;
 use crate::labs::findings::Findings;
 use crate::realserver::{BASE_PATH, Config, RunningServer};
 
@@ -75,19 +74,4 @@ pub(super) async fn stop_real_servers(
         }
     }
     experiment
-}
-
-/// `lab proxy` in front of the real server on `server` (its `/base`), as
-/// the article's single-host proxy is; the step is reported.
-pub(super) async fn proxy_in_front(
-    f: &mut Findings,
-    server: SocketAddr,
-) -> anyhow::Result<RunningProxy> {
-    let upstream = upstream_url(server);
-    let proxy = RunningProxy::start(&["--upstream", &upstream]).await?;
-    f.step(format!(
-        "started `lab proxy` on {} → {upstream}",
-        proxy.addr()
-    ));
-    Ok(proxy)
 }

@@ -5,8 +5,9 @@
 //! named call per step of the article's 13, each written in the file named
 //! beside it:
 //!
-//! 1. 验证是否请求终止: stop when the client goes away (hyper drops the
-//!    request's future); what a reverse proxy must not forward (CONNECT, a
+//! 1. 验证是否请求终止: stop when the client goes away (Go: the request's
+//!    context, cancelled by the server; CloseNotify only as a fallback.
+//!    Here hyper drops the request's future); what a reverse proxy must not forward (CONNECT, a
 //!    loop) is refused first (`refuse.rs`);
 //! 2. 设置context信息: the outgoing request is made from the incoming one;
 //! 3. 深拷贝header: the headers are ours to change; who the client is;
@@ -104,7 +105,9 @@ impl ReverseProxy {
 
         // 4. The balancer chooses (the article's `lb.Get(req.RemoteAddr)`),
         //    then the Director points the request at the choice;
-        // 5. hop-by-hop headers go; 6. X-Forwarded-For says who asked.
+        // 5. hop-by-hop headers go; 6. X-Forwarded-For says who asked
+        //    (Go's only one; X-Real-IP, X-Forwarded-Host/Proto and Via are
+        //    lab's additions, nginx practice).
         let mut chosen = match self.choose(client, &mut parts) {
             Ok(chosen) => chosen,
             Err(refused) => return *refused,
