@@ -19,7 +19,8 @@
 //! - [`golang`]: `lab go`: the article's programs in Go (`labs/go/`), built and run.
 //!
 //! The servers:
-//! - [`proxy`]: the proxies (naive, reverse, forward); `serve_http` is the article's 13 steps.
+//! - [`proxy`]: the proxies (naive, reverse, forward); `serve_http` is the article's 13 steps;
+//!   `--like-go` switches it to Go's behaviour where lab's differs (`docs/go-differences.md`).
 //! - [`realserver`]: the article's RealServer, with the endpoints the labs add.
 //! - [`discovery`]: the observer: the live upstream set (fixed, health-checked, ZooKeeper).
 //! - [`zk`]: ZooKeeper for discovery (服务发现): a server, registration, the watch.

@@ -46,15 +46,22 @@ pub struct Limits {
     /// past it.
     pub max_body: u64,
     /// How long a request head may take from its first byte (408 after):
-    /// slowloris protection.
-    pub header_timeout: Duration,
+    /// slowloris protection. `None`: no limit (Go's `http.Server` without a
+    /// `ReadHeaderTimeout`).
+    pub header_timeout: Option<Duration>,
+    /// Not a limit, but the listener's too: write response header names in
+    /// Go's canonical case (`Content-Type`), as `lab proxy --like-go` does;
+    /// otherwise hyper's lower case (`content-type`). The same header
+    /// either way (RFC 9110 §5.1).
+    pub go_header_case: bool,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_body: 64 << 20,
-            header_timeout: Duration::from_secs(10),
+            header_timeout: Some(Duration::from_secs(10)),
+            go_header_case: false,
         }
     }
 }
@@ -276,7 +283,8 @@ where
                 // The guard answers a trickled head with 408 at the timeout;
                 // hyper's own timer, a second later, closes a connection
                 // that sent nothing at all (or bytes the guard passed on).
-                .header_read_timeout(limits.header_timeout + Duration::from_secs(1))
+                .header_read_timeout(limits.header_timeout.map(|t| t + Duration::from_secs(1)))
+                .title_case_headers(limits.go_header_case)
                 .serve_connection(
                     TokioIo::new(
                         crate::framing::FramingGuard::with_head_timeout(

@@ -151,6 +151,8 @@ Examples:
   lab proxy --replace-body '{\"apple\":2,\"banana\":3,\"cherry\":4}'
   lab proxy --prefix-response 'hello ' --prefix-errors
   lab proxy --response-timeout 2s             then: curl -s 127.0.0.1:2002/delay?ms=5000 → 504
+  lab proxy --like-go                         Go's ReverseProxy's behaviour where lab's differs (502s, no
+                                              X-Real-IP/Via/X-Lab-*): docs/go-differences.md
   lab proxy --forwarded replace               nginx's X-Forwarded-For $remote_addr
   lab proxy --max-idle-per-host 0             no connection pool: a new upstream connection per request
   lab proxy --health-check / --health-interval 500ms   an upstream that stops leaves the set, then returns

@@ -13,8 +13,11 @@ use crate::middleware::breaker::BreakerConfig;
 use crate::middleware::{Fallback, LayersConfig, RateLimitConfig};
 use crate::parse::{parse_duration, parse_listen_addr, parse_positive_duration};
 use crate::proxy::director::Director;
+use crate::proxy::like_go::{Flavour, GO_IDLE_PER_HOST};
 use crate::proxy::modify::{ErrorStyle, ModifyResponse};
 use crate::proxy::reverse::ProxyConfig;
+use crate::proxy::transport::TransportConfig;
+use crate::server::Limits;
 
 use super::shared::{LimitsArgs, TransportArgs};
 
@@ -87,9 +90,24 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub article_errors: bool,
 
-    /// Answer 504 when the upstream sends no response head within this time.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub response_timeout: Duration,
+    /// Answer 504 when the upstream sends no response head within this time
+    /// (502 with --like-go: Go's ResponseHeaderTimeout). [default: 30s; none
+    /// with --like-go, as Go's Transport]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub response_timeout: Option<Duration>,
+
+    /// Behave as Go's httputil.ReverseProxy does (Go 1.19, the article's
+    /// Transport), wherever lab proxy differs, to compare the two: every
+    /// error a 502 with an empty body (timeouts and a bad Upgrade token
+    /// too), no response timeout, only X-Forwarded-For added (no X-Real-IP,
+    /// X-Forwarded-Host/Proto, Via), no X-Lab-* headers in answers, 2 idle
+    /// connections per upstream, Go's User-Agent, Content-Length and gzip
+    /// rules, a Content-Type sniffed when the upstream sent none, header
+    /// names in Go's case. A flag given beside it still counts. Every
+    /// difference: docs/go-differences.md.
+    /// Example: lab proxy --like-go --upstream http://127.0.0.1:2003/base
+    #[arg(long, verbatim_doc_comment)]
+    pub like_go: bool,
 
     /// Go's FlushInterval: send a body that need not stream (its length is
     /// known, it is not text/event-stream) in batches at most this often.
@@ -277,6 +295,11 @@ fn parse_health_path(s: &str) -> Result<String, String> {
 impl ProxyArgs {
     /// The ReverseProxy these flags describe.
     pub fn config(&self) -> ProxyConfig {
+        let flavour = if self.like_go {
+            Flavour::Go
+        } else {
+            Flavour::Lab
+        };
         ProxyConfig {
             listen: self.listen,
             source: match &self.discovery.discovery {
@@ -299,18 +322,48 @@ impl ProxyArgs {
             },
             errors: if self.article_errors {
                 ErrorStyle::Article
+            } else if self.like_go {
+                ErrorStyle::Go
             } else {
                 ErrorStyle::Gateway
             },
             forwarded: self.forwarded,
-            response_timeout: self.response_timeout,
+            response_timeout: match self.response_timeout {
+                Some(timeout) => Some(timeout),
+                None if self.like_go => None,
+                None => Some(Duration::from_secs(30)),
+            },
+            flavour,
             flush_interval: self.flush_interval,
             retries: self.retries as usize,
             trusted_proxies: self.trusted_proxies.clone(),
-            limits: self.limits.config(),
+            limits: match flavour {
+                // Go's http.Server, as http.ListenAndServe makes it: no
+                // body limit, no ReadHeaderTimeout.
+                Flavour::Go => self.limits.config_or(Limits {
+                    max_body: u64::MAX,
+                    header_timeout: None,
+                    go_header_case: true,
+                }),
+                Flavour::Lab => self.limits.config(),
+            },
             health: self.discovery.health(),
             layers: self.middleware.config(),
-            transport: self.transport.config(),
+            transport: TransportConfig {
+                flavour,
+                max_idle_per_host: match (self.transport.max_idle_per_host, flavour) {
+                    (Some(n), _) => n,
+                    (None, Flavour::Go) => GO_IDLE_PER_HOST,
+                    (None, Flavour::Lab) => self.transport.config().max_idle_per_host,
+                },
+                // The article's Dialer (and Go's DefaultTransport): 30 s.
+                connect_timeout: match (self.transport.connect_timeout, flavour) {
+                    (Some(timeout), _) => timeout,
+                    (None, Flavour::Go) => Duration::from_secs(30),
+                    (None, Flavour::Lab) => self.transport.config().connect_timeout,
+                },
+                ..self.transport.config()
+            },
         }
     }
 }

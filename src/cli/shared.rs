@@ -20,23 +20,31 @@ pub struct LimitsArgs {
     /// bytes or with a unit (500kB, 64KiB, 10MB, 1GiB), or `none`. A declared
     /// Content-Length is refused before any byte of the body is read; the
     /// proxies (naive, forward, proxy) also stop a chunked body that grows
-    /// past it. The real server never reads a body.
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
-    pub max_body: u64,
+    /// past it. The real server never reads a body. [default: 64MiB; none
+    /// with `lab proxy --like-go`]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_body: Option<u64>,
 
     /// Answer 408 to a client whose request head is not whole this long after
     /// its first byte (slowloris: a client that trickles its headers to hold
     /// a connection); a connection that sends nothing is closed a second
-    /// later, idle keep-alive connections included.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
-    pub header_timeout: Duration,
+    /// later, idle keep-alive connections included. [default: 10s; none with
+    /// `lab proxy --like-go`]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub header_timeout: Option<Duration>,
 }
 
 impl LimitsArgs {
     pub fn config(&self) -> Limits {
+        self.config_or(Limits::default())
+    }
+
+    /// The limits given, the rest from `defaults`.
+    pub fn config_or(&self, defaults: Limits) -> Limits {
         Limits {
-            max_body: self.max_body,
-            header_timeout: self.header_timeout,
+            max_body: self.max_body.unwrap_or(defaults.max_body),
+            header_timeout: self.header_timeout.or(defaults.header_timeout),
+            ..defaults
         }
     }
 }
@@ -48,16 +56,18 @@ impl LimitsArgs {
 pub struct TransportArgs {
     /// Idle keep-alive connections kept per upstream (Go's
     /// MaxIdleConnsPerHost); 0 turns pooling off: one connection per request.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub max_idle_per_host: usize,
+    /// [default: 100; 2, Go's, with `lab proxy --like-go`]
+    #[arg(long, value_name = "N")]
+    pub max_idle_per_host: Option<usize>,
 
     /// How long an idle pooled connection is kept (Go's IdleConnTimeout).
     #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
-    /// How long to wait for a TCP connection to an upstream (the Dialer's Timeout).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub connect_timeout: Duration,
+    /// How long to wait for a TCP connection to an upstream (the Dialer's
+    /// Timeout). [default: 10s; 30s, the article's, with `lab proxy --like-go`]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
 
     /// How long the TLS handshake with an https:// upstream may take (Go's
     /// TLSHandshakeTimeout).
@@ -79,12 +89,13 @@ pub struct TransportArgs {
 impl TransportArgs {
     pub fn config(&self) -> TransportConfig {
         TransportConfig {
-            max_idle_per_host: self.max_idle_per_host,
+            max_idle_per_host: self.max_idle_per_host.unwrap_or(100),
             idle_timeout: self.idle_timeout,
-            connect_timeout: self.connect_timeout,
+            connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(10)),
             tls_handshake_timeout: self.tls_handshake_timeout,
             upstream_ca: self.upstream_ca.clone(),
             insecure_upstream: self.insecure_upstream,
+            flavour: Default::default(),
         }
     }
 }

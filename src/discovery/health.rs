@@ -163,6 +163,9 @@ pub fn brief(err: &TransportError) -> String {
         TransportError::Broken(detail) => format!("connection broken: {}", innermost(detail)),
         TransportError::Request(detail) => detail.clone(),
         TransportError::Tls(detail) => format!("TLS: {}", innermost(detail)),
+        TransportError::Stale { detail, .. } => {
+            format!("closed before answering: {}", innermost(detail))
+        }
     }
 }
 

@@ -55,11 +55,11 @@ impl<S> FramingGuard<S> {
     }
 
     /// [`FramingGuard::new`], answering 408 for a request head not whole
-    /// within `timeout` of its first byte (a slowloris client trickles one).
-    /// Needs a tokio runtime with its timer.
-    pub fn with_head_timeout(inner: S, timeout: std::time::Duration) -> FramingGuard<S> {
+    /// within `timeout` of its first byte (a slowloris client trickles one;
+    /// `None` waits as long as it takes). Needs a tokio runtime with its timer.
+    pub fn with_head_timeout(inner: S, timeout: Option<std::time::Duration>) -> FramingGuard<S> {
         FramingGuard {
-            head_timeout: Some(timeout),
+            head_timeout: timeout,
             ..FramingGuard::new(inner)
         }
     }
@@ -467,7 +467,7 @@ mod tests {
                 step: 64,
                 open: true,
             },
-            std::time::Duration::from_secs(1),
+            Some(std::time::Duration::from_secs(1)),
         );
         let mut buf = [0u8; 256];
         let started = tokio::time::Instant::now();

@@ -6,16 +6,20 @@
 //! [`reverse`] (the 13 steps of `ServeHTTP`), [`director`] (where the request
 //! goes), [`headers`] (hop-by-hop and forwarding headers), [`transport`] (the
 //! connection pool), [`upgrade`] (101 and WebSocket), [`modify`]
-//! (ModifyResponse and the ErrorHandler).
+//! (ModifyResponse and the ErrorHandler). Where `lab proxy --like-go` does
+//! what Go does instead of what lab chose: [`like_go`], with Go's
+//! Content-Type sniffing in [`sniff`].
 
 pub mod admin;
 pub mod chain;
 pub mod director;
 pub mod forward;
 pub mod headers;
+pub mod like_go;
 pub mod modify;
 pub mod naive;
 pub mod reverse;
+pub mod sniff;
 pub mod transport;
 pub mod upgrade;
 

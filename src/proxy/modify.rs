@@ -158,6 +158,10 @@ pub enum ErrorStyle {
     Gateway,
     /// The article's `http.Error(w, "ErrorHandler error:"+err.Error(), 500)`.
     Article,
+    /// Go's default ErrorHandler (`--like-go`): it logs the error and
+    /// answers `rw.WriteHeader(http.StatusBadGateway)`, a 502 with an empty
+    /// body and no Content-Type, whatever the failure, timeouts included.
+    Go,
 }
 
 /// Why the proxy could not get an answer from the upstream.
@@ -183,6 +187,11 @@ pub fn error_response(style: ErrorStyle, failure: Failure, message: &str) -> Res
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("ErrorHandler error:{message}\n"),
         ),
+        ErrorStyle::Go => {
+            let mut response = Response::new(crate::body::empty());
+            *response.status_mut() = StatusCode::BAD_GATEWAY;
+            response
+        }
     }
 }
 

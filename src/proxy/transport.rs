@@ -19,6 +19,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,10 +30,13 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tower_service::Service as _;
 
+use super::like_go::Flavour;
 use crate::tls::{self, UpstreamTrust};
 
 use crate::body::{BoxError, RequestBody};
@@ -55,6 +59,11 @@ pub struct TransportConfig {
     pub upstream_ca: Option<PathBuf>,
     /// Accept any certificate from https:// upstreams (a lab only).
     pub insecure_upstream: bool,
+    /// Go's `http.Transport` instead of lab's where they differ
+    /// (`--like-go`): header names in Go's canonical case, and a request
+    /// the pool never started to write is resent only under Go's rule (see
+    /// [`TransportError::Stale`]).
+    pub flavour: Flavour,
 }
 
 impl TransportConfig {
@@ -78,6 +87,7 @@ impl Default for TransportConfig {
             tls_handshake_timeout: tls::HANDSHAKE_TIMEOUT,
             upstream_ca: None,
             insecure_upstream: false,
+            flavour: Flavour::Lab,
         }
     }
 }
@@ -96,6 +106,15 @@ pub enum TransportError {
     /// The TLS handshake failed: a trust or protocol problem, not a dead upstream.
     #[error("TLS with the upstream failed: {0}")]
     Tls(String),
+    /// A pooled connection, reused, failed before any byte of the response
+    /// came back: the upstream had closed it (an idle timeout, a server
+    /// that answers one request per connection) while the request was on
+    /// its way. Nothing was answered, so an idempotent request may be sent
+    /// again on another connection (RFC 9112 §9.3.1.1; Go's Transport does,
+    /// see [`crate::proxy::like_go::go_may_resend`]). `unsent`: not a byte
+    /// of the request was written either.
+    #[error("the pooled connection was closed before any response: {detail}")]
+    Stale { detail: String, unsent: bool },
 }
 
 /// A pooled HTTP/1.1 client for upstream requests, `http://` and `https://`.
@@ -104,6 +123,7 @@ pub enum TransportError {
 pub struct Transport {
     client: Client<UpstreamConnector, RequestBody>,
     trust: UpstreamTrust,
+    max_idle_per_host: usize,
 }
 
 impl Transport {
@@ -156,14 +176,37 @@ impl Transport {
             https_limit: config.connect_timeout + config.tls_handshake_timeout,
             tls_handshake_timeout: config.tls_handshake_timeout,
         };
+        let go = config.flavour.is_go();
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(config.max_idle_per_host)
             .pool_idle_timeout(config.idle_timeout)
             // The Host header is the director's decision, never the client library's.
             .set_host(false)
+            // Go writes `X-Forwarded-For`, hyper `x-forwarded-for`: the
+            // same header (RFC 9110 §5.1), but a raw upstream sees the case.
+            .http1_title_case_headers(go)
+            // hyper-util sends a request again, on another connection, when
+            // the pooled one it was given closed before a byte of it was
+            // written: safe for any request, its body untouched. Go does so
+            // only for a request without a body (it cannot rewind one), so
+            // with --like-go that case comes back as `Stale { unsent }` and
+            // the proxy decides as Go would.
+            .retry_canceled_requests(!go)
             .build(connector);
-        (Transport { client, trust }, tls_error)
+        (
+            Transport {
+                client,
+                trust,
+                max_idle_per_host: config.max_idle_per_host,
+            },
+            tls_error,
+        )
+    }
+
+    /// How many idle connections the pool keeps per upstream.
+    pub fn max_idle_per_host(&self) -> usize {
+        self.max_idle_per_host
     }
 
     /// Sends `request` (absolute URI) and waits for the response head.
@@ -185,6 +228,17 @@ impl Transport {
             }
             if client_side_failure(&err) {
                 return TransportError::Request(detail);
+            }
+            // The connection it went out on: had it carried an exchange
+            // before this one, and did a byte of this one's answer come?
+            let unsent = canceled_before_writing(&err);
+            let used = err.connect_info().and_then(ConnectionUse::of);
+            if let Some(used) = used
+                && used.reused(unsent)
+                && !used.answered()
+                && !err.is_connect()
+            {
+                return TransportError::Stale { detail, unsent };
             }
             if err.is_connect() {
                 TransportError::Connect(detail)
@@ -213,11 +267,13 @@ struct NoTls {
     why: Arc<str>,
 }
 
-type Connecting =
-    Pin<Box<dyn Future<Output = Result<MaybeHttpsStream<TokioIo<TcpStream>>, BoxError>> + Send>>;
+/// An upstream connection as the pool holds it.
+type Stream = TokioIo<Tracked<TokioIo<MaybeHttpsStream<TokioIo<TcpStream>>>>>;
+
+type Connecting = Pin<Box<dyn Future<Output = Result<Stream, BoxError>> + Send>>;
 
 impl tower_service::Service<Uri> for UpstreamConnector {
-    type Response = MaybeHttpsStream<TokioIo<TcpStream>>;
+    type Response = Stream;
     type Error = BoxError;
     type Future = Connecting;
 
@@ -229,6 +285,20 @@ impl tower_service::Service<Uri> for UpstreamConnector {
     }
 
     fn call(&mut self, dst: Uri) -> Connecting {
+        let connecting = self.connect(dst);
+        Box::pin(async move {
+            connecting
+                .await
+                .map(|stream| TokioIo::new(Tracked::new(TokioIo::new(stream))))
+        })
+    }
+}
+
+type ConnectingUntracked =
+    Pin<Box<dyn Future<Output = Result<MaybeHttpsStream<TokioIo<TcpStream>>, BoxError>> + Send>>;
+
+impl UpstreamConnector {
+    fn connect(&mut self, dst: Uri) -> ConnectingUntracked {
         let is_https = dst.scheme() == Some(&Scheme::HTTPS);
         match &mut self.tls {
             Ok(https) if is_https => {
@@ -261,6 +331,160 @@ impl tower_service::Service<Uri> for UpstreamConnector {
             }
         }
     }
+}
+
+/// How one upstream connection has been used, shared by the connection and
+/// hyper-util's record of it (an error names the connection it happened on,
+/// [`Connected`], and this rides along as an extra): how many exchanges
+/// were started on it (a write after the previous answer began one), and
+/// whether any byte came back since the proxy last wrote. That is how the
+/// proxy tells, as Go's Transport does, a pooled connection that was
+/// already closed (reused, not a byte of an answer) from an upstream that
+/// failed.
+#[derive(Clone, Debug)]
+struct ConnectionUse(Arc<UseCounts>);
+
+#[derive(Debug)]
+struct UseCounts {
+    exchanges: AtomicU64,
+    /// Bytes came since the last write (true at the start: the first
+    /// write begins an exchange).
+    read_since_write: AtomicBool,
+}
+
+impl Default for ConnectionUse {
+    fn default() -> Self {
+        ConnectionUse(Arc::new(UseCounts {
+            exchanges: AtomicU64::new(0),
+            read_since_write: AtomicBool::new(true),
+        }))
+    }
+}
+
+impl ConnectionUse {
+    /// The use of the connection `connected` describes, if it is tracked.
+    fn of(connected: &Connected) -> Option<ConnectionUse> {
+        let mut extensions = http::Extensions::new();
+        connected.get_extras(&mut extensions);
+        extensions.get::<ConnectionUse>().cloned()
+    }
+
+    /// Whether the failed request went out on a connection that had
+    /// carried another exchange before it (`unsent`: the request itself
+    /// began none).
+    fn reused(&self, unsent: bool) -> bool {
+        let started = self.0.exchanges.load(Ordering::Relaxed);
+        if unsent { started >= 1 } else { started >= 2 }
+    }
+
+    /// Whether any byte arrived since the request was written.
+    fn answered(&self) -> bool {
+        self.0.read_since_write.load(Ordering::Relaxed)
+    }
+
+    /// A write: the first after an answer (or the first at all) begins an
+    /// exchange.
+    fn wrote(&self) {
+        if self.0.read_since_write.swap(false, Ordering::Relaxed) {
+            self.0.exchanges.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// An upstream connection that notes, for [`ConnectionUse`], each write
+/// and each read that brought bytes. It sits between two [`TokioIo`]s (the
+/// pool speaks hyper's IO traits, this speaks tokio's): tokio's `ReadBuf`
+/// shows what a read filled, without a copy. Above TLS, so only the
+/// answer's bytes count, not the handshake's.
+#[derive(Debug)]
+struct Tracked<S> {
+    inner: S,
+    used: ConnectionUse,
+}
+
+impl<S> Tracked<S> {
+    fn new(inner: S) -> Tracked<S> {
+        Tracked {
+            inner,
+            used: ConnectionUse::default(),
+        }
+    }
+
+    fn note_written(&self, polled: &Poll<std::io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            self.used.wrote();
+        }
+    }
+}
+
+impl<S: Connection> Connection for Tracked<S> {
+    fn connected(&self) -> Connected {
+        self.inner.connected().extra(self.used.clone())
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.used.0.read_since_write.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note_written(&polled);
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note_written(&polled);
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Whether hyper handed the request back unwritten: the pooled connection
+/// was found closed before a byte of it went out (a canceled request).
+fn canceled_before_writing(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(hyper_err) = e.downcast_ref::<hyper::Error>()
+            && hyper_err.is_canceled()
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// What to do about a TLS failure, if `err` is one.
@@ -340,4 +564,43 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exchanges a connection carried, as [`Tracked`] counts them: a
+    /// write after an answer begins one; a failure with no byte since the
+    /// last write on a connection that carried one before is a stale one.
+    #[test]
+    fn a_connection_counts_exchanges_and_answers() {
+        let used = ConnectionUse::default();
+        // The first request: written (in two writes), answered.
+        used.wrote();
+        used.wrote();
+        assert!(!used.answered());
+        assert!(!used.reused(false), "a fresh connection");
+        used.0.read_since_write.store(true, Ordering::Relaxed);
+        // The second: written, then the close, no byte back.
+        used.wrote();
+        assert!(!used.answered());
+        assert!(used.reused(false), "the second exchange on it");
+        // A request hyper never started to write on it is the second too.
+        let once = ConnectionUse::default();
+        once.wrote();
+        once.0.read_since_write.store(true, Ordering::Relaxed);
+        assert!(once.reused(true));
+        assert!(!ConnectionUse::default().reused(true));
+    }
+
+    #[test]
+    fn the_use_rides_along_with_the_connection_info() {
+        let used = ConnectionUse::default();
+        used.wrote();
+        let connected = Connected::new().extra(used.clone());
+        let found = ConnectionUse::of(&connected).expect("the extra is there");
+        assert!(Arc::ptr_eq(&found.0, &used.0));
+        assert!(ConnectionUse::of(&Connected::new()).is_none());
+    }
 }

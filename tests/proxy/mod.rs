@@ -17,7 +17,9 @@
 //! - [`upgrade`]: step 8, a 101 and the WebSocket spliced through;
 //! - [`trailers_and_flush`]: steps 11 to 13, trailers and a body streamed
 //!   chunk by chunk;
-//! - [`binary`]: the `lab proxy` binary with 50 MB bodies and bad input.
+//! - [`binary`]: the `lab proxy` binary with 50 MB bodies and bad input;
+//! - [`like_go`]: `lab proxy --like-go` beside Go's own ReverseProxy (the
+//!   article's `balancer` program), request for request.
 //!
 //! Three kinds of upstream:
 //! - the real server (`lab::realserver`), whose JSON echo reports the request
@@ -48,6 +50,7 @@ mod binary;
 mod director;
 mod forwarding_headers;
 mod hop_by_hop;
+mod like_go;
 mod modify_and_errors;
 mod trailers_and_flush;
 mod transport_pool;

@@ -53,3 +53,136 @@ async fn max_idle_per_host_0_opens_a_connection_per_request() {
     })
     .await;
 }
+
+/// An upstream that answers one request per connection, keeps the
+/// connection open without `Connection: close`, and closes it ~0.3 s later:
+/// the next request sent on that pooled connection gets no byte back, only
+/// the close (an idle-timeout race, seen from the proxy). Counts the
+/// requests it read.
+struct OneShotUpstream {
+    addr: SocketAddr,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for OneShotUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl OneShotUpstream {
+    async fn start() -> OneShotUpstream {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await;
+                    // Whatever comes next is read and never answered.
+                    let _ = tokio::time::timeout(Duration::from_millis(300), async {
+                        while let Ok(n) = stream.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                });
+            }
+        });
+        OneShotUpstream {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Ten GETs one after the other through a proxy in front of the one-shot
+/// upstream: every one after the first goes out on the pooled connection
+/// the upstream is about to close, and must still come back 200.
+async fn ten_gets_through(flags: &[&str]) -> (Vec<u16>, usize) {
+    let upstream = OneShotUpstream::start().await;
+    let proxy = start_proxy(&format!("http://{}/", upstream.addr), flags).await;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let exchange = crate::common::client::get(proxy.addr, "/again").await;
+        statuses.push(exchange.status.as_u16());
+    }
+    (statuses, upstream.requests())
+}
+
+#[tokio::test]
+async fn a_get_on_a_closed_pooled_connection_is_retried_on_a_fresh_one() {
+    bounded(async {
+        let (statuses, requests) = ten_gets_through(&[]).await;
+        assert_eq!(
+            statuses, [200; 10],
+            "RFC 9112 §9.3.1: an idempotent request may be retried"
+        );
+        // Each of the nine went out twice: unanswered, then answered.
+        assert_eq!(
+            requests, 10,
+            "the upstream read every answered request once"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn like_go_retries_as_gos_transport_does() {
+    bounded(async {
+        let (statuses, _) = ten_gets_through(&["--like-go"]).await;
+        assert_eq!(statuses, [200; 10]);
+    })
+    .await;
+}
+
+/// A POST is not idempotent: it went out, the upstream may have acted on
+/// it, so it is never sent again (RFC 9110 §9.2.2; Go's `isReplayable`).
+/// Go retries a POST that carries an `Idempotency-Key`.
+#[tokio::test]
+async fn a_post_on_a_closed_pooled_connection_is_not_retried_without_an_idempotency_key() {
+    bounded(async {
+        for flags in [&[][..], &["--like-go"][..]] {
+            let upstream = OneShotUpstream::start().await;
+            let proxy = start_proxy(&format!("http://{}/", upstream.addr), flags).await;
+            let first = crate::common::client::get(proxy.addr, "/first").await;
+            assert_eq!(first.status, 200);
+            let post = lab::probe::Probe::get("/post").method(http::Method::POST);
+            let refused = crate::common::client::send(proxy.addr, post.clone()).await;
+            assert_eq!(refused.status, 502, "{flags:?}: {}", refused.text());
+            assert_eq!(upstream.requests(), 1, "{flags:?}");
+
+            crate::common::client::get(proxy.addr, "/again").await;
+            let keyed = post.header("Idempotency-Key", "k1");
+            let answer = crate::common::client::send(proxy.addr, keyed).await;
+            let expected = if flags.is_empty() { 502 } else { 200 };
+            assert_eq!(answer.status, expected, "{flags:?}: {}", answer.text());
+        }
+    })
+    .await;
+}

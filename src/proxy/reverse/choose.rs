@@ -41,6 +41,9 @@ pub(super) struct Chosen {
     /// the round trip): the request line, for the log.
     pub method: http::Method,
     pub target: Option<http::Uri>,
+    /// The answer is to be un-gzipped: the proxy asked for gzip on the
+    /// client's behalf (`--like-go`, as Go's Transport does).
+    pub gunzip: bool,
     /// The candidates not walked yet.
     candidates: Candidates,
     explanation: Option<Explanation>,
@@ -87,6 +90,7 @@ impl ReverseProxy {
             ticket,
             method: parts.method.clone(),
             target: None,
+            gunzip: false,
             candidates,
             explanation: pick.explanation,
             generation: explain.then_some(live.generation),

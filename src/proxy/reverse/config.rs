@@ -13,6 +13,7 @@ use crate::discovery::{HealthConfig, Source, Upstreams};
 use crate::middleware::{Layers, LayersConfig};
 use crate::proxy::director::Director;
 use crate::proxy::headers::ForwardedPolicy;
+use crate::proxy::like_go::Flavour;
 use crate::proxy::modify::{ErrorStyle, ModifyResponse};
 use crate::proxy::transport::{Transport, TransportConfig};
 use crate::server;
@@ -37,7 +38,11 @@ pub struct ProxyConfig {
     pub modify: ModifyResponse,
     pub errors: ErrorStyle,
     pub forwarded: ForwardedPolicy,
-    pub response_timeout: Duration,
+    /// How long to wait for a response head; `None`: as long as it takes
+    /// (Go's Transport without ResponseHeaderTimeout).
+    pub response_timeout: Option<Duration>,
+    /// Lab's rules, or Go's where they differ (`--like-go`).
+    pub flavour: Flavour,
     /// Go's FlushInterval; `None` (or zero) flushes every chunk at once.
     pub flush_interval: Option<Duration>,
     pub retries: usize,
@@ -118,6 +123,7 @@ impl ReverseProxy {
             errors: config.errors,
             forwarded: config.forwarded,
             response_timeout: config.response_timeout,
+            flavour: config.flavour,
             flush_interval: config.flush_interval.filter(|d| !d.is_zero()),
             transport,
             layers,

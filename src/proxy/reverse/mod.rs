@@ -31,6 +31,8 @@
 //! Where Go would call `ErrorHandler`, `round_trip.rs`'s `fail` answers 502
 //! (unreachable, broken) or 504 (too slow; Go answers 502 here too: the 504
 //! is lab's choice). How `lab proxy`'s flags become a proxy is `config.rs`.
+//! With `--like-go` every step does what Go's does where lab's differs
+//! ([`super::like_go`], `docs/go-differences.md`).
 
 mod choose;
 pub mod config;
@@ -48,6 +50,7 @@ use http::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 
 use super::headers::{self};
+use super::like_go;
 use crate::body::Body;
 use crate::middleware::stats::InFlight;
 use crate::server::Conn;
@@ -110,10 +113,12 @@ impl ReverseProxy {
             Err(refused) => return *refused,
         };
         let retry = self.retry_copy(&parts, &body, &chosen);
-        upgrade.asked = match self.outgoing(client, &mut parts, &chosen.upstream) {
-            Ok(asked) => asked,
+        let sent = match self.outgoing(client, &mut parts, &chosen.upstream) {
+            Ok(sent) => sent,
             Err(refused) => return *refused,
         };
+        upgrade.asked = sent.upgrade;
+        chosen.gunzip = sent.added_gzip;
         in_flight.sent_to(&chosen.url);
         let (body, too_large) = self.outgoing_body(body).await;
 
@@ -137,6 +142,11 @@ impl ReverseProxy {
 
         // 10. ModifyResponse.
         let mut response = self.modify.apply(&chosen.method, response);
+        // (Go's server guesses a missing Content-Type: --like-go.)
+        if self.flavour.is_go() {
+            // Boxed: the default path's future stays as small as it was.
+            response = Box::pin(like_go::with_sniffed_type(&chosen.method, response)).await;
+        }
 
         // 11. The headers go to the client as they are now, the trailers
         //     announced again so hyper sends them.

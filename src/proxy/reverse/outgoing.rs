@@ -22,20 +22,32 @@ use super::respond::{announced_trailers, restore_trailers};
 use super::reverse_proxy::{Client, ReverseProxy};
 use crate::body::{Body, RequestBody, full, limit};
 use crate::proxy::headers::{self, ClientFacts};
+use crate::proxy::like_go;
+use crate::proxy::modify::{Failure, error_response};
 use crate::proxy::text_response;
 use crate::upstream::Upstream;
+
+/// What steps 4 to 6 found out that later steps need.
+#[derive(Debug, Default)]
+pub(super) struct Sent {
+    /// The protocol the client asked to upgrade to, if any.
+    pub upgrade: Option<HeaderValue>,
+    /// `Accept-Encoding: gzip` was asked for on the client's behalf (Go's
+    /// Transport, `--like-go`): the answer is un-gzipped for the client.
+    pub added_gzip: bool,
+}
 
 impl ReverseProxy {
     /// Steps 4 to 6 for one upstream: the Director points `parts` at it,
     /// hop-by-hop headers go (the upgrade and `TE: trailers` stay), and the
-    /// request says who the client was. Returns the protocol the client
-    /// asked to upgrade to, or the answer when the request cannot be sent.
+    /// request says who the client was. Returns what later steps need, or
+    /// the answer when the request cannot be sent.
     pub(super) fn outgoing(
         &self,
         client: Client<'_>,
         parts: &mut Parts,
         upstream: &Upstream,
-    ) -> Result<Option<HeaderValue>, Box<Response<Body>>> {
+    ) -> Result<Sent, Box<Response<Body>>> {
         // The Host the client asked for: an absolute-form target's authority
         // wins over the Host header (RFC 9112 §3.2.2), as in Go's server.
         let client_host = parts
@@ -50,11 +62,37 @@ impl ReverseProxy {
             )));
         }
 
+        // Go's Transport writes the framing from the body's length: `None`
+        // for a chunked body, else its Content-Length (0 without one). Read
+        // before step 5 removes Transfer-Encoding; only with --like-go.
+        let go_body_len = self.flavour.is_go().then(|| {
+            if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+                return None;
+            }
+            let length = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            Some(length.unwrap_or(0))
+        });
+
         // 5. Upgrade and hop-by-hop headers: remember an upgrade and the
         //    announced trailers, remove what belongs to the client's hop.
+        //    An Upgrade token that is not printable ASCII is the client's
+        //    error, 400 (RFC 9110 §15.5.1); Go hands it to the
+        //    ErrorHandler, which answers 502.
         let request_trailers = announced_trailers(&parts.headers);
         let asked_upgrade = match headers::prepare_request(&mut parts.headers) {
             Ok(upgrade) => upgrade,
+            Err(err) if self.flavour.is_go() => {
+                tracing::warn!("http: proxy error: {err}");
+                return Err(Box::new(error_response(
+                    self.errors,
+                    Failure::BadGateway,
+                    &err.to_string(),
+                )));
+            }
             Err(err) => {
                 return Err(Box::new(text_response(
                     StatusCode::BAD_REQUEST,
@@ -70,34 +108,69 @@ impl ReverseProxy {
             .clone()
             .unwrap_or_else(|| header_value(upstream.authority.as_str()));
         parts.headers.insert(header::HOST, host);
-        headers::add_via(&mut parts.headers, parts.version, &self.pseudonym);
+        if !self.flavour.is_go() {
+            headers::add_via(&mut parts.headers, parts.version, &self.pseudonym);
+        }
         // The upstream connection is HTTP/1.1, whatever the client spoke.
         parts.version = http::Version::HTTP_11;
 
         // 6. Who the client was: the headers that carry it past this hop.
-        let facts = ClientFacts {
-            ip: client.conn.peer.ip(),
-            real_ip: client.ip,
-            host: client_host,
-            proto: "http",
-        };
-        headers::set_forwarding_headers(&mut parts.headers, &facts, self.forwarded);
-        Ok(asked_upgrade)
+        //    Go's step 6 writes X-Forwarded-For alone.
+        let ip = client.conn.peer.ip();
+        if self.flavour.is_go() {
+            let xff = headers::appended_x_forwarded_for(&parts.headers, &ip.to_string());
+            if let Ok(value) = HeaderValue::from_str(&xff) {
+                parts.headers.insert(headers::X_FORWARDED_FOR, value);
+            }
+        } else {
+            let facts = ClientFacts {
+                ip,
+                real_ip: client.ip,
+                host: client_host,
+                proto: "http",
+            };
+            headers::set_forwarding_headers(&mut parts.headers, &facts, self.forwarded);
+        }
+
+        // Go's Transport then writes the head its own way (see like_go).
+        let mut added_gzip = false;
+        if let Some(body_len) = go_body_len {
+            added_gzip =
+                like_go::transport_request_headers(&parts.method, &mut parts.headers, body_len);
+            if body_len.is_none() {
+                parts.headers.insert(
+                    header::TRANSFER_ENCODING,
+                    HeaderValue::from_static("chunked"),
+                );
+            }
+            like_go::in_go_order(&mut parts.headers, added_gzip);
+        }
+        Ok(Sent {
+            upgrade: asked_upgrade,
+            added_gzip,
+        })
     }
 
-    /// With `--retries`, a request may go to another upstream when the
-    /// connection to the first failed: nothing of it was sent, so trying
-    /// another cannot do it twice. Only for idempotent methods (RFC 9110
-    /// §9.2.2) and without a body (a streamed body cannot be read twice):
-    /// kept as it came, before the Director changed it for the first
-    /// upstream. Go's ReverseProxy never retries (the default, 0).
+    /// The request as it came, kept when it may have to be sent again, only
+    /// ever for a request without a body (a streamed body cannot be read
+    /// twice), before the Director changed it for the first upstream:
+    ///
+    /// - with `--retries`, to another upstream when the connection to the
+    ///   first failed: nothing of it was sent, so trying another cannot do
+    ///   it twice; idempotent methods only (RFC 9110 §9.2.2). Go's
+    ///   ReverseProxy never does this (the default, 0);
+    /// - to the same upstream when the pooled connection it went out on
+    ///   was already closed (see `round_trip`): idempotent methods by
+    ///   default, with `--like-go` whatever Go's Transport may resend.
     pub(super) fn retry_copy(&self, parts: &Parts, body: &Body, chosen: &Chosen) -> Option<Parts> {
-        (self.retries > 0
-            && chosen.has_candidates()
-            && parts.method.is_idempotent()
-            && body.is_end_stream()
-            && self.director.replace_body.is_none())
-        .then(|| parts.clone())
+        if !body.is_end_stream() || self.director.replace_body.is_some() {
+            return None;
+        }
+        let other_upstream =
+            self.retries > 0 && chosen.has_candidates() && parts.method.is_idempotent();
+        // Go may resend any request it did not start to write.
+        let same_upstream = self.flavour.is_go() || parts.method.is_idempotent();
+        (other_upstream || same_upstream).then(|| parts.clone())
     }
 
     /// The body sent upstream: the Director's replacement, if any, counted
@@ -107,6 +180,11 @@ impl ReverseProxy {
         let body = match &self.director.replace_body {
             Some(json) => replace_body(body, json.0.clone()).await,
             None => body,
+        };
+        let body = if self.flavour.is_go() {
+            like_go::drop_request_trailers(body)
+        } else {
+            body
         };
         let too_large = CancellationToken::new();
         let body = limit::limited(body, self.limits.max_body, &too_large);

@@ -7,6 +7,10 @@
 //! - a request whose `Via` already names this proxy came back to it: an
 //!   upstream points at the proxy itself, and forwarding would loop until
 //!   the connections run out (508 Loop Detected).
+//!
+//! And one that Go's server answers itself, before any handler runs:
+//! `OPTIONS *` (a question about the server, not a resource) gets 200 with
+//! an empty body. `lab proxy` forwards it; `--like-go` answers as Go does.
 
 use http::header;
 use http::{Request, StatusCode};
@@ -19,6 +23,10 @@ use crate::server;
 impl ReverseProxy {
     /// The answer to a request this proxy will not forward, if it is one.
     pub(super) fn refuse(&self, req: &Request<Body>) -> Option<http::Response<Body>> {
+        if self.flavour.is_go() && req.method() == http::Method::OPTIONS && req.uri().path() == "*"
+        {
+            return Some(http::Response::new(crate::body::empty()));
+        }
         if req.method() == http::Method::CONNECT {
             let mut refused = text_response(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -20,7 +20,7 @@ use crate::body::{Body, empty, flush};
 use crate::lab_headers;
 use crate::middleware::stats::ConnectionGuard;
 use crate::proxy::modify::Failure;
-use crate::proxy::{headers, upgrade};
+use crate::proxy::{headers, like_go, upgrade};
 use crate::server::Conn;
 
 /// What step 8 needs of the client's side of an upgrade.
@@ -59,10 +59,14 @@ impl ReverseProxy {
         mut upstream_response: Response<Incoming>,
         upgrade: Upgrade,
     ) -> Response<Body> {
-        if let Err(err) = upgrade::check_protocol(
-            upgrade.asked.as_ref(),
-            upstream_response.headers().get(header::UPGRADE),
-        ) {
+        // Go reads the answer's protocol as it reads the request's: the
+        // Upgrade header counts only when Connection lists `upgrade`.
+        let got = if self.flavour.is_go() {
+            headers::upgrade_type(upstream_response.headers())
+        } else {
+            upstream_response.headers().get(header::UPGRADE)
+        };
+        if let Err(err) = upgrade::check_protocol(upgrade.asked.as_ref(), got) {
             let message = err.to_string();
             return self.fail(&mut chosen, Failure::BadGateway, &message, &message);
         }
@@ -76,9 +80,13 @@ impl ReverseProxy {
             upgrade.connection_guard,
         );
         let (mut parts, _) = upstream_response.into_parts();
-        headers::prepare_response(&mut parts.headers, true);
-        lab_headers::strip_proxy_answer(&mut parts.headers);
-        chosen.name_in(&mut parts.headers);
+        // Go writes the upstream's 101 head as it came, hop-by-hop headers
+        // and all; lab removes those but the upgrade's own.
+        if !self.flavour.is_go() {
+            headers::prepare_response(&mut parts.headers, true);
+            lab_headers::strip_proxy_answer(&mut parts.headers);
+            chosen.name_in(&mut parts.headers);
+        }
         tracing::debug!("{} → 101, spliced", chosen.request_line());
         Response::from_parts(parts, empty())
     }
@@ -92,11 +100,20 @@ impl ReverseProxy {
         upstream_response: Response<Incoming>,
     ) -> (Response<Body>, Vec<HeaderValue>) {
         chosen.settle(!upstream_response.status().is_server_error());
+        // Go's Transport takes off the gzip it asked for (`--like-go`).
+        let upstream_response = if chosen.gunzip {
+            like_go::gunzip_response(upstream_response)
+        } else {
+            upstream_response.map(BodyExt::boxed)
+        };
         let (mut parts, body) = upstream_response.into_parts();
-        let trailers = announced_trailers(&parts.headers);
+        let mut trailers = announced_trailers(&parts.headers);
+        if self.flavour.is_go() {
+            trailers = like_go::go_trailer_announcement(&trailers);
+        }
         headers::prepare_response(&mut parts.headers, false);
         lab_headers::strip_proxy_answer(&mut parts.headers);
-        (Response::from_parts(parts, body.boxed()), trailers)
+        (Response::from_parts(parts, body), trailers)
     }
 
     /// Step 13: hyper writes each chunk as the upstream sends it, so

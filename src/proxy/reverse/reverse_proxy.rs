@@ -11,6 +11,7 @@ use crate::discovery::Upstreams;
 use crate::middleware::Layers;
 use crate::proxy::director::Director;
 use crate::proxy::headers::ForwardedPolicy;
+use crate::proxy::like_go::Flavour;
 use crate::proxy::modify::{ErrorStyle, ModifyResponse};
 use crate::proxy::transport::Transport;
 use crate::server::{self, Conn};
@@ -27,8 +28,11 @@ pub struct ReverseProxy {
     pub modify: ModifyResponse,
     pub errors: ErrorStyle,
     pub forwarded: ForwardedPolicy,
-    /// How long to wait for the upstream's response head (504 after).
-    pub response_timeout: Duration,
+    /// How long to wait for the upstream's response head (504 after, 502
+    /// like Go); `None`: as long as it takes, as Go's Transport does.
+    pub response_timeout: Option<Duration>,
+    /// Lab's rules, or Go's where they differ (`--like-go`).
+    pub flavour: Flavour,
     /// Go's FlushInterval for bodies that need not stream; `None` flushes
     /// every chunk at once.
     pub flush_interval: Option<Duration>,

@@ -7,6 +7,19 @@
 //! choice, as nginx answers), and a body that grows past `--max-body` on its
 //! way a 413. With `--retries`, a request whose connection failed moves on
 //! to the next candidate ([`super::choose`]) when nothing of it was sent.
+//!
+//! A pooled connection can be closed by the upstream at any moment (its
+//! idle timeout) and the proxy learns it only by sending a request on it:
+//! not a byte comes back, only the close. Nothing was answered, so an
+//! idempotent request without a body is sent again, on another connection,
+//! as RFC 9112 §9.3.1.1 allows and as Go's Transport does (the proxy must
+//! never resend a non-idempotent one). Go's own rule (`--like-go`) also
+//! resends GET, HEAD, OPTIONS and TRACE only, a request with an
+//! `Idempotency-Key`, or any request without a body not a byte of which
+//! was written. It goes on while the failures are on reused connections:
+//! one failing on a fresh connection is an upstream's failure.
+
+use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -20,6 +33,7 @@ use super::reverse_proxy::{Client, ReverseProxy};
 use crate::body::{Body, RequestBody, empty};
 use crate::lab_headers::LAYER_HEADER;
 use crate::middleware::stats::InFlight;
+use crate::proxy::like_go::{self, Flavour};
 use crate::proxy::modify::{Failure, error_response};
 use crate::proxy::text_response;
 use crate::proxy::transport::TransportError;
@@ -63,10 +77,16 @@ impl ReverseProxy {
         mut outgoing: Request<RequestBody>,
         exchange: Exchange<'_, '_>,
     ) -> Result<Response<Incoming>, Response<Body>> {
+        // Resends on closed pooled connections so far; the pool cannot hold
+        // more stale connections than this, so the bound is never what stops
+        // a resend that Go would make.
+        let mut resent = 0usize;
         loop {
             chosen.target = Some(outgoing.uri().clone());
-            let round_trip =
-                tokio::time::timeout(self.response_timeout, self.transport.round_trip(outgoing));
+            // No limit: a deadline tokio treats as never (Go's Transport
+            // without ResponseHeaderTimeout).
+            let limit = self.response_timeout.unwrap_or(Duration::MAX);
+            let round_trip = tokio::time::timeout(limit, self.transport.round_trip(outgoing));
             let result = tokio::select! {
                 // The body past the limit also fails the round trip (the
                 // upstream connection is aborted mid-body, never completed):
@@ -90,10 +110,10 @@ impl ReverseProxy {
                 Ok(Err(err)) => err,
                 Err(_) => {
                     let message = format!(
-                        "the upstream {} sent no response within {:?} (--response-timeout)",
-                        chosen.upstream, self.response_timeout
+                        "the upstream {} sent no response within {limit:?} (--response-timeout)",
+                        chosen.upstream
                     );
-                    let reason = format!("no response within {:?}", self.response_timeout);
+                    let reason = format!("no response within {limit:?}");
                     return Err(self.fail(chosen, Failure::Timeout, &message, &reason));
                 }
             };
@@ -105,10 +125,36 @@ impl ReverseProxy {
                     "{}: the client's request broke: {detail}",
                     chosen.request_line()
                 );
+                let message = format!("the request could not be forwarded: {detail}");
+                // Go's Transport fails, and its ErrorHandler answers 502.
+                if self.flavour.is_go() {
+                    return Err(error_response(self.errors, Failure::BadGateway, &message));
+                }
                 return Err(text_response(
                     StatusCode::BAD_REQUEST,
-                    format!("the request could not be forwarded: {detail}\n"),
+                    format!("{message}\n"),
                 ));
+            }
+            // The pooled connection was already closed: the same upstream
+            // again, on another connection (see the top of this file).
+            if let TransportError::Stale { unsent, .. } = &err
+                && let Some(copy) = &exchange.retry
+                && resent <= self.transport_idle_limit()
+                && self.may_resend(copy, *unsent)
+            {
+                resent += 1;
+                tracing::info!(
+                    "{}: the pooled connection to {} was closed before it answered; \
+                     sending the request again",
+                    chosen.request_line(),
+                    chosen.url
+                );
+                let mut parts = copy.clone();
+                if let Err(refused) = self.outgoing(exchange.client, &mut parts, &chosen.upstream) {
+                    return Err(*refused);
+                }
+                outgoing = Request::from_parts(parts, empty().map_err(Into::into).boxed());
+                continue;
             }
             let reason = crate::discovery::health::brief(&err);
             let from = chosen.url.clone();
@@ -136,6 +182,21 @@ impl ReverseProxy {
         }
     }
 
+    /// Whether a request (as it came) may be sent again after its pooled
+    /// connection turned out to be closed: an idempotent method by default
+    /// (RFC 9110 §9.2.2), Go's rule with `--like-go`.
+    fn may_resend(&self, request: &Parts, unsent: bool) -> bool {
+        match self.flavour {
+            Flavour::Lab => unsent || request.method.is_idempotent(),
+            Flavour::Go => like_go::go_may_resend(&request.method, &request.headers, unsent),
+        }
+    }
+
+    /// How many stale connections the pool may hold for one upstream.
+    fn transport_idle_limit(&self) -> usize {
+        self.transport.max_idle_per_host()
+    }
+
     /// The ErrorHandler: log; tell the circuit breaker (a failure), the
     /// balancer and the health checks (a passive check: smooth WRR lowers
     /// the node's effective weight, and with `--health-check` it counts as a
@@ -148,7 +209,11 @@ impl ReverseProxy {
         message: &str,
         reason: &str,
     ) -> Response<Body> {
-        tracing::warn!("{}: {message}", chosen.request_line());
+        if self.flavour.is_go() {
+            tracing::warn!("{}: http: proxy error: {message}", chosen.request_line());
+        } else {
+            tracing::warn!("{}: {message}", chosen.request_line());
+        }
         chosen.settle(false);
         self.upstreams
             .report_failure(&chosen.live, chosen.index, reason);
@@ -189,7 +254,7 @@ fn describe(err: &TransportError, upstream: &Upstream) -> String {
         TransportError::Tls(detail) => {
             format!("cannot speak TLS with the upstream {upstream}: {detail}")
         }
-        TransportError::Broken(detail) => {
+        TransportError::Broken(detail) | TransportError::Stale { detail, .. } => {
             format!(
                 "the upstream {upstream} closed the connection without a complete response ({detail})"
             )
