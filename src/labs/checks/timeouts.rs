@@ -338,21 +338,16 @@ fn record(f: &mut Findings, found: Found) {
         f.step(format!(
             "GET /abc, then GET {SLOW} through the same proxy (its upstream connection reused) → {actual}"
         ));
-        if go {
-            f.claim_eq(
-                "reused-connection-retried",
-                "the real server got it 2 time(s); 502 after about 6 s",
-                actual,
-                "the Transport resends an idempotent request (a GET without a body) once when a connection it reused from the pool closes before any answer: it may have been closed idle just as the request went out. The slow handler runs twice",
-            );
-        } else {
-            f.claim_lab_choice(
-                "reused-connection-retried",
-                "the real server got it 1 time(s); 502 after about 3 s",
-                actual,
-                "lab proxy never sends a request again once an upstream may have acted on it (--retries only moves on when the connection failed before anything was sent); `lab proxy --like-go` retries as Go does (docs/go-differences.md)",
-            );
-        }
+        f.claim_eq(
+            "reused-connection-retried",
+            "the real server got it 2 time(s); 502 after about 6 s",
+            actual,
+            if go {
+                "the Transport resends an idempotent request (a GET without a body) once when a connection it reused from the pool closes before any answer: it may have been closed idle just as the request went out. The slow handler runs twice"
+            } else {
+                "lab proxy resends the same way (RFC 9112 §9.3.1.1 allows it for an idempotent request): a GET without a body whose reused connection closed before any answer goes out once more on a new connection, so the slow handler runs twice here too"
+            },
+        );
     }
 
     if let Some(tls) = &found.tls {
