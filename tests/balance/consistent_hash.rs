@@ -154,9 +154,18 @@ async fn consistent_hash_remote_addr_moves_with_each_connection_remote_ip_sticks
         }
 
         // remote-ip is the client's address, not a constant: another loopback
-        // client the ring places on the other server goes there.
-        let other = (2..=254)
-            .map(|last| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+        // client the ring places on the other server goes there. The
+        // article's ring can give one server a sliver of the circle (its
+        // points are one pattern, lab 14), so look through 127.0.0.0/16, not
+        // only 127.0.0.0/24: all of 127/8 is loopback on Linux.
+        let other = (2u16..=u16::MAX - 1)
+            .map(|n| {
+                let [high, low] = n.to_be_bytes();
+                IpAddr::V4(Ipv4Addr::new(127, 0, high, low))
+            })
+            .filter(
+                |ip| !matches!(ip, IpAddr::V4(v4) if v4.octets()[3] == 0 || v4.octets()[3] == 255),
+            )
             .find(|ip| node_of(&ring, &ip.to_string()) != ip_node)
             .expect("a loopback address on the other server");
         let exchange = send_from(
