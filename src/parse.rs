@@ -42,8 +42,11 @@ pub fn parse_request_path(s: &str) -> Result<String, String> {
 
 /// Parses `3s`, `500ms`, `1m` (humantime), so flags read like Go's durations.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{e}; write a duration such as 3s, 500ms or 1m"))
+    // One hint, ours: humantime's own message ("time unit needed, for
+    // example 5sec or 5ms") would stack a second one on top.
+    humantime::parse_duration(s.trim()).map_err(|_| {
+        format!("{s:?} is not a duration: write a number and its unit, such as 3s, 500ms or 1m")
+    })
 }
 
 /// A duration for a period or a timeout: at least 10ms, at most 1h.
@@ -60,40 +63,25 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// Parses a size: `123`, `500kB`, `64KiB`, `10MB`, `1GiB` (k, M, G are
-/// powers of 1000; Ki, Mi, Gi of 1024; the `B` is optional), or `none`
-/// (no limit).
+/// Parses a size: `123`, `500kB`, `64KiB`, `1.5MiB`, `10MB`, `1GiB` (k, M,
+/// G are powers of 1000; Ki, Mi, Gi of 1024; the `B` is optional; a
+/// fraction is allowed with a unit), or `none` (no limit). The units are
+/// the `bytesize` crate's.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let text = s.trim();
     if text.eq_ignore_ascii_case("none") {
         return Ok(u64::MAX);
     }
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, unit) = text.split_at(digits);
-    let hint = "write a size such as 1048576, 500kB, 64KiB, 10MB or 1GiB, or `none`";
-    let number: u64 = match number.parse() {
-        Ok(number) => number,
-        Err(_) if !number.is_empty() => return Err(format!("{s:?} is too large: {hint}")),
-        Err(_) => return Err(format!("{s:?} is not a size: {hint}")),
-    };
-    let unit = unit.trim();
-    let unit = unit
-        .strip_suffix(['B', 'b'])
-        .filter(|rest| !rest.is_empty() || unit.len() == 1)
-        .unwrap_or(unit);
-    let scale: u64 = match unit {
-        "" => 1,
-        "k" | "K" => 1000,
-        "M" | "m" => 1000 * 1000,
-        "G" | "g" => 1000 * 1000 * 1000,
-        "Ki" | "ki" | "KI" => 1 << 10,
-        "Mi" | "mi" | "MI" => 1 << 20,
-        "Gi" | "gi" | "GI" => 1 << 30,
-        _ => return Err(format!("unknown unit in {s:?}: {hint}")),
-    };
-    number
-        .checked_mul(scale)
-        .ok_or_else(|| format!("{s:?} is too large: {hint}"))
+    let hint = "write a size such as 1048576, 500kB, 64KiB, 1.5MiB or 1GiB, or `none`";
+    let size: bytesize::ByteSize = text
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: {hint}"))?;
+    // bytesize saturates: a size that does not fit says so rather than
+    // quietly becoming "no limit".
+    if size.as_u64() == u64::MAX && text != u64::MAX.to_string() {
+        return Err(format!("{s:?} is too large: {hint}"));
+    }
+    Ok(size.as_u64())
 }
 
 /// Parses `-H 'Name: value'`.
@@ -113,6 +101,27 @@ pub fn parse_header_line(s: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_take_fractions_and_say_what_to_write() {
+        assert_eq!(parse_size("1.5MiB"), Ok(3 << 19));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("none"), Ok(u64::MAX));
+        let err = parse_size("lots").unwrap_err();
+        assert!(err.contains("1.5MiB"), "{err}");
+        let err = parse_size("99999999999999999999GiB").unwrap_err();
+        assert!(err.contains("too large"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_duration_gets_one_hint() {
+        let err = parse_duration("5").unwrap_err();
+        assert_eq!(
+            err,
+            "\"5\" is not a duration: write a number and its unit, such as 3s, 500ms or 1m"
+        );
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+    }
 
     #[test]
     fn listen_addresses_default_to_loopback() {
