@@ -3,10 +3,8 @@
 //! Everything interesting lives in the library (`lab::…`); this file only maps
 //! a result to an exit code, printing errors with their whole context chain.
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = lab::cli::Cli::parse();
+    let cli = lab::cli::parse();
     // A server whose log pipe closes keeps serving (and cleans up when
     // stopped); a command that prints a result stops like `head` expects.
     if !cli.command.serves() {

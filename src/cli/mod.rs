@@ -39,6 +39,58 @@ pub use tools::{
     ZkCommand, ZkLsArgs, ZkUpArgs,
 };
 
+/// Parses the process's command line; on a usage error, prints it (naming
+/// the `LAB_*` variable behind a flag the learner did not type) and exits.
+pub fn parse() -> Cli {
+    use clap::CommandFactory;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            let rendered = err.render().to_string();
+            eprint!("{rendered}");
+            for note in env_notes(&Cli::command(), &rendered, |name| std::env::var_os(name)) {
+                eprintln!("{note}");
+            }
+            std::process::exit(err.exit_code());
+        }
+    }
+}
+
+/// For each flag named in a usage error that an exported `LAB_*` variable
+/// gave (clap counts a variable as the flag given), a line that says so.
+fn env_notes(
+    command: &clap::Command,
+    error: &str,
+    var: impl Fn(&str) -> Option<std::ffi::OsString> + Copy,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for arg in command.get_arguments() {
+        let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+            continue;
+        };
+        let env = env.to_string_lossy();
+        let named =
+            error.contains(&format!("'--{long} ")) || error.contains(&format!("'--{long}'"));
+        if named && var(&env).is_some() {
+            let note = format!(
+                "note: --{long} came from {env} in your environment; `unset {env}` if you did not mean it"
+            );
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+    for sub in command.get_subcommands() {
+        for note in env_notes(sub, error, var) {
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+    notes
+}
+
 /// An interactive lab for HTTP proxies: run the servers and proxies of the
 /// article "Go与HTTP代理" on loopback and see what every hop did.
 #[derive(Debug, Parser)]
@@ -340,6 +392,20 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_conflict_from_the_environment_names_the_variable() {
+        let err = "error: the argument '--proxy <URL>' cannot be used with '--direct <URL>'";
+        let set = |name: &str| (name == "LAB_TRACE_PROXY").then(|| "x".into());
+        let notes = env_notes(&Cli::command(), err, set);
+        assert_eq!(
+            notes,
+            [
+                "note: --proxy came from LAB_TRACE_PROXY in your environment; `unset LAB_TRACE_PROXY` if you did not mean it"
+            ]
+        );
+        assert!(env_notes(&Cli::command(), err, |_| None).is_empty());
     }
 
     #[test]
