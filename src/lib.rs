@@ -119,7 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Hint { lab, reset } => labs::commands::hint(&cli.global, &lab, reset),
             Command::Check(args) => labs::commands::check(&cli.global, &args).await,
             Command::Tour(args) => labs::tour::run(&cli.global, &args).await,
-            Command::Doctor(args) => doctor::run(&args.ports, args.json).await,
+            Command::Doctor(args) => doctor::run(&args.ports_to_check(), args.json).await,
             Command::Go(args) => {
                 let module =
                     golang::GoModule::in_labs(&labs::resolve_dir(cli.global.labs_dir.as_deref())?);

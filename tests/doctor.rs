@@ -33,10 +33,19 @@ async fn doctor(args: &[&str]) -> (ExitStatus, String, String) {
 
 /// `lab doctor --json ARGS`, parsed; it must exit 0.
 async fn doctor_json(args: &[&str]) -> Value {
+    doctor_json_exiting(args, 0).await
+}
+
+/// `lab doctor --json ARGS`, parsed; it must exit with `code`.
+async fn doctor_json_exiting(args: &[&str], code: i32) -> Value {
     let mut argv = vec!["--json"];
     argv.extend_from_slice(args);
     let (status, stdout, stderr) = doctor(&argv).await;
-    assert!(status.success(), "lab doctor {argv:?}: {status}\n{stderr}");
+    assert_eq!(
+        status.code(),
+        Some(code),
+        "lab doctor {argv:?}: {status}\n{stderr}"
+    );
     serde_json::from_str(&stdout)
         .unwrap_or_else(|err| panic!("--json is not one JSON document ({err}):\n{stdout}"))
 }
@@ -67,7 +76,8 @@ async fn a_busy_port_is_reported_with_its_process() {
     let port_arg = port.to_string();
     let pid = std::process::id();
 
-    let report = doctor_json(&["--port", &port_arg]).await;
+    // A port asked for and held by another program: reported, and exit 1.
+    let report = doctor_json_exiting(&["--port", &port_arg], 1).await;
     let entry = port_entry(&report, port);
     assert_eq!(entry["status"], "busy", "{entry:#}");
     assert_eq!(entry["role"], "asked for (--port)", "{entry:#}");
@@ -94,7 +104,7 @@ async fn a_busy_port_is_reported_with_its_process() {
 
     // The tables say the same, with a mark that is not colour.
     let (status, stdout, stderr) = doctor(&["--port", &port_arg]).await;
-    assert!(status.success(), "{status}\n{stderr}");
+    assert_eq!(status.code(), Some(1), "{status}\n{stderr}");
     let row = stdout
         .lines()
         .find(|line| line.contains(&format!(" {port} ")))

@@ -314,14 +314,17 @@ Looks at the ports the labs use (2002 lab proxy, 2003 and 2004 the real servers,
 forward proxy, 2181 ZooKeeper): free, or busy and by which process when it can tell (on
 Linux, from /proc: a process of another user shows only as such). Then whether Debian's
 zookeeper package, Java, curl and Go are installed, their versions, and lab's own and the OS's.
-It ends with what to do about each problem. It reports, it does not judge: the exit status
-is 0 whatever it finds, and 1 only when the doctor itself fails. --json prints one document
-(its schema is in the docs of lab::doctor).
+It ends with what to do about each problem. The ports follow LAB_PROXY_LISTEN,
+LAB_NAIVE_LISTEN, LAB_REALSERVER_ADDRS, LAB_FORWARD_LISTEN and LAB_ZK_LISTEN when set.
+Exit status: 1 when a port the lab needs is held by another program (a lab server on its
+own port is fine), else 0; --json prints the same report as one document (its schema is in
+the docs of lab::doctor) with the same exit status.
 
 Examples:
   lab doctor
   lab doctor --json                           the same as JSON, for a script
-  lab doctor --port 2012 --port 2013          these ports instead of the lab's")]
+  lab doctor --port 2012 --port 2013          these ports instead of the lab's
+  LAB_PROXY_LISTEN=127.0.0.1:2012 lab doctor  the proxy's role on 2012")]
     Doctor(DoctorArgs),
 
     /// The article's programs in Go: list them, read one, run one.
@@ -392,6 +395,36 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn doctor_follows_the_lab_addresses_in_the_environment() {
+        let cli = Cli::parse_from(["lab", "doctor"]);
+        let Command::Doctor(args) = cli.command else {
+            panic!("expected doctor");
+        };
+        let env = |name: &str| match name {
+            "LAB_PROXY_LISTEN" => Some("127.0.0.1:2012".to_string()),
+            "LAB_REALSERVER_ADDRS" => Some("127.0.0.1:2013,127.0.0.1:2014".to_string()),
+            _ => None,
+        };
+        let ports: Vec<(u16, Option<u16>)> = args
+            .ports_from(env)
+            .iter()
+            .map(|p| (p.port, p.role_of))
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                (2012, Some(2002)),
+                (2013, Some(2003)),
+                (2014, Some(2004)),
+                (8080, Some(8080)),
+                (2181, Some(2181))
+            ]
+        );
+        let plain: Vec<u16> = args.ports_from(|_| None).iter().map(|p| p.port).collect();
+        assert_eq!(plain, crate::doctor::DEFAULT_PORTS);
     }
 
     #[test]

@@ -231,8 +231,64 @@ pub struct DoctorArgs {
     pub json: bool,
 
     /// Check this port of 127.0.0.1 instead of the lab's (repeatable).
+    /// Without it, the lab's ports: 2002, 2003, 2004, 8080 and 2181, or the
+    /// ports of LAB_PROXY_LISTEN, LAB_NAIVE_LISTEN, LAB_REALSERVER_ADDRS,
+    /// LAB_FORWARD_LISTEN and LAB_ZK_LISTEN when they are set.
     #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub ports: Vec<u16>,
+}
+
+impl DoctorArgs {
+    /// The ports to look at: `--port`s, else the lab's, each moved where
+    /// its `LAB_*` address variable says.
+    pub fn ports_to_check(&self) -> Vec<crate::doctor::PortToCheck> {
+        self.ports_from(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn ports_from(
+        &self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Vec<crate::doctor::PortToCheck> {
+        use crate::doctor::PortToCheck;
+        if !self.ports.is_empty() {
+            return self
+                .ports
+                .iter()
+                .map(|&port| PortToCheck {
+                    port,
+                    role_of: None,
+                })
+                .collect();
+        }
+        let port_of = |text: &str| {
+            crate::parse::parse_listen_addr(text.trim())
+                .ok()
+                .map(|addr| addr.port())
+        };
+        let listen = |name: &str| var(name).and_then(|v| port_of(&v));
+        let servers: Vec<u16> = var("LAB_REALSERVER_ADDRS")
+            .map(|v| v.split(',').filter_map(port_of).collect())
+            .unwrap_or_default();
+        let mut ports = Vec::new();
+        let mut add = |port: Option<u16>, role: u16| {
+            let check = PortToCheck {
+                port: port.unwrap_or(role),
+                role_of: Some(role),
+            };
+            if !ports.iter().any(|p: &PortToCheck| p.port == check.port) {
+                ports.push(check);
+            }
+        };
+        add(listen("LAB_PROXY_LISTEN"), 2002);
+        if let Some(naive) = listen("LAB_NAIVE_LISTEN") {
+            add(Some(naive), 2002);
+        }
+        add(servers.first().copied(), 2003);
+        add(servers.get(1).copied(), 2004);
+        add(listen("LAB_FORWARD_LISTEN"), 8080);
+        add(listen("LAB_ZK_LISTEN"), 2181);
+        ports
+    }
 }
 
 #[derive(Debug, Args)]

@@ -61,13 +61,15 @@ use next_steps::next_steps;
 use ports::check_ports;
 use tools::{system, tool, which, zookeeper};
 
-pub use ports::DEFAULT_PORTS;
+pub use ports::{DEFAULT_PORTS, PortToCheck};
 pub use report::{
     NextStep, Owner, PortReport, PortStatus, Report, StepKind, System, Tool, ZooKeeper, render,
 };
 
-/// `lab doctor`: look, then print tables or the JSON document.
-pub async fn run(ports: &[u16], json: bool) -> anyhow::Result<ExitCode> {
+/// `lab doctor`: look, then print tables or the JSON document. Exits 1
+/// when a port the lab needs is held by another program (the one problem
+/// that stops a lab from starting); the report is the same either way.
+pub async fn run(ports: &[PortToCheck], json: bool) -> anyhow::Result<ExitCode> {
     let report = examine(ports).await?;
     if json {
         let json = serde_json::to_string_pretty(&report).context("cannot write the report")?;
@@ -75,13 +77,21 @@ pub async fn run(ports: &[u16], json: bool) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", render(&report));
     }
-    Ok(ExitCode::SUCCESS)
+    let blocked = report
+        .ports
+        .iter()
+        .any(|p| p.status == PortStatus::Busy && !p.expected);
+    Ok(if blocked {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Looks at `ports` (the lab's when empty), the packages and the programs.
-pub async fn examine(ports: &[u16]) -> anyhow::Result<Report> {
+pub async fn examine(ports: &[PortToCheck]) -> anyhow::Result<Report> {
     let ports = if ports.is_empty() {
-        DEFAULT_PORTS.to_vec()
+        PortToCheck::defaults()
     } else {
         ports.to_vec()
     };

@@ -80,13 +80,40 @@ pub(super) const LAB_PORTS: [KnownPort; 5] = [
 /// The ports checked when `--port` is not given.
 pub const DEFAULT_PORTS: [u16; 5] = [2002, 2003, 2004, 8080, 2181];
 
+/// A port to look at, and which of the lab's default ports it stands in
+/// for (a `LAB_*_LISTEN` address moves a role to another port), if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortToCheck {
+    pub port: u16,
+    /// The default port whose role this port plays (2002 for `lab proxy`).
+    pub role_of: Option<u16>,
+}
+
+impl PortToCheck {
+    /// The lab's default ports, each in its own role.
+    pub fn defaults() -> Vec<PortToCheck> {
+        DEFAULT_PORTS
+            .iter()
+            .map(|&port| PortToCheck {
+                port,
+                role_of: Some(port),
+            })
+            .collect()
+    }
+}
+
 /// Binds each port to see whether it is free, then asks /proc who holds the busy ones.
-pub(super) fn check_ports(ports: &[u16]) -> Vec<PortReport> {
+pub(super) fn check_ports(ports: &[PortToCheck]) -> Vec<PortReport> {
     // Bind first and let go at once, so the doctor's own sockets are never in the scan.
+    let roles: HashMap<u16, u16> = ports
+        .iter()
+        .filter_map(|p| p.role_of.map(|role| (p.port, role)))
+        .collect();
     let verdicts: Vec<(u16, PortStatus, Option<String>)> = ports
         .iter()
+        .map(|p| p.port)
         .map(
-            |&port| match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+            |port| match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
                 Ok(_) => (port, PortStatus::Free, None),
                 Err(err) if err.kind() == io::ErrorKind::AddrInUse => {
                     (port, PortStatus::Busy, None)
@@ -106,7 +133,8 @@ pub(super) fn check_ports(ports: &[u16]) -> Vec<PortReport> {
     verdicts
         .into_iter()
         .map(|(port, status, error)| {
-            let known = LAB_PORTS.iter().find(|known| known.port == port);
+            let role = roles.get(&port).copied();
+            let known = LAB_PORTS.iter().find(|known| Some(known.port) == role);
             let owners = owners.get(&port).cloned().unwrap_or_default();
             let expected = known.is_some_and(|known| {
                 owners
