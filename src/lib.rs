@@ -78,7 +78,12 @@ use cli::{Cli, Command};
 /// Runs one parsed command line to completion and says how the process should exit.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     output::init(cli.global.color);
-    init_logging(cli.global.verbose, cli.command.quiet_servers());
+    let log_verbosity = if cli.command.verbose_is_output() {
+        0
+    } else {
+        cli.global.verbose
+    };
+    init_logging(log_verbosity, cli.global.quiet, cli.command.quiet_servers());
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async move {
@@ -150,9 +155,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Logs go to stderr so that stdout stays the command's answer (tables, echoes).
 /// A command with `quiet` servers (a lab's check) logs nothing unless `-v`:
 /// the experiment's warnings (an upstream down on purpose) are not news.
-fn init_logging(verbose: u8, quiet: bool) {
+/// `-q` logs errors only; `RUST_LOG` overrides everything.
+fn init_logging(verbose: u8, errors_only: bool, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match (verbose, quiet) {
+        _ if errors_only => "lab=error",
         (0, true) => "off",
         (1, true) => "lab=info",
         (0, false) => "lab=info",

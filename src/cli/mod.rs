@@ -119,11 +119,15 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
-    /// Log more: -v shows every request a server handles, -vv everything.
-    /// `lab check` and `lab tour` keep their servers' logs off the screen
-    /// unless -v is given.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More detail: a server logs every request it handles (-vv:
+    /// everything); `lab trace` shows each request's headers (-vv: bodies);
+    /// `lab check` and `lab tour` show their servers' logs.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
+
+    /// Log errors only (RUST_LOG, e.g. RUST_LOG=lab=debug, overrides both).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 
     /// Where the labs live (default: ./labs, else the labs of this checkout).
     #[arg(long, global = true, env = "LAB_LABS_DIR", value_name = "DIR")]
@@ -368,6 +372,12 @@ impl Command {
     /// only when asked (`-v`): the report is the command's output.
     pub fn quiet_servers(&self) -> bool {
         matches!(self, Command::Check(_) | Command::Tour(_))
+    }
+
+    /// Whether `-v` asks for more output rather than more logging (`lab
+    /// trace`: headers, then bodies).
+    pub fn verbose_is_output(&self) -> bool {
+        matches!(self, Command::Trace(_))
     }
 
     /// Whether the command runs until stopped (a server, ZooKeeper), as
