@@ -158,12 +158,13 @@ impl Transport {
 
         let trust = config.upstream_trust();
         let mut tls_error = None;
+        let tcp = TcpConnected::new(http.clone());
         let tls = match tls::client_config(&trust) {
             Ok(client_config) => Ok(HttpsConnectorBuilder::new()
                 .with_tls_config(Arc::unwrap_or_clone(client_config))
                 .https_or_http()
                 .enable_http1()
-                .wrap_connector(http)),
+                .wrap_connector(tcp.clone())),
             Err(err) => {
                 let why: Arc<str> = Arc::from(format!("https:// upstreams are unavailable: {err}"));
                 tls_error = Some(err);
@@ -172,8 +173,8 @@ impl Transport {
         };
         let connector = UpstreamConnector {
             tls,
+            tcp,
             // TCP first (bounded by the HttpConnector), then the handshake.
-            https_limit: config.connect_timeout + config.tls_handshake_timeout,
             tls_handshake_timeout: config.tls_handshake_timeout,
         };
         let go = config.flavour.is_go();
@@ -250,13 +251,68 @@ impl Transport {
 }
 
 /// The upstream connection: plain TCP for `http://`, TCP then TLS for
-/// `https://` (hyper-rustls), the whole of an `https://` connect bounded.
+/// `https://` (hyper-rustls); the TCP connect bounded by the connect
+/// timeout, then the handshake by its own.
 #[derive(Clone, Debug)]
 struct UpstreamConnector {
     /// hyper-rustls, or why TLS could not be set up.
-    tls: Result<HttpsConnector<HttpConnector>, NoTls>,
-    https_limit: Duration,
+    tls: Result<HttpsConnector<TcpConnected>, NoTls>,
+    /// The TCP connector inside `tls` (a clone sharing its signal slot).
+    tcp: TcpConnected,
     tls_handshake_timeout: Duration,
+}
+
+/// The TCP connector under hyper-rustls, which says when the TCP part of
+/// a connect is done: hyper-rustls connects and then handshakes in one
+/// future, and the handshake has a time limit of its own (Go's
+/// `TLSHandshakeTimeout` starts when the TCP connection is up).
+///
+/// `HttpsConnector::call` calls this connector's `call` at once, inside
+/// [`UpstreamConnector::connect`], which has just put the sender for that
+/// one connect in `next`: the pairing is made under `&mut self`, so two
+/// connects never swap signals.
+#[derive(Clone, Debug)]
+struct TcpConnected {
+    http: HttpConnector,
+    next: Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+}
+
+impl TcpConnected {
+    fn new(http: HttpConnector) -> TcpConnected {
+        TcpConnected {
+            http,
+            next: Arc::default(),
+        }
+    }
+
+    /// The signal of the next connect: fires when its TCP connection is up.
+    fn signal_next(&self) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        *self.next.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        rx
+    }
+}
+
+impl tower_service::Service<Uri> for TcpConnected {
+    type Response = TokioIo<TcpStream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.http.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let signal = self.next.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let connecting = self.http.call(dst);
+        Box::pin(async move {
+            let tcp = connecting.await.map_err(BoxError::from)?;
+            if let Some(signal) = signal {
+                let _ = signal.send(());
+            }
+            Ok(tcp)
+        })
+    }
 }
 
 /// TLS could not be set up: plain connections only, and the reason for
@@ -302,14 +358,22 @@ impl UpstreamConnector {
         let is_https = dst.scheme() == Some(&Scheme::HTTPS);
         match &mut self.tls {
             Ok(https) if is_https => {
-                let connecting = https.call(dst);
-                let (limit, handshake) = (self.https_limit, self.tls_handshake_timeout);
+                let tcp_up = self.tcp.signal_next();
+                let mut connecting = https.call(dst);
+                let handshake = self.tls_handshake_timeout;
                 Box::pin(async move {
-                    match tokio::time::timeout(limit, connecting).await {
+                    // The TCP part is bounded by the HttpConnector's connect
+                    // timeout; once it is up, the handshake gets its own.
+                    tokio::select! {
+                        result = &mut connecting => return result,
+                        _ = tcp_up => {}
+                    }
+                    match tokio::time::timeout(handshake, connecting).await {
                         Ok(result) => result,
                         Err(_) => Err(format!(
-                            "no TLS connection within {limit:?} (the connect timeout, then \
-                             --tls-handshake-timeout {handshake:?}): is the upstream speaking TLS?"
+                            "no TLS connection: the upstream accepted TCP but did not finish \
+                             the TLS handshake within --tls-handshake-timeout {handshake:?} \
+                             (is it speaking TLS?)"
                         )
                         .into()),
                     }
