@@ -115,7 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Stats(args) => stats_view::run(&args.proxy, args.json).await,
             Command::Demo(args) => demo::run(&cli.global, &args).await,
             Command::Labs => labs::commands::list(&cli.global),
-            Command::Show { lab } => labs::commands::show(&cli.global, &lab),
+            Command::Show { lab, reveal } => labs::commands::show(&cli.global, &lab, reveal),
             Command::Hint { lab, reset } => labs::commands::hint(&cli.global, &lab, reset),
             Command::Check(args) => labs::commands::check(&cli.global, &args).await,
             Command::Tour(args) => labs::tour::run(&cli.global, &args).await,

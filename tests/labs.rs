@@ -45,51 +45,56 @@ fn check_all_passes_with_every_claim_verified() {
     }
     let output = lab(&copy.labs, &["check", "--all", "--seed", "42"]);
     let out = stdout(&output);
-    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(output.status.success(), "{out}\n{err}");
+    // Quiet: no server's log line without -v, on either stream.
+    for level in [" WARN ", " INFO ", " ERROR ", " DEBUG "] {
+        assert!(!err.contains(level), "a log line without -v:\n{err}");
+        assert!(!out.contains(level), "a log line without -v:\n{out}");
+    }
+    // Nothing answered: every lab is pending, and the summary says so (never
+    // "✓ pass" over labs that wait for predictions).
     let summary = out.lines().last().unwrap();
-    assert!(summary.starts_with("✓ pass"), "{summary}");
-    assert!(summary.contains("0 failed · claims:"), "{summary}");
-    assert!(summary.contains("verified, 0 failed"), "{summary}");
+    assert!(summary.starts_with("• pending"), "{summary}");
+    assert!(summary.contains(" 0 pass, "), "{summary}");
+    assert!(summary.contains(" 0 fail · claims:"), "{summary}");
+    assert!(summary.contains(" hold, 0 failed"), "{summary}");
     assert!(summary.contains("seed 42"), "{summary}");
-    // Every lab of the catalogue ran, printed its seed and kept every claim.
     let catalogue = lab::labs::Catalogue::load(&copy.labs).unwrap();
-    assert!(
-        !catalogue.labs.is_empty(),
-        "no lab in {}",
-        copy.labs.display()
-    );
-    for one in &catalogue.labs {
-        let id = one.id();
-        let heading = format!("Lab {id} · {}", one.meta.title);
-        let ran = out
-            .split_once(&heading)
-            .unwrap_or_else(|| panic!("lab {id} did not run ({heading:?} missing):\n{out}"))
-            .1;
-        assert!(
-            ran.lines()
-                .nth(1)
-                .is_some_and(|line| line.contains("rerun with --seed 42")),
-            "lab {id} printed no seed:\n{out}"
+    let n = catalogue.labs.len();
+    assert!(n > 0, "no lab in {}", copy.labs.display());
+    // At most one line per lab when everything holds: the lab lines, the
+    // opening line (seed) and the summary; a note when Go is missing.
+    let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    let note = usize::from(out.starts_with("Checking lab's programs only"));
+    assert_eq!(lines.len(), n + 2 + note, "{out}");
+    assert!(out.contains("seed 42 (rerun with --seed 42)"), "{out}");
+    // Every lab of the catalogue ran, in order, and kept every claim.
+    for (i, one) in catalogue.labs.iter().enumerate() {
+        let prefix = format!(
+            "[{:>w$}/{n}] {} {} ",
+            i + 1,
+            one.id(),
+            one.slug,
+            w = n.to_string().len()
         );
+        let line = lines
+            .iter()
+            .find(|line| line.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?}:\n{out}"));
         let claims = lab::labs::sheet::marks(&one.sheet).claims.len();
-        let result = out
-            .lines()
-            .find(|line| line.starts_with(&format!("lab {id}: ")))
-            .unwrap_or_else(|| panic!("no result line for lab {id}:\n{out}"));
         assert!(
-            result.contains(&format!(" {claims}/{claims} claims hold")),
-            "lab {id} makes {claims} claims: {result}"
+            line.contains(&format!("• pending · {claims}/{claims} claims")),
+            "lab {} makes {claims} claims: {line}",
+            one.id()
         );
     }
-    assert!(
-        summary.contains(&format!(" {} lab(s): ", catalogue.labs.len())),
-        "{summary}"
-    );
+    assert!(summary.contains(&format!(" {n} lab(s): ")), "{summary}");
     assert!(!out.contains("✗"), "{out}");
 }
 
 #[test]
-fn a_wrong_prediction_fails_with_a_readable_row() {
+fn a_wrong_prediction_is_reported_not_failed_with_a_readable_row() {
     let copy = labs_copy();
     write_answers(
         &copy.labs,
@@ -98,10 +103,11 @@ fn a_wrong_prediction_fails_with_a_readable_row() {
     );
     let output = lab(&copy.labs, &["check", "1"]);
     let out = stdout(&output);
-    assert!(!output.status.success(), "a wrong answer must fail:\n{out}");
+    // A wrong prediction is the learner's to learn from, not a broken lab.
+    assert!(output.status.success(), "{out}");
 
     let row = row_with(&out, "direct-port");
-    assert!(row.contains("✗ fail"), "{row}");
+    assert!(row.contains("✗ wrong"), "{row}");
     assert!(
         row.contains("server"),
         "the learner's answer is shown: {row}"
@@ -116,18 +122,38 @@ fn a_wrong_prediction_fails_with_a_readable_row() {
     assert!(right.contains("✓ pass"), "{right}");
     let pending = row_with(&out, "relay-remote-addr");
     assert!(pending.contains("• pending"), "{pending}");
+    assert!(pending.contains("answer it first"), "{pending}");
 
     let summary = out.lines().last().unwrap();
-    assert!(summary.starts_with("✗ fail"), "{summary}");
+    assert!(summary.starts_with("• pending"), "{summary}");
     assert!(
         summary.contains("1 right, 1 wrong, 1 unanswered"),
         "{summary}"
     );
-
-    // The failure is remembered for `lab labs`.
     let listed = stdout(&lab(&copy.labs, &["labs"]));
     assert!(
-        row_with(&listed, "Proxy basics").contains("✗ fail"),
+        row_with(&listed, "Proxy basics").contains("• pending"),
+        "{listed}"
+    );
+
+    // Every question answered, one wrong: the lab passes, the score says it.
+    write_answers(
+        &copy.labs,
+        "01-proxy-basics",
+        "direct-port = \"server\"\nspoofed-remote-ip = \"127.0.0.1\"\nrelay-remote-addr = \"relay\"\n",
+    );
+    let output = lab(&copy.labs, &["check", "1"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    let summary = out.lines().last().unwrap();
+    assert!(summary.starts_with("✓ pass"), "{summary}");
+    assert!(
+        summary.contains("2 right, 1 wrong, 0 unanswered"),
+        "{summary}"
+    );
+    let listed = stdout(&lab(&copy.labs, &["labs"]));
+    assert!(
+        row_with(&listed, "Proxy basics").contains("✓ pass"),
         "{listed}"
     );
 }
@@ -167,9 +193,9 @@ fn answers_can_come_from_another_file() {
         &["check", "1", "--answers", answers.to_str().unwrap()],
     );
     let out = stdout(&output);
-    assert!(!output.status.success(), "{out}");
+    assert!(output.status.success(), "{out}");
     assert!(
-        row_with(&out, "relay-remote-addr").contains("✗ fail"),
+        row_with(&out, "relay-remote-addr").contains("✗ wrong"),
         "{out}"
     );
 }
@@ -348,4 +374,81 @@ fn every_sheet_names_its_article_section_by_heading_and_has_hints() {
 #[should_panic(expected = "the article's headings")]
 fn without_the_article_headings_the_sheet_check_fails_rather_than_skips() {
     article_headings(Path::new("/nonexistent"));
+}
+
+/// Lab 13's answers that no other text holds by chance (the lab is
+/// deterministic; `tests/tour.rs` draws its table): `next-seven` and
+/// `pick4-currents`, in the spellings a sheet or a report may use.
+const LAB13_SPOILERS: [&str; 3] = ["a a b a c a a", "6,-3,4", "6, -3, 4"];
+
+fn spoilers_in(out: &str) -> Vec<&'static str> {
+    LAB13_SPOILERS
+        .into_iter()
+        .filter(|answer| out.contains(answer))
+        .collect()
+}
+
+#[test]
+fn unanswered_questions_are_not_spoiled_until_answered_or_revealed() {
+    let copy = labs_copy();
+    // The learner has answered nothing.
+    write_answers(&copy.labs, "13-weighted-round-robin", "");
+
+    let output = lab(&copy.labs, &["check", "13", "--seed", "7", "--impl", "lab"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    assert_eq!(spoilers_in(&out), Vec::<&str>::new(), "{out}");
+    assert!(
+        row_with(&out, "next-seven").contains("answer it first, or `--reveal`"),
+        "{out}"
+    );
+    assert!(
+        row_with(&out, "smooth-sequence").contains("folded"),
+        "{out}"
+    );
+
+    let shown = stdout(&lab(&copy.labs, &["show", "13"]));
+    assert_eq!(spoilers_in(&shown), Vec::<&str>::new(), "{shown}");
+    assert!(
+        shown.contains("**Article claim** `smooth-sequence`: *(folded"),
+        "{shown}"
+    );
+    assert!(shown.contains("`lab show 13 --reveal`"), "{shown}");
+
+    // --reveal shows it all.
+    let revealed = stdout(&lab(
+        &copy.labs,
+        &["check", "13", "--seed", "7", "--impl", "lab", "--reveal"],
+    ));
+    assert!(revealed.contains("a a b a c a a"), "{revealed}");
+    assert!(revealed.contains("6,-3,4"), "{revealed}");
+    let shown = stdout(&lab(&copy.labs, &["show", "13", "--reveal"]));
+    assert!(shown.contains("go to a a b a c a a"), "{shown}");
+
+    // Once answered (wrongly, even), what happened is shown.
+    write_answers(
+        &copy.labs,
+        "13-weighted-round-robin",
+        "next-seven = \"a a a a a b c\"\npick4-currents = \"1,2,3\"\n",
+    );
+    let out = stdout(&lab(
+        &copy.labs,
+        &["check", "13", "--seed", "7", "--impl", "lab"],
+    ));
+    assert!(
+        row_with(&out, "next-seven").contains("a a b a c a a"),
+        "{out}"
+    );
+    assert!(row_with(&out, "pick4-currents").contains("6,-3,4"), "{out}");
+    // The questions of the other section stay hidden.
+    assert!(
+        row_with(&out, "effective-after-failure").contains("answer it first"),
+        "{out}"
+    );
+    let shown = stdout(&lab(&copy.labs, &["show", "13"]));
+    assert!(shown.contains("go to a a b a c a a"), "{shown}");
+    assert!(
+        shown.contains("**Lab claim** `effective-climbs-back`: *(folded"),
+        "{shown}"
+    );
 }

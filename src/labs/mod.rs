@@ -19,6 +19,7 @@ pub mod findings;
 pub mod progress;
 pub mod report;
 pub mod sheet;
+pub mod spoilers;
 pub mod tour;
 
 use std::path::{Path, PathBuf};

@@ -10,15 +10,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::output::Mark;
 
-/// The outcome of a lab's last check.
+/// The outcome of a lab's last check or tour: one meaning in `lab check`
+/// (its labels and exit status), `lab labs` and `lab tour`. A wrong
+/// prediction is the learner's to learn from: it lowers the score, it does
+/// not fail the lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Every claim held and every prediction was right.
+    /// Every claim held and every question is answered, right or wrong.
     Pass,
-    /// Every claim held; some predictions are not answered yet.
+    /// Every claim held; some questions are not answered yet.
     Pending,
-    /// A claim failed or a prediction was wrong.
+    /// A claim did not hold, or the lab has a problem (its experiment
+    /// failed, the sheet and its check disagree, the answers file is
+    /// broken or names no question): exit status 1.
     Fail,
 }
 
