@@ -116,7 +116,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Demo(args) => demo::run(&cli.global, &args).await,
             Command::Labs => labs::commands::list(&cli.global),
             Command::Show { lab, reveal } => labs::commands::show(&cli.global, &lab, reveal),
-            Command::Hint { lab, reset } => labs::commands::hint(&cli.global, &lab, reset),
+            Command::Hint {
+                lab,
+                question,
+                reset,
+            } => labs::commands::hint(&cli.global, &lab, question.as_deref(), reset),
             Command::Check(args) => labs::commands::check(&cli.global, &args).await,
             Command::Tour(args) => labs::tour::run(&cli.global, &args).await,
             Command::Doctor(args) => doctor::run(&args.ports, args.json).await,

@@ -249,6 +249,37 @@ fn hints_come_one_at_a_time_and_can_start_over() {
 }
 
 #[test]
+fn each_hint_names_its_question_and_a_question_gets_its_own() {
+    let copy = labs_copy();
+    let first = stdout(&lab(&copy.labs, &["hint", "13"]));
+    assert!(first.starts_with("Hint 1/5 for `next-seven`: "), "{first}");
+    let asked = stdout(&lab(&copy.labs, &["hint", "13", "effective-after-failure"]));
+    assert!(
+        asked.starts_with("Hint 2/5 for `effective-after-failure`: "),
+        "{asked}"
+    );
+    assert!(asked.contains("5 - 5/1"), "{asked}");
+    // The next in order skips what was shown: pick4-currents' hint.
+    let next = stdout(&lab(&copy.labs, &["hint", "13"]));
+    assert!(
+        next.starts_with("Hint 3/5 for `pick4-currents`: "),
+        "{next}"
+    );
+    let none = stdout(&lab(&copy.labs, &["hint", "13", "effective-after-failure"]));
+    assert!(
+        none.starts_with("No more hints for `effective-after-failure`"),
+        "{none}"
+    );
+    let unknown = lab(&copy.labs, &["hint", "13", "nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("next-seven"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+#[test]
 fn show_prints_the_sheet_and_what_to_do_next() {
     let copy = labs_copy();
     let output = lab(&copy.labs, &["show", "2"]);
@@ -298,6 +329,14 @@ fn every_sheet_marks_claims_and_predictions_the_answers_file_names() {
         questions.sort_unstable();
         assert_eq!(keys, questions, "answers.toml of {}", one.slug);
         assert!(!one.meta.hints.is_empty(), "{} has no hints", one.slug);
+        // Each hint is for a question of the sheet, or `general`.
+        for key in one.meta.hints.keys() {
+            assert!(
+                key == lab::labs::GENERAL_HINTS || questions.contains(&key.as_str()),
+                "{}: hints for `{key}`, which is no question of the sheet ({questions:?})",
+                one.slug
+            );
+        }
     }
 }
 
@@ -357,7 +396,9 @@ fn every_sheet_names_its_article_section_by_heading_and_has_hints() {
         );
         let lab_toml: toml::Value =
             toml::from_str(&std::fs::read_to_string(folder.join("lab.toml")).unwrap()).unwrap();
-        let hints = lab_toml["hints"].as_array().map_or(0, Vec::len);
+        let hints: usize = lab_toml["hints"].as_table().map_or(0, |t| {
+            t.values().filter_map(|v| v.as_array()).map(Vec::len).sum()
+        });
         assert!(hints > 0, "{}: no hints", folder.display());
         assert!(
             lab_toml["article_section"]

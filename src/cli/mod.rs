@@ -323,10 +323,20 @@ Examples:
     },
 
     /// Show the next hint for a lab (one more each time).
-    #[command(after_help = "Examples:\n  lab hint 1\n  lab hint 1 --reset")]
+    #[command(after_help = "\
+Each hint names the question it helps with (or says it is about the whole lab). Without
+QUESTION, the next hint in the lab's order; with it, that question's next hint (then the
+lab's general ones). In `lab tour`, `?` at a question is this.
+
+Examples:
+  lab hint 1
+  lab hint 13 pick4-currents                  the next hint for that question
+  lab hint 1 --reset")]
     Hint {
         /// The lab: its number (1, 01) or its name.
         lab: String,
+        /// The question (its id in the sheet, e.g. direct-port) to get a hint for.
+        question: Option<String>,
         /// Start the hints of this lab over.
         #[arg(long)]
         reset: bool,

@@ -13,7 +13,7 @@ use super::findings::{Findings, Implementations};
 use super::progress::{Progress, Status};
 use super::report::Report;
 use super::spoilers::Spoilers;
-use super::{Catalogue, Lab, answers, checks, resolve_dir, sheet};
+use super::{Catalogue, GENERAL_HINTS, Hint, Lab, answers, checks, resolve_dir, sheet};
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::golang::GoModule;
 use crate::golang::toolchain::Toolchain;
@@ -40,7 +40,7 @@ pub fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             Cell::new(&lab.meta.title),
             Cell::new(&lab.meta.article_section),
             mark.cell(),
-            Cell::new(format!("{}/{}", mine.hints_shown, lab.meta.hints.len())),
+            Cell::new(format!("{}/{}", mine.hints_shown, lab.hints().len())),
             // The last finished tour's score: right predictions of the questions.
             Cell::new(
                 mine.last_tour
@@ -107,32 +107,76 @@ pub fn show(global: &GlobalArgs, spec: &str, reveal: bool) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// `lab hint N`: one more hint each call.
-pub fn hint(global: &GlobalArgs, spec: &str, reset: bool) -> anyhow::Result<ExitCode> {
+/// `lab hint N [QUESTION]`: one more hint each call, naming the question it
+/// is for: the next of QUESTION's (then of the lab's general ones), or
+/// without QUESTION the next in the lab's order. `lab tour`'s `?` is this
+/// with the question asked.
+pub fn hint(
+    global: &GlobalArgs,
+    spec: &str,
+    question: Option<&str>,
+    reset: bool,
+) -> anyhow::Result<ExitCode> {
     let catalogue = catalogue(global)?;
     let lab = catalogue.find(spec)?;
-    let mut progress = Progress::load(&catalogue.dir);
-    let total = lab.meta.hints.len();
-    let shown = &mut progress.lab_mut(&lab.slug).hints_shown;
-    if reset {
-        *shown = 0;
-        println!("The hints of lab {} start over.", lab.id());
-    } else if total == 0 {
-        println!("Lab {} has no hints.", lab.id());
-    } else if *shown >= total {
-        println!(
-            "No more hints for lab {}: all {total} shown. `lab hint {} --reset` shows them again.",
+    let hints = lab.hints();
+    let questions = sheet::marks(&lab.sheet).predictions;
+    if let Some(q) = question
+        && q != GENERAL_HINTS
+        && !questions.iter().any(|m| m.id == q)
+    {
+        anyhow::bail!(
+            "lab {} asks no question `{q}`; its questions: {}",
             lab.id(),
+            questions
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut progress = Progress::load(&catalogue.dir);
+    let mine = progress.lab_mut(&lab.slug);
+    let unseen = |h: &&Hint<'_>| h.nth >= mine.hints_seen.get(h.key).copied().unwrap_or(0);
+    let next = match question {
+        _ if reset => None,
+        Some(q) => hints
+            .iter()
+            .filter(unseen)
+            .find(|h| h.key == q)
+            .or_else(|| hints.iter().filter(unseen).find(|h| h.key == GENERAL_HINTS)),
+        None => hints.iter().find(unseen),
+    }
+    .copied();
+    if reset {
+        mine.hints_seen.clear();
+        println!("The hints of lab {} start over.", lab.id());
+    } else if let Some(hint) = next {
+        let shown: usize = mine.hints_seen.values().sum();
+        let about = match hint.key {
+            GENERAL_HINTS => "the whole lab".to_string(),
+            key => format!("`{key}`"),
+        };
+        let since = match question {
+            Some(q) if q != hint.key => format!(" (`{q}` has no more hints of its own)"),
+            _ => String::new(),
+        };
+        println!(
+            "{} for {about}{since}: {}",
+            output::heading(&format!("Hint {}/{}", shown + 1, hints.len())),
+            hint.text
+        );
+        *mine.hints_seen.entry(hint.key.to_string()).or_default() = hint.nth + 1;
+    } else if hints.is_empty() {
+        println!("Lab {} has no hints.", lab.id());
+    } else {
+        let whose = question.map_or(format!("lab {}", lab.id()), |q| format!("`{q}`"));
+        println!(
+            "No more hints for {whose}: all shown. `lab hint {} --reset` shows them again.",
             lab.number
         );
-    } else {
-        println!(
-            "{} {}",
-            output::heading(&format!("Hint {}/{total}:", *shown + 1)),
-            lab.meta.hints[*shown]
-        );
-        *shown += 1;
     }
+    mine.hints_shown = mine.hints_seen.values().sum();
     progress.save()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -43,8 +43,13 @@ pub struct LabProgress {
     /// The outcome of the last `lab check` or finished `lab tour`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check: Option<Status>,
+    /// How many hints were shown in all (`lab labs`).
     #[serde(default)]
     pub hints_shown: usize,
+    /// How many of each question's hints were shown, by question id (or
+    /// `general`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hints_seen: BTreeMap<String, usize>,
     /// The score of the last finished `lab tour`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_tour: Option<TourScore>,

@@ -318,8 +318,8 @@ impl<'a> Tour<'a> {
                     "(type your prediction; `?` for a hint, `skip` to leave it, `q` to stop)"
                 ),
                 "?" | "hint" => {
-                    // The hint machinery of `lab hint N`: the next hint, counted.
-                    commands::hint(self.global, &self.lab.slug, false)?;
+                    // `lab hint N QUESTION`: this question's next hint, counted.
+                    commands::hint(self.global, &self.lab.slug, Some(id), false)?;
                 }
                 "skip" => return Ok(Ok(None)),
                 // `q` is no prediction of any question: it stops, as between sections.
