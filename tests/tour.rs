@@ -266,3 +266,59 @@ fn a_missing_answers_file_is_an_error_not_an_empty_tour() {
         stderr(&output)
     );
 }
+
+/// `lab tour ARGS` on a pseudo-terminal (util-linux `script`), `keys` typed
+/// line by line; `None` when `script` is not installed.
+fn lab_on_a_terminal(labs: &Path, args: &str, keys: &str) -> Option<Output> {
+    let bin = env!("CARGO_BIN_EXE_lab");
+    let command = format!("{bin} --labs-dir {} {args}", labs.display());
+    let mut child = match std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(_) => {
+            eprintln!("skipped: util-linux `script` (a pseudo-terminal) is not installed");
+            return None;
+        }
+    };
+    let _ = child.stdin.take().unwrap().write_all(keys.as_bytes());
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn at_a_prompt_question_mark_gives_its_hint_and_q_quits_unscored() {
+    let copy = labs_copy();
+    // Enter through the sections before the first question (an Enter at the
+    // prompt only asks again), then `?`, then `q`.
+    let keys = format!("{}?\nq\n", "\n".repeat(20));
+    let Some(output) = lab_on_a_terminal(&copy.labs, "tour 13 --seed 7", &keys) else {
+        return;
+    };
+    let out = stdout(&output);
+    assert!(out.contains("your prediction (next-seven)"), "{out}");
+    // `?` at the first question: that question's first hint, named.
+    assert!(
+        out.contains("Hint 1/5 for `next-seven`: Keep a table"),
+        "{out}"
+    );
+    // `q` stopped the tour: it was not taken for a prediction.
+    assert!(out.contains("tour stopped: nothing recorded"), "{out}");
+    assert!(!out.contains("running the experiment"), "{out}");
+    assert!(!out.contains("next-seven · "), "{out}");
+    assert!(output.status.success(), "{out}");
+    assert!(
+        !copy
+            .labs
+            .join("13-weighted-round-robin/answers.toml")
+            .exists()
+            || !std::fs::read_to_string(copy.labs.join("13-weighted-round-robin/answers.toml"))
+                .unwrap()
+                .contains("next-seven = \"q\"")
+    );
+}

@@ -271,8 +271,12 @@ Examples:
     #[command(after_help = "\
 Each step shows a part of the lab's sheet; before each experiment you predict what will
 happen, then the experiment runs on real sockets and shows what did. Your score and answers
-are recorded: `lab labs` shows them. With --answers FILE, or when stdin is not a terminal,
-the answers are read instead of asked (one per line on stdin, or the answers.toml format).
+are recorded: `lab labs` shows them. At a question, `?` shows that question's next hint,
+`skip` leaves it unanswered and `q` stops the tour. A wrong prediction is yours to learn
+from: it lowers your score, it does not fail the lab (`lab check --help`). A reveal never
+holds the answer to a question still to come. With --answers FILE, or when stdin is not a
+terminal, the answers are read instead of asked (one per line on stdin, or the answers.toml
+format).
 
 Examples:
   lab tour 13                                 the weighted round-robin lab

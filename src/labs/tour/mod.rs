@@ -10,7 +10,11 @@
 //! question of its section is held back until that question is answered, so
 //! the sheet never gives an answer away before it is asked for.
 //!
-//! The answers come from the terminal (prompts, `?` for a hint, `skip`), from
+//! A reveal has the answers of the questions still to come cut out
+//! ([`Spoilers::redact`]).
+//!
+//! The answers come from the terminal (prompts, `?` for the question's next
+//! hint, `skip`, `q` to stop), from
 //! a pipe (one per line, in question order) or from `--answers FILE`. They are
 //! compared as `lab check` compares them ([`Report`]), and a finished tour is
 //! recorded as `lab check` records its result, so `lab labs` shows it.
