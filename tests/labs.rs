@@ -493,3 +493,55 @@ fn unanswered_questions_are_not_spoiled_until_answered_or_revealed() {
         "{shown}"
     );
 }
+
+#[test]
+fn check_all_details_only_the_lab_that_fails_and_exits_1() {
+    let copy = labs_copy();
+    // Two labs: 01 with a claim its check never verifies, 02 as it is.
+    for entry in std::fs::read_dir(&copy.labs).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() && !name.starts_with("01-") && !name.starts_with("02-") {
+            std::fs::remove_dir_all(&path).unwrap();
+        }
+    }
+    let sheet = copy.labs.join("01-proxy-basics/README.md");
+    let mut text = std::fs::read_to_string(&sheet).unwrap();
+    text.push_str("\n> **Lab claim** `never-checked`: no check verifies this.\n");
+    std::fs::write(&sheet, text).unwrap();
+
+    let output = lab(
+        &copy.labs,
+        &["check", "--all", "--seed", "3", "--impl", "lab"],
+    );
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    let first = out
+        .lines()
+        .find(|l| l.starts_with("[1/2] 01 proxy-basics "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(first.contains("✗ fail"), "{first}");
+    // The failed claim's row, and only it: no passing claim, no prediction.
+    let details: &str = out
+        .split(first)
+        .nth(1)
+        .unwrap()
+        .split("[2/2]")
+        .next()
+        .unwrap();
+    assert!(details.contains("never-checked"), "{out}");
+    assert!(!details.contains("✓ pass"), "{details}");
+    assert!(!details.contains("direct-port"), "{details}");
+    let second = out
+        .lines()
+        .find(|l| l.starts_with("[2/2] 02 special-headers "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(second.contains("• pending"), "{second}");
+    let after_second = out.split(second).nth(1).unwrap();
+    assert_eq!(after_second.trim().lines().count(), 1, "{out}");
+    let summary = out.lines().last().unwrap();
+    assert!(
+        summary.starts_with("✗ fail 2 lab(s): 0 pass, 1 pending, 1 fail"),
+        "{summary}"
+    );
+}

@@ -279,7 +279,7 @@ impl Report {
         let not_run = self.count_claims(Mark::NotStarted);
         if not_run > 0 {
             text.push_str(&format!(
-                " · {not_run} not run (about lab, and lab's programs did not run)"
+                " · {not_run} not run (about a program --impl left out)"
             ));
         }
         text

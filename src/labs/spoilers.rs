@@ -84,14 +84,15 @@ impl Spoilers {
         self.folded.get(claim).map(Vec::as_slice)
     }
 
-    /// `text` with each hidden answer of three characters or more cut out
-    /// where it stands as a whole (`6,-3,4`, `a a b a c a a`; not `a` or
-    /// `0`, which would cut every word).
+    /// `text` with each hidden answer that is a value cut out where it
+    /// stands as a whole: three characters or more, not one plain word
+    /// (`6,-3,4`, `a a b a c a a`, `127.0.0.1`, `502`; not `a`, `0`, or
+    /// `client`, which would cut words out of every sentence).
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for (id, answer) in &self.answers {
             let answer = answer.trim();
-            if answer.chars().count() < 3 {
+            if answer.chars().count() < 3 || answer.chars().all(char::is_alphabetic) {
                 continue;
             }
             let spaced = answer.replace(", ", ",").replace(',', ", ");
@@ -168,5 +169,9 @@ mod tests {
         );
         let shown = Spoilers::new(SHEET, |q| q == "q1").with_findings(&findings());
         assert_eq!(shown.redact("6,-3,4"), "6,-3,4");
+        let mut words = Findings::new(1);
+        words.observe("q1", "client", "because");
+        let words = Spoilers::new(SHEET, |_| true).with_findings(&words);
+        assert_eq!(words.redact("the client writes"), "the client writes");
     }
 }
