@@ -545,3 +545,41 @@ fn check_all_details_only_the_lab_that_fails_and_exits_1() {
         "{summary}"
     );
 }
+
+/// `--impl go` runs only the Go programs: a Lab claim does not run, and
+/// counts neither as holding nor as failing.
+#[test]
+fn under_impl_go_a_lab_claim_that_did_not_run_is_not_a_failure() {
+    if !crate::common::go::available() {
+        return;
+    }
+    let copy = labs_copy();
+    let output = lab(&copy.labs, &["check", "13", "--seed", "7", "--impl", "go"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    let marks = lab::labs::sheet::marks(
+        &std::fs::read_to_string(copy.labs.join("13-weighted-round-robin/README.md")).unwrap(),
+    );
+    let lab_claims = marks
+        .claims
+        .iter()
+        .filter(|c| c.tag == Some(lab::labs::sheet::ClaimTag::Lab))
+        .count();
+    let run = marks.claims.len() - lab_claims;
+    let result = out
+        .lines()
+        .find(|l| l.starts_with("lab 13: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        result.contains(&format!("{run}/{run} claims hold · {lab_claims} not run")),
+        "{result}"
+    );
+    let summary = out.lines().last().unwrap();
+    assert!(
+        summary.contains(&format!(
+            "claims: {run} hold, 0 failed, {lab_claims} not run"
+        )),
+        "{summary}"
+    );
+    assert!(!out.contains("✗"), "{out}");
+}

@@ -153,6 +153,29 @@ mod tests {
     }
 
     #[test]
+    fn hints_seen_by_question_round_trip_and_old_files_have_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut progress = Progress::load(dir.path());
+        let mine = progress.lab_mut("random");
+        mine.hints_seen.insert("odd-draw-node".into(), 1);
+        mine.hints_shown = 1;
+        progress.save().unwrap();
+        let again = Progress::load(dir.path()).lab("random");
+        assert_eq!(again.hints_seen.get("odd-draw-node"), Some(&1));
+        std::fs::write(
+            Progress::path_in(dir.path()),
+            r#"{"labs":{"random":{"hints_shown":2}}}"#,
+        )
+        .unwrap();
+        assert!(
+            Progress::load(dir.path())
+                .lab("random")
+                .hints_seen
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn a_corrupt_file_is_empty_progress() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(Progress::path_in(dir.path()), "{not json").unwrap();
