@@ -16,6 +16,15 @@ fn write_answers(labs: &Path, lab_folder: &str, text: &str) {
     std::fs::write(labs.join(lab_folder).join("answers.toml"), text).unwrap();
 }
 
+/// The summary that ends a `lab check`: its last line (the verdict), then
+/// the line of totals before it.
+fn summary_of(out: &str) -> String {
+    let lines: Vec<&str> = out.lines().collect();
+    let n = lines.len();
+    assert!(n >= 2, "{out}");
+    format!("{} · {}", lines[n - 1], lines[n - 2])
+}
+
 /// The table row (one physical line) whose second cell starts with `id`.
 fn row_with<'a>(out: &'a str, id: &str) -> &'a str {
     out.lines()
@@ -54,20 +63,20 @@ fn check_all_passes_with_every_claim_verified() {
     }
     // Nothing answered: every lab is pending, and the summary says so (never
     // "✓ pass" over labs that wait for predictions).
-    let summary = out.lines().last().unwrap();
+    let summary = summary_of(&out);
     assert!(summary.starts_with("• pending"), "{summary}");
     assert!(summary.contains(" 0 pass, "), "{summary}");
-    assert!(summary.contains(" 0 fail · claims:"), "{summary}");
+    assert!(summary.contains(" 0 fail · "), "{summary}");
     assert!(summary.contains(" hold, 0 failed"), "{summary}");
     assert!(summary.contains("seed 42"), "{summary}");
     let catalogue = lab::labs::Catalogue::load(&copy.labs).unwrap();
     let n = catalogue.labs.len();
     assert!(n > 0, "no lab in {}", copy.labs.display());
     // At most one line per lab when everything holds: the lab lines, the
-    // opening line (seed) and the summary; a note when Go is missing.
+    // opening line (seed) and the summary's two; a note when Go is missing.
     let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
     let note = usize::from(out.starts_with("Checking lab's programs only"));
-    assert_eq!(lines.len(), n + 2 + note, "{out}");
+    assert_eq!(lines.len(), n + 3 + note, "{out}");
     assert!(out.contains("seed 42 (rerun with --seed 42)"), "{out}");
     // Every lab of the catalogue ran, in order, and kept every claim.
     for (i, one) in catalogue.labs.iter().enumerate() {
@@ -124,7 +133,7 @@ fn a_wrong_prediction_is_reported_not_failed_with_a_readable_row() {
     assert!(pending.contains("• pending"), "{pending}");
     assert!(pending.contains("answer it first"), "{pending}");
 
-    let summary = out.lines().last().unwrap();
+    let summary = summary_of(&out);
     assert!(summary.starts_with("• pending"), "{summary}");
     assert!(
         summary.contains("1 right, 1 wrong, 1 unanswered"),
@@ -145,7 +154,7 @@ fn a_wrong_prediction_is_reported_not_failed_with_a_readable_row() {
     let output = lab(&copy.labs, &["check", "1"]);
     let out = stdout(&output);
     assert!(output.status.success(), "{out}");
-    let summary = out.lines().last().unwrap();
+    let summary = summary_of(&out);
     assert!(summary.starts_with("✓ pass"), "{summary}");
     assert!(
         summary.contains("2 right, 1 wrong, 0 unanswered"),
@@ -538,8 +547,8 @@ fn check_all_details_only_the_lab_that_fails_and_exits_1() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(second.contains("• pending"), "{second}");
     let after_second = out.split(second).nth(1).unwrap();
-    assert_eq!(after_second.trim().lines().count(), 1, "{out}");
-    let summary = out.lines().last().unwrap();
+    assert_eq!(after_second.trim().lines().count(), 2, "{out}");
+    let summary = summary_of(&out);
     assert!(
         summary.starts_with("✗ fail 2 lab(s): 0 pass, 1 pending, 1 fail"),
         "{summary}"
@@ -574,7 +583,7 @@ fn under_impl_go_a_lab_claim_that_did_not_run_is_not_a_failure() {
         result.contains(&format!("{run}/{run} claims hold · {lab_claims} not run")),
         "{result}"
     );
-    let summary = out.lines().last().unwrap();
+    let summary = summary_of(&out);
     assert!(
         summary.contains(&format!(
             "claims: {run} hold, 0 failed, {lab_claims} not run"

@@ -486,7 +486,7 @@ impl Tally {
         self.unanswered += report.count_predictions(Mark::Pending);
     }
 
-    /// The one-line summary that ends every `lab check`, led by the worst
+    /// The summary that ends every `lab check`, its last line led by the worst
     /// status of its labs (so never `✓ pass` over labs still pending).
     fn line(&self, seed: u64) -> String {
         let verdict = if self.failed > 0 {
@@ -501,19 +501,20 @@ impl Tally {
         } else {
             String::new()
         };
+        // Two lines, each short enough for an 80-column terminal.
         format!(
-            "{} {} lab(s): {} pass, {} pending, {} fail · claims: {} hold, {} failed{not_run} · \
-             predictions: {} right, {} wrong, {} unanswered · seed {seed}",
-            verdict.mark().styled(),
-            self.labs,
-            self.passed,
-            self.pending,
-            self.failed,
+            "claims: {} hold, {} failed{not_run} · predictions: {} right, {} wrong, {} unanswered\n\
+             {} {} lab(s): {} pass, {} pending, {} fail · seed {seed}",
             self.claims_held,
             self.claims_failed,
             self.right,
             self.wrong,
             self.unanswered,
+            verdict.mark().styled(),
+            self.labs,
+            self.passed,
+            self.pending,
+            self.failed,
         )
     }
 }
