@@ -203,7 +203,7 @@ pub async fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Exit
     if one.is_none() {
         println!(
             "Checking {} labs · seed {seed} (rerun with --seed {seed}) · details only for what \
-             fails; `lab check N` shows one lab's tables",
+             fails",
             labs.len()
         );
     }
