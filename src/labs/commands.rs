@@ -169,6 +169,22 @@ pub fn hint(
         *mine.hints_seen.entry(hint.key.to_string()).or_default() = hint.nth + 1;
     } else if hints.is_empty() {
         println!("Lab {} has no hints.", lab.id());
+    } else if let Some(q) = question
+        && !hints.iter().any(|h| h.key == q)
+    {
+        let general = if hints.iter().any(|h| h.key == GENERAL_HINTS) {
+            format!(
+                ", and the lab's general ones are all shown (`lab hint {} --reset` shows them \
+                 again)",
+                lab.number
+            )
+        } else {
+            format!(
+                "; `lab hint {}` gives the next hint of the others",
+                lab.number
+            )
+        };
+        println!("`{q}` has no hints of its own{general}.");
     } else {
         let whose = question.map_or(format!("lab {}", lab.id()), |q| format!("`{q}`"));
         println!(
