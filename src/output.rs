@@ -70,6 +70,9 @@ pub enum Mark {
     Fail,
     Pending,
     NotStarted,
+    /// A prediction that was answered and did not come true: the learner's
+    /// to learn from, not a failure of the lab.
+    Wrong,
 }
 
 impl Mark {
@@ -80,6 +83,7 @@ impl Mark {
             Mark::Fail => "✗ fail",
             Mark::Pending => "• pending",
             Mark::NotStarted => "· not checked",
+            Mark::Wrong => "✗ wrong",
         }
     }
 
@@ -91,6 +95,7 @@ impl Mark {
             Mark::Fail => cell.fg(Color::Red),
             Mark::Pending => cell.fg(Color::Yellow),
             Mark::NotStarted => cell,
+            Mark::Wrong => cell.fg(Color::Magenta),
         }
     }
 
@@ -102,6 +107,7 @@ impl Mark {
             Mark::Fail => label.red().bold().to_string(),
             Mark::Pending => label.yellow().to_string(),
             Mark::NotStarted => label.dimmed().to_string(),
+            Mark::Wrong => label.magenta().to_string(),
         }
     }
 }

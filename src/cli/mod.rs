@@ -282,18 +282,43 @@ Examples:
     Labs,
 
     /// Show a lab's sheet in the terminal.
-    #[command(after_help = "Examples:\n  lab show 1\n  lab show special-headers")]
+    #[command(after_help = "\
+A claim next to a question you have not answered in answers.toml is folded (it often states
+the answer); --reveal shows every claim.
+
+Examples:
+  lab show 1
+  lab show special-headers
+  lab show 13 --reveal")]
     Show {
         /// The lab: its number (1, 01) or its name (proxy-basics).
         lab: String,
+        /// Show every claim, the answers of questions not answered yet included.
+        #[arg(long)]
+        reveal: bool,
     },
 
     /// Run a lab's experiment on real sockets and verify every claim its sheet makes.
     #[command(after_help = "\
-Your predictions are read from the lab's answers.toml; fill it in before checking.
+Your predictions are read from the lab's answers.toml; fill it in before checking. What
+happened for a question you have not answered is not shown (answer it first, or --reveal),
+nor are the claims next to it in the sheet.
+
+What the marks mean, here, in `lab labs` and in `lab tour`:
+  ✓ pass     every claim of the sheet held, and every question is answered
+  • pending  every claim held; some questions are not answered yet
+  ✗ fail     a claim did not hold, or the lab has a problem: its experiment failed, its sheet
+             and its check disagree, or its answers file is broken or names no question
+  ✗ wrong    (a prediction) answered, and not what happened: yours to learn from, counted
+             in your score, never a failure of the lab
+Exit status: 0 when no lab failed (pass or pending), 1 when one did.
+
+With --all, one line per lab as it finishes, and the tables of what failed under it; the
+servers' logs only with -v.
 
 Examples:
   lab check 1
+  lab check 1 --reveal                        what happened, answered or not
   lab check --all
   lab check 2 --seed 7 --answers my-answers.toml")]
     Check(CheckArgs),
@@ -302,8 +327,12 @@ Examples:
     #[command(after_help = "\
 Each step shows a part of the lab's sheet; before each experiment you predict what will
 happen, then the experiment runs on real sockets and shows what did. Your score and answers
-are recorded: `lab labs` shows them. With --answers FILE, or when stdin is not a terminal,
-the answers are read instead of asked (one per line on stdin, or the answers.toml format).
+are recorded: `lab labs` shows them. At a question, `?` shows that question's next hint,
+`skip` leaves it unanswered and `q` stops the tour. A wrong prediction is yours to learn
+from: it lowers your score, it does not fail the lab (`lab check --help`). A reveal never
+holds the answer to a question still to come. With --answers FILE, or when stdin is not a
+terminal, the answers are read instead of asked (one per line on stdin, or the answers.toml
+format).
 
 Examples:
   lab tour 13                                 the weighted round-robin lab
@@ -357,10 +386,20 @@ Examples:
     },
 
     /// Show the next hint for a lab (one more each time).
-    #[command(after_help = "Examples:\n  lab hint 1\n  lab hint 1 --reset")]
+    #[command(after_help = "\
+Each hint names the question it helps with (or says it is about the whole lab). Without
+QUESTION, the next hint in the lab's order; with it, that question's next hint (then the
+lab's general ones). In `lab tour`, `?` at a question is this.
+
+Examples:
+  lab hint 1
+  lab hint 13 pick4-currents                  the next hint for that question
+  lab hint 1 --reset")]
     Hint {
         /// The lab: its number (1, 01) or its name.
         lab: String,
+        /// The question (its id in the sheet, e.g. direct-port) to get a hint for.
+        question: Option<String>,
         /// Start the hints of this lab over.
         #[arg(long)]
         reset: bool,

@@ -162,6 +162,10 @@ pub struct CheckArgs {
     /// both side by side [default: both when Go is installed, else lab].
     #[arg(long = "impl", value_enum, value_name = "WHICH")]
     pub implementation: Option<crate::labs::findings::Implementations>,
+
+    /// Show what happened for every question, answered or not (spoilers).
+    #[arg(long)]
+    pub reveal: bool,
 }
 
 /// `lab go`: the article's programs in Go.

@@ -12,7 +12,8 @@ use super::checks::Scenario;
 use super::findings::{Findings, Implementations};
 use super::progress::{Progress, Status};
 use super::report::Report;
-use super::{Catalogue, Lab, answers, checks, resolve_dir, sheet};
+use super::spoilers::Spoilers;
+use super::{Catalogue, GENERAL_HINTS, Hint, Lab, answers, checks, resolve_dir, sheet};
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::golang::GoModule;
 use crate::golang::toolchain::Toolchain;
@@ -39,7 +40,7 @@ pub fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             Cell::new(&lab.meta.title),
             Cell::new(&lab.meta.article_section),
             mark.cell(),
-            Cell::new(format!("{}/{}", mine.hints_shown, lab.meta.hints.len())),
+            Cell::new(format!("{}/{}", mine.hints_shown, lab.hints().len())),
             // The last finished tour's score: right predictions of the questions.
             Cell::new(
                 mine.last_tour
@@ -49,22 +50,53 @@ pub fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{table}");
     println!(
-        "Read one with `lab show N`, check it with `lab check N`, or walk through it with `lab tour N` \
-         (✓ pass, • predictions pending, ✗ fail; tour: right predictions of the last tour)."
+        "Read one with `lab show N`, check it with `lab check N`, or walk through it with `lab tour N`.\n\
+         ✓ pass: every claim held, every question answered · • pending: questions to answer · \
+         ✗ fail: a claim did not hold or the lab has a problem (`lab check --help`). A wrong \
+         prediction is no failure: tour is the right predictions of the last tour."
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// `lab show N`: the sheet, rendered for the terminal when colour is on.
-pub fn show(global: &GlobalArgs, spec: &str) -> anyhow::Result<ExitCode> {
+/// `lab show N`: the sheet, rendered for the terminal when colour is on,
+/// each claim next to a question the learner has not answered folded
+/// (unless `reveal`): the claim often states the answer.
+pub fn show(global: &GlobalArgs, spec: &str, reveal: bool) -> anyhow::Result<ExitCode> {
     let catalogue = catalogue(global)?;
     let lab = catalogue.find(spec)?;
+    let answered = answers::load(&lab.answers_path()).unwrap_or_default();
+    let spoilers = if reveal {
+        Spoilers::none()
+    } else {
+        Spoilers::new(&lab.sheet, |q| !answered.contains_key(q))
+    };
+    let mut folded = 0;
+    let sheet = sheet::fold_claims(&lab.sheet, |claim| {
+        let questions = spoilers.folds(claim)?;
+        folded += 1;
+        Some(format!(
+            "*(folded: it answers {}; predict first)*",
+            questions
+                .iter()
+                .map(|q| format!("`{q}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    });
     // The sheet opens with its own title and names its article section.
     if output::color() {
-        termimad::print_text(&lab.sheet);
+        termimad::print_text(&sheet);
     } else {
         // Plain markdown reads well as it is, in a pipe or a file.
-        print!("{}", lab.sheet);
+        print!("{sheet}");
+    }
+    if folded > 0 {
+        println!(
+            "\n{folded} claim(s) folded until you answer their question in {}: `lab show {} \
+             --reveal` shows them.",
+            display_path(&lab.answers_path()),
+            lab.number
+        );
     }
     println!(
         "\nPredictions go in {}; then run `lab check {}`. Stuck? `lab hint {}`.",
@@ -75,63 +107,172 @@ pub fn show(global: &GlobalArgs, spec: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `lab hint N`: one more hint each call.
-pub fn hint(global: &GlobalArgs, spec: &str, reset: bool) -> anyhow::Result<ExitCode> {
+/// `lab hint N [QUESTION]`: one more hint each call, naming the question it
+/// is for: the next of QUESTION's (then of the lab's general ones), or
+/// without QUESTION the next in the lab's order. `lab tour`'s `?` is this
+/// with the question asked.
+pub fn hint(
+    global: &GlobalArgs,
+    spec: &str,
+    question: Option<&str>,
+    reset: bool,
+) -> anyhow::Result<ExitCode> {
     let catalogue = catalogue(global)?;
     let lab = catalogue.find(spec)?;
-    let mut progress = Progress::load(&catalogue.dir);
-    let total = lab.meta.hints.len();
-    let shown = &mut progress.lab_mut(&lab.slug).hints_shown;
-    if reset {
-        *shown = 0;
-        println!("The hints of lab {} start over.", lab.id());
-    } else if total == 0 {
-        println!("Lab {} has no hints.", lab.id());
-    } else if *shown >= total {
-        println!(
-            "No more hints for lab {}: all {total} shown. `lab hint {} --reset` shows them again.",
+    let hints = lab.hints();
+    let questions = sheet::marks(&lab.sheet).predictions;
+    if let Some(q) = question
+        && q != GENERAL_HINTS
+        && !questions.iter().any(|m| m.id == q)
+    {
+        anyhow::bail!(
+            "lab {} asks no question `{q}`; its questions: {}",
             lab.id(),
+            questions
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut progress = Progress::load(&catalogue.dir);
+    let mine = progress.lab_mut(&lab.slug);
+    let unseen = |h: &&Hint<'_>| h.nth >= mine.hints_seen.get(h.key).copied().unwrap_or(0);
+    let next = match question {
+        _ if reset => None,
+        Some(q) => hints
+            .iter()
+            .filter(unseen)
+            .find(|h| h.key == q)
+            .or_else(|| hints.iter().filter(unseen).find(|h| h.key == GENERAL_HINTS)),
+        None => hints.iter().find(unseen),
+    }
+    .copied();
+    if reset {
+        mine.hints_seen.clear();
+        println!("The hints of lab {} start over.", lab.id());
+    } else if let Some(hint) = next {
+        let shown: usize = mine.hints_seen.values().sum();
+        let about = match hint.key {
+            GENERAL_HINTS => "the whole lab".to_string(),
+            key => format!("`{key}`"),
+        };
+        let since = match question {
+            Some(q) if q != hint.key => format!(" (`{q}` has no more hints of its own)"),
+            _ => String::new(),
+        };
+        println!(
+            "{} for {about}{since}: {}",
+            output::heading(&format!("Hint {}/{}", shown + 1, hints.len())),
+            hint.text
+        );
+        *mine.hints_seen.entry(hint.key.to_string()).or_default() = hint.nth + 1;
+    } else if hints.is_empty() {
+        println!("Lab {} has no hints.", lab.id());
+    } else if let Some(q) = question
+        && !hints.iter().any(|h| h.key == q)
+    {
+        let general = if hints.iter().any(|h| h.key == GENERAL_HINTS) {
+            format!(
+                ", and the lab's general ones are all shown (`lab hint {} --reset` shows them \
+                 again)",
+                lab.number
+            )
+        } else {
+            format!(
+                "; `lab hint {}` gives the next hint of the others",
+                lab.number
+            )
+        };
+        println!("`{q}` has no hints of its own{general}.");
+    } else {
+        let whose = question.map_or(format!("lab {}", lab.id()), |q| format!("`{q}`"));
+        println!(
+            "No more hints for {whose}: all shown. `lab hint {} --reset` shows them again.",
             lab.number
         );
-    } else {
-        println!(
-            "{} {}",
-            output::heading(&format!("Hint {}/{total}:", *shown + 1)),
-            lab.meta.hints[*shown]
-        );
-        *shown += 1;
     }
+    mine.hints_shown = mine.hints_seen.values().sum();
     progress.save()?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `lab check N` / `lab check --all`: run, compare, print, record.
+///
+/// One lab: its steps and tables. Every lab: one line per lab as it
+/// finishes, the tables of what failed under it. Either way, what happened
+/// for a question not answered yet stays hidden unless `--reveal`
+/// ([`Spoilers`]), and the exit status is 1 only when a lab failed (see
+/// [`Status`]).
 pub async fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let catalogue = catalogue(global)?;
-    let labs: Vec<&Lab> = match &args.lab {
-        Some(spec) if !args.all => vec![catalogue.find(spec)?],
-        _ => catalogue.labs.iter().collect(),
+    let one = args.lab.as_deref().filter(|_| !args.all);
+    let labs: Vec<&Lab> = match one {
+        Some(spec) => vec![catalogue.find(spec)?],
+        None => catalogue.labs.iter().collect(),
     };
     let seed = args.seed.unwrap_or_else(rand::random);
     let programs = Programs::choose(&catalogue.dir, args.implementation)?;
     if let Some(note) = &programs.note {
         println!("{note}\n");
     }
+    if one.is_none() {
+        println!(
+            "Checking {} labs · seed {seed} (rerun with --seed {seed}) · details only for what \
+             fails",
+            labs.len()
+        );
+    }
     let mut progress = Progress::load(&catalogue.dir);
 
     let mut tally = Tally::default();
-    for lab in labs {
+    let width = labs.len().to_string().len();
+    for (i, lab) in labs.iter().enumerate() {
         let answers_path = args.answers.clone().unwrap_or_else(|| lab.answers_path());
-        let report = check_one(lab, seed, &programs, &answers_path).await;
+        if one.is_some() {
+            println!(
+                "{}",
+                output::heading(&format!("Lab {} · {}", lab.id(), lab.meta.title))
+            );
+            println!(
+                "article: {} · seed {seed} (rerun with --seed {seed})",
+                lab.meta.article_section
+            );
+        }
+        let checked = check_one(lab, seed, &programs, &answers_path).await;
+        let report = &checked.report;
+        let spoilers = if args.reveal {
+            Spoilers::none()
+        } else {
+            Spoilers::new(&lab.sheet, |q| !checked.answers.contains_key(q))
+                .with_findings(&checked.findings)
+        };
         let status = report.status();
         progress.lab_mut(&lab.slug).last_check = Some(status);
-        println!(
-            "lab {}: {} · {}\n",
-            lab.id(),
-            status.mark().styled(),
-            lab_summary(&report, &answers_path)
-        );
-        tally.add(status, &report);
+        if one.is_some() {
+            print_steps(&checked.findings, &spoilers);
+            print!("{}", report.render(&spoilers));
+            println!(
+                "lab {}: {} · {}\n",
+                lab.id(),
+                status.mark().styled(),
+                lab_summary(report, &answers_path)
+            );
+        } else {
+            println!(
+                "[{:>width$}/{}] {} {} {} · {}",
+                i + 1,
+                labs.len(),
+                lab.id(),
+                lab.slug,
+                status.mark().styled(),
+                lab_line(report)
+            );
+            if status == Status::Fail {
+                print!("{}", indent(&report.render_failures(&spoilers)));
+            }
+        }
+        tally.add(status, report);
     }
     progress
         .save()
@@ -145,27 +286,43 @@ pub async fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Exit
     })
 }
 
+/// What the experiment did; hidden while a question is, since the steps
+/// show what happened.
+fn print_steps(findings: &Findings, spoilers: &Spoilers) {
+    if spoilers.any() && !findings.steps.is_empty() {
+        println!(
+            "  → {} step(s) of the experiment, hidden until your predictions are in (they show \
+             what happened): answer first, or `--reveal`",
+            findings.steps.len()
+        );
+        return;
+    }
+    for step in &findings.steps {
+        println!("  → {step}");
+    }
+}
+
+/// Every line of `text` two spaces in.
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("  {line}\n")).collect()
+}
+
+/// One lab's check: the report, and what it was made of.
+struct Checked {
+    report: Report,
+    findings: Findings,
+    answers: answers::Answers,
+}
+
 /// Runs one lab's scenario and builds its report; a scenario error becomes a
 /// problem in the report rather than an early exit, so `--all` checks every lab.
-async fn check_one(lab: &Lab, seed: u64, programs: &Programs, answers_path: &Path) -> Report {
-    println!(
-        "{}",
-        output::heading(&format!("Lab {} · {}", lab.id(), lab.meta.title))
-    );
-    println!(
-        "article: {} · seed {seed} (rerun with --seed {seed})",
-        lab.meta.article_section
-    );
-
+async fn check_one(lab: &Lab, seed: u64, programs: &Programs, answers_path: &Path) -> Checked {
     let marks = sheet::marks(&lab.sheet);
     let mut findings = programs.findings(lab, seed);
     let mut problems = Vec::new();
     match checks::scenario(&lab.slug) {
         Some(scenario) => problems.extend(run_scenario(scenario, &mut findings).await),
         None => problems.push(no_scenario(&lab.slug)),
-    }
-    for step in &findings.steps {
-        println!("  → {step}");
     }
 
     let answers = match answers::load(answers_path) {
@@ -177,8 +334,11 @@ async fn check_one(lab: &Lab, seed: u64, programs: &Programs, answers_path: &Pat
     };
     let mut report = Report::build(&marks, &findings, &answers);
     report.problems.extend(problems);
-    print!("{}", report.render());
-    report
+    Checked {
+        report,
+        findings,
+        answers,
+    }
 }
 
 /// The programs a check runs: `lab`'s, the Go module's, or both (`--impl`).
@@ -268,26 +428,47 @@ pub(super) fn no_scenario(slug: &str) -> String {
 }
 
 fn lab_summary(report: &Report, answers_path: &Path) -> String {
-    let mut text = format!(
-        "{}/{} claims hold",
-        report.count_claims(Mark::Pass),
-        report.claims.len()
-    );
-    if !report.predictions.is_empty() {
-        text.push_str(&format!(
-            "; predictions: {} right, {} wrong, {} unanswered",
-            report.count_predictions(Mark::Pass),
-            report.count_predictions(Mark::Fail),
-            report.count_predictions(Mark::Pending)
-        ));
+    let mut text = report.claims_line();
+    if let Some(predictions) = report.predictions_line() {
+        text.push_str(&format!(" · {predictions}"));
         if report.count_predictions(Mark::Pending) > 0 {
             text.push_str(&format!(" (fill in {})", display_path(answers_path)));
         }
     }
     if !report.problems.is_empty() {
-        text.push_str(&format!("; {} problem(s) above", report.problems.len()));
+        text.push_str(&format!(" · {} problem(s) above", report.problems.len()));
     }
     text
+}
+
+/// The short form for `lab check --all`: `9/9 claims · 2 right, 3 to answer`.
+fn lab_line(report: &Report) -> String {
+    let mut parts = vec![format!(
+        "{}/{} claims",
+        report.count_claims(Mark::Pass),
+        report.claims_run()
+    )];
+    let not_run = report.count_claims(Mark::NotStarted);
+    if not_run > 0 {
+        parts.push(format!("{not_run} not run"));
+    }
+    let predictions: Vec<String> = [
+        (Mark::Pass, "right"),
+        (Mark::Wrong, "wrong"),
+        (Mark::Pending, "to answer"),
+    ]
+    .into_iter()
+    .map(|(mark, word)| (report.count_predictions(mark), word))
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, word)| format!("{n} {word}"))
+    .collect();
+    if !predictions.is_empty() {
+        parts.push(predictions.join(", "));
+    }
+    if !report.problems.is_empty() {
+        parts.push(format!("{} problem(s)", report.problems.len()));
+    }
+    parts.join(" · ")
 }
 
 /// Totals over the labs of one `lab check` run.
@@ -297,8 +478,9 @@ struct Tally {
     passed: usize,
     pending: usize,
     failed: usize,
-    claims: usize,
+    claims_held: usize,
     claims_failed: usize,
+    claims_not_run: usize,
     right: usize,
     wrong: usize,
     unanswered: usize,
@@ -312,33 +494,43 @@ impl Tally {
             Status::Pending => self.pending += 1,
             Status::Fail => self.failed += 1,
         }
-        self.claims += report.claims.len();
+        self.claims_held += report.count_claims(Mark::Pass);
         self.claims_failed += report.count_claims(Mark::Fail);
+        self.claims_not_run += report.count_claims(Mark::NotStarted);
         self.right += report.count_predictions(Mark::Pass);
-        self.wrong += report.count_predictions(Mark::Fail);
+        self.wrong += report.count_predictions(Mark::Wrong);
         self.unanswered += report.count_predictions(Mark::Pending);
     }
 
-    /// The one-line summary that ends every `lab check`.
+    /// The summary that ends every `lab check`, its last line led by the worst
+    /// status of its labs (so never `✓ pass` over labs still pending).
     fn line(&self, seed: u64) -> String {
         let verdict = if self.failed > 0 {
-            Mark::Fail
+            Status::Fail
+        } else if self.pending > 0 {
+            Status::Pending
         } else {
-            Mark::Pass
+            Status::Pass
         };
+        let not_run = if self.claims_not_run > 0 {
+            format!(", {} not run", self.claims_not_run)
+        } else {
+            String::new()
+        };
+        // Two lines, each short enough for an 80-column terminal.
         format!(
-            "{} {} lab(s): {} passed, {} pending, {} failed · claims: {} verified, {} failed · \
-             predictions: {} right, {} wrong, {} unanswered · seed {seed}",
-            verdict.styled(),
-            self.labs,
-            self.passed,
-            self.pending,
-            self.failed,
-            self.claims - self.claims_failed,
+            "claims: {} hold, {} failed{not_run} · predictions: {} right, {} wrong, {} unanswered\n\
+             {} {} lab(s): {} pass, {} pending, {} fail · seed {seed}",
+            self.claims_held,
             self.claims_failed,
             self.right,
             self.wrong,
             self.unanswered,
+            verdict.mark().styled(),
+            self.labs,
+            self.passed,
+            self.pending,
+            self.failed,
         )
     }
 }

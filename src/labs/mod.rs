@@ -5,7 +5,8 @@
 //! - `README.md`, the sheet. Sentences the program verifies are marked
 //!   `**Go claim** \`id\`` (or Article, Lab), questions for the learner `**Predict** \`id\``
 //!   (see [`sheet`]);
-//! - `lab.toml`: title, the article section it follows, hints;
+//! - `lab.toml`: title, the article section it follows, hints by question
+//!   (`[hints]`, `question-id = ["…", …]`, and `general` for the whole lab);
 //! - `answers.toml`: the learner's predictions, `id = "answer"`.
 //!
 //! `lab check N` runs the lab's scenario (registered under its slug in
@@ -19,8 +20,10 @@ pub mod findings;
 pub mod progress;
 pub mod report;
 pub mod sheet;
+pub mod spoilers;
 pub mod tour;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -45,8 +48,10 @@ pub struct LabMeta {
     pub title: String,
     /// The article heading(s) the lab follows, as written in the article.
     pub article_section: String,
+    /// `[hints]`: each question's hints by its id, `general` for hints
+    /// about the whole lab; [`Lab::hints`] puts them in order.
     #[serde(default)]
-    pub hints: Vec<String>,
+    pub hints: BTreeMap<String, Vec<String>>,
     /// The Go programs (`labs/go/NAME`) the lab's experiment also runs;
     /// empty when the article has no Go program for it.
     #[serde(default)]
@@ -59,10 +64,51 @@ impl Lab {
         format!("{:02}", self.number)
     }
 
+    /// Every hint in the order `lab hint` gives them: each question's, in
+    /// the sheet's order, then the general ones (then any under a key the
+    /// sheet does not ask, which a test forbids).
+    pub fn hints(&self) -> Vec<Hint<'_>> {
+        let questions = sheet::marks(&self.sheet).predictions;
+        let mut keys: Vec<&str> = questions
+            .iter()
+            .map(|q| q.id.as_str())
+            .filter(|id| self.meta.hints.contains_key(*id))
+            .collect();
+        keys.push(GENERAL_HINTS);
+        for key in self.meta.hints.keys() {
+            if !keys.contains(&key.as_str()) {
+                keys.push(key);
+            }
+        }
+        let mut hints = Vec::new();
+        for key in keys {
+            let Some((key, texts)) = self.meta.hints.get_key_value(key) else {
+                continue;
+            };
+            for (i, text) in texts.iter().enumerate() {
+                hints.push(Hint { key, nth: i, text });
+            }
+        }
+        hints
+    }
+
     /// The learner's answers file.
     pub fn answers_path(&self) -> PathBuf {
         self.dir.join("answers.toml")
     }
+}
+
+/// The `[hints]` key of hints about the whole lab rather than one question.
+pub const GENERAL_HINTS: &str = "general";
+
+/// One hint of a lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hint<'a> {
+    /// The question's id, or [`GENERAL_HINTS`].
+    pub key: &'a str,
+    /// Its place among the hints of its key, from 0.
+    pub nth: usize,
+    pub text: &'a str,
 }
 
 /// Every lab in a labs directory, in number order.

@@ -10,15 +10,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::output::Mark;
 
-/// The outcome of a lab's last check.
+/// The outcome of a lab's last check or tour: one meaning in `lab check`
+/// (its labels and exit status), `lab labs` and `lab tour`. A wrong
+/// prediction is the learner's to learn from: it lowers the score, it does
+/// not fail the lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Every claim held and every prediction was right.
+    /// Every claim held and every question is answered, right or wrong.
     Pass,
-    /// Every claim held; some predictions are not answered yet.
+    /// Every claim held; some questions are not answered yet.
     Pending,
-    /// A claim failed or a prediction was wrong.
+    /// A claim did not hold, or the lab has a problem (its experiment
+    /// failed, the sheet and its check disagree, the answers file is
+    /// broken or names no question): exit status 1.
     Fail,
 }
 
@@ -38,8 +43,13 @@ pub struct LabProgress {
     /// The outcome of the last `lab check` or finished `lab tour`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check: Option<Status>,
+    /// How many hints were shown in all (`lab labs`).
     #[serde(default)]
     pub hints_shown: usize,
+    /// How many of each question's hints were shown, by question id (or
+    /// `general`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hints_seen: BTreeMap<String, usize>,
     /// The score of the last finished `lab tour`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_tour: Option<TourScore>,
@@ -140,6 +150,29 @@ mod tests {
             })
         );
         assert_eq!(again.hints_shown, 1);
+    }
+
+    #[test]
+    fn hints_seen_by_question_round_trip_and_old_files_have_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut progress = Progress::load(dir.path());
+        let mine = progress.lab_mut("random");
+        mine.hints_seen.insert("odd-draw-node".into(), 1);
+        mine.hints_shown = 1;
+        progress.save().unwrap();
+        let again = Progress::load(dir.path()).lab("random");
+        assert_eq!(again.hints_seen.get("odd-draw-node"), Some(&1));
+        std::fs::write(
+            Progress::path_in(dir.path()),
+            r#"{"labs":{"random":{"hints_shown":2}}}"#,
+        )
+        .unwrap();
+        assert!(
+            Progress::load(dir.path())
+                .lab("random")
+                .hints_seen
+                .is_empty()
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::answers::{Answers, normalize};
 use super::findings::{Findings, Subject};
 use super::progress::Status;
 use super::sheet::{ClaimTag, Marked, SheetMarks};
+use super::spoilers::Spoilers;
 use crate::output::{self, Mark};
 
 /// A claim of the sheet and how the run bore it out, on each program it ran on.
@@ -206,7 +207,8 @@ impl Report {
                 (_, false) => Mark::Fail,
                 (None, true) => Mark::Pending,
                 (Some(a), true) if normalize(a) == normalize(&actual) => Mark::Pass,
-                (Some(_), true) => Mark::Fail,
+                // The learner's to learn from: counted in the score, not a failure.
+                (Some(_), true) => Mark::Wrong,
             };
             predictions.push(PredictionRow {
                 id: marked.id.clone(),
@@ -246,7 +248,9 @@ impl Report {
         }
     }
 
-    /// Fail if anything failed, pending if predictions wait for answers, else pass.
+    /// Fail if a claim did not hold or the lab has a problem (a question
+    /// the experiment never answered is one); pending if predictions wait for
+    /// answers; else pass, whether the predictions were right or wrong.
     pub fn status(&self) -> Status {
         let failed = !self.problems.is_empty()
             || self.claims.iter().any(|c| c.mark == Mark::Fail)
@@ -260,6 +264,40 @@ impl Report {
         }
     }
 
+    /// The claims this run measured: a Lab claim does not run under `--impl go`.
+    pub fn claims_run(&self) -> usize {
+        self.claims.len() - self.count_claims(Mark::NotStarted)
+    }
+
+    /// `8/8 claims hold` (`· 1 not run` when some did not run).
+    pub fn claims_line(&self) -> String {
+        let mut text = format!(
+            "{}/{} claims hold",
+            self.count_claims(Mark::Pass),
+            self.claims_run()
+        );
+        let not_run = self.count_claims(Mark::NotStarted);
+        if not_run > 0 {
+            text.push_str(&format!(
+                " · {not_run} not run (about a program --impl left out)"
+            ));
+        }
+        text
+    }
+
+    /// `2 right, 1 wrong, 3 unanswered`, or nothing for a lab without questions.
+    pub fn predictions_line(&self) -> Option<String> {
+        if self.predictions.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "predictions: {} right, {} wrong, {} unanswered",
+            self.count_predictions(Mark::Pass),
+            self.count_predictions(Mark::Wrong),
+            self.count_predictions(Mark::Pending)
+        ))
+    }
+
     pub fn count_claims(&self, mark: Mark) -> usize {
         self.claims.iter().filter(|c| c.mark == mark).count()
     }
@@ -268,25 +306,53 @@ impl Report {
         self.predictions.iter().filter(|p| p.mark == mark).count()
     }
 
-    /// The tables and problems, ready to print.
-    pub fn render(&self) -> String {
+    /// The tables and problems, ready to print, with what `spoilers` hides
+    /// left out (a claim that failed is shown whole all the same: the lab
+    /// is broken, and that comes first).
+    pub fn render(&self, spoilers: &Spoilers) -> String {
+        self.render_rows(spoilers, |_| true)
+    }
+
+    /// Only what failed: the failed claims and the problems (`lab check --all`).
+    pub fn render_failures(&self, spoilers: &Spoilers) -> String {
+        self.render_rows(spoilers, |mark| mark == Mark::Fail)
+    }
+
+    fn render_rows(&self, spoilers: &Spoilers, keep: impl Fn(Mark) -> bool) -> String {
         let mut out = String::new();
-        if !self.claims.is_empty() {
+        let claims: Vec<&ClaimRow> = self.claims.iter().filter(|c| keep(c.mark)).collect();
+        if !claims.is_empty() {
             let mut table = output::table(&["result", "claim", "measured", "why"]);
-            for row in &self.claims {
+            for row in claims {
                 // The claim's sentence is in the sheet; its id, what it is
                 // about, the results and the "why" suffice here.
                 let about = row.tag.map_or("untagged", ClaimTag::word);
+                let (measured, why) = match spoilers.folds(&row.id) {
+                    Some(questions) if row.mark != Mark::Fail => (
+                        format!(
+                            "(folded: it answers {}; answer first, or `--reveal`)",
+                            questions
+                                .iter()
+                                .map(|q| format!("`{q}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        String::new(),
+                    ),
+                    _ => (spoilers.redact(&row.results()), spoilers.redact(&row.why)),
+                };
                 table.add_row(vec![
                     row.mark.cell(),
                     Cell::new(format!("{}\n({about})", row.id)),
-                    Cell::new(row.results()),
-                    Cell::new(&row.why),
+                    Cell::new(measured),
+                    Cell::new(why),
                 ]);
             }
             out.push_str(&format!("{}\n{table}\n", output::heading("Claims")));
         }
-        if !self.predictions.is_empty() {
+        let predictions: Vec<&PredictionRow> =
+            self.predictions.iter().filter(|p| keep(p.mark)).collect();
+        if !predictions.is_empty() {
             let mut table = output::table(&[
                 "result",
                 "question",
@@ -294,13 +360,18 @@ impl Report {
                 "what happened",
                 "why",
             ]);
-            for row in &self.predictions {
+            for row in predictions {
+                let (actual, why) = if spoilers.hides(&row.id) && row.mark != Mark::Fail {
+                    ("answer it first, or `--reveal`".to_string(), String::new())
+                } else {
+                    (spoilers.redact(&row.actual), spoilers.redact(&row.why))
+                };
                 table.add_row(vec![
                     row.mark.cell(),
                     Cell::new(format!("{}\n{}", row.id, row.question)),
                     Cell::new(row.answer.as_deref().unwrap_or("(not answered yet)")),
-                    Cell::new(&row.actual),
-                    Cell::new(&row.why),
+                    Cell::new(actual),
+                    Cell::new(why),
                 ]);
             }
             out.push_str(&format!(
@@ -358,16 +429,54 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_answer_fails_with_both_values_in_its_row() {
+    fn a_wrong_answer_is_the_learners_not_a_failure_with_both_values_in_its_row() {
         let report = Report::build(&marks(SHEET), &findings(), &answers(&[("q1", "y")]));
-        assert_eq!(report.status(), Status::Fail);
+        // q2 is not answered yet.
+        assert_eq!(report.status(), Status::Pending);
         let row = &report.predictions[0];
-        assert_eq!(row.mark, Mark::Fail);
+        assert_eq!(row.mark, Mark::Wrong);
         assert_eq!(row.answer.as_deref(), Some("y"));
         assert_eq!(row.actual, "x");
-        let text = report.render();
-        assert!(text.contains("✗ fail"), "{text}");
+        let text = report.render(&Spoilers::none());
+        assert!(text.contains("✗ wrong"), "{text}");
         assert!(text.contains("x happened"), "{text}");
+        let both = Report::build(
+            &marks(SHEET),
+            &findings(),
+            &answers(&[("q1", "y"), ("q2", "127.0.0.1")]),
+        );
+        assert_eq!(both.status(), Status::Pass);
+    }
+
+    #[test]
+    fn an_unanswered_question_hides_what_happened_until_revealed() {
+        let report = Report::build(&marks(SHEET), &findings(), &answers(&[("q1", "x")]));
+        let spoilers = Spoilers::new(SHEET, |q| q == "q2").with_findings(&findings());
+        let text = report.render(&spoilers);
+        assert!(!text.contains("127.0.0.1"), "{text}");
+        assert!(text.contains("answer it first, or `--reveal`"), "{text}");
+        assert!(text.contains("x happened"), "{text}");
+        assert!(report.render(&Spoilers::none()).contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_lab_claim_not_run_under_impl_go_neither_holds_nor_fails() {
+        let mut f = Findings::with_programs(7, false, Some(crate::golang::GoModule::built_in()));
+        f.measure_on(Subject::Go);
+        f.claim_eq("a", "1", "1", "because");
+        f.observe("q1", "x", "x happened");
+        f.observe("q2", "127.0.0.1", "the peer");
+        let report = Report::build(&marks(SHEET), &f, &Answers::new());
+        assert_eq!(report.claims[1].mark, Mark::NotStarted);
+        assert_eq!(report.status(), Status::Pending);
+        assert_eq!(report.claims_run(), 1);
+        assert!(
+            report
+                .claims_line()
+                .starts_with("1/1 claims hold · 1 not run"),
+            "{}",
+            report.claims_line()
+        );
     }
 
     #[test]

@@ -102,6 +102,31 @@ pub fn marks(sheet: &str) -> SheetMarks {
     found
 }
 
+/// The sheet with the sentence of each claim for which `fold` gives a
+/// replacement replaced by it; the mark and the id stay, and every other
+/// byte of the sheet (fenced code above all) is left as it is.
+pub fn fold_claims(sheet: &str, mut fold: impl FnMut(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(sheet.len());
+    for line in sheet.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let folded = MARK
+            .captures(body)
+            .filter(|caps| &caps[1] != "Predict")
+            .and_then(|caps| {
+                let sentence = caps.get(3)?;
+                fold(&caps[2]).map(|with| format!("{}{with}", &body[..sentence.start()]))
+            });
+        match folded {
+            Some(text) => {
+                out.push_str(&text);
+                out.push_str(&line[body.len()..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// A piece of a section: prose, or a marked sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Block {
@@ -283,6 +308,14 @@ mod tests {
         // The tour sees the marks `lab check` sees.
         let all = super::marks(SHEET);
         assert_eq!(all.claims.len() + all.predictions.len(), marks.len());
+    }
+
+    #[test]
+    fn folding_replaces_a_claims_sentence_and_nothing_else() {
+        let folded = fold_claims(SHEET, |id| (id == "c2").then(|| "(folded)".to_string()));
+        assert!(folded.contains("> **Claim** `c2`: (folded)\n"), "{folded}");
+        assert!(folded.contains("> **Claim** `c1`: before the question.\n"));
+        assert_eq!(fold_claims(SHEET, |_| None), SHEET);
     }
 
     #[test]

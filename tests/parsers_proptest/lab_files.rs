@@ -209,14 +209,14 @@ proptest! {
         let _ = toml::from_str::<LabMeta>(&junk);
         let hints_toml = toml::Value::Array(hints.iter().cloned().map(toml::Value::String).collect());
         let text = format!(
-            "title = {}\narticle_section = {}\nhints = {hints_toml}\n",
+            "title = {}\narticle_section = {}\n[hints]\nsome-question = {hints_toml}\n",
             toml::Value::String(title.clone()),
             toml::Value::String(section.clone()),
         );
         let meta: LabMeta = toml::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
         prop_assert_eq!(meta.title, title);
         prop_assert_eq!(meta.article_section, section);
-        prop_assert_eq!(meta.hints, hints);
+        prop_assert_eq!(meta.hints.get("some-question"), Some(&hints));
     }
 
     #[test]

@@ -10,7 +10,11 @@
 //! question of its section is held back until that question is answered, so
 //! the sheet never gives an answer away before it is asked for.
 //!
-//! The answers come from the terminal (prompts, `?` for a hint, `skip`), from
+//! A reveal has the answers of the questions still to come cut out
+//! ([`Spoilers::redact`]).
+//!
+//! The answers come from the terminal (prompts, `?` for the question's next
+//! hint, `skip`, `q` to stop), from
 //! a pipe (one per line, in question order) or from `--answers FILE`. They are
 //! compared as `lab check` compares them ([`Report`]), and a finished tour is
 //! recorded as `lab check` records its result, so `lab labs` shows it.
@@ -38,6 +42,7 @@ use super::findings::Findings;
 use super::progress::{Progress, Status, TourScore};
 use super::report::{ClaimRow, Report};
 use super::sheet::{self, Block, Marked, Section, SheetMarks, sections, tidy};
+use super::spoilers::Spoilers;
 use super::{Lab, checks};
 use crate::cli::{GlobalArgs, TourArgs};
 use crate::output::{self, Mark};
@@ -160,7 +165,7 @@ impl<'a> Tour<'a> {
         let how = match &self.input {
             Input::Terminal(_) => {
                 "At each question type your prediction and Enter; `?` shows a hint, `skip` leaves \
-                 one unanswered, Ctrl-D or Ctrl-C ends the tour."
+                 one unanswered, `q`, Ctrl-D or Ctrl-C ends the tour."
                     .to_string()
             }
             Input::Piped(_) => format!(
@@ -313,12 +318,16 @@ impl<'a> Tour<'a> {
                 }
             };
             match line.trim() {
-                "" => println!("(type your prediction; `?` for a hint, `skip` to leave it)"),
+                "" => println!(
+                    "(type your prediction; `?` for a hint, `skip` to leave it, `q` to stop)"
+                ),
                 "?" | "hint" => {
-                    // The hint machinery of `lab hint N`: the next hint, counted.
-                    commands::hint(self.global, &self.lab.slug, false)?;
+                    // `lab hint N QUESTION`: this question's next hint, counted.
+                    commands::hint(self.global, &self.lab.slug, Some(id), false)?;
                 }
                 "skip" => return Ok(Ok(None)),
+                // `q` is no prediction of any question: it stops, as between sections.
+                "q" | "quit" => return Ok(Err(Stop::Quit)),
                 _ => return Ok(Ok(Some(line))),
             }
         }
@@ -343,7 +352,7 @@ impl<'a> Tour<'a> {
             "running the experiment on real sockets (seed {}; rerun with --seed {})",
             self.seed, self.seed
         );
-        let spinner = spinner(&what);
+        let spinner = spinner(&what, self.global.verbose > 0);
         let started = Instant::now();
         let mut findings = self.programs.findings(self.lab, self.seed);
         let outcome = tokio::select! {
@@ -377,6 +386,16 @@ impl<'a> Tour<'a> {
         Some(report)
     }
 
+    /// The answers of the questions not asked yet, to cut out of what a
+    /// reveal shows (question 1's "why" may hold question 2's answer).
+    fn spoilers(&self) -> Spoilers {
+        let spoilers = Spoilers::new(&self.lab.sheet, |q| !self.asked.iter().any(|a| a == q));
+        match &self.ran {
+            Some(ran) => spoilers.with_findings(&ran.findings),
+            None => spoilers,
+        }
+    }
+
     async fn reveal_prediction(&mut self, question: &Marked) {
         if self.experiment().await.is_none() {
             return;
@@ -389,7 +408,10 @@ impl<'a> Tour<'a> {
                     .iter()
                     .any(|o| o.id == question.id)
             });
-            print!("{}", render_prediction(row, observed));
+            print!(
+                "{}",
+                self.spoilers().redact(&render_prediction(row, observed))
+            );
         }
     }
 
@@ -399,7 +421,10 @@ impl<'a> Tour<'a> {
         }
         let Some(report) = self.report() else { return };
         if let Some(row) = report.claims.iter().find(|c| c.id == claim.id) {
-            print!("{}", render_claim(row, &claim.text));
+            print!(
+                "{}",
+                self.spoilers().redact(&render_claim(row, &claim.text))
+            );
             self.revealed_claims.insert(claim.id.clone());
         }
     }
@@ -438,8 +463,9 @@ impl<'a> Tour<'a> {
             && !ran.findings.steps.is_empty()
         {
             println!("\n{}", output::heading("What the experiment did"));
+            let spoilers = self.spoilers();
             for step in &ran.findings.steps {
-                println!("  → {step}");
+                println!("  → {}", spoilers.redact(step));
             }
         }
         for problem in &report.problems {
@@ -501,18 +527,15 @@ impl<'a> Tour<'a> {
             .save()
             .context("cannot record your progress (the tour's results above stand)")?;
         let why = match status {
-            Status::Pass => "every prediction right, every claim verified".to_string(),
+            Status::Pass => format!(
+                "every claim verified, every question answered, {} wrong",
+                report.count_predictions(Mark::Wrong)
+            ),
             Status::Pending => format!(
                 "{} question(s) unanswered",
                 report.count_predictions(Mark::Pending)
             ),
-            Status::Fail if report.count_claims(Mark::Fail) > 0 || !report.problems.is_empty() => {
-                "a claim did not hold".to_string()
-            }
-            Status::Fail => format!(
-                "{} prediction(s) wrong",
-                report.count_predictions(Mark::Fail)
-            ),
+            Status::Fail => "a claim did not hold, or the lab has a problem".to_string(),
         };
         println!(
             "recorded: lab {} is {} in `lab labs` ({why}; tour {}/{})",

@@ -30,9 +30,10 @@ pub(super) fn inline(text: &str) -> String {
     }
 }
 
-/// A spinner on stdout while the experiment runs; nothing off a terminal.
-pub(super) fn spinner(message: &str) -> indicatif::ProgressBar {
-    if !std::io::stdout().is_terminal() {
+/// A spinner on stdout while the experiment runs; nothing off a terminal,
+/// nor with `-v`, when the servers' log lines would cut through it.
+pub(super) fn spinner(message: &str, verbose: bool) -> indicatif::ProgressBar {
+    if verbose || !std::io::stdout().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar =
@@ -50,8 +51,9 @@ pub(super) fn render_prediction(row: &PredictionRow, observed: bool) -> String {
     let verdict = match row.mark {
         Mark::Pass => "right",
         Mark::Pending => "not answered",
+        Mark::Wrong => "wrong: yours to learn from, see why",
         _ if !observed => "not observed: the experiment stopped before it",
-        _ => "wrong",
+        _ => "not observed",
     };
     format!(
         "{} {} · {verdict}\n    you predicted: {}\n    what happened: {}\n    why:           {}\n",
@@ -107,10 +109,10 @@ pub(super) fn score_line(report: &Report, seed: u64) -> String {
         "score: {} of {} · {} wrong · {} unanswered · claims: {} of {} verified · seed {seed}",
         report.count_predictions(Mark::Pass),
         report.predictions.len(),
-        report.count_predictions(Mark::Fail),
+        report.count_predictions(Mark::Wrong),
         report.count_predictions(Mark::Pending),
         report.count_claims(Mark::Pass),
-        report.claims.len(),
+        report.claims_run(),
     )
 }
 
@@ -125,11 +127,11 @@ mod tests {
             question: "which?".into(),
             answer: Some("y".into()),
             actual: "x".into(),
-            mark: Mark::Fail,
+            mark: Mark::Wrong,
             why: "because".into(),
         };
         let text = render_prediction(&row, true);
-        assert!(text.starts_with("✗ fail q1 · wrong\n"), "{text}");
+        assert!(text.starts_with("✗ wrong q1 · wrong"), "{text}");
         assert!(text.contains("you predicted: y\n"), "{text}");
         assert!(text.contains("what happened: x\n"), "{text}");
         assert!(text.contains("why:           because\n"), "{text}");
