@@ -217,9 +217,9 @@ pub async fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Exit
         println!("{note}\n");
     }
     if one.is_none() {
+        // Short: a seed is up to 20 digits, and the screen may be 80 wide.
         println!(
-            "Checking {} labs · seed {seed} (rerun with --seed {seed}) · details only for what \
-             fails",
+            "Checking {} labs, seed {seed} (--seed repeats it)",
             labs.len()
         );
     }
