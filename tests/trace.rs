@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::common::bounded_by;
 use crate::common::process::{LabProcess, REALSERVER_AT, Run, proxy_process, run_lab_captured};
+use crate::common::screen::{WIDTHS, assert_fits, run_at_width};
 use crate::common::servers::{dead_port, forward_proxy, naive_to, proxy, real_server};
 use lab::proxy::forward::ForwardConfig;
 use serde_json::Value;
@@ -207,6 +208,111 @@ async fn the_table_explains_each_pick_and_the_summary_expects_the_weights() {
         );
         assert!(out.contains("status: 200 ×3"), "{out}");
         assert!(out.contains("latency: p50 "), "{out}");
+        proxy.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+/// At 80 and 120 columns: one line per request (#, letter, pick, status,
+/// ms, peer port), what was the same on every request printed once above,
+/// no line wider than the screen, no address, port or URL split; a value
+/// too long for the screen cut with `…` (and whole in `--json`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_trace_fits_80_and_120_columns() {
+    bounded(async {
+        let (one, two) = (real_server().await, real_server().await);
+        let a = format!("http://{}/base", one.addr());
+        let b = format!("http://{}/base", two.addr());
+        let proxy = proxy(&[
+            "--lb",
+            "wrr",
+            "--upstream",
+            &format!("{a},10"),
+            "--upstream",
+            &format!("{b},20"),
+        ])
+        .await;
+        let proxy_url = url(proxy.addr());
+        let proxy_addr = proxy.addr().to_string();
+        let args = [
+            "trace",
+            "--proxy",
+            &proxy_url,
+            "-n",
+            "4",
+            "--xff",
+            "203.0.113.7",
+            "-H",
+            "Connection: X-Foo",
+            "-H",
+            "X-Foo: 1",
+        ];
+        for width in WIDTHS {
+            let run = run_at_width(&args, width).await;
+            assert!(run.status.success(), "{}", run.stderr);
+            let out = &run.stdout;
+            assert_fits(out, width, &[&a, &b, &proxy_url, &proxy_addr]);
+            // The same on every request: once, above the table.
+            assert_eq!(
+                out.matches("203.0.113.7, 127.0.0.1").count(),
+                2,
+                "once above the table, once in the header diff:\n{out}"
+            );
+            let header = row(out, &["#", "upstream", "pick", "status", "ms", "peer port"]);
+            assert!(header.is_some(), "{out}");
+            // The proxy's smooth WRR goes on from run to run: any letter.
+            for seq in ["1", "2", "3", "4"] {
+                let cells = row(out, &[seq]).unwrap_or_else(|| panic!("row {seq}:\n{out}"));
+                assert!(["a", "b"].contains(&cells[1]), "{cells:?}");
+                let port = cells.last().unwrap();
+                assert!(port.parse::<u16>().is_ok(), "a peer port: {cells:?}");
+            }
+        }
+
+        // One request to a fresh proxy: b is chosen, a is not, yet a's
+        // weights are in the pick column.
+        let fresh = crate::common::servers::proxy(&[
+            "--lb",
+            "wrr",
+            "--upstream",
+            &format!("{a},10"),
+            "--upstream",
+            &format!("{b},20"),
+        ])
+        .await;
+        let run = run_at_width(&["trace", "--proxy", &url(fresh.addr()), "-n", "1"], 80).await;
+        assert!(
+            !run.stdout.contains("(not chosen in this run)"),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("  a = node 0 of the balancer"),
+            "{}",
+            run.stdout
+        );
+
+        // A URI too long for the screen is cut there, whole in --json.
+        let long = format!("/{}", "x".repeat(150));
+        let run = run_at_width(
+            &["trace", "--proxy", &proxy_url, "-n", "2", "--path", &long],
+            80,
+        )
+        .await;
+        assert_fits(&run.stdout, 80, &[&a, &b]);
+        assert!(
+            run.stdout.contains("/base/xxx") && run.stdout.contains('…'),
+            "{}",
+            run.stdout
+        );
+        let doc = trace_json(&["--proxy", &proxy_url, "-n", "1", "--path", &long]).await;
+        assert!(
+            doc["requests"][0]["upstream_saw"]["uri"]
+                .as_str()
+                .unwrap()
+                .ends_with(&long)
+        );
+        fresh.shutdown().await.unwrap();
         proxy.shutdown().await.unwrap();
     })
     .await;

@@ -178,7 +178,10 @@ pub async fn run(config: &TraceConfig) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&trace).context("cannot write the trace as JSON")?;
         println!("{json}");
     } else {
-        print!("{}", render::render(&trace, config.verbose));
+        print!(
+            "{}",
+            render::render(&trace, config.verbose, crate::output::width())
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -31,31 +31,42 @@ use compare::comparison;
 use details::details;
 use header_diff::header_diff;
 use names::Names;
-use requests::{failures, requests_table, set_changes};
+use requests::{Layout, failures, requests_table, set_changes};
 use summary::summary;
 
 pub use summary::bar;
 
-/// The whole human report.
-pub fn render(trace: &Trace, verbose: u8) -> String {
+/// The whole human report, fitted to `width` columns (see
+/// [`output::width`]): no line is wider, and no address, port, URL or
+/// header value is split across lines (a long one is cut with `…`; `-v`
+/// and `--json` show it whole).
+pub fn render(trace: &Trace, verbose: u8, width: usize) -> String {
     let names = Names::of(&trace.requests);
+    let layout = Layout::of(&trace.requests);
     let mut out = String::new();
-    let _ = writeln!(out, "{}", output::heading(&title(trace)));
-    let _ = writeln!(out, "{}", names.legend());
-    let _ = writeln!(out, "{}", requests_table(&trace.requests, &names));
-    failures(&mut out, &trace.requests);
-    set_changes(&mut out, trace);
+    for line in output::wrap(&title(trace), width, "", "  ") {
+        let _ = writeln!(out, "{}", output::heading(&line));
+    }
+    out.push_str(&names.legend(width));
+    out.push_str(&layout.same_lines(width));
+    let _ = writeln!(
+        out,
+        "{}",
+        requests_table(&trace.requests, &names, &layout, width)
+    );
+    failures(&mut out, &trace.requests, width);
+    set_changes(&mut out, trace, width);
     if verbose > 0 {
         details(&mut out, trace, &names, verbose);
     }
     out.push('\n');
-    header_diff(&mut out, trace);
+    header_diff(&mut out, trace, width);
     if let Some(compare) = &trace.compare {
         out.push('\n');
-        comparison(&mut out, trace, compare, verbose);
+        comparison(&mut out, trace, compare, verbose, width);
     }
     out.push('\n');
-    summary(&mut out, trace, &names);
+    summary(&mut out, trace, &names, width);
     out
 }
 
