@@ -318,6 +318,71 @@ async fn the_trace_fits_80_and_120_columns() {
     .await;
 }
 
+/// With `--interval` each row is printed as its request completes, before
+/// the next one is sent: the first row is on stdout while the trace still
+/// runs; the summary comes at the end, and every line fits the width.
+#[tokio::test(flavor = "multi_thread")]
+async fn paced_rows_are_printed_as_they_complete() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    bounded(async {
+        let (one, two) = (real_server().await, real_server().await);
+        let a = format!("http://{}/base", one.addr());
+        let b = format!("http://{}/base", two.addr());
+        let proxy = proxy(&["--lb", "rr", "--upstream", &a, "--upstream", &b]).await;
+        let proxy_url = url(proxy.addr());
+        let mut command = crate::common::process::lab_command(&[
+            "trace",
+            "--proxy",
+            &proxy_url,
+            "-n",
+            "4",
+            "--interval",
+            "700ms",
+        ]);
+        command
+            .env("COLUMNS", "80")
+            .stdout(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("start lab trace");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let started = std::time::Instant::now();
+        let mut text = String::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            text.push_str(&line);
+            text.push('\n');
+            if line.split_whitespace().next() == Some("1") {
+                break;
+            }
+        }
+        // Requests 2, 3 and 4 start 0.7, 1.4 and 2.1 s after the first.
+        assert!(
+            started.elapsed() < Duration::from_millis(1800),
+            "the first row came only after {:?}:\n{text}",
+            started.elapsed()
+        );
+        assert!(!text.contains("Summary"), "{text}");
+        while let Some(line) = lines.next_line().await.unwrap() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        assert!(child.wait().await.unwrap().success(), "{text}");
+        assert_fits(&text, 80, &[&a, &b, &proxy_url]);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|w| w.parse::<u64>().is_ok())
+            })
+            .collect();
+        assert_eq!(rows.len(), 4, "one line per request:\n{text}");
+        let summary = text.find("Summary: 4 requests").expect("a summary");
+        assert!(text.find(rows[3]).unwrap() < summary, "{text}");
+        assert!(text.contains(&format!("  a = {a}")), "{text}");
+        proxy.shutdown().await.unwrap();
+    })
+    .await;
+}
+
 /// Round robin under concurrency: every sequence number once, the counter
 /// values 0..20 once each, 10 per upstream, and a client's X-Forwarded-For
 /// arrives with the client's IP appended. `--seed` is echoed.

@@ -19,6 +19,7 @@
 mod compare;
 mod details;
 mod header_diff;
+pub mod live;
 mod names;
 mod requests;
 mod summary;
@@ -70,20 +71,45 @@ pub fn render(trace: &Trace, verbose: u8, width: usize) -> String {
     out
 }
 
+/// The report after the rows were printed as they came ([`live`]): the
+/// legend, what the upstream saw (the same on every request, then a table
+/// of what differed), and the rest as [`render`] has it.
+pub fn render_after_live(trace: &Trace, verbose: u8, width: usize) -> String {
+    let names = Names::of(&trace.requests);
+    let layout = Layout::of(&trace.requests);
+    let mut out = String::from("\n");
+    out.push_str(&names.legend(width));
+    out.push_str(&layout.same_lines(width));
+    if let Some(table) = requests::varying_table(&trace.requests, &layout, width) {
+        let _ = writeln!(out, "What the upstream saw that differed:\n{table}");
+    }
+    failures(&mut out, &trace.requests, width);
+    set_changes(&mut out, trace, width);
+    if verbose > 0 {
+        details(&mut out, trace, &names, verbose);
+    }
+    out.push('\n');
+    header_diff(&mut out, trace, width);
+    out.push('\n');
+    summary(&mut out, trace, &names, width);
+    out
+}
+
 fn title(trace: &Trace) -> String {
-    let what = format!(
-        "{} × {} {}",
-        trace.summary.requests, trace.sent.method, trace.sent.target
-    );
-    match trace.mode {
-        Mode::Reverse => format!(
-            "lab trace: {what} through the reverse proxy {}",
-            trace.proxy
-        ),
-        Mode::Forward => format!(
-            "lab trace: {what} through the forward proxy {}",
-            trace.proxy
-        ),
-        Mode::Direct => format!("lab trace: {what} straight to {} (no proxy)", trace.proxy),
+    title_of(
+        trace.mode,
+        &trace.sent,
+        trace.summary.requests,
+        &trace.proxy,
+    )
+}
+
+/// `lab trace: 3 × GET / through the reverse proxy http://…`.
+fn title_of(mode: Mode, sent: &super::model::Sent, requests: u64, proxy: &str) -> String {
+    let what = format!("{requests} × {} {}", sent.method, sent.target);
+    match mode {
+        Mode::Reverse => format!("lab trace: {what} through the reverse proxy {proxy}"),
+        Mode::Forward => format!("lab trace: {what} through the forward proxy {proxy}"),
+        Mode::Direct => format!("lab trace: {what} straight to {proxy} (no proxy)"),
     }
 }

@@ -150,6 +150,38 @@ pub(super) fn requests_table(
     output::fitted(&columns, rows, width)
 }
 
+/// After rows printed as they came: `#` and each fact of what the upstream
+/// saw that was not the same on every request; `None` when none differed.
+pub(super) fn varying_table(
+    records: &[Record],
+    layout: &Layout,
+    width: usize,
+) -> Option<comfy_table::Table> {
+    if layout.varying.is_empty() {
+        return None;
+    }
+    let mut columns = vec![Column::keep("#").right()];
+    for &i in &layout.varying {
+        columns.push(if i == 0 {
+            Column::keep(FACTS[i].0)
+        } else {
+            Column::cut(FACTS[i].0, 8)
+        });
+    }
+    let rows: Vec<Vec<Text>> = records
+        .iter()
+        .map(|record| {
+            let saw = record.upstream_saw.as_ref();
+            let mut row: Vec<Text> = vec![(record.seq.to_string(), None)];
+            for &i in &layout.varying {
+                row.push((shown(saw.and_then(|s| FACTS[i].1(s))).to_string(), None));
+            }
+            row
+        })
+        .collect();
+    Some(output::fitted(&columns, rows, width))
+}
+
 fn pick_cell(record: &Record, by_index: bool) -> String {
     match &record.pick {
         None => ABSENT.to_string(),
