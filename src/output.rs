@@ -267,7 +267,8 @@ pub fn table_width(widths: &[usize]) -> usize {
 }
 
 /// Column widths that fit `width`: each column's widest cell, then the
-/// columns that may give way narrowed, widest first, to their minimum.
+/// columns that may give way narrowed to their minimum, the most slack
+/// first: prose (wrapped) before values (cut).
 pub fn fit_widths(columns: &[Column<'_>], rows: &[Vec<Text>], width: usize) -> Vec<usize> {
     let mut widths: Vec<usize> = columns
         .iter()
@@ -282,17 +283,21 @@ pub fn fit_widths(columns: &[Column<'_>], rows: &[Vec<Text>], width: usize) -> V
                 .unwrap_or(0)
         })
         .collect();
-    while table_width(&widths) > width {
-        let narrowest = |fit: Fit| match fit {
-            Fit::Keep => usize::MAX,
-            Fit::Cut(min) | Fit::Wrap(min) => min,
-        };
-        let give = (0..columns.len())
-            .filter(|&i| widths[i] > narrowest(columns[i].fit))
-            .max_by_key(|&i| widths[i] - narrowest(columns[i].fit));
-        match give {
-            Some(i) => widths[i] -= 1,
-            None => break,
+    // Prose gives way first (it wraps), then values (they are cut).
+    for wraps in [true, false] {
+        while table_width(&widths) > width {
+            let slack = |i: usize| match columns[i].fit {
+                Fit::Wrap(min) if wraps => widths[i].saturating_sub(min),
+                Fit::Cut(min) if !wraps => widths[i].saturating_sub(min),
+                _ => 0,
+            };
+            match (0..columns.len())
+                .filter(|&i| slack(i) > 0)
+                .max_by_key(|&i| slack(i))
+            {
+                Some(i) => widths[i] -= 1,
+                None => break,
+            }
         }
     }
     widths

@@ -63,7 +63,7 @@ pub(super) fn header_diff(out: &mut String, trace: &Trace, width: usize) {
     let four: Vec<Vec<Text>> = cells.iter().map(|r| r[..4].to_vec()).collect();
     let natural = output::fit_widths(&values, &four, usize::MAX);
     /// The narrowest the rule column may be before it goes under the table.
-    const WHY_MIN: usize = 24;
+    const WHY_MIN: usize = 32;
     if output::table_width(&natural) + WHY_MIN + 3 <= width {
         let mut columns = values.to_vec();
         columns.push(Column::wrap("why", WHY_MIN));
@@ -71,6 +71,7 @@ pub(super) fn header_diff(out: &mut String, trace: &Trace, width: usize) {
         return;
     }
     let _ = writeln!(out, "{}", output::fitted(&values, four, width));
+    let _ = writeln!(out, "why:");
     let name = rows
         .iter()
         .filter(|r| r.why.is_some())
