@@ -52,9 +52,31 @@ pub async fn run(proxy: &Endpoint, json: bool) -> anyhow::Result<ExitCode> {
             println!();
         }
     } else {
-        print!("{}", render(&proxy.to_string(), &snapshot, output::width()));
+        let order = upstream_order(addr).await;
+        print!(
+            "{}",
+            render(&proxy.to_string(), &snapshot, &order, output::width())
+        );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The proxy's upstreams in its `--upstream` order (its `/_lab/upstreams`),
+/// so that the letters are the ones `lab trace` gives them; empty when the
+/// proxy does not say (the letters then follow the URLs' order).
+async fn upstream_order(addr: SocketAddr) -> Vec<String> {
+    let status = async {
+        let exchange = crate::probe::Probe::get(crate::proxy::admin::UPSTREAMS_PATH)
+            .send(addr)
+            .await?;
+        anyhow::Ok(serde_json::from_slice::<crate::discovery::Status>(
+            &exchange.body,
+        )?)
+    };
+    match tokio::time::timeout(FETCH_TIMEOUT, status).await {
+        Ok(Ok(status)) => status.upstreams.into_iter().map(|u| u.url).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The body of the proxy's statistics page.
@@ -74,10 +96,11 @@ async fn fetch(proxy: &Endpoint, addr: SocketAddr) -> anyhow::Result<String> {
 }
 
 /// The human report, fitted to `width` columns: the proxy's line, the
-/// upstreams' letters (`a = http://…`, one a line, as `lab trace` names
-/// them: an upstream's URL is never split), then the table, one row per
-/// upstream by its letter.
-pub fn render(proxy: &str, snapshot: &StatsSnapshot, width: usize) -> String {
+/// upstreams' letters (`a = http://…`, one a line: an upstream's URL is
+/// never split), then the table, one row per upstream by its letter. The
+/// letters follow `order`, the proxy's own (as `lab trace` names them),
+/// then any other upstream counted, by URL.
+pub fn render(proxy: &str, snapshot: &StatsSnapshot, order: &[String], width: usize) -> String {
     let mut out = String::new();
     let uptime = Duration::from_secs(snapshot.uptime_seconds as u64);
     let title = format!(
@@ -132,13 +155,21 @@ pub fn render(proxy: &str, snapshot: &StatsSnapshot, width: usize) -> String {
         return out;
     }
 
-    let letters: Vec<String> = (0..snapshot.upstreams.len())
-        .map(crate::trace::pick::letter)
-        .collect();
-    if !snapshot.upstreams.is_empty() {
+    let mut named: Vec<&str> = order.iter().map(String::as_str).collect();
+    for upstream in snapshot.upstreams.keys() {
+        if !named.contains(&upstream.as_str()) {
+            named.push(upstream);
+        }
+    }
+    if !named.is_empty() {
         let _ = writeln!(out, "upstreams:");
-        for (letter, upstream) in letters.iter().zip(snapshot.upstreams.keys()) {
-            let line = format!("  {letter} = {upstream}");
+        for (i, upstream) in named.iter().enumerate() {
+            let note = if snapshot.upstreams.contains_key(*upstream) {
+                ""
+            } else {
+                " (no requests yet)"
+            };
+            let line = format!("  {} = {upstream}{note}", crate::trace::pick::letter(i));
             let _ = writeln!(out, "{}", output::ellipsize(&line, width));
         }
     }
@@ -156,10 +187,13 @@ pub fn render(proxy: &str, snapshot: &StatsSnapshot, width: usize) -> String {
         Column::keep("in flight").right(),
         Column::wrap("answered by", 12),
     ];
-    let mut rows: Vec<Vec<Text>> = letters
+    let mut rows: Vec<Vec<Text>> = named
         .iter()
-        .zip(snapshot.upstreams.values())
-        .map(|(letter, counts)| row(letter, counts))
+        .enumerate()
+        .filter_map(|(i, upstream)| {
+            let counts = snapshot.upstreams.get(*upstream)?;
+            Some(row(&crate::trace::pick::letter(i), counts))
+        })
         .collect();
     rows.push(row("proxy's own", &snapshot.proxy));
     rows.push(row("all", overall));
@@ -297,8 +331,8 @@ mod tests {
         stats.record(record(None, 429, Some("rate-limit")));
         for width in [80, 120, 180] {
             // "answered by" joins a layer and its count with a no-break space.
-            let text =
-                render("http://127.0.0.1:2002", &stats.snapshot(), width).replace('\u{a0}', " ");
+            let text = render("http://127.0.0.1:2002", &stats.snapshot(), &[], width)
+                .replace('\u{a0}', " ");
             assert!(
                 text.starts_with("lab proxy at http://127.0.0.1:2002: up "),
                 "{text}"
@@ -335,8 +369,36 @@ mod tests {
     }
 
     #[test]
+    fn letters_follow_the_proxys_order_as_lab_trace_gives_them() {
+        let stats = Stats::new();
+        stats.record(RequestRecord {
+            upstream: Some("http://127.0.0.1:2004/base"),
+            status: 200,
+            latency: Duration::from_micros(210),
+            bytes_in: 0,
+            bytes_out: 0,
+            layer: None,
+        });
+        let order = [
+            "http://127.0.0.1:2003/base".to_string(),
+            "http://127.0.0.1:2004/base".to_string(),
+        ];
+        let text = render("http://127.0.0.1:2002", &stats.snapshot(), &order, 80);
+        assert!(
+            text.contains(
+                "  a = http://127.0.0.1:2003/base (no requests yet)\n  b = http://127.0.0.1:2004/base\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("│ b "), "{text}");
+        assert!(!text.contains("│ a "), "{text}");
+        // A loopback hop's latency, not the first bucket's bound.
+        assert!(text.contains("p50 0.21 ms"), "{text}");
+    }
+
+    #[test]
     fn no_requests_says_how_to_send_some() {
-        let text = render("http://127.0.0.1:2002", &Stats::new().snapshot(), 80);
+        let text = render("http://127.0.0.1:2002", &Stats::new().snapshot(), &[], 80);
         assert!(text.contains("no requests yet"), "{text}");
         assert!(!text.contains("upstream"), "no table: {text}");
     }

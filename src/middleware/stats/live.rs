@@ -20,7 +20,9 @@
 //! 0.21, not "somewhere under the first bucket's 1 ms". The HDR histogram
 //! is not atomic: a request holds its mutex for one `record` (a few adds
 //! and a shift), never across an await; a snapshot holds it to read two
-//! quantiles.
+//! quantiles. Only an upstream's (or the proxy's own answers') histogram is
+//! recorded into: everything's percentiles come from those merged at
+//! snapshot time, so a request takes one lock, not two.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -132,7 +134,7 @@ impl InFlight {
     /// answers): no lookup, whatever `record.upstream` says.
     pub fn record(&self, record: RequestRecord<'_>) {
         let sample = Sample::of(&record);
-        self.shared.overall.add(&sample);
+        self.shared.overall.add_counts(&sample);
         self.at.add(&sample);
     }
 }
@@ -193,7 +195,7 @@ impl Shared {
     /// See `Stats::record`.
     pub(super) fn record(&self, record: &RequestRecord<'_>) {
         let sample = Sample::of(record);
-        self.overall.add(&sample);
+        self.overall.add_counts(&sample);
         match record.upstream {
             Some(upstream) => self.upstream(upstream).add(&sample),
             None => self.proxy.add(&sample),
@@ -224,18 +226,24 @@ impl Shared {
 
     /// Every atomic read once.
     pub(super) fn reading(&self) -> Reading {
-        let upstreams = self
+        let map = self
             .upstreams
             .read()
-            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner);
+        let upstreams = map
             .iter()
             .map(|(upstream, counters)| (upstream.to_string(), counters.read()))
             .collect();
+        // Everything's percentiles: the upstreams' and the proxy's
+        // histograms, merged (the overall counters keep none).
+        let mut overall = self.overall.read();
+        overall.quantiles_us =
+            Hdr::merged_quantiles(map.values().map(|c| &c.hdr).chain([&self.proxy.hdr]));
         Reading {
             uptime: self.started.elapsed(),
             connections_open: self.connections_open.load(Ordering::Relaxed),
             connections_total: self.connections_total.load(Ordering::Relaxed),
-            overall: self.overall.read(),
+            overall,
             proxy: self.proxy.read(),
             upstreams,
         }
@@ -318,7 +326,16 @@ struct Counters {
 }
 
 impl Counters {
+    /// Counts `sample` here, its latency in the HDR histogram too.
     fn add(&self, sample: &Sample) {
+        self.add_counts(sample);
+        self.hdr.record(sample.nanos / 1_000);
+    }
+
+    /// Counts `sample` in the atomics only: the overall counters, whose
+    /// percentiles are read from the others' histograms merged (one lock
+    /// per request, not two).
+    fn add_counts(&self, sample: &Sample) {
         // Relaxed: each counter is a tally on its own; nothing is published
         // through them, and a reader only wants each value eventually.
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -330,7 +347,6 @@ impl Counters {
         self.bytes_in.fetch_add(sample.bytes_in, Ordering::Relaxed);
         self.bytes_out
             .fetch_add(sample.bytes_out, Ordering::Relaxed);
-        self.hdr.record(sample.nanos / 1_000);
     }
 
     fn read(&self) -> Totals {
@@ -370,13 +386,33 @@ impl Hdr {
     /// `[p50, p99]` in microseconds, `None` with nothing recorded.
     fn quantiles(&self) -> Option<[u64; 2]> {
         let histogram = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        (!histogram.is_empty()).then(|| {
-            [
-                histogram.value_at_quantile(0.5),
-                histogram.value_at_quantile(0.99),
-            ]
-        })
+        p50_p99(&histogram)
     }
+
+    /// [`Hdr::quantiles`] of these histograms together.
+    fn merged_quantiles<'a>(all: impl Iterator<Item = &'a Hdr>) -> Option<[u64; 2]> {
+        let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
+        for hdr in all {
+            let histogram = hdr.0.lock().unwrap_or_else(PoisonError::into_inner);
+            match &mut merged {
+                // Same bounds, values within them: adding cannot fail.
+                Some(m) => {
+                    let _ = m.add(&*histogram);
+                }
+                None => merged = Some(histogram.clone()),
+            }
+        }
+        merged.as_ref().and_then(p50_p99)
+    }
+}
+
+fn p50_p99(histogram: &hdrhistogram::Histogram<u64>) -> Option<[u64; 2]> {
+    (!histogram.is_empty()).then(|| {
+        [
+            histogram.value_at_quantile(0.5),
+            histogram.value_at_quantile(0.99),
+        ]
+    })
 }
 
 /// [`Counters`], read.

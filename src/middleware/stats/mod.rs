@@ -12,7 +12,7 @@
 //!
 //! **The schema of the JSON**, field by field, and what its numbers mean
 //! (when a latency ends, where the proxy's own answers count, the layers,
-//! how p50 and p99 are estimated): `docs/stats-json.md`.
+//! how p50 and p99 are measured): `docs/stats-json.md`.
 //!
 //! One idea per file:
 //!
