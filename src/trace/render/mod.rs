@@ -14,7 +14,13 @@
 //! (the upstreams' letters and their legend), `requests` (the request
 //! table, the failures and the upstream set's changes under it), `details`
 //! (`-v`, `-vv`), `header_diff`, `compare` (`--compare`) and `summary` (the
-//! bars, statuses, latency and seeds).
+//! bars, statuses, latency and seeds); `live`: the rows printed as the
+//! requests complete, before the rest ([`render_after_live`]).
+//!
+//! Everything is fitted to a width ([`output::width`]: `COLUMNS`, else the
+//! terminal's, else 100): no line is wider, and no address, port, URL or
+//! header value is split across lines; what was the same on every request
+//! is printed once, above the rows.
 
 mod compare;
 mod details;
