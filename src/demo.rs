@@ -42,44 +42,64 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<ExitCod
     }
     let proxy = RunningProxy::start_on(listen_on("lab proxy", 2002).await?, &flags).await?;
 
+    let width = output::width();
+    let say = |text: &str, first: &str, indent: &str| {
+        for line in output::wrap(text, width, first, indent) {
+            println!("{line}");
+        }
+    };
     println!(
         "{}",
-        output::heading("lab demo: the article's real servers and ReverseProxy, on loopback")
+        output::heading(&output::ellipsize(
+            "lab demo: the article's real servers and ReverseProxy, on loopback",
+            width
+        ))
     );
-    println!(
-        "  real servers  {} and {} (the article's RealServer)",
+    let servers_line = format!(
+        "{} and {} (the article's RealServer)",
         servers[0].addr(),
         servers[1].addr()
     );
-    println!(
-        "  lab proxy     {} → {} ({} balancer)",
+    say(&servers_line, "  real servers  ", "                ");
+    let proxy_line = format!(
+        "{} ({} balancer) → {}",
         proxy.addr(),
-        upstreams.join(" and "),
-        args.algorithm
+        args.algorithm,
+        upstreams.join(" and ")
     );
-    println!(
-        "  trace         {} requests through the proxy, each asking the balancer why, with\n                a client X-Forwarded-For and a header named in Connection\n",
+    say(&proxy_line, "  lab proxy     ", "                ");
+    let trace_line = format!(
+        "{} requests through the proxy, each asking the balancer why, with a client \
+         X-Forwarded-For and a header named in Connection",
         args.requests
     );
+    say(&trace_line, "  trace         ", "                ");
+    println!();
 
     let code = trace(global, proxy.addr(), args).await;
 
     println!();
     println!("{}", output::heading("What to look at"));
-    println!(
-        "  • pick: the balancer's state for each request; with weighted, the currentWeights before → after,\n    the chosen one marked * (the article's smooth weighted round robin table, lab 13)."
-    );
-    println!(
-        "  • RemoteAddr at the real server is the proxy, not you; X-Forwarded-For carries your address\n    (labs 01 and 02). The same RemoteAddr port twice is the connection pool at work (lab 09)."
-    );
-    println!(
-        "  • The header diff: what the proxy added (X-Forwarded-For, X-Real-Ip, Via) and what it removed\n    (hop-by-hop headers, lab 07)."
-    );
-    println!("  • The summary: requests per upstream beside the share the weights ask for.\n");
-    println!(
-        "Next: `lab labs` lists the labs; start with `lab show 1`. Run the pieces yourself with\n`lab realserver`, `lab proxy --lb {}` and `lab trace`.",
+    for point in [
+        "pick: the balancer's state for each request; with weighted, the currentWeights \
+         before → after, the chosen one marked * (the article's smooth weighted round robin \
+         table, lab 13).",
+        "RemoteAddr at the real server is the proxy, not you; X-Forwarded-For carries your \
+         address (labs 01 and 02). The same peer port twice is the connection pool at work \
+         (lab 09).",
+        "The header diff: what the proxy added (X-Forwarded-For, X-Real-Ip, Via) and what it \
+         removed (hop-by-hop headers, lab 07).",
+        "The summary: requests per upstream beside the share the weights ask for.",
+    ] {
+        say(point, "  • ", "    ");
+    }
+    println!();
+    let next = format!(
+        "Next: `lab labs` lists the labs; start with `lab show 1`. Run the pieces yourself \
+         with `lab realserver`, `lab proxy --lb {}` and `lab trace`.",
         args.algorithm
     );
+    say(&next, "", "");
 
     proxy.shutdown().await?;
     for server in servers {
@@ -97,10 +117,13 @@ async fn listen_on(what: &str, port: u16) -> anyhow::Result<TcpListener> {
             let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
                 .with_context(|| format!("cannot listen for the {what}"))?;
-            println!(
-                "note: {wanted} is not free ({err}); the {what} uses {} instead",
+            let note = format!(
+                "{wanted} is not free ({err}); the {what} uses {} instead",
                 listener.local_addr()?
             );
+            for line in output::wrap(&note, output::width(), "note: ", "  ") {
+                println!("{line}");
+            }
             Ok(listener)
         }
     }

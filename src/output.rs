@@ -116,3 +116,318 @@ impl Mark {
 pub fn heading(text: &str) -> String {
     text.bold().to_string()
 }
+
+/// What a screen is drawn in when nothing says otherwise: not a terminal,
+/// no `COLUMNS`. The README's samples are drawn at this width.
+pub const DEFAULT_WIDTH: usize = 100;
+
+/// The narrowest width a screen is fitted to; below it lines may overflow.
+const MIN_WIDTH: usize = 40;
+
+/// The width to fit the screens to: `COLUMNS` when it is set to a number
+/// (tests set it; so can a user, as with `git` or `ls`), else the width of
+/// the terminal stdout is, else [`DEFAULT_WIDTH`].
+pub fn width() -> usize {
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0);
+    let terminal = || {
+        std::io::stdout()
+            .is_terminal()
+            .then(|| Table::new().width().map(usize::from))
+            .flatten()
+    };
+    columns
+        .or_else(terminal)
+        .unwrap_or(DEFAULT_WIDTH)
+        .max(MIN_WIDTH)
+}
+
+/// How many columns `text` takes on a terminal.
+pub fn text_width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
+/// `text` cut to at most `max` columns, ending in `…` when it was cut.
+pub fn ellipsize(text: &str, max: usize) -> String {
+    if text_width(text) <= max {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > max {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    if max > 0 {
+        out.push('…');
+    }
+    out
+}
+
+/// `text` wrapped at spaces into lines of at most `width` columns, each
+/// after `indent` (the first after `first`, which may differ: a bullet). A
+/// word never breaks (an address, a port, a URL, a `command` in backticks
+/// stays whole on one line); a word wider than a line is cut with `…`.
+pub fn wrap(text: &str, width: usize, first: &str, indent: &str) -> Vec<String> {
+    // Spaces inside `backticks` do not break: a command is one word here.
+    let mut words: Vec<String> = Vec::new();
+    let mut in_code = false;
+    for piece in text.split(' ') {
+        match words.last_mut() {
+            Some(last) if in_code => {
+                last.push(' ');
+                last.push_str(piece);
+            }
+            _ => words.push(piece.to_string()),
+        }
+        if piece.matches('`').count() % 2 == 1 {
+            in_code = !in_code;
+        }
+    }
+    let mut lines = Vec::new();
+    let mut line = first.to_string();
+    let mut empty = true;
+    for word in words.into_iter().filter(|w| !w.is_empty()) {
+        let room = width.saturating_sub(text_width(&line));
+        if !empty && text_width(&word) + 1 > room {
+            lines.push(std::mem::replace(&mut line, indent.to_string()));
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        let room = width.saturating_sub(text_width(&line));
+        line.push_str(&ellipsize(&word, room));
+        empty = false;
+    }
+    lines.push(line);
+    lines
+}
+
+/// How a column of a [`fitted`] table gives way when the table is too wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Never narrowed: a number, an address, a short label.
+    Keep,
+    /// Values cut with `…`, down to this many columns.
+    Cut(usize),
+    /// Prose, wrapped at spaces, down to this many columns.
+    Wrap(usize),
+}
+
+/// One column of a [`fitted`] table.
+#[derive(Debug, Clone, Copy)]
+pub struct Column<'a> {
+    pub header: &'a str,
+    pub fit: Fit,
+    /// Right-aligned (numbers).
+    pub right: bool,
+}
+
+impl<'a> Column<'a> {
+    pub fn keep(header: &'a str) -> Column<'a> {
+        Column {
+            header,
+            fit: Fit::Keep,
+            right: false,
+        }
+    }
+
+    pub fn cut(header: &'a str, min: usize) -> Column<'a> {
+        Column {
+            header,
+            fit: Fit::Cut(min),
+            right: false,
+        }
+    }
+
+    pub fn wrap(header: &'a str, min: usize) -> Column<'a> {
+        Column {
+            header,
+            fit: Fit::Wrap(min),
+            right: false,
+        }
+    }
+
+    pub fn right(self) -> Column<'a> {
+        Column {
+            right: true,
+            ..self
+        }
+    }
+}
+
+/// A table cell's text, and its colour when colour is on.
+pub type Text = (String, Option<Color>);
+
+/// The width a table of columns this wide takes, borders included
+/// (`│ a ┆ b │`).
+pub fn table_width(widths: &[usize]) -> usize {
+    widths.iter().sum::<usize>() + 3 * widths.len() + 1
+}
+
+/// Column widths that fit `width`: each column's widest cell, then the
+/// columns that may give way narrowed to their minimum, the most slack
+/// first: prose (wrapped) before values (cut).
+pub fn fit_widths(columns: &[Column<'_>], rows: &[Vec<Text>], width: usize) -> Vec<usize> {
+    let mut widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            rows.iter()
+                .filter_map(|row| row.get(i))
+                .flat_map(|(text, _)| text.lines())
+                .map(text_width)
+                .chain([text_width(column.header)])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    // Prose gives way first (it wraps), then values (they are cut).
+    for wraps in [true, false] {
+        while table_width(&widths) > width {
+            let slack = |i: usize| match columns[i].fit {
+                Fit::Wrap(min) if wraps => widths[i].saturating_sub(min),
+                Fit::Cut(min) if !wraps => widths[i].saturating_sub(min),
+                _ => 0,
+            };
+            match (0..columns.len())
+                .filter(|&i| slack(i) > 0)
+                .max_by_key(|&i| slack(i))
+            {
+                Some(i) => widths[i] -= 1,
+                None => break,
+            }
+        }
+    }
+    widths
+}
+
+/// A table in the house style that fits `width` columns without the
+/// terminal ever wrapping a line: cells cut with `…` or prose wrapped at
+/// spaces as each column allows ([`Fit`]), never a value broken across
+/// lines.
+pub fn fitted(columns: &[Column<'_>], rows: Vec<Vec<Text>>, width: usize) -> Table {
+    let widths = fit_widths(columns, &rows, width);
+    let shaped = |i: usize, text: &str| -> String {
+        let w = widths[i];
+        match columns[i].fit {
+            Fit::Wrap(_) => text
+                .lines()
+                .flat_map(|line| wrap(line, w, "", ""))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => text
+                .lines()
+                .map(|line| ellipsize(line, w))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    };
+    let headers: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ellipsize(c.header, widths[i]))
+        .collect();
+    let mut table = Table::new();
+    table
+        .load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    if color() {
+        table.enforce_styling();
+        table.set_header(headers.iter().map(|h| Cell::new(h).fg(Color::Cyan)));
+    } else {
+        table.force_no_tty();
+        table.set_header(headers);
+    }
+    for row in rows {
+        table.add_row(row.iter().enumerate().map(|(i, (text, colour))| {
+            let cell = Cell::new(shaped(i, text));
+            match colour {
+                Some(c) => cell.fg(*c),
+                None => cell,
+            }
+        }));
+    }
+    for (i, column) in columns.iter().enumerate() {
+        if let Some(c) = table.column_mut(i)
+            && column.right
+        {
+            c.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    table
+}
+
+/// `label  value` lines with the values aligned, each cut to `width`
+/// with `…` (whole with `-v` or `--json`).
+pub fn aligned(pairs: &[(String, String)], indent: &str, width: usize) -> String {
+    let label = pairs.iter().map(|(l, _)| text_width(l)).max().unwrap_or(0);
+    let mut out = String::new();
+    for (l, value) in pairs {
+        let pad = " ".repeat(label - text_width(l));
+        let head = format!("{indent}{l}{pad}  ");
+        let room = width.saturating_sub(text_width(&head));
+        out.push_str(&head);
+        out.push_str(&ellipsize(value, room));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ellipsize_cuts_to_the_width_with_a_mark() {
+        assert_eq!(ellipsize("127.0.0.1:2003", 20), "127.0.0.1:2003");
+        assert_eq!(ellipsize("http://127.0.0.1:2003/base", 10), "http://12…");
+        assert_eq!(text_width(&ellipsize("http://127.0.0.1:2003/base", 10)), 10);
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_keeps_commands_whole() {
+        let lines = wrap(
+            "repeat it with `lab proxy --lb random --seed 7` and see",
+            40,
+            "  ",
+            "    ",
+        );
+        assert_eq!(
+            lines,
+            [
+                "  repeat it with",
+                "    `lab proxy --lb random --seed 7` and",
+                "    see"
+            ]
+        );
+        assert_eq!(wrap("a b c", 80, "", ""), ["a b c"]);
+    }
+
+    #[test]
+    fn fitted_tables_fit_and_cut_only_what_may_give_way() {
+        let columns = [
+            Column::keep("#").right(),
+            Column::cut("value", 6),
+            Column::wrap("why", 8),
+        ];
+        let rows = vec![vec![
+            ("1".to_string(), None),
+            ("http://127.0.0.1:2003/base".to_string(), None),
+            ("the proxy names itself, as RFC 9110 asks".to_string(), None),
+        ]];
+        let text = fitted(&columns, rows, 40).to_string();
+        for line in text.lines() {
+            assert!(text_width(line) <= 40, "{line:?} in\n{text}");
+        }
+        assert!(text.contains('…'), "{text}");
+        assert!(text.contains("names"), "{text}");
+    }
+}

@@ -3,6 +3,7 @@
 
 use crate::common::STEP;
 use crate::common::process::lab_command;
+use crate::common::screen::{WIDTHS, assert_fits, run_at_width};
 
 #[tokio::test]
 async fn demo_runs_a_trace_through_both_upstreams_and_exits_0() {
@@ -17,7 +18,7 @@ async fn demo_runs_a_trace_through_both_upstreams_and_exits_0() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     // Both upstreams are shown, and both served (weights 10 and 20: 2 and 4 of 6).
     assert!(
-        stdout.contains("upstreams (balanced by weighted): a = http://"),
+        stdout.contains("upstreams (balanced by weighted):\n  a = http://"),
         "{stdout}"
     );
     let summary: Vec<&str> = stdout
@@ -34,4 +35,25 @@ async fn demo_runs_a_trace_through_both_upstreams_and_exits_0() {
     assert!(stdout.contains("− removed ┆ X-Demo"), "{stdout}");
     assert!(stdout.contains("Next: `lab labs`"), "{stdout}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// At 80 and 120 columns: no line wider, no address, port or URL split.
+#[tokio::test]
+async fn demo_fits_80_and_120_columns() {
+    for width in WIDTHS {
+        let run = run_at_width(&["demo", "-n", "4"], width).await;
+        assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+        // Every address and URL the demo printed, as printed whole somewhere.
+        let values: Vec<String> = run
+            .stdout
+            .split([' ', ',', '(', ')', '│', '┆'])
+            .filter(|w| w.starts_with("http://") || w.starts_with("127.0.0.1:"))
+            .map(|w| w.trim_end_matches(['.', ';']).to_string())
+            .filter(|w| !w.ends_with('…'))
+            .collect();
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        assert!(values.len() >= 4, "{}", run.stdout);
+        assert_fits(&run.stdout, width, &values);
+        assert!(run.stdout.contains("peer port"), "{}", run.stdout);
+    }
 }

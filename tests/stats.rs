@@ -11,6 +11,7 @@
 //! wait is bounded.
 
 use crate::common::process::{Run, run_lab_captured};
+use crate::common::screen::{WIDTHS, assert_fits, run_at_width};
 use crate::common::servers::dead_port;
 
 use std::convert::Infallible;
@@ -185,14 +186,19 @@ fn the_metrics_parse_and_tell_what_was_recorded() {
     assert_eq!(layer_samples, 5, "layers that never answered are left out");
 
     // The latency histogram, in seconds: A had 3 × 1 ms and 1 × 30 ms.
+    // Sub-millisecond buckets first: a loopback hop takes 0.1 to 0.3 ms.
     let duration = "lab_request_duration_seconds";
     let a = buckets(&scrape, duration, &[("upstream", A)]);
     let bounds: Vec<f64> = a.iter().map(|(le, _)| *le).collect();
     assert_eq!(
         bounds,
         [
+            0.00005,
+            0.0001,
+            0.00025,
+            0.0005,
             0.001,
-            0.002,
+            0.0025,
             0.005,
             0.01,
             0.025,
@@ -211,15 +217,16 @@ fn the_metrics_parse_and_tell_what_was_recorded() {
     assert_eq!(
         counts,
         [
-            3.0, 3.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0
+            0.0, 0.0, 0.0, 0.0, 3.0, 3.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0,
+            4.0
         ]
     );
     let b = buckets(&scrape, duration, &[("upstream", B)]);
-    assert_eq!(b[1], (0.002, 0.0));
-    assert_eq!(b[2], (0.005, 1.0), "the 3 ms 404");
-    assert_eq!(b[8], (0.5, 3.0), "and the two 300 ms");
+    assert_eq!(b[5], (0.0025, 0.0));
+    assert_eq!(b[6], (0.005, 1.0), "the 3 ms 404");
+    assert_eq!(b[12], (0.5, 3.0), "and the two 300 ms");
     let own = buckets(&scrape, duration, &[("upstream", proxy)]);
-    assert_eq!(own[0], (0.001, 3.0));
+    assert_eq!(own[0], (0.00005, 3.0));
     let a_labels = [("upstream", A)];
     assert_eq!(
         value(&scrape, "lab_request_duration_seconds_count", &a_labels),
@@ -403,17 +410,17 @@ fn the_json_round_trips_and_keeps_its_field_names() {
     assert_eq!(at(&format!("{a}/layers/proxy")), 1);
     assert_eq!(at(&format!("{a}/latency_ms/count")), 4);
     assert_eq!(at(&format!("{a}/latency_ms/sum_ms")), 33.0);
+    // From the HDR histogram: 1 ms and 30 ms, each to within 1 %.
+    let p50 = at(&format!("{a}/latency_ms/p50")).as_f64().unwrap();
+    assert!((0.99..=1.01).contains(&p50), "p50 {p50}");
+    let p99 = at(&format!("{a}/latency_ms/p99")).as_f64().unwrap();
+    assert!((29.7..=30.3).contains(&p99), "p99 {p99}");
+    assert_eq!(at(&format!("{a}/latency_ms/buckets/0/le_ms")), 0.05);
     assert_eq!(
-        at(&format!("{a}/latency_ms/p50")),
-        0.667,
-        "2/3 ms, to the µs"
-    );
-    assert_eq!(at(&format!("{a}/latency_ms/buckets/0/le_ms")), 1.0);
-    assert_eq!(
-        at(&format!("{a}/latency_ms/buckets/13/le_ms")),
+        at(&format!("{a}/latency_ms/buckets/17/le_ms")),
         serde_json::Value::Null
     );
-    assert_eq!(at(&format!("{a}/latency_ms/buckets/13/count")), 4);
+    assert_eq!(at(&format!("{a}/latency_ms/buckets/17/count")), 4);
     assert_eq!(at("/proxy/requests"), 3);
     assert_eq!(at("/proxy/layers/rate-limit"), 2);
     assert_eq!(
@@ -491,9 +498,11 @@ async fn lab_stats_prints_a_row_per_upstream() {
     let json = serde_json::to_string_pretty(&stats.snapshot()).unwrap();
     let addr = stand_in(StatusCode::OK, json).await;
     let proxy = format!("http://{addr}");
-    let run = lab_stats(&["--proxy", &proxy]).await;
+    // Wide enough for every column.
+    let run = run_at_width(&["stats", "--proxy", &proxy], 200).await;
     assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
-    let out = &run.stdout;
+    // "answered by" joins a layer and its count with a no-break space.
+    let out = &run.stdout.replace('\u{a0}', " ");
     assert!(
         out.starts_with(&format!("lab proxy at {proxy}: up ")),
         "{out}"
@@ -502,7 +511,9 @@ async fn lab_stats_prints_a_row_per_upstream() {
         out.contains("connections: 1 open, 2 accepted; requests: 10 finished, 1 in flight"),
         "{out}"
     );
-    let header = cells(row(out, "upstream"));
+    // The upstreams by letter, each URL whole on its line.
+    assert!(out.contains(&format!("\n  a = {A}\n  b = {B}\n")), "{out}");
+    let header = cells(row(out, "│ upstream"));
     assert_eq!(
         header,
         [
@@ -520,29 +531,30 @@ async fn lab_stats_prints_a_row_per_upstream() {
             "answered by"
         ]
     );
-    // A: 3 × 1 ms and 1 × 30 ms; p50 is rank 2 of the 3 in [0, 1] ms.
+    // A: 3 × 1 ms and 1 × 30 ms: p50 1 ms, p99 30 ms (the HDR histogram's,
+    // within 1 %: not a bucket's bound).
     assert_eq!(
-        cells(row(out, A)),
+        cells(row(out, "│ a ")),
         [
-            A,
+            "a",
             "4",
             "3",
             "0",
             "0",
             "1",
-            "0.7",
-            "49.0",
+            "1.0",
+            "30",
             "40 B",
             "400 B",
             "0",
             "upstream 3, proxy 1"
         ]
     );
-    let b = cells(row(out, B));
+    let b = cells(row(out, "│ b "));
     assert_eq!(b[1..6], ["3", "2", "0", "1", "0"], "{b:?}");
     assert_eq!(b[10], "1", "one request in flight at B");
     assert_eq!(b[11], "upstream 3");
-    let own = cells(row(out, "(proxy's own answers)"));
+    let own = cells(row(out, "proxy's own"));
     assert_eq!(own[1..6], ["3", "0", "0", "3", "0"], "{own:?}");
     assert_eq!(own[11], "auth 1, rate-limit 2");
     let all = cells(row(out, "│ all"));
@@ -550,9 +562,26 @@ async fn lab_stats_prints_a_row_per_upstream() {
     assert_eq!(all[11], "upstream 6, proxy 1, auth 1, rate-limit 2");
     // The rows come in order: upstreams by URL, the proxy's own, all.
     let position = |name: &str| out.find(name).unwrap();
-    assert!(position(A) < position(B));
-    assert!(position(B) < position("(proxy's own answers)"));
-    assert!(position("(proxy's own answers)") < position("│ all"));
+    assert!(position("│ a ") < position("│ b "));
+    assert!(position("│ b ") < position("proxy's own"));
+    assert!(position("proxy's own") < position("│ all"));
+}
+
+/// At 80 and 120 columns: no line wider, no URL split, the numbers whole.
+#[tokio::test]
+async fn lab_stats_fits_80_and_120_columns() {
+    let (stats, _guards) = known_stats();
+    let json = serde_json::to_string_pretty(&stats.snapshot()).unwrap();
+    let addr = stand_in(StatusCode::OK, json).await;
+    let proxy = format!("http://{addr}");
+    for width in WIDTHS {
+        let run = run_at_width(&["stats", "--proxy", &proxy], width).await;
+        assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+        assert_fits(&run.stdout, width, &[A, B, &proxy]);
+        let a = cells(row(&run.stdout, "│ a "));
+        assert_eq!(a[..3], ["a", "4", "3"], "{a:?}");
+        assert!(a.contains(&"1.0") && a.contains(&"30"), "p50, p99: {a:?}");
+    }
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::common::bounded_by;
 use crate::common::process::{LabProcess, REALSERVER_AT, Run, proxy_process, run_lab_captured};
+use crate::common::screen::{WIDTHS, assert_fits, run_at_width};
 use crate::common::servers::{dead_port, forward_proxy, naive_to, proxy, real_server};
 use lab::proxy::forward::ForwardConfig;
 use serde_json::Value;
@@ -212,6 +213,176 @@ async fn the_table_explains_each_pick_and_the_summary_expects_the_weights() {
     .await;
 }
 
+/// At 80 and 120 columns: one line per request (#, letter, pick, status,
+/// ms, peer port), what was the same on every request printed once above,
+/// no line wider than the screen, no address, port or URL split; a value
+/// too long for the screen cut with `…` (and whole in `--json`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_trace_fits_80_and_120_columns() {
+    bounded(async {
+        let (one, two) = (real_server().await, real_server().await);
+        let a = format!("http://{}/base", one.addr());
+        let b = format!("http://{}/base", two.addr());
+        let proxy = proxy(&[
+            "--lb",
+            "wrr",
+            "--upstream",
+            &format!("{a},10"),
+            "--upstream",
+            &format!("{b},20"),
+        ])
+        .await;
+        let proxy_url = url(proxy.addr());
+        let proxy_addr = proxy.addr().to_string();
+        let args = [
+            "trace",
+            "--proxy",
+            &proxy_url,
+            "-n",
+            "4",
+            "--xff",
+            "203.0.113.7",
+            "-H",
+            "Connection: X-Foo",
+            "-H",
+            "X-Foo: 1",
+        ];
+        for width in WIDTHS {
+            let run = run_at_width(&args, width).await;
+            assert!(run.status.success(), "{}", run.stderr);
+            let out = &run.stdout;
+            assert_fits(out, width, &[&a, &b, &proxy_url, &proxy_addr]);
+            // The same on every request: once, above the table.
+            assert_eq!(
+                out.matches("203.0.113.7, 127.0.0.1").count(),
+                2,
+                "once above the table, once in the header diff:\n{out}"
+            );
+            let header = row(out, &["#", "upstream", "pick", "status", "ms", "peer port"]);
+            assert!(header.is_some(), "{out}");
+            // The proxy's smooth WRR goes on from run to run: any letter.
+            for seq in ["1", "2", "3", "4"] {
+                let cells = row(out, &[seq]).unwrap_or_else(|| panic!("row {seq}:\n{out}"));
+                assert!(["a", "b"].contains(&cells[1]), "{cells:?}");
+                let port = cells.last().unwrap();
+                assert!(port.parse::<u16>().is_ok(), "a peer port: {cells:?}");
+            }
+        }
+
+        // One request to a fresh proxy: b is chosen, a is not, yet a's
+        // weights are in the pick column.
+        let fresh = crate::common::servers::proxy(&[
+            "--lb",
+            "wrr",
+            "--upstream",
+            &format!("{a},10"),
+            "--upstream",
+            &format!("{b},20"),
+        ])
+        .await;
+        let run = run_at_width(&["trace", "--proxy", &url(fresh.addr()), "-n", "1"], 80).await;
+        assert!(
+            !run.stdout.contains("(not chosen in this run)"),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("  a = node 0 of the balancer"),
+            "{}",
+            run.stdout
+        );
+
+        // A URI too long for the screen is cut there, whole in --json.
+        let long = format!("/{}", "x".repeat(150));
+        let run = run_at_width(
+            &["trace", "--proxy", &proxy_url, "-n", "2", "--path", &long],
+            80,
+        )
+        .await;
+        assert_fits(&run.stdout, 80, &[&a, &b]);
+        assert!(
+            run.stdout.contains("/base/xxx") && run.stdout.contains('…'),
+            "{}",
+            run.stdout
+        );
+        let doc = trace_json(&["--proxy", &proxy_url, "-n", "1", "--path", &long]).await;
+        assert!(
+            doc["requests"][0]["upstream_saw"]["uri"]
+                .as_str()
+                .unwrap()
+                .ends_with(&long)
+        );
+        fresh.shutdown().await.unwrap();
+        proxy.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+/// With `--interval` each row is printed as its request completes, before
+/// the next one is sent: the first row is on stdout while the trace still
+/// runs; the summary comes at the end, and every line fits the width.
+#[tokio::test(flavor = "multi_thread")]
+async fn paced_rows_are_printed_as_they_complete() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    bounded(async {
+        let (one, two) = (real_server().await, real_server().await);
+        let a = format!("http://{}/base", one.addr());
+        let b = format!("http://{}/base", two.addr());
+        let proxy = proxy(&["--lb", "rr", "--upstream", &a, "--upstream", &b]).await;
+        let proxy_url = url(proxy.addr());
+        let mut command = crate::common::process::lab_command(&[
+            "trace",
+            "--proxy",
+            &proxy_url,
+            "-n",
+            "4",
+            "--interval",
+            "700ms",
+        ]);
+        command
+            .env("COLUMNS", "80")
+            .stdout(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("start lab trace");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let started = std::time::Instant::now();
+        let mut text = String::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            text.push_str(&line);
+            text.push('\n');
+            if line.split_whitespace().next() == Some("1") {
+                break;
+            }
+        }
+        // Requests 2, 3 and 4 start 0.7, 1.4 and 2.1 s after the first.
+        assert!(
+            started.elapsed() < Duration::from_millis(1800),
+            "the first row came only after {:?}:\n{text}",
+            started.elapsed()
+        );
+        assert!(!text.contains("Summary"), "{text}");
+        while let Some(line) = lines.next_line().await.unwrap() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        assert!(child.wait().await.unwrap().success(), "{text}");
+        assert_fits(&text, 80, &[&a, &b, &proxy_url]);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|w| w.parse::<u64>().is_ok())
+            })
+            .collect();
+        assert_eq!(rows.len(), 4, "one line per request:\n{text}");
+        let summary = text.find("Summary: 4 requests").expect("a summary");
+        assert!(text.find(rows[3]).unwrap() < summary, "{text}");
+        assert!(text.contains(&format!("  a = {a}")), "{text}");
+        proxy.shutdown().await.unwrap();
+    })
+    .await;
+}
+
 /// Round robin under concurrency: every sequence number once, the counter
 /// values 0..20 once each, 10 per upstream, and a client's X-Forwarded-For
 /// arrives with the client's IP appended. `--seed` is echoed.
@@ -311,12 +482,16 @@ async fn the_header_diff_shows_forwarding_added_and_hop_by_hop_removed() {
         ])
         .await;
         assert!(out.contains("Headers of request #1"), "{out}");
-        // change | header | client sent | upstream received | why
+        // change | header | client sent | upstream received
         let xff = row(&out, &["+ added", "X-Forwarded-For"]).expect("X-Forwarded-For added");
         assert_eq!(xff[2..4], ["—", "127.0.0.1"], "{out}");
         let foo = row(&out, &["− removed", "X-Foo"]).expect("X-Foo removed");
         assert_eq!(foo[2..4], ["1", "—"], "{out}");
-        assert!(foo[4].contains("named in Connection"), "{out}");
+        // At 100 columns the reasons are listed under the table.
+        assert!(
+            out.contains("\n  X-Foo:             named in Connection"),
+            "{out}"
+        );
         let connection = row(&out, &["− removed", "Connection"]).expect("Connection removed");
         assert_eq!(connection[2], "X-Foo", "{out}");
         assert!(row(&out, &["+ added", "Via"]).is_some(), "{out}");

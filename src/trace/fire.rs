@@ -210,13 +210,14 @@ pub struct Pace {
 }
 
 /// Sends `request` to `addr` `count` times, paced by `pace`, and returns the
-/// records in sequence order.
+/// records in sequence order; `done` sees each record as it completes.
 pub async fn fire(
     addr: SocketAddr,
     request: &Request,
     count: u64,
     pace: Pace,
     progress: &ProgressBar,
+    done: &(dyn Fn(&Record) + Sync),
 ) -> Vec<Record> {
     let start = tokio::time::Instant::now();
     let mut records: Vec<Record> = futures_util::stream::iter(1..=count)
@@ -230,6 +231,7 @@ pub async fn fire(
             record
         })
         .buffer_unordered(pace.concurrency.max(1))
+        .inspect(|record| done(record))
         .collect()
         .await;
     records.sort_by_key(|r| r.seq);

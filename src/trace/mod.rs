@@ -74,9 +74,14 @@
 //! `--forward`: `lab forward`, `--direct`: `lab realserver`, `--compare`:
 //! `lab naive`); 2 for a usage error (clap's).
 //!
-//! Runs of more than 50 requests show a progress bar on stderr, when stderr
-//! is a terminal. `--interval D` starts one request every D instead of all
-//! at once: a slow run, to watch the upstream set change under it.
+//! On a terminal, or with `--interval`, each request's row is printed as it
+//! completes (in sequence order), with a counter on stderr under the rows
+//! when stderr is a terminal; the legend, what the upstream saw, the header
+//! diff and the summary follow at the end. Otherwise (a pipe, `--json`,
+//! `--compare`) the whole report is printed at the end, and runs of more
+//! than 50 requests show a progress bar on a terminal's stderr.
+//! `--interval D` starts one request every D instead of all at once: a slow
+//! run, to watch the upstream set change under it.
 
 pub mod diff;
 pub mod fire;
@@ -139,8 +144,40 @@ pub async fn run(config: &TraceConfig) -> anyhow::Result<ExitCode> {
 
     let request = plan.request_for(route, None);
     let runs = if compare.is_some() { 2 } else { 1 };
-    let progress = progress_bar(config.requests, runs);
-    let requests = fire::fire(addr, &request, config.requests, pace, &progress).await;
+    // Rows as they complete: on a terminal, or when the requests are paced
+    // (`--interval`: a slow run, watched while servers stop and start).
+    let live = !config.json
+        && compare.is_none()
+        && (std::io::stdout().is_terminal() || pace.interval.is_some());
+    let progress = progress_bar(config.requests, runs, live);
+    let width = crate::output::width();
+    let rows = live.then(|| {
+        let rows = render::live::Rows::new(width);
+        let title = render::live::title(
+            route.mode(),
+            &request.sent(),
+            config.requests,
+            &route.endpoint().to_string(),
+            width,
+        );
+        progress.suspend(|| print!("{title}{}", rows.header()));
+        std::sync::Mutex::new(rows)
+    });
+    let done = |record: &model::Record| {
+        if let Some(rows) = &rows {
+            let mut rows = rows
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let text = rows.push(record.clone());
+            if !text.is_empty() {
+                progress.suspend(|| {
+                    print!("{text}");
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                });
+            }
+        }
+    };
+    let requests = fire::fire(addr, &request, config.requests, pace, &progress, &done).await;
     let set_changes = match route.mode() {
         model::Mode::Reverse => set_changes(addr, &requests).await,
         _ => Vec::new(),
@@ -150,7 +187,7 @@ pub async fn run(config: &TraceConfig) -> anyhow::Result<ExitCode> {
             // The same request, Host included: any difference is the proxies'.
             let other = Route::Reverse(endpoint.clone());
             let same = plan.request_for(&other, Some(route.host()));
-            let records = fire::fire(addr, &same, config.requests, pace, &progress).await;
+            let records = fire::fire(addr, &same, config.requests, pace, &progress, &|_| {}).await;
             Some(Comparison {
                 proxy: endpoint.to_string(),
                 summary: Summary::of(&records),
@@ -178,7 +215,12 @@ pub async fn run(config: &TraceConfig) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&trace).context("cannot write the trace as JSON")?;
         println!("{json}");
     } else {
-        print!("{}", render::render(&trace, config.verbose));
+        let text = if live {
+            render::render_after_live(&trace, config.verbose, width)
+        } else {
+            render::render(&trace, config.verbose, width)
+        };
+        print!("{text}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -219,10 +261,11 @@ async fn reachable(endpoint: &Endpoint, what: &str, start: &str) -> anyhow::Resu
     Ok(addr)
 }
 
-/// A bar on stderr for long runs (`requests` per run, `runs` runs) on a
-/// terminal; hidden otherwise, so pipes and tests see none.
-fn progress_bar(requests: u64, runs: u64) -> ProgressBar {
-    if requests <= PROGRESS_ABOVE || !std::io::stderr().is_terminal() {
+/// A bar on stderr for long runs (`requests` per run, `runs` runs), or a
+/// counter under the rows as they come (`live`), on a terminal; hidden
+/// otherwise, so pipes and tests see none.
+fn progress_bar(requests: u64, runs: u64, live: bool) -> ProgressBar {
+    if (requests <= PROGRESS_ABOVE && !live) || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(requests * runs);

@@ -9,7 +9,8 @@
 //! - [`wire`]: raw HTTP/1.1 on a socket: bytes written by hand, responses
 //!   and chunked bodies read back strictly;
 //! - [`labs`]: a private copy of the checkout's `labs/`;
-//! - [`zookeeper`]: a real ZooKeeper, started through `lab zk up`.
+//! - [`zookeeper`]: a real ZooKeeper, started through `lab zk up`;
+//! - [`screen`]: a screen at a fixed width (`COLUMNS`), and what must hold there.
 //!
 //! Every test module shares this process, so a helper never changes it for
 //! the others: a child process gets its environment through its `Command`,
@@ -19,6 +20,7 @@ pub mod client;
 pub mod go;
 pub mod labs;
 pub mod process;
+pub mod screen;
 pub mod servers;
 pub mod wire;
 pub mod zookeeper;

@@ -30,6 +30,8 @@ pub fn lab_command(args: &[&str]) -> Command {
         .arg("never")
         .args(args)
         .env_remove("RUST_LOG")
+        // The screens' width is the default (100) unless a test sets it.
+        .env_remove("COLUMNS")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -56,8 +58,13 @@ pub struct Run {
 
 /// Runs `lab ARGS` to completion (bounded), stdout and stderr captured.
 pub async fn run_lab_captured(args: &[&str]) -> Run {
+    run_lab_captured_with(args, &[]).await
+}
+
+/// [`run_lab_captured`] with these environment variables set.
+pub async fn run_lab_captured_with(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = lab_command(args);
-    command.stdout(Stdio::piped());
+    command.stdout(Stdio::piped()).envs(env.iter().copied());
     let output = tokio::time::timeout(STEP, command.output())
         .await
         .unwrap_or_else(|_| panic!("lab {args:?} did not exit within {STEP:?}"))

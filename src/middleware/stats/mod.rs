@@ -12,12 +12,12 @@
 //!
 //! **The schema of the JSON**, field by field, and what its numbers mean
 //! (when a latency ends, where the proxy's own answers count, the layers,
-//! how p50 and p99 are estimated): `docs/stats-json.md`.
+//! how p50 and p99 are measured): `docs/stats-json.md`.
 //!
 //! One idea per file:
 //!
-//! - `live.rs`: the hot path: the counters a request adds to (atomics
-//!   only), and the guards that count open connections ([`ConnectionGuard`])
+//! - `live.rs`: the hot path: the counters a request adds to (atomics,
+//!   and an HDR histogram for the percentiles behind a short lock), and the guards that count open connections ([`ConnectionGuard`])
 //!   and requests in flight ([`InFlight`]);
 //! - `model.rs`: the JSON of [`STATS_PATH`] ([`StatsSnapshot`]), made from
 //!   one reading of the counters;
@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 
-pub use live::{BUCKETS_MS, ConnectionGuard, InFlight, LAYERS, OTHER_LAYER, RequestRecord};
+pub use live::{BUCKETS_US, ConnectionGuard, InFlight, LAYERS, OTHER_LAYER, RequestRecord};
 pub use model::{Bucket, Connections, Counts, Latency, STATS_PATH, StatsSnapshot, StatusClasses};
 pub use prometheus::{METRICS_CONTENT_TYPE, METRICS_PATH, PROXY_UPSTREAM};
 
@@ -144,9 +144,19 @@ mod tests {
         assert_eq!(latency.count, 4);
         assert_eq!(latency.sum_ms, 34.0);
         let cumulative: Vec<u64> = latency.buckets.iter().map(|b| b.count).collect();
-        assert_eq!(cumulative, [2, 2, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4]);
-        assert_eq!(latency.buckets[0].le_ms, Some(1.0));
-        assert_eq!(latency.buckets[13].le_ms, None);
+        // 0, 1, 3 and 30 ms against 0.05, 0.1 … 10 000 ms and +Inf.
+        assert_eq!(
+            cumulative,
+            [1, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4]
+        );
+        assert_eq!(latency.buckets[0].le_ms, Some(0.05));
+        assert_eq!(latency.buckets[4].le_ms, Some(1.0));
+        assert_eq!(latency.buckets[17].le_ms, None);
+        // p50 and p99 are the HDR histogram's: the 2nd and 4th of 0, 1, 3, 30 ms.
+        let p50 = latency.p50.unwrap();
+        assert!((0.99..=1.01).contains(&p50), "{p50}");
+        let p99 = latency.p99.unwrap();
+        assert!((29.7..=30.3).contains(&p99), "{p99}");
     }
 
     #[test]

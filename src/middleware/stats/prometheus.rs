@@ -30,7 +30,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::live::{BUCKETS_MS, CLASS_NAMES, LAYERS, OTHER_LAYER, Reading, Shared, Totals};
+use super::live::{BUCKETS_US, CLASS_NAMES, LAYERS, OTHER_LAYER, Reading, Shared, Totals};
 
 /// The Prometheus metrics page of `lab proxy`.
 pub const METRICS_PATH: &str = "/_lab/metrics";
@@ -194,9 +194,9 @@ impl Collector for StatsCollector {
                 .iter()
                 .enumerate()
                 .map(|(i, &count)| {
-                    let le = BUCKETS_MS
+                    let le = BUCKETS_US
                         .get(i)
-                        .map_or(f64::INFINITY, |&ms| ms as f64 / 1e3);
+                        .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
                     (le, count)
                 })
                 .collect();

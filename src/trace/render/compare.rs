@@ -5,23 +5,28 @@
 use std::fmt::Write;
 
 use colored::Colorize;
-use comfy_table::{Cell, Color};
+use comfy_table::Color;
 
 use super::names::ABSENT;
-use crate::output;
+use crate::output::{self, Column, Text};
 use crate::trace::diff;
 use crate::trace::model::{Comparison, Trace};
 
 /// The same requests through two proxies, the upstream's views side by side.
-pub(super) fn comparison(out: &mut String, trace: &Trace, compare: &Comparison, verbose: u8) {
-    let _ = writeln!(
-        out,
-        "{}",
-        output::heading(&format!(
-            "Compare: the same request through {} (left) and {} (right)",
-            trace.proxy, compare.proxy
-        ))
+pub(super) fn comparison(
+    out: &mut String,
+    trace: &Trace,
+    compare: &Comparison,
+    verbose: u8,
+    width: usize,
+) {
+    let title = format!(
+        "Compare: the same request through {} (left) and {} (right)",
+        trace.proxy, compare.proxy
     );
+    for line in output::wrap(&title, width, "", "  ") {
+        let _ = writeln!(out, "{}", output::heading(&line));
+    }
     let shown = if verbose > 0 { usize::MAX } else { 1 };
     for (left, right) in trace
         .requests
@@ -35,25 +40,30 @@ pub(super) fn comparison(out: &mut String, trace: &Trace, compare: &Comparison, 
         })
         .take(shown)
     {
-        let mut table = output::table(&[
-            "",
-            &format!("request #{}", left.seq),
-            &format!("left: {}", trace.proxy),
-            &format!("right: {}", compare.proxy),
-        ]);
-        for pair in diff::pair(left, right) {
-            let mark = if pair.differs() {
-                Cell::new("≠ differs").fg(Color::Yellow)
-            } else {
-                Cell::new("= same")
-            };
-            table.add_row(vec![
-                mark,
-                Cell::new(&pair.label),
-                Cell::new(pair.left.as_deref().unwrap_or(ABSENT)),
-                Cell::new(pair.right.as_deref().unwrap_or(ABSENT)),
-            ]);
-        }
+        let seq = format!("request #{}", left.seq);
+        let columns = [
+            Column::keep(""),
+            Column::keep(&seq),
+            Column::cut("left", 10),
+            Column::cut("right", 10),
+        ];
+        let rows: Vec<Vec<Text>> = diff::pair(left, right)
+            .into_iter()
+            .map(|pair| {
+                let mark = if pair.differs() {
+                    ("≠ differs".to_string(), Some(Color::Yellow))
+                } else {
+                    ("= same".to_string(), None)
+                };
+                vec![
+                    mark,
+                    (pair.label.clone(), None),
+                    (pair.left.as_deref().unwrap_or(ABSENT).to_string(), None),
+                    (pair.right.as_deref().unwrap_or(ABSENT).to_string(), None),
+                ]
+            })
+            .collect();
+        let table = output::fitted(&columns, rows, width);
         let _ = writeln!(out, "{table}");
     }
     let pairs = trace
@@ -75,14 +85,22 @@ pub(super) fn comparison(out: &mut String, trace: &Trace, compare: &Comparison, 
         );
     }
     for (field, count) in fields {
-        let _ = writeln!(
-            out,
-            "{} {} in {count} of {pairs} requests",
-            "≠ differs:".yellow(),
-            field_label(field)
-        );
+        let text = format!("{} in {count} of {pairs} requests", field_label(field));
+        for (i, line) in output::wrap(&text, width, "≠ differs: ", "  ")
+            .into_iter()
+            .enumerate()
+        {
+            let line = if i == 0 {
+                line.replacen("≠ differs:", &"≠ differs:".yellow().to_string(), 1)
+            } else {
+                line
+            };
+            let _ = writeln!(out, "{line}");
+        }
     }
-    let _ = writeln!(out, "right: {}", per_upstream_line(compare));
+    for line in output::wrap(&per_upstream_line(compare), width, "right: ", "  ") {
+        let _ = writeln!(out, "{line}");
+    }
 }
 
 /// `x_forwarded_for` → `X-Forwarded-For`, `header:via` → `Via`.

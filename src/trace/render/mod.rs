@@ -14,11 +14,18 @@
 //! (the upstreams' letters and their legend), `requests` (the request
 //! table, the failures and the upstream set's changes under it), `details`
 //! (`-v`, `-vv`), `header_diff`, `compare` (`--compare`) and `summary` (the
-//! bars, statuses, latency and seeds).
+//! bars, statuses, latency and seeds); `live`: the rows printed as the
+//! requests complete, before the rest ([`render_after_live`]).
+//!
+//! Everything is fitted to a width ([`output::width`]: `COLUMNS`, else the
+//! terminal's, else 100): no line is wider, and no address, port, URL or
+//! header value is split across lines; what was the same on every request
+//! is printed once, above the rows.
 
 mod compare;
 mod details;
 mod header_diff;
+pub mod live;
 mod names;
 mod requests;
 mod summary;
@@ -31,48 +38,84 @@ use compare::comparison;
 use details::details;
 use header_diff::header_diff;
 use names::Names;
-use requests::{failures, requests_table, set_changes};
+use requests::{Layout, failures, requests_table, set_changes};
 use summary::summary;
 
 pub use summary::bar;
 
-/// The whole human report.
-pub fn render(trace: &Trace, verbose: u8) -> String {
+/// The whole human report, fitted to `width` columns (see
+/// [`output::width`]): no line is wider, and no address, port, URL or
+/// header value is split across lines (a long one is cut with `…`; `-v`
+/// and `--json` show it whole).
+pub fn render(trace: &Trace, verbose: u8, width: usize) -> String {
     let names = Names::of(&trace.requests);
+    let layout = Layout::of(&trace.requests);
     let mut out = String::new();
-    let _ = writeln!(out, "{}", output::heading(&title(trace)));
-    let _ = writeln!(out, "{}", names.legend());
-    let _ = writeln!(out, "{}", requests_table(&trace.requests, &names));
-    failures(&mut out, &trace.requests);
-    set_changes(&mut out, trace);
+    for line in output::wrap(&title(trace), width, "", "  ") {
+        let _ = writeln!(out, "{}", output::heading(&line));
+    }
+    out.push_str(&names.legend(width));
+    out.push_str(&layout.same_lines(width));
+    let _ = writeln!(
+        out,
+        "{}",
+        requests_table(&trace.requests, &names, &layout, width)
+    );
+    failures(&mut out, &trace.requests, width);
+    set_changes(&mut out, trace, width);
     if verbose > 0 {
         details(&mut out, trace, &names, verbose);
     }
     out.push('\n');
-    header_diff(&mut out, trace);
+    header_diff(&mut out, trace, width);
     if let Some(compare) = &trace.compare {
         out.push('\n');
-        comparison(&mut out, trace, compare, verbose);
+        comparison(&mut out, trace, compare, verbose, width);
     }
     out.push('\n');
-    summary(&mut out, trace, &names);
+    summary(&mut out, trace, &names, width);
+    out
+}
+
+/// The report after the rows were printed as they came ([`live`]): the
+/// legend, what the upstream saw (the same on every request, then a table
+/// of what differed), and the rest as [`render`] has it.
+pub fn render_after_live(trace: &Trace, verbose: u8, width: usize) -> String {
+    let names = Names::of(&trace.requests);
+    let layout = Layout::of(&trace.requests);
+    let mut out = String::from("\n");
+    out.push_str(&names.legend(width));
+    out.push_str(&layout.same_lines(width));
+    if let Some(table) = requests::varying_table(&trace.requests, &layout, width) {
+        let _ = writeln!(out, "What the upstream saw that differed:\n{table}");
+    }
+    failures(&mut out, &trace.requests, width);
+    set_changes(&mut out, trace, width);
+    if verbose > 0 {
+        details(&mut out, trace, &names, verbose);
+    }
+    out.push('\n');
+    header_diff(&mut out, trace, width);
+    out.push('\n');
+    summary(&mut out, trace, &names, width);
     out
 }
 
 fn title(trace: &Trace) -> String {
-    let what = format!(
-        "{} × {} {}",
-        trace.summary.requests, trace.sent.method, trace.sent.target
-    );
-    match trace.mode {
-        Mode::Reverse => format!(
-            "lab trace: {what} through the reverse proxy {}",
-            trace.proxy
-        ),
-        Mode::Forward => format!(
-            "lab trace: {what} through the forward proxy {}",
-            trace.proxy
-        ),
-        Mode::Direct => format!("lab trace: {what} straight to {} (no proxy)", trace.proxy),
+    title_of(
+        trace.mode,
+        &trace.sent,
+        trace.summary.requests,
+        &trace.proxy,
+    )
+}
+
+/// `lab trace: 3 × GET / through the reverse proxy http://…`.
+fn title_of(mode: Mode, sent: &super::model::Sent, requests: u64, proxy: &str) -> String {
+    let what = format!("{requests} × {} {}", sent.method, sent.target);
+    match mode {
+        Mode::Reverse => format!("lab trace: {what} through the reverse proxy {proxy}"),
+        Mode::Forward => format!("lab trace: {what} through the forward proxy {proxy}"),
+        Mode::Direct => format!("lab trace: {what} straight to {proxy} (no proxy)"),
     }
 }

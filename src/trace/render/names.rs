@@ -120,23 +120,31 @@ impl Names {
             .map_or_else(|| ABSENT.to_string(), |row| row.letter.clone())
     }
 
-    pub(super) fn legend(&self) -> String {
+    /// The legend, one upstream a line (a URL is never split), each cut
+    /// to `width` with `…`: `upstreams (balanced by weighted):`, then
+    /// `  a = http://…`. A node no request went to is named by its place in
+    /// the balancer (its weights are in the pick column; its URL only the
+    /// proxy knows: `/_lab/upstreams`).
+    pub(super) fn legend(&self, width: usize) -> String {
         let balancer = match self.algorithm {
             Some(algorithm) => format!("balanced by {algorithm}"),
             None => "no balancer in the path: the upstream is the server that answered".to_string(),
         };
-        let names: Vec<String> = self
-            .rows
-            .iter()
-            .map(|row| {
-                let url = row.url.as_deref().unwrap_or("(not chosen in this run)");
-                format!("{} = {url}", row.letter)
-            })
-            .collect();
-        if names.is_empty() {
-            format!("upstreams: none answered ({balancer})")
-        } else {
-            format!("upstreams ({balancer}): {}", names.join(", "))
+        if self.rows.is_empty() {
+            return format!("upstreams: none answered ({balancer})\n");
         }
+        let mut out = format!("upstreams ({balancer}):\n");
+        for (i, row) in self.rows.iter().enumerate() {
+            let url = match &row.url {
+                Some(url) => url.clone(),
+                None => format!(
+                    "node {i} of the balancer, which no request went to (its URL: the proxy's /_lab/upstreams)"
+                ),
+            };
+            let line = format!("  {} = {url}", row.letter);
+            out.push_str(&crate::output::ellipsize(&line, width));
+            out.push('\n');
+        }
+        out
     }
 }

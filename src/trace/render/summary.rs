@@ -12,7 +12,7 @@ use crate::trace::model::{Record, Trace};
 /// The width of a summary bar, in characters.
 const BAR_WIDTH: usize = 20;
 
-pub(super) fn summary(out: &mut String, trace: &Trace, names: &Names) {
+pub(super) fn summary(out: &mut String, trace: &Trace, names: &Names, width: usize) {
     let summary = &trace.summary;
     let _ = writeln!(
         out,
@@ -21,12 +21,9 @@ pub(super) fn summary(out: &mut String, trace: &Trace, names: &Names) {
     );
     let answered: u64 = summary.per_upstream.values().sum();
     let not_chosen = "(not chosen)";
-    let width = names
-        .rows
-        .iter()
-        .map(|row| row.url.as_deref().unwrap_or(not_chosen).chars().count())
-        .max()
-        .unwrap_or(0);
+    // Room for the URL beside the letter, the bar and the expectation.
+    let fixed = "  a ".len() + 2 + BAR_WIDTH + " 9999 (100%)".len() + "  expected 100%".len();
+    let url_width = width_of(names, not_chosen).min(width.saturating_sub(fixed).max(12));
     for row in &names.rows {
         let count = row
             .url
@@ -38,24 +35,40 @@ pub(super) fn summary(out: &mut String, trace: &Trace, names: &Names) {
             || format!("expected {ABSENT}"),
             |e| format!("expected {:.0}%", e * 100.0),
         );
-        let url = row.url.as_deref().unwrap_or(not_chosen);
+        let url = output::ellipsize(row.url.as_deref().unwrap_or(not_chosen), url_width);
+        let pad = " ".repeat(url_width.saturating_sub(output::text_width(&url)));
         let _ = writeln!(
             out,
-            "  {} {url:<width$}  {}  {expected}",
+            "  {} {url}{pad}  {}  {expected}",
             row.letter,
             bar(count, answered)
         );
     }
-    let _ = writeln!(out, "  status: {}", statuses(trace));
+    for line in output::wrap(&statuses(trace), width, "  status: ", "    ") {
+        let _ = writeln!(out, "{line}");
+    }
     for (status, first) in error_examples(&trace.requests) {
-        let _ = writeln!(out, "    {status}: {first}");
+        let head = format!("    {status}: ");
+        for line in output::wrap(&first, width, &head, "         ") {
+            let _ = writeln!(out, "{line}");
+        }
     }
     let _ = writeln!(
         out,
         "  latency: p50 {:.1} ms, p99 {:.1} ms",
         summary.latency_ms.p50, summary.latency_ms.p99
     );
-    seeds(out, trace);
+    seeds(out, trace, width);
+}
+
+/// The widest URL among the names.
+fn width_of(names: &Names, not_chosen: &str) -> usize {
+    names
+        .rows
+        .iter()
+        .map(|row| output::text_width(row.url.as_deref().unwrap_or(not_chosen)))
+        .max()
+        .unwrap_or(0)
 }
 
 /// `████████░░ 20 (67%)`: plain-text, readable without colour.
@@ -108,7 +121,7 @@ fn error_examples(records: &[Record]) -> Vec<(u16, String)> {
 }
 
 /// The seeds: `--seed` as given, and the random balancer's, which is the proxy's.
-fn seeds(out: &mut String, trace: &Trace) {
+fn seeds(out: &mut String, trace: &Trace, width: usize) {
     let proxy_seed = trace
         .requests
         .iter()
@@ -118,10 +131,12 @@ fn seeds(out: &mut String, trace: &Trace) {
             _ => None,
         });
     if let Some(seed) = proxy_seed {
-        let _ = writeln!(
-            out,
-            "  the proxy's random balancer seed: {seed} (repeat this sequence with `lab proxy --lb random --seed {seed}`)"
+        let text = format!(
+            "the proxy's random balancer seed: {seed} (repeat this sequence with `lab proxy --lb random --seed {seed}`)"
         );
+        for line in output::wrap(&text, width, "  ", "    ") {
+            let _ = writeln!(out, "{line}");
+        }
     }
     if let Some(seed) = trace.seed {
         let note = match proxy_seed {
@@ -130,7 +145,10 @@ fn seeds(out: &mut String, trace: &Trace) {
             ),
             _ => String::new(),
         };
-        let _ = writeln!(out, "  seed: {seed} (from --seed, for your notes{note})");
+        let text = format!("seed: {seed} (from --seed, for your notes{note})");
+        for line in output::wrap(&text, width, "  ", "    ") {
+            let _ = writeln!(out, "{line}");
+        }
     }
 }
 
