@@ -79,7 +79,7 @@ fn check_all_passes_with_every_claim_verified() {
     assert_eq!(lines.len(), n + 3 + note, "{out}");
     assert!(out.contains("seed 42 (--seed repeats it)"), "{out}");
     // The opening line fits 80 columns with the longest seed.
-    let opening = lines[usize::from(note)].replace("seed 42", &format!("seed {}", u64::MAX));
+    let opening = lines[note].replace("seed 42", &format!("seed {}", u64::MAX));
     assert!(opening.chars().count() <= 80, "{opening}");
     // Every lab of the catalogue ran, in order, and kept every claim.
     for (i, one) in catalogue.labs.iter().enumerate() {
