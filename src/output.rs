@@ -381,6 +381,21 @@ pub fn aligned(pairs: &[(String, String)], indent: &str, width: usize) -> String
     out
 }
 
+/// A path relative to the current directory when it is under it (what a
+/// learner would type), else as it is.
+pub fn display_path(path: &std::path::Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            path.strip_prefix(cwd)
+                .ok()
+                .map(std::path::Path::to_path_buf)
+        })
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,6 @@
 //! `lab go list`, `lab go show NAME` and `lab go run NAME [FLAGS]`: the
 //! article's programs in Go, to read and run beside `lab`'s.
 
-use std::path::Path;
 use std::process::{ExitCode, Stdio};
 
 use anyhow::Context;
@@ -27,7 +26,7 @@ pub fn list(module: &GoModule) -> anyhow::Result<ExitCode> {
         Ok(go) => println!(
             "Sources in {} ({} programs); built with {} on first run.\n\
              `lab go show NAME` prints one, `lab go run NAME` runs one.",
-            display(&module.dir),
+            output::display_path(&module.dir),
             catalogue.programs.len(),
             go.version
         ),
@@ -46,7 +45,10 @@ pub fn show(module: &GoModule, name: &str) -> anyhow::Result<ExitCode> {
         }
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        println!("{}", output::heading(&format!("── {} ──", display(path))));
+        println!(
+            "{}",
+            output::heading(&format!("── {} ──", output::display_path(path)))
+        );
         for (number, line) in text.lines().enumerate() {
             println!("{:>4}  {line}", number + 1);
         }
@@ -112,16 +114,6 @@ fn wrap_flags(flags: &str, width: usize) -> Vec<String> {
         }
     }
     lines
-}
-
-/// A path relative to the current directory when it is under it.
-fn display(path: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf())
-        .display()
-        .to_string()
 }
 
 #[cfg(test)]

@@ -535,12 +535,4 @@ impl Tally {
     }
 }
 
-/// A path relative to the current directory when it is under it.
-pub(super) fn display_path(path: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf())
-        .display()
-        .to_string()
-}
+pub(super) use crate::output::display_path;
