@@ -239,6 +239,7 @@ Examples:
   lab trace --forward http://127.0.0.1:8080 --target http://127.0.0.1:2003
   lab trace --direct http://127.0.0.1:2003    no proxy at all: the before picture
   lab trace -n 1000 --concurrency 8 --path /abc
+  lab trace -d 'x=1' -n 4                     a POST with a body, as curl -d (-X PUT for another method)
   lab trace -n 40 --interval 100ms            slowly: stop a real server meanwhile and watch the
                                               upstream set change (lab proxy --health-check /)")]
     Trace(TraceArgs),
@@ -474,6 +475,24 @@ mod tests {
         );
         let plain: Vec<u16> = args.ports_from(|_| None).iter().map(|p| p.port).collect();
         assert_eq!(plain, crate::doctor::DEFAULT_PORTS);
+    }
+
+    #[test]
+    fn trace_takes_curls_method_and_data_flags() {
+        let method = |argv: &[&str]| {
+            let mut all = vec!["lab", "trace"];
+            all.extend_from_slice(argv);
+            let Command::Trace(args) = Cli::parse_from(all).command else {
+                panic!("expected trace");
+            };
+            let config = args.config(0);
+            (config.plan.method.to_string(), config.plan.body.len())
+        };
+        assert_eq!(method(&[]), ("GET".to_string(), 0));
+        assert_eq!(method(&["-d", "x=1"]), ("POST".to_string(), 3));
+        assert_eq!(method(&["-X", "PUT", "-d", "x=1"]), ("PUT".to_string(), 3));
+        assert_eq!(method(&["--data", "ab"]), ("POST".to_string(), 2));
+        assert_eq!(method(&["--method", "DELETE"]), ("DELETE".to_string(), 0));
     }
 
     #[test]

@@ -68,12 +68,13 @@ pub struct TraceArgs {
     #[arg(long, value_name = "VALUE")]
     pub xff: Option<String>,
 
-    /// The request method.
-    #[arg(long, value_name = "METHOD", default_value = "GET")]
-    pub method: http::Method,
+    /// The request method, as curl's -X [default: GET, or POST with a body].
+    #[arg(short = 'X', long, value_name = "METHOD")]
+    pub method: Option<http::Method>,
 
-    /// A request body (Content-Length is set).
-    #[arg(long, value_name = "TEXT")]
+    /// A request body (Content-Length is set), as curl's -d: without -X the
+    /// method is then POST.
+    #[arg(short = 'd', long, visible_alias = "data", value_name = "TEXT")]
     pub body: Option<String>,
 
     /// Start one request every DURATION (e.g. 200ms) instead of all at once:
@@ -352,7 +353,12 @@ impl TraceArgs {
         TraceConfig {
             route,
             plan: Plan {
-                method: self.method.clone(),
+                // curl's rule: a body without -X makes the request a POST.
+                method: self.method.clone().unwrap_or(if self.body.is_some() {
+                    http::Method::POST
+                } else {
+                    http::Method::GET
+                }),
                 path: self.path.clone(),
                 headers: self.headers.clone(),
                 xff: self.xff.clone(),
