@@ -65,14 +65,7 @@ pub async fn run(proxy: &Endpoint, json: bool) -> anyhow::Result<ExitCode> {
 /// so that the letters are the ones `lab trace` gives them; empty when the
 /// proxy does not say (the letters then follow the URLs' order).
 async fn upstream_order(addr: SocketAddr) -> Vec<String> {
-    let status = async {
-        let exchange = crate::probe::Probe::get(crate::proxy::admin::UPSTREAMS_PATH)
-            .send(addr)
-            .await?;
-        anyhow::Ok(serde_json::from_slice::<crate::discovery::Status>(
-            &exchange.body,
-        )?)
-    };
+    let status = crate::proxy::admin::fetch_upstreams(addr);
     match tokio::time::timeout(FETCH_TIMEOUT, status).await {
         Ok(Ok(status)) => status.upstreams.into_iter().map(|u| u.url).collect(),
         _ => Vec::new(),

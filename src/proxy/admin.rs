@@ -27,6 +27,15 @@ pub const PREFIX: &str = "/_lab/";
 /// The path of the upstream status page.
 pub const UPSTREAMS_PATH: &str = "/_lab/upstreams";
 
+/// Asks the lab proxy on `addr` for its [`UPSTREAMS_PATH`] page: the set,
+/// each upstream's health and the changes (`lab trace`, `lab stats`).
+pub async fn fetch_upstreams(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<crate::discovery::Status> {
+    let exchange = crate::probe::Probe::get(UPSTREAMS_PATH).send(addr).await?;
+    Ok(serde_json::from_slice(&exchange.body)?)
+}
+
 /// The path of the circuit breakers' page.
 pub const BREAKERS_PATH: &str = "/_lab/breakers";
 

@@ -236,14 +236,7 @@ async fn set_changes(addr: SocketAddr, records: &[model::Record]) -> Vec<crate::
     if first == last {
         return Vec::new();
     }
-    let status = async {
-        let exchange = crate::probe::Probe::get(crate::proxy::admin::UPSTREAMS_PATH)
-            .send(addr)
-            .await?;
-        anyhow::Ok(serde_json::from_slice::<crate::discovery::Status>(
-            &exchange.body,
-        )?)
-    };
+    let status = crate::proxy::admin::fetch_upstreams(addr);
     match tokio::time::timeout(fire::REQUEST_TIMEOUT, status).await {
         Ok(Ok(status)) => status
             .events
