@@ -116,14 +116,7 @@ pub(super) fn requests_table(
     if layout.port_column {
         columns.push(Column::keep("peer port").right());
     }
-    for &i in &layout.varying {
-        // An address stays whole; the other facts may be cut.
-        columns.push(if i == 0 {
-            Column::keep(FACTS[i].0)
-        } else {
-            Column::cut(FACTS[i].0, 8)
-        });
-    }
+    columns.extend(layout.varying.iter().map(|&i| fact_column(i)));
     let rows: Vec<Vec<Text>> = records
         .iter()
         .map(|record| {
@@ -141,13 +134,31 @@ pub(super) fn requests_table(
                     .map_or(ABSENT, |(_, port)| port);
                 row.push((port.to_string(), None));
             }
-            for &i in &layout.varying {
-                row.push((shown(saw.and_then(|s| FACTS[i].1(s))).to_string(), None));
-            }
+            row.extend(fact_cells(saw, layout));
             row
         })
         .collect();
     output::fitted(&columns, rows, width)
+}
+
+/// The column of fact `i`: an address stays whole; the other facts may be cut.
+fn fact_column(i: usize) -> Column<'static> {
+    if i == 0 {
+        Column::keep(FACTS[i].0)
+    } else {
+        Column::cut(FACTS[i].0, 8)
+    }
+}
+
+/// The cells of the facts that varied, as one request's upstream saw them.
+fn fact_cells<'a>(
+    saw: Option<&'a UpstreamSaw>,
+    layout: &'a Layout,
+) -> impl Iterator<Item = Text> + 'a {
+    layout
+        .varying
+        .iter()
+        .map(move |&i| (shown(saw.and_then(|s| FACTS[i].1(s))).to_string(), None))
 }
 
 /// After rows printed as they came: `#` and each fact of what the upstream
@@ -161,21 +172,13 @@ pub(super) fn varying_table(
         return None;
     }
     let mut columns = vec![Column::keep("#").right()];
-    for &i in &layout.varying {
-        columns.push(if i == 0 {
-            Column::keep(FACTS[i].0)
-        } else {
-            Column::cut(FACTS[i].0, 8)
-        });
-    }
+    columns.extend(layout.varying.iter().map(|&i| fact_column(i)));
     let rows: Vec<Vec<Text>> = records
         .iter()
         .map(|record| {
             let saw = record.upstream_saw.as_ref();
             let mut row: Vec<Text> = vec![(record.seq.to_string(), None)];
-            for &i in &layout.varying {
-                row.push((shown(saw.and_then(|s| FACTS[i].1(s))).to_string(), None));
-            }
+            row.extend(fact_cells(saw, layout));
             row
         })
         .collect();
