@@ -140,9 +140,9 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d /tmp/lab-bench.XXXXXX)
 chmod 755 "$WORK"   # nginx workers run as nobody when started by root
 
-log "building lab (cargo build --release)"
-(cd "$ROOT" && cargo build --release --bin lab) >&2
-LAB=${CARGO_TARGET_DIR:-$ROOT/target}/release/lab
+log "building lab (cargo build --profile perf)"
+(cd "$ROOT" && cargo build --profile perf --bin lab) >&2
+LAB=${CARGO_TARGET_DIR:-$ROOT/target}/perf/lab
 [[ -x $LAB ]] || die "no $LAB after the build"
 
 log "building the Go proxy ($(go version))"
@@ -190,7 +190,7 @@ port_of() { # a port per subject
 describe() {
     case $1 in
     direct) echo "wrk straight at upstream 1 (nginx, static body): the limit" ;;
-    lab-rr) echo "lab proxy --lb round-robin (release)" ;;
+    lab-rr) echo "lab proxy --lb round-robin (perf profile)" ;;
     lab-weighted) echo "lab proxy --lb weighted, weights 10 and 20 (the article's main)" ;;
     lab-hash) echo "lab proxy --lb consistent-hash (key: client IP, so all loopback traffic goes to one upstream)" ;;
     nginx-1w) echo "nginx reverse proxy, worker_processes 1" ;;

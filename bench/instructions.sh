@@ -4,7 +4,7 @@
 # for comparing two builds of lab (wrk's req/s on a shared 2-core machine
 # moves by 10-20 % between runs).
 #
-#   bench/instructions.sh                         # target/release/lab, 2000 requests
+#   bench/instructions.sh                         # target/perf/lab, 2000 requests
 #   bench/instructions.sh /tmp/lab-before 4000    # another build, more requests
 #   KEEP=1 bench/instructions.sh                  # keep the callgrind file for callgrind_annotate
 #
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-LAB=${1:-$BENCH/../target/release/lab}
+LAB=${1:-$BENCH/../target/perf/lab}
 N=${2:-2000}
 WORK=$(mktemp -d)
 PIDS=()
@@ -32,7 +32,7 @@ if ! command -v valgrind >/dev/null; then
     sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
     $sudo apt-get update -qq && $sudo apt-get install -y -qq valgrind >/dev/null
 fi
-[[ -x $LAB ]] || { echo "error: no lab binary at $LAB (cargo build --release)" >&2; exit 1; }
+[[ -x $LAB ]] || { echo "error: no lab binary at $LAB (cargo build --profile perf)" >&2; exit 1; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port); PX=$(free_port)

@@ -5,13 +5,13 @@
 # front of two `lab realserver` upstreams, samples the proxy's memory every
 # 10 s, and fails when any answer was unexpected or memory trends upward.
 #
-#   cargo build --release                 # first: the script builds nothing
+#   cargo build --profile perf                # first: the script builds nothing
 #   bench/soak.sh                         # 10 minutes
 #   bench/soak.sh 60                      # a one-minute smoke run
-#   LAB=/other/target/release/lab WORKERS=4 bench/soak.sh 300
+#   LAB=/other/target/perf/lab WORKERS=4 bench/soak.sh 300
 #
 # Settings (environment variables):
-#   LAB=target/release/lab   the binary under test
+#   LAB=target/perf/lab   the binary under test
 #   WORKERS=8                concurrent client workers (bench/soak_client.py)
 #   PAUSE_MS=5               each worker waits up to this long between operations
 #   WORK=/tmp/lab-soak.XXXX  where the logs, samples.csv and summary.md go (kept)
@@ -36,7 +36,7 @@ RESPONSE_TIMEOUT_S=1
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
-LAB=${LAB:-$ROOT/target/release/lab}
+LAB=${LAB:-$ROOT/target/perf/lab}
 
 log() { printf '[soak %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 2; }

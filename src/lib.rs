@@ -39,7 +39,8 @@
 //! - [`net`]: listeners with errors that say what to do, Ctrl-C, endpoints.
 //! - [`cidr`]: address ranges (`--allow`, `--trusted-proxy`).
 //! - [`parse`]: the text of durations, sizes, addresses, paths, header lines.
-//! - [`output`]: presentation in one place: colour, tables, ✓/✗ marks.
+//! - [`markdown`]: the sheets' markdown on a terminal: prose wrapped, code as written.
+//! - [`output`]: presentation in one place: colour, tables, ✓/✗ marks, width, pager.
 //!
 //! `main.rs` only parses the command line and calls [`run`].
 
@@ -55,6 +56,7 @@ pub mod golang;
 pub mod header_list;
 pub mod lab_headers;
 pub mod labs;
+pub mod markdown;
 pub mod middleware;
 pub mod net;
 pub mod output;
@@ -120,7 +122,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Stats(args) => stats_view::run(&args.proxy, args.json).await,
             Command::Demo(args) => demo::run(&cli.global, &args).await,
             Command::Labs => labs::commands::list(&cli.global),
-            Command::Show { lab, reveal } => labs::commands::show(&cli.global, &lab, reveal),
+            Command::Show {
+                lab,
+                reveal,
+                no_pager,
+            } => labs::commands::show(&cli.global, &lab, reveal, !no_pager),
             Command::Hint {
                 lab,
                 question,

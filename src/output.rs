@@ -49,10 +49,8 @@ pub fn table(header: &[&str]) -> Table {
     table
         .load_style(presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic);
-    // Off a terminal there is no width to fit; wrap long cells at a readable one.
-    if table.width().is_none() {
-        table.set_width(110);
-    }
+    // The screen's width ([`width`]): the terminal's, `COLUMNS`, or the default.
+    table.set_width(u16::try_from(width()).unwrap_or(u16::MAX));
     if color() {
         table.enforce_styling();
         table.set_header(header.iter().map(|h| Cell::new(h).fg(Color::Cyan)));
@@ -90,12 +88,24 @@ impl Mark {
     /// A table cell holding [`Mark::label`], coloured when colour is on.
     pub fn cell(self) -> Cell {
         let cell = Cell::new(self.label());
+        match self.colour() {
+            Some(c) => cell.fg(c),
+            None => cell,
+        }
+    }
+
+    /// [`Mark::label`] as the text of a [`fitted`] table's cell.
+    pub fn text(self) -> Text {
+        (self.label().to_string(), self.colour())
+    }
+
+    fn colour(self) -> Option<Color> {
         match self {
-            Mark::Pass => cell.fg(Color::Green),
-            Mark::Fail => cell.fg(Color::Red),
-            Mark::Pending => cell.fg(Color::Yellow),
-            Mark::NotStarted => cell,
-            Mark::Wrong => cell.fg(Color::Magenta),
+            Mark::Pass => Some(Color::Green),
+            Mark::Fail => Some(Color::Red),
+            Mark::Pending => Some(Color::Yellow),
+            Mark::NotStarted => None,
+            Mark::Wrong => Some(Color::Magenta),
         }
     }
 
@@ -144,9 +154,51 @@ pub fn width() -> usize {
         .max(MIN_WIDTH)
 }
 
-/// How many columns `text` takes on a terminal.
+/// How many columns `text` takes on a terminal (colour codes take none).
 pub fn text_width(text: &str) -> usize {
-    unicode_width::UnicodeWidthStr::width(text)
+    if !text.contains('\x1b') {
+        return unicode_width::UnicodeWidthStr::width(text);
+    }
+    let mut width = 0;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, ended by a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        width += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+    }
+    width
+}
+
+/// Prints `text` with each line wrapped to the screen ([`width`]) by
+/// [`wrap`]: continuation lines keep the line's indent, and two more after
+/// a leading `→ `, `- ` or `• `.
+pub fn say(text: &str) {
+    println!("{}", wrapped(text, width()));
+}
+
+/// `text` as [`say`] prints it at `width` columns.
+pub fn wrapped(text: &str, width: usize) -> String {
+    text.lines()
+        .flat_map(|line| {
+            let body = line.trim_start();
+            let indent = &line[..line.len() - body.len()];
+            let hang = if ["→ ", "- ", "• "].iter().any(|b| body.starts_with(b)) {
+                "  "
+            } else {
+                ""
+            };
+            let rest = format!("{indent}{hang}");
+            wrap(body, width, indent, &rest)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `text` cut to at most `max` columns, ending in `…` when it was cut.
@@ -184,6 +236,9 @@ pub fn wrap(text: &str, width: usize, first: &str, indent: &str) -> Vec<String> 
                 last.push(' ');
                 last.push_str(piece);
             }
+            // A run of spaces is kept (aligned columns stay aligned), unless
+            // the line breaks there.
+            Some(last) if piece.is_empty() => last.push(' '),
             _ => words.push(piece.to_string()),
         }
         if piece.matches('`').count() % 2 == 1 {
@@ -195,8 +250,9 @@ pub fn wrap(text: &str, width: usize, first: &str, indent: &str) -> Vec<String> 
     let mut empty = true;
     for word in words.into_iter().filter(|w| !w.is_empty()) {
         let room = width.saturating_sub(text_width(&line));
-        if !empty && text_width(&word) + 1 > room {
-            lines.push(std::mem::replace(&mut line, indent.to_string()));
+        if !empty && text_width(word.trim_end()) + 1 > room {
+            let done = std::mem::replace(&mut line, indent.to_string());
+            lines.push(done.trim_end().to_string());
             empty = true;
         }
         if !empty {
@@ -206,7 +262,7 @@ pub fn wrap(text: &str, width: usize, first: &str, indent: &str) -> Vec<String> 
         line.push_str(&ellipsize(&word, room));
         empty = false;
     }
-    lines.push(line);
+    lines.push(line.trim_end().to_string());
     lines
 }
 
@@ -365,6 +421,31 @@ pub fn fitted(columns: &[Column<'_>], rows: Vec<Vec<Text>>, width: usize) -> Tab
     table
 }
 
+/// `    label:         value`: a labelled line of a block (a prediction, a
+/// claim), the value wrapped under itself at `width` columns, each of its
+/// lines in turn.
+pub fn field(label: &str, value: &str, width: usize) -> String {
+    let first = format!("    {:<15}", format!("{label}:"));
+    let under = " ".repeat(text_width(&first));
+    let mut out = String::new();
+    for (i, line) in value.lines().enumerate() {
+        let lead = if i == 0 {
+            first.as_str()
+        } else {
+            under.as_str()
+        };
+        for part in wrap(line, width, lead, &under) {
+            out.push_str(&part);
+            out.push('\n');
+        }
+    }
+    if value.is_empty() {
+        out.push_str(first.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// `label  value` lines with the values aligned, each cut to `width`
 /// with `…` (whole with `-v` or `--json`).
 pub fn aligned(pairs: &[(String, String)], indent: &str, width: usize) -> String {
@@ -379,6 +460,52 @@ pub fn aligned(pairs: &[(String, String)], indent: &str, width: usize) -> String
         out.push('\n');
     }
     out
+}
+
+/// Prints `text` to stdout, through `$PAGER` when stdout is a terminal and
+/// `text` is taller than it, as `git help` does (`less` with `LESS=FRX`
+/// when neither is set: quit when it fits, colours kept, the screen not
+/// cleared). `PAGER=cat` or an empty `PAGER` turns it off; so does
+/// `paging = false` (`--no-pager`). A pager that cannot start is no error:
+/// the text is printed as it is.
+pub fn page(text: &str, paging: bool) {
+    use std::io::Write;
+    let tall = || terminal_height().is_some_and(|rows| text.lines().count() >= rows);
+    let pager = std::env::var("PAGER").unwrap_or_else(|_| "less".into());
+    let pager = pager.trim();
+    if paging && !pager.is_empty() && pager != "cat" && std::io::stdout().is_terminal() && tall() {
+        let mut parts = pager.split_whitespace();
+        let program = parts.next().unwrap_or("less");
+        let mut command = std::process::Command::new(program);
+        command.args(parts).stdin(std::process::Stdio::piped());
+        if std::env::var_os("LESS").is_none() {
+            command.env("LESS", "FRX");
+        }
+        if let Ok(mut child) = command.spawn() {
+            // Ctrl-C belongs to the pager now (less uses it to stop a
+            // search): `lab` must not die under it and leave it orphaned.
+            // SAFETY: setting a signal's disposition to ignore.
+            unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+            if let Some(mut stdin) = child.stdin.take() {
+                // A learner quitting the pager early closes the pipe: not an error.
+                let _ = stdin.write_all(text.as_bytes());
+            }
+            if child.wait().is_ok() {
+                return;
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// How many rows the terminal on stdout has, if it is one.
+fn terminal_height() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ only fills the winsize it is given.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_row > 0).then_some(usize::from(size.ws_row))
 }
 
 /// A path relative to the current directory when it is under it (what a

@@ -186,3 +186,35 @@ fn completions_know_the_subcommands() {
         }
     }
 }
+
+#[test]
+fn every_help_fits_80_and_120_columns_with_commands_whole() {
+    for (path, after_help) in commands() {
+        for width in crate::common::screen::WIDTHS {
+            let output = Command::new(env!("CARGO_BIN_EXE_lab"))
+                .args(&path)
+                .arg("--help")
+                .env("COLUMNS", width.to_string())
+                .env("NO_COLOR", "1")
+                .output()
+                .expect("run lab --help");
+            assert!(output.status.success(), "{path:?}");
+            let help = String::from_utf8_lossy(&output.stdout);
+            crate::common::screen::assert_fits(&help, width, &[]);
+            // Each example's command is printed whole, on one line.
+            for example in lab_examples(after_help.as_deref().unwrap_or_default()) {
+                let command = example.join(" ");
+                // (The words come unquoted, as the shell would pass them.)
+                let unquoted = |l: &str| l.replace(['\'', '"'], "");
+                if command.len() + 2 <= width {
+                    assert!(
+                        help.lines()
+                            .any(|l| unquoted(l).contains(&unquoted(&command))),
+                        "{command:?} is not whole in `lab {} --help` at {width}:\n{help}",
+                        path.join(" ")
+                    );
+                }
+            }
+        }
+    }
+}

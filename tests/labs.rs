@@ -4,6 +4,7 @@
 
 use crate::common::labs::{checkout_labs, labs_command, labs_copy};
 use crate::common::process::{stderr, stdout};
+use crate::common::screen::{WIDTHS, assert_fits};
 
 use std::path::Path;
 use std::process::Output;
@@ -30,6 +31,26 @@ fn row_with<'a>(out: &'a str, id: &str) -> &'a str {
     out.lines()
         .find(|line| line.contains(&format!("┆ {id}")))
         .unwrap_or_else(|| panic!("no row for {id} in:\n{out}"))
+}
+
+/// The block of prediction `id` in a `lab check` report: its verdict line
+/// (`✗ wrong direct-port: …`) and the indented lines under it.
+fn prediction(out: &str, id: &str) -> String {
+    let lines: Vec<&str> = out.lines().collect();
+    let start = lines
+        .iter()
+        .position(|line| {
+            line.contains(&format!(" {id}: "))
+                && ["✓", "✗", "•", "·"].iter().any(|m| line.starts_with(m))
+        })
+        .unwrap_or_else(|| panic!("no prediction {id} in:\n{out}"));
+    let mut block = vec![lines[start]];
+    block.extend(
+        lines[start + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("  ")),
+    );
+    block.join("\n")
 }
 
 #[test]
@@ -118,7 +139,7 @@ fn a_wrong_prediction_is_reported_not_failed_with_a_readable_row() {
     // A wrong prediction is the learner's to learn from, not a broken lab.
     assert!(output.status.success(), "{out}");
 
-    let row = row_with(&out, "direct-port");
+    let row = prediction(&out, "direct-port");
     assert!(row.contains("✗ wrong"), "{row}");
     assert!(
         row.contains("server"),
@@ -130,9 +151,9 @@ fn a_wrong_prediction_is_reported_not_failed_with_a_readable_row() {
         "the why is shown:\n{out}"
     );
 
-    let right = row_with(&out, "spoofed-remote-ip");
+    let right = prediction(&out, "spoofed-remote-ip");
     assert!(right.contains("✓ pass"), "{right}");
-    let pending = row_with(&out, "relay-remote-addr");
+    let pending = prediction(&out, "relay-remote-addr");
     assert!(pending.contains("• pending"), "{pending}");
     assert!(pending.contains("answer it first"), "{pending}");
 
@@ -207,7 +228,7 @@ fn answers_can_come_from_another_file() {
     let out = stdout(&output);
     assert!(output.status.success(), "{out}");
     assert!(
-        row_with(&out, "relay-remote-addr").contains("✗ wrong"),
+        prediction(&out, "relay-remote-addr").contains("✗ wrong"),
         "{out}"
     );
 }
@@ -322,6 +343,53 @@ fn a_missing_labs_dir_says_where_to_point() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn a_labs_dir_without_labs_says_so_and_fails() {
+    let empty = tempfile::tempdir().expect("a temp dir");
+    let output = lab(empty.path(), &["labs"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("holds no labs"), "{err}");
+    assert!(
+        output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn outside_a_checkout_lab_check_says_it_cannot_find_the_labs() {
+    // Not the labs of the tree the binary was built from: the learner's
+    // progress would land there, silently.
+    let elsewhere = tempfile::tempdir().expect("a temp dir");
+    for args in [&["labs"][..], &["check", "1"]] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+            .args(args)
+            .current_dir(elsewhere.path())
+            .env_remove("LAB_LABS_DIR")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run lab");
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let err = stderr(&output);
+        assert!(err.contains("cannot find the labs"), "{err}");
+        assert!(err.contains("--labs-dir"), "{err}");
+    }
+    // From a folder inside a checkout, its labs are found, as git finds its repository.
+    let copy = labs_copy();
+    let inside = copy.dir.path().join("notes");
+    std::fs::create_dir_all(&inside).expect("a dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+        .arg("labs")
+        .current_dir(&inside)
+        .env_remove("LAB_LABS_DIR")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run lab");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Proxy basics"));
 }
 
 #[test]
@@ -452,7 +520,7 @@ fn unanswered_questions_are_not_spoiled_until_answered_or_revealed() {
     assert!(output.status.success(), "{out}\n{}", stderr(&output));
     assert_eq!(spoilers_in(&out), Vec::<&str>::new(), "{out}");
     assert!(
-        row_with(&out, "next-seven").contains("answer it first, or `--reveal`"),
+        prediction(&out, "next-seven").contains("answer it first, or `--reveal`"),
         "{out}"
     );
     assert!(
@@ -489,13 +557,16 @@ fn unanswered_questions_are_not_spoiled_until_answered_or_revealed() {
         &["check", "13", "--seed", "7", "--impl", "lab"],
     ));
     assert!(
-        row_with(&out, "next-seven").contains("a a b a c a a"),
+        prediction(&out, "next-seven").contains("a a b a c a a"),
         "{out}"
     );
-    assert!(row_with(&out, "pick4-currents").contains("6,-3,4"), "{out}");
+    assert!(
+        prediction(&out, "pick4-currents").contains("6,-3,4"),
+        "{out}"
+    );
     // The questions of the other section stay hidden.
     assert!(
-        row_with(&out, "effective-after-failure").contains("answer it first"),
+        prediction(&out, "effective-after-failure").contains("answer it first"),
         "{out}"
     );
     let shown = stdout(&lab(&copy.labs, &["show", "13"]));
@@ -594,4 +665,84 @@ fn under_impl_go_a_lab_claim_that_did_not_run_is_not_a_failure() {
         "{summary}"
     );
     assert!(!out.contains("✗"), "{out}");
+}
+
+/// The fenced code blocks of a sheet, each with its fences, as written.
+fn code_blocks(sheet: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut open: Option<Vec<&str>> = None;
+    for line in sheet.lines() {
+        let fence = line.trim_start().starts_with("```");
+        match open.as_mut() {
+            None if fence => open = Some(vec![line]),
+            None => {}
+            Some(block) => {
+                block.push(line);
+                if fence {
+                    blocks.push(block.join("\n"));
+                    open = None;
+                }
+            }
+        }
+    }
+    blocks
+}
+
+/// `text` without its fenced code blocks (which are never re-wrapped).
+fn prose_of(text: &str) -> String {
+    let mut in_code = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn the_lab_screens_fit_80_and_120_columns_and_code_is_kept_byte_for_byte() {
+    let copy = labs_copy();
+    let catalogue = lab::labs::Catalogue::load(&copy.labs).unwrap();
+    for width in WIDTHS {
+        let at = |args: &[&str]| {
+            let output = labs_command(&copy.labs, args)
+                .env("COLUMNS", width.to_string())
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+            stdout(&output)
+        };
+        assert_fits(&at(&["labs"]), width, &[]);
+        for lab in &catalogue.labs {
+            let n = lab.number.to_string();
+            for reveal in [false, true] {
+                let mut args = vec!["show", n.as_str(), "--no-pager"];
+                if reveal {
+                    args.push("--reveal");
+                }
+                let shown = at(&args);
+                assert_fits(&prose_of(&shown), width, &[]);
+                for block in code_blocks(&lab.sheet) {
+                    assert!(
+                        shown.contains(&block),
+                        "lab {n} at {width} columns re-wrapped a code block:\n{block}\n\nin\n{shown}"
+                    );
+                }
+            }
+            let hint = at(&["hint", n.as_str()]);
+            assert_fits(&hint, width, &[]);
+        }
+        for args in [
+            &["check", "13", "--impl", "lab", "--seed", "7"][..],
+            &["check", "13", "--impl", "lab", "--seed", "7", "--reveal"],
+            &["check", "7", "--seed", "7", "--reveal"],
+            &["check", "1", "--reveal"],
+        ] {
+            assert_fits(&at(args), width, &[]);
+        }
+    }
 }

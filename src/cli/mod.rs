@@ -29,7 +29,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::output::ColorChoice;
+use crate::output::{self, ColorChoice};
 
 pub use proxy::{DiscoveryArgs, MiddlewareArgs, ProxyArgs};
 pub use servers::{ForwardArgs, NaiveArgs, RealserverArgs};
@@ -42,8 +42,15 @@ pub use tools::{
 /// Parses the process's command line; on a usage error, prints it (naming
 /// the `LAB_*` variable behind a flag the learner did not type) and exits.
 pub fn parse() -> Cli {
-    use clap::CommandFactory;
-    match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    // Help is wrapped to the screen like every other output (`COLUMNS`, the
+    // terminal, else 100 columns).
+    let width = crate::output::width();
+    let command = fit_after_help(Cli::command(), width).term_width(width);
+    let parsed = command
+        .try_get_matches()
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
+    match parsed {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => err.exit(),
         Err(err) => {
@@ -55,6 +62,111 @@ pub fn parse() -> Cli {
             std::process::exit(err.exit_code());
         }
     }
+}
+
+/// `command` and its subcommands with their `Examples:` laid out for
+/// `width` columns (see [`fit_examples`]); clap wraps only what is wider.
+fn fit_after_help(mut command: clap::Command, width: usize) -> clap::Command {
+    if let Some(text) = command.get_after_help() {
+        let fitted = fit_examples(&text.to_string(), width);
+        command = command.after_help(fitted);
+    }
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(name, |sub| fit_after_help(sub, width));
+    }
+    command
+}
+
+/// An after-help text fitted to `width`: an example line keeps its command
+/// whole (a command is pasted, never broken) and wraps its commentary under
+/// the commentary's own column, or on the lines below when that column
+/// leaves too little room; prose wraps at spaces. Lines indented deeper
+/// than an example's commentary continue it (that is how they are written).
+pub fn fit_examples(text: &str, width: usize) -> String {
+    const ROOM: usize = 24;
+    let mut out: Vec<String> = Vec::new();
+    // The example being laid out: its command part and its commentary.
+    let mut example: Option<(String, usize, String)> = None;
+    let mut prose: Option<(String, String)> = None;
+    let flush = |out: &mut Vec<String>, example: &mut Option<(String, usize, String)>| {
+        let Some((command, column, commentary)) = example.take() else {
+            return;
+        };
+        if commentary.is_empty() {
+            out.push(command);
+        } else if column.max(command.chars().count() + 2) + commentary.chars().count() <= width {
+            let pad = column.saturating_sub(command.chars().count()).max(2);
+            let line = format!("{command}{}{commentary}", " ".repeat(pad));
+            out.push(line.trim_end().to_string());
+        } else if width.saturating_sub(column) >= ROOM && command.chars().count() < column {
+            let first = format!("{command:<column$}");
+            let under = " ".repeat(column);
+            out.extend(output::wrap(&commentary, width, &first, &under));
+        } else {
+            out.push(command);
+            out.extend(output::wrap(&commentary, width, "      ", "      "));
+        }
+    };
+    for line in text.lines() {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        if let Some((_, _, commentary)) = example.as_mut()
+            && indent > 2
+            && !body.is_empty()
+        {
+            commentary.push(' ');
+            commentary.push_str(body);
+            continue;
+        }
+        flush(&mut out, &mut example);
+        if indent == 2 && !body.is_empty() {
+            if let Some((lead, text)) = prose.take() {
+                out.extend(output::wrap(&text, width, &lead, &lead));
+            }
+            // `  command   commentary`: two or more spaces end the command.
+            match body.find("  ") {
+                Some(end) => {
+                    let rest = &body[end..];
+                    let commentary = rest.trim_start();
+                    let column = 2 + end + (rest.len() - commentary.len());
+                    example = Some((line[..2 + end].to_string(), column, commentary.to_string()));
+                }
+                // No commentary: nothing continues it (a deeper line is its own).
+                None => {
+                    out.push(line.to_string());
+                }
+            }
+            continue;
+        }
+        // Prose: consecutive lines are one paragraph, re-wrapped.
+        match prose.as_mut() {
+            Some((_, text)) if !body.is_empty() && !body.ends_with(':') => {
+                text.push(' ');
+                text.push_str(body);
+            }
+            _ => {
+                if let Some((lead, text)) = prose.take() {
+                    out.extend(output::wrap(&text, width, &lead, &lead));
+                }
+                if body.is_empty() {
+                    out.push(String::new());
+                } else if body.ends_with(':') {
+                    out.push(line.to_string());
+                } else {
+                    prose = Some((line[..indent].to_string(), body.to_string()));
+                }
+            }
+        }
+    }
+    flush(&mut out, &mut example);
+    if let Some((lead, text)) = prose.take() {
+        out.extend(output::wrap(&text, width, &lead, &lead));
+    }
+    out.join("\n")
 }
 
 /// For each flag named in a usage error that an exported `LAB_*` variable
@@ -277,6 +389,11 @@ Examples:
     #[command(after_help = "\
 Status: ✓ pass, • predictions pending (fill in the lab's answers.toml), ✗ fail, · not checked.
 
+The labs are the labs/ folder of the checkout you are in (here or above), or --labs-dir /
+LAB_LABS_DIR. Your answers live in labs/NN-slug/answers.toml and your progress (checks,
+hints seen, tour scores) in labs/.progress.json, beside the labs you use; neither is
+committed.
+
 Examples:
   lab labs
   lab --labs-dir ~/lab/labs labs")]
@@ -285,18 +402,24 @@ Examples:
     /// Show a lab's sheet in the terminal.
     #[command(after_help = "\
 A claim next to a question you have not answered in answers.toml is folded (it often states
-the answer); --reveal shows every claim.
+the answer); --reveal shows every claim. Prose is wrapped to the terminal (or COLUMNS); code
+blocks come out exactly as written, to be pasted. A sheet taller than the terminal goes
+through $PAGER (less when unset; PAGER=cat or --no-pager prints it all).
 
 Examples:
   lab show 1
   lab show special-headers
-  lab show 13 --reveal")]
+  lab show 13 --reveal
+  lab show 7 --no-pager | grep claim")]
     Show {
         /// The lab: its number (1, 01) or its name (proxy-basics).
         lab: String,
         /// Show every claim, the answers of questions not answered yet included.
         #[arg(long)]
         reveal: bool,
+        /// Print the whole sheet, never through $PAGER.
+        #[arg(long)]
+        no_pager: bool,
     },
 
     /// Run a lab's experiment on real sockets and verify every claim its sheet makes.
@@ -437,6 +560,33 @@ impl Command {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn examples_keep_their_commands_whole_and_wrap_their_commentary() {
+        let text = [
+            "Some prose that is long enough to wrap at thirty columns.",
+            "",
+            "Examples:",
+            "  lab proxy --lb wrr   the weighted balancer, with its table",
+            "  lab proxy --discovery zk://127.0.0.1:2181/lab/realserver   upstreams",
+            "                                                              from ZooKeeper",
+            "  lab stats",
+        ]
+        .join("\n");
+        let fitted = fit_examples(&text, 48);
+        let expected = [
+            "Some prose that is long enough to wrap at thirty",
+            "columns.",
+            "",
+            "Examples:",
+            "  lab proxy --lb wrr   the weighted balancer,",
+            "                       with its table",
+            "  lab proxy --discovery zk://127.0.0.1:2181/lab/realserver",
+            "      upstreams from ZooKeeper",
+            "  lab stats",
+        ];
+        assert_eq!(fitted.lines().collect::<Vec<_>>(), expected);
+    }
+
     use std::time::Duration;
 
     use super::*;

@@ -14,23 +14,27 @@ pub fn list(module: &GoModule) -> anyhow::Result<ExitCode> {
     let catalogue = module.catalogue()?;
     for entry in &catalogue.programs {
         println!("{}", output::heading(&entry.name));
-        println!("  {}", entry.summary);
-        println!("  article: {}", entry.section);
-        for (i, line) in wrap_flags(&entry.flags, 80 - 9).iter().enumerate() {
-            println!("  {} {line}", if i == 0 { "flags:" } else { "      " });
+        let width = output::width();
+        output::say(&format!("  {}", entry.summary));
+        output::say(&format!("  article: {}", entry.section));
+        for (i, line) in wrap_flags(&entry.flags, width - 9).iter().enumerate() {
+            let first = if i == 0 { "  flags: " } else { "         " };
+            for part in output::wrap(line, width, first, "           ") {
+                println!("{part}");
+            }
         }
-        println!("  run:   {}", entry.example);
+        output::say(&format!("  run:   {}", entry.example));
         println!();
     }
     match Toolchain::find() {
-        Ok(go) => println!(
+        Ok(go) => output::say(&format!(
             "Sources in {} ({} programs); built with {} on first run.\n\
              `lab go show NAME` prints one, `lab go run NAME` runs one.",
             output::display_path(&module.dir),
             catalogue.programs.len(),
             go.version
-        ),
-        Err(err) => println!("{err:#}"),
+        )),
+        Err(err) => output::say(&format!("{err:#}")),
     }
     Ok(ExitCode::SUCCESS)
 }

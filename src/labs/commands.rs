@@ -17,6 +17,7 @@ use super::{Catalogue, GENERAL_HINTS, Hint, Lab, answers, checks, resolve_dir, s
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::golang::GoModule;
 use crate::golang::toolchain::Toolchain;
+use crate::markdown;
 use crate::output::{self, Mark};
 
 /// A scenario that runs longer than this is stopped and fails its lab.
@@ -49,11 +50,15 @@ pub fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         ]);
     }
     println!("{table}");
-    println!(
-        "Read one with `lab show N`, check it with `lab check N`, or walk through it with `lab tour N`.\n\
-         ✓ pass: every claim held, every question answered · • pending: questions to answer · \
-         ✗ fail: a claim did not hold or the lab has a problem (`lab check --help`). A wrong \
-         prediction is no failure: tour is the right predictions of the last tour."
+    let legend = "Read one with `lab show N`, check it with `lab check N`, or walk through \
+         it with `lab tour N`.\n\n\
+         ✓ pass: every claim held, every question answered · • pending: questions to \
+         answer · ✗ fail: a claim did not hold or the lab has a problem (`lab check \
+         --help`). A wrong prediction is no failure: tour is the right predictions of \
+         the last tour.\n";
+    print!(
+        "{}",
+        markdown::render(legend, output::width(), output::color())
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -61,7 +66,12 @@ pub fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 /// `lab show N`: the sheet, rendered for the terminal when colour is on,
 /// each claim next to a question the learner has not answered folded
 /// (unless `reveal`): the claim often states the answer.
-pub fn show(global: &GlobalArgs, spec: &str, reveal: bool) -> anyhow::Result<ExitCode> {
+pub fn show(
+    global: &GlobalArgs,
+    spec: &str,
+    reveal: bool,
+    paging: bool,
+) -> anyhow::Result<ExitCode> {
     let catalogue = catalogue(global)?;
     let lab = catalogue.find(spec)?;
     let answered = answers::load(&lab.answers_path()).unwrap_or_default();
@@ -84,26 +94,24 @@ pub fn show(global: &GlobalArgs, spec: &str, reveal: bool) -> anyhow::Result<Exi
         ))
     });
     // The sheet opens with its own title and names its article section.
-    if output::color() {
-        termimad::print_text(&sheet);
-    } else {
-        // Plain markdown reads well as it is, in a pipe or a file.
-        print!("{sheet}");
-    }
+    let width = output::width();
+    let mut text = markdown::render(&sheet, width, output::color());
+    let answers = display_path(&lab.answers_path());
+    let n = lab.number;
+    let mut footer = String::new();
     if folded > 0 {
-        println!(
-            "\n{folded} claim(s) folded until you answer their question in {}: `lab show {} \
-             --reveal` shows them.",
-            display_path(&lab.answers_path()),
-            lab.number
-        );
+        footer.push_str(&format!(
+            "{folded} claim(s) folded until you answer their question in {answers}: \
+             `lab show {n} --reveal` shows them.\n\n"
+        ));
     }
-    println!(
-        "\nPredictions go in {}; then run `lab check {}`. Stuck? `lab hint {}`.",
-        display_path(&lab.answers_path()),
-        lab.number,
-        lab.number
-    );
+    footer.push_str(&format!(
+        "Predictions go in {answers}; then run `lab check {n}`. Stuck? `lab hint {n}`."
+    ));
+    text.push('\n');
+    text.push_str(&markdown::render(&footer, width, output::color()));
+    text.push('\n');
+    output::page(&text, paging);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -161,11 +169,11 @@ pub fn hint(
             Some(q) if q != hint.key => format!(" (`{q}` has no more hints of its own)"),
             _ => String::new(),
         };
-        println!(
+        output::say(&format!(
             "{} for {about}{since}: {}",
             output::heading(&format!("Hint {}/{}", shown + 1, hints.len())),
             hint.text
-        );
+        ));
         *mine.hints_seen.entry(hint.key.to_string()).or_default() = hint.nth + 1;
     } else if hints.is_empty() {
         println!("Lab {} has no hints.", lab.id());
@@ -184,13 +192,13 @@ pub fn hint(
                 lab.number
             )
         };
-        println!("`{q}` has no hints of its own{general}.");
+        output::say(&format!("`{q}` has no hints of its own{general}."));
     } else {
         let whose = question.map_or(format!("lab {}", lab.id()), |q| format!("`{q}`"));
-        println!(
+        output::say(&format!(
             "No more hints for {whose}: all shown. `lab hint {} --reset` shows them again.",
             lab.number
-        );
+        ));
     }
     mine.hints_shown = mine.hints_seen.values().sum();
     progress.save()?;
@@ -214,7 +222,7 @@ pub async fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Exit
     let seed = args.seed.unwrap_or_else(rand::random);
     let programs = Programs::choose(&catalogue.dir, args.implementation)?;
     if let Some(note) = &programs.note {
-        println!("{note}\n");
+        output::say(&format!("{note}\n"));
     }
     if one.is_none() {
         // Short: a seed is up to 20 digits, and the screen may be 80 wide.
@@ -234,10 +242,10 @@ pub async fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Exit
                 "{}",
                 output::heading(&format!("Lab {} · {}", lab.id(), lab.meta.title))
             );
-            println!(
-                "article: {} · seed {seed} (rerun with --seed {seed})",
+            output::say(&format!(
+                "article: {} · seed {seed} (rerun with `--seed {seed}`)",
                 lab.meta.article_section
-            );
+            ));
         }
         let checked = check_one(lab, seed, &programs, &answers_path).await;
         let report = &checked.report;
@@ -252,14 +260,14 @@ pub async fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Exit
         if one.is_some() {
             print_steps(&checked.findings, &spoilers);
             print!("{}", report.render(&spoilers));
-            println!(
+            output::say(&format!(
                 "lab {}: {} · {}\n",
                 lab.id(),
                 status.mark().styled(),
                 lab_summary(report, &answers_path)
-            );
+            ));
         } else {
-            println!(
+            output::say(&format!(
                 "[{:>width$}/{}] {} {} {} · {}",
                 i + 1,
                 labs.len(),
@@ -267,7 +275,7 @@ pub async fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Exit
                 lab.slug,
                 status.mark().styled(),
                 lab_line(report)
-            );
+            ));
             if status == Status::Fail {
                 print!("{}", indent(&report.render_failures(&spoilers)));
             }
@@ -290,15 +298,15 @@ pub async fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Exit
 /// show what happened.
 fn print_steps(findings: &Findings, spoilers: &Spoilers) {
     if spoilers.any() && !findings.steps.is_empty() {
-        println!(
+        output::say(&format!(
             "  → {} step(s) of the experiment, hidden until your predictions are in (they show \
              what happened): answer first, or `--reveal`",
             findings.steps.len()
-        );
+        ));
         return;
     }
     for step in &findings.steps {
-        println!("  → {step}");
+        output::say(&format!("  → {step}"));
     }
 }
 

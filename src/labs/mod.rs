@@ -198,30 +198,58 @@ fn load_lab(dir: &Path, number: u32, slug: String) -> anyhow::Result<Lab> {
     })
 }
 
-/// Where the labs are: `--labs-dir` / `LAB_LABS_DIR`, else `./labs`, else the
-/// labs of the checkout this binary was built from.
+/// Where the labs are: `--labs-dir` / `LAB_LABS_DIR` when given (it must
+/// hold labs), else the `labs/` folder of the checkout the current
+/// directory is in (here or in a parent, as `git` finds its repository).
+///
+/// Never, silently, the tree the binary was built from: the learner's
+/// answers and progress live beside the labs (`labs/NN-slug/answers.toml`,
+/// `labs/.progress.json`), so the labs used are always the ones they chose.
 pub fn resolve_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = explicit {
-        if dir.is_dir() {
-            return Ok(dir.to_path_buf());
+        if !dir.is_dir() {
+            bail!(
+                "the labs directory {} does not exist; point --labs-dir (or LAB_LABS_DIR) at \
+                 the labs/ folder of a lab checkout",
+                dir.display()
+            );
         }
-        bail!(
-            "the labs directory {} does not exist; point --labs-dir (or LAB_LABS_DIR) at the labs/ folder of a lab checkout",
-            dir.display()
-        );
+        if !holds_labs(dir) {
+            bail!(
+                "{} holds no labs (folders like 01-proxy-basics with a lab.toml); point \
+                 --labs-dir (or LAB_LABS_DIR) at the labs/ folder of a lab checkout",
+                dir.display()
+            );
+        }
+        return Ok(dir.to_path_buf());
     }
-    let candidates = [
-        PathBuf::from("labs"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("labs"),
-    ];
-    for dir in candidates {
-        if dir.join("01-proxy-basics").is_dir() {
-            return Ok(dir);
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    for dir in cwd.ancestors() {
+        let labs = dir.join("labs");
+        if holds_labs(&labs) {
+            // Relative when it is right here: what the learner would type.
+            return Ok(if dir == cwd {
+                PathBuf::from("labs")
+            } else {
+                labs
+            });
         }
     }
     bail!(
-        "cannot find the labs: run `lab` from the lab checkout, or pass --labs-dir PATH/TO/labs (or set LAB_LABS_DIR)"
+        "cannot find the labs: no labs/ folder here or above {}. Run `lab` inside a lab \
+         checkout, or pass --labs-dir PATH/TO/labs (or set LAB_LABS_DIR)",
+        cwd.display()
     )
+}
+
+/// Whether `dir` has at least one lab: an `NN-slug` folder with a lab.toml.
+fn holds_labs(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            parse_folder_name(&e.file_name().to_string_lossy()).is_some()
+                && e.path().join("lab.toml").is_file()
+        })
+    })
 }
 
 #[cfg(test)]

@@ -2,14 +2,12 @@
 //! claim (expected, actual, why) and one per prediction (your answer, what
 //! happened, why), rendered as tables with a one-line verdict.
 
-use comfy_table::Cell;
-
 use super::answers::{Answers, normalize};
 use super::findings::{Findings, Subject};
 use super::progress::Status;
 use super::sheet::{ClaimTag, Marked, SheetMarks};
 use super::spoilers::Spoilers;
-use crate::output::{self, Mark};
+use crate::output::{self, Column, Mark};
 
 /// A claim of the sheet and how the run bore it out, on each program it ran on.
 #[derive(Debug, Clone)]
@@ -322,7 +320,17 @@ impl Report {
         let mut out = String::new();
         let claims: Vec<&ClaimRow> = self.claims.iter().filter(|c| keep(c.mark)).collect();
         if !claims.is_empty() {
-            let mut table = output::table(&["result", "claim", "measured", "why"]);
+            // An id is never cut: its column is at least as wide as the longest.
+            // (Borders and the result column take 21; measured and why get 10 at least.)
+            let width = output::width();
+            let ids = claims.iter().map(|c| c.id.len()).max().unwrap_or(0);
+            let columns = [
+                Column::keep("result"),
+                Column::wrap("claim", ids.clamp(12, width.saturating_sub(41).max(12))),
+                Column::wrap("measured", 10),
+                Column::wrap("why", 10),
+            ];
+            let mut rows = Vec::new();
             for row in claims {
                 // The claim's sentence is in the sheet; its id, what it is
                 // about, the results and the "why" suffice here.
@@ -341,46 +349,56 @@ impl Report {
                     ),
                     _ => (spoilers.redact(&row.results()), spoilers.redact(&row.why)),
                 };
-                table.add_row(vec![
-                    row.mark.cell(),
-                    Cell::new(format!("{}\n({about})", row.id)),
-                    Cell::new(measured),
-                    Cell::new(why),
+                rows.push(vec![
+                    row.mark.text(),
+                    (format!("{}\n({about})", row.id), None),
+                    (measured, None),
+                    (why, None),
                 ]);
             }
+            let table = output::fitted(&columns, rows, width);
             out.push_str(&format!("{}\n{table}\n", output::heading("Claims")));
         }
         let predictions: Vec<&PredictionRow> =
             self.predictions.iter().filter(|p| keep(p.mark)).collect();
         if !predictions.is_empty() {
-            let mut table = output::table(&[
-                "result",
-                "question",
-                "you predicted",
-                "what happened",
-                "why",
-            ]);
+            // One block each, not a table: a question and its why are
+            // sentences, which five columns of an 80-column screen crush.
+            let width = output::width();
+            out.push_str(&format!("{}\n", output::heading("Your predictions")));
             for row in predictions {
-                let (actual, why) = if spoilers.hides(&row.id) && row.mark != Mark::Fail {
-                    ("answer it first, or `--reveal`".to_string(), String::new())
+                let head = format!("{} {}: {}", row.mark.styled(), row.id, row.question);
+                for line in output::wrap(&head, width, "", "  ") {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+                out.push_str(&output::field(
+                    "you predicted",
+                    row.answer.as_deref().unwrap_or("(not answered yet)"),
+                    width,
+                ));
+                if spoilers.hides(&row.id) && row.mark != Mark::Fail {
+                    out.push_str(&output::field(
+                        "what happened",
+                        "answer it first, or `--reveal`",
+                        width,
+                    ));
                 } else {
-                    (spoilers.redact(&row.actual), spoilers.redact(&row.why))
-                };
-                table.add_row(vec![
-                    row.mark.cell(),
-                    Cell::new(format!("{}\n{}", row.id, row.question)),
-                    Cell::new(row.answer.as_deref().unwrap_or("(not answered yet)")),
-                    Cell::new(actual),
-                    Cell::new(why),
-                ]);
+                    out.push_str(&output::field(
+                        "what happened",
+                        &spoilers.redact(&row.actual),
+                        width,
+                    ));
+                    out.push_str(&output::field("why", &spoilers.redact(&row.why), width));
+                }
             }
-            out.push_str(&format!(
-                "{}\n{table}\n",
-                output::heading("Your predictions")
-            ));
         }
         for problem in &self.problems {
-            out.push_str(&format!("{} {problem}\n", Mark::Fail.styled()));
+            out.push_str(&output::wrapped(
+                &format!("{} {problem}", Mark::Fail.styled()),
+                output::width(),
+            ));
+            out.push('\n');
         }
         out
     }

@@ -48,8 +48,12 @@ pub fn assert_fits(text: &str, width: usize, values: &[&str]) {
                     !p.is_empty() && p.trim_end_matches(':').chars().all(|c| c.is_ascii_digit())
                 })
         });
+        // (`IP:` then a port, or `IP` then `:port`; not `IP:` ending a phrase.)
+        let port_next = start
+            .trim_start_matches(':')
+            .starts_with(|c: char| c.is_ascii_digit());
         assert!(
-            !(ends_with_ip && (start.starts_with(':') || end.ends_with(':'))),
+            !(ends_with_ip && port_next && (start.starts_with(':') || end.ends_with(':'))),
             "an address is split at {width} columns:\n{text}"
         );
     }

@@ -57,7 +57,7 @@ pub async fn run(global: &GlobalArgs, args: &TourArgs) -> anyhow::Result<ExitCod
     let seed = args.seed.unwrap_or_else(rand::random);
     let programs = commands::Programs::choose(&catalogue.dir, None)?;
     if let Some(note) = &programs.note {
-        println!("{note}");
+        output::say(note);
     }
     let mut tour = Tour::new(global, &catalogue.dir, lab, seed, input, stop_on_ctrl_c());
     tour.programs = programs;
@@ -177,22 +177,22 @@ impl<'a> Tour<'a> {
                 format!("Your answers are read from {}.", display_path(path))
             }
         };
-        println!(
+        output::say(&format!(
             "\n{} {} question(s), {} claim(s) checked on real sockets (seed {}). {how}",
             output::heading("Tour:"),
             self.marks.predictions.len(),
             self.marks.claims.len(),
             self.seed,
-        );
+        ));
         if let Input::File { path, answers } = &self.input {
             for id in answers.keys() {
                 if !questions.contains(&id.as_str()) {
-                    println!(
+                    output::say(&format!(
                         "{} {} has `{id}`, which is not a question of this lab (the questions: {}); it is left out",
                         Mark::Pending.styled(),
                         display_path(path),
                         questions.join(", ")
-                    );
+                    ));
                 }
             }
         }
@@ -266,12 +266,12 @@ impl<'a> Tour<'a> {
 
     /// Asks one question (or reads its answer) and keeps the answer.
     async fn ask(&mut self, question: &Marked) -> anyhow::Result<()> {
-        println!(
+        output::say(&format!(
             "\n{} `{}`: {}",
             output::heading("Predict"),
             question.id,
             inline(&question.text)
-        );
+        ));
         let answer = match &mut self.input {
             Input::File { answers, .. } => answers.get(&question.id).cloned(),
             Input::Piped(lines) => match read(lines, &self.stop).await {
@@ -318,8 +318,8 @@ impl<'a> Tour<'a> {
                 }
             };
             match line.trim() {
-                "" => println!(
-                    "(type your prediction; `?` for a hint, `skip` to leave it, `q` to stop)"
+                "" => output::say(
+                    "(type your prediction; `?` for a hint, `skip` to leave it, `q` to stop)",
                 ),
                 "?" | "hint" => {
                     // `lab hint N QUESTION`: this question's next hint, counted.
@@ -362,18 +362,18 @@ impl<'a> Tour<'a> {
         };
         spinner.finish_and_clear();
         let Some(failure) = outcome else {
-            println!("\n{what}: stopped by Ctrl-C");
+            output::say(&format!("\n{what}: stopped by Ctrl-C"));
             self.stopped = Some(Stop::Interrupted);
             return None;
         };
         let took = started.elapsed();
         match &failure {
-            None => println!(
+            None => output::say(&format!(
                 "\n▶ {what}: done in {}, {} step(s), shown at the end.\n",
                 humantime::format_duration(Duration::from_millis(took.as_millis() as u64)),
                 findings.steps.len()
-            ),
-            Some(failure) => println!("\n{} {what}: {failure}\n", Mark::Fail.styled()),
+            )),
+            Some(failure) => output::say(&format!("\n{} {what}: {failure}\n", Mark::Fail.styled())),
         }
         Some(Ran { findings, failure })
     }
@@ -438,7 +438,7 @@ impl<'a> Tour<'a> {
         }
         let Some(report) = self.report() else {
             // Stopped before the experiment ran: nothing was verified.
-            println!("\n{}", self.stopped_line(None));
+            output::say(&format!("\n{}", self.stopped_line(None)));
             return Ok(self.stopped_code(None));
         };
 
@@ -448,7 +448,7 @@ impl<'a> Tour<'a> {
             .filter(|c| !self.revealed_claims.contains(&c.id))
             .collect();
         if self.stopped.is_none() && !unrevealed.is_empty() {
-            println!("\n{}", output::heading("Also verified"));
+            output::say(&format!("\n{}", output::heading("Also verified")));
             for row in unrevealed {
                 let text = self
                     .marks
@@ -462,18 +462,18 @@ impl<'a> Tour<'a> {
         if let Some(ran) = &self.ran
             && !ran.findings.steps.is_empty()
         {
-            println!("\n{}", output::heading("What the experiment did"));
+            output::say(&format!("\n{}", output::heading("What the experiment did")));
             let spoilers = self.spoilers();
             for step in &ran.findings.steps {
-                println!("  → {}", spoilers.redact(step));
+                output::say(&format!("  → {}", spoilers.redact(step)));
             }
         }
         for problem in &report.problems {
-            println!("{} {problem}", Mark::Fail.styled());
+            output::say(&format!("{} {problem}", Mark::Fail.styled()));
         }
 
         if self.stopped.is_some() {
-            println!("\n{}", self.stopped_line(Some(&report)));
+            output::say(&format!("\n{}", self.stopped_line(Some(&report))));
             return Ok(self.stopped_code(Some(&report)));
         }
 
@@ -481,13 +481,13 @@ impl<'a> Tour<'a> {
         let held = claims_failed == 0 && report.problems.is_empty();
         println!();
         if held {
-            println!(
+            output::say(&format!(
                 "{} every claim of the sheet held on real sockets. A wrong prediction is yours to \
                  learn from, not a failure of the tour.",
                 Mark::Pass.styled()
-            );
+            ));
         } else {
-            println!(
+            output::say(&format!(
                 "{} {} of {} claim(s) did not hold{}: the lab, not your predictions, is at fault \
                  (rerun with --seed {}; `lab doctor` looks at this machine).",
                 Mark::Fail.styled(),
@@ -499,10 +499,10 @@ impl<'a> Tour<'a> {
                     ", and the problems above"
                 },
                 self.seed
-            );
+            ));
         }
         self.record(&report)?;
-        println!("{}", score_line(&report, self.seed));
+        output::say(&score_line(&report, self.seed));
         Ok(if held {
             ExitCode::SUCCESS
         } else {
@@ -537,26 +537,26 @@ impl<'a> Tour<'a> {
             ),
             Status::Fail => "a claim did not hold, or the lab has a problem".to_string(),
         };
-        println!(
+        output::say(&format!(
             "recorded: lab {} is {} in `lab labs` ({why}; tour {}/{})",
             self.lab.id(),
             status.mark().styled(),
             score.right,
             score.questions
-        );
+        ));
 
         if !matches!(self.input, Input::File { .. }) && !self.answers.is_empty() {
             let path = self.lab.answers_path();
             match answers::save(&path, &self.answers) {
-                Ok(()) => println!(
+                Ok(()) => output::say(&format!(
                     "your answers are in {}: `lab check {}` reads them",
                     display_path(&path),
                     self.lab.number
-                ),
-                Err(err) => println!(
+                )),
+                Err(err) => output::say(&format!(
                     "{} your answers were not saved: {err:#}",
                     Mark::Pending.styled()
-                ),
+                )),
             }
         }
         Ok(())

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::labs::report::{ClaimRow, PredictionRow, Report};
 use crate::labs::sheet::ClaimTag;
+use crate::markdown;
 use crate::output::{self, Mark};
 
 /// Markdown as `lab show` prints it: rendered in colour, as it is otherwise.
@@ -14,20 +15,15 @@ pub(super) fn print_markdown(text: &str) {
     if text.is_empty() {
         return;
     }
-    if output::color() {
-        termimad::print_text(text);
-    } else {
-        print!("\n{text}");
-    }
+    print!(
+        "\n{}",
+        markdown::render(text, output::width(), output::color())
+    );
 }
 
 /// A marked sentence, its inline markdown rendered when colour is on.
 pub(super) fn inline(text: &str) -> String {
-    if output::color() {
-        termimad::inline(text).to_string()
-    } else {
-        text.to_string()
-    }
+    markdown::inline(text, output::color())
 }
 
 /// A spinner on stdout while the experiment runs; nothing off a terminal,
@@ -55,51 +51,55 @@ pub(super) fn render_prediction(row: &PredictionRow, observed: bool) -> String {
         _ if !observed => "not observed: the experiment stopped before it",
         _ => "not observed",
     };
-    format!(
-        "{} {} · {verdict}\n    you predicted: {}\n    what happened: {}\n    why:           {}\n",
-        row.mark.styled(),
-        row.id,
+    let width = output::width();
+    let head = format!("{} {} · {verdict}", row.mark.styled(), row.id);
+    let mut out = output::wrap(&head, width, "", "  ").join("\n");
+    out.push('\n');
+    out.push_str(&output::field(
+        "you predicted",
         row.answer.as_deref().unwrap_or("(no answer)"),
-        row.actual,
-        row.why
-    )
+        width,
+    ));
+    out.push_str(&output::field("what happened", &row.actual, width));
+    out.push_str(&output::field("why", &row.why, width));
+    out
 }
 
 /// A claim of the sheet with its verified result.
 pub(super) fn render_claim(row: &ClaimRow, text: &str) -> String {
     let about = row.tag.map_or("untagged", ClaimTag::word);
-    let mut out = format!(
-        "{} {about} claim {}: {}\n",
+    let width = output::width();
+    let head = format!(
+        "{} {about} claim {}: {}",
         row.mark.styled(),
         row.id,
         inline(text)
     );
+    let mut out = output::wrap(&head, width, "", "  ").join("\n");
+    out.push('\n');
     let mut shown = false;
     for (who, outcome) in [("Go", &row.go), ("lab", &row.lab)] {
         let Some(outcome) = outcome else { continue };
         shown = true;
-        let label = format!("{who}:");
-        if outcome.passed && outcome.lab_choice.is_none() {
-            out.push_str(&format!("    {label:<15}✓ {}\n", outcome.actual));
+        let value = if outcome.passed && outcome.lab_choice.is_none() {
+            format!("✓ {}", outcome.actual)
         } else if outcome.passed {
-            out.push_str(&format!(
-                "    {label:<15}{} (lab's choice: {})\n",
+            format!(
+                "{} (lab's choice: {})",
                 outcome.actual,
                 outcome.lab_choice.as_deref().unwrap_or_default()
-            ));
+            )
         } else {
-            out.push_str(&format!(
-                "    {label:<15}✗ {}, expected {}\n",
-                outcome.actual, outcome.expected
-            ));
-        }
+            format!("✗ {}, expected {}", outcome.actual, outcome.expected)
+        };
+        out.push_str(&output::field(who, &value, width));
     }
     if let Some(problem) = &row.problem {
-        out.push_str(&format!("    problem:       {problem}\n"));
+        out.push_str(&output::field("problem", problem, width));
     } else if !shown {
         out.push_str("    not measured in this run\n");
     }
-    out.push_str(&format!("    why:           {}\n", row.why));
+    out.push_str(&output::field("why", &row.why, width));
     out
 }
 
