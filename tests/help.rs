@@ -218,3 +218,19 @@ fn every_help_fits_80_and_120_columns_with_commands_whole() {
         }
     }
 }
+
+#[test]
+fn the_readme_samples_fit_100_columns() {
+    // The README's samples are `lab`'s output at its default width (100).
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let mut in_block = false;
+    for (n, line) in readme.lines().enumerate() {
+        if line.starts_with("```") {
+            in_block = !in_block;
+        } else if in_block {
+            let width = lab::output::text_width(line);
+            assert!(width <= 100, "README.md:{}: {width} columns: {line}", n + 1);
+        }
+    }
+}
