@@ -165,9 +165,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Logs go to stderr so that stdout stays the command's answer (tables, echoes).
 /// A command with `quiet` servers (a lab's check) logs nothing unless `-v`:
 /// the experiment's warnings (an upstream down on purpose) are not news.
-/// `-q` logs errors only; `RUST_LOG` overrides everything.
+/// `-q` logs errors only; `RUST_LOG` overrides everything: a list of
+/// `target=level` and a bare default level (`RUST_LOG=lab=debug,hyper=info`,
+/// `RUST_LOG=trace`); one that does not parse is ignored.
 fn init_logging(verbose: u8, errors_only: bool, quiet: bool) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let default = match (verbose, quiet) {
         _ if errors_only => "lab=error",
         (0, true) => "off",
@@ -176,11 +180,17 @@ fn init_logging(verbose: u8, errors_only: bool, quiet: bool) {
         (1, false) => "lab=debug",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(output::stderr_color())
-        .with_target(false)
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| spec.parse::<Targets>().ok())
+        .unwrap_or_else(|| default.parse().unwrap_or_default());
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(output::stderr_color())
+                .with_target(false),
+        )
+        .with(filter)
         .try_init();
 }

@@ -23,7 +23,7 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex_lite::Regex;
 
 /// What a claim is about, and so what it is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::upstream::Upstream;
 

@@ -72,9 +72,9 @@ proptest! {
         replacement in "[a-z/]{0,4}",
         path in "[a-z/.+*?()=-]{0,24}",
     ) {
-        // `regex::escape` leaves '=' alone: the pattern keeps it, the split
+        // `regex_lite::escape` leaves '=' alone: the pattern keeps it, the split
         // is at the replacement's side.
-        let rewrite: Rewrite = format!("{}={replacement}", regex::escape(&literal))
+        let rewrite: Rewrite = format!("{}={replacement}", regex_lite::escape(&literal))
             .parse()
             .map_err(TestCaseError::fail)?;
         prop_assert_eq!(rewrite.apply(&path), path.replace(&literal, &replacement));
