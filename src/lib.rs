@@ -17,6 +17,7 @@
 //! - [`labs`]: the follow-along labs: sheets, checks, answers, progress, tour.
 //! - [`doctor`]: `lab doctor`: ports, ZooKeeper, Java, curl, versions.
 //! - [`golang`]: `lab go`: the article's programs in Go (`labs/go/`), built and run.
+//! - [`exercises`]: `lab exercise` and `lab verify`: the article's code, written by the learner.
 //!
 //! The servers:
 //! - [`proxy`]: the proxies (naive, reverse, forward); `serve_http` is the article's 13 steps;
@@ -51,6 +52,7 @@ pub mod cli;
 pub mod demo;
 pub mod discovery;
 pub mod doctor;
+pub mod exercises;
 pub mod framing;
 pub mod golang;
 pub mod header_list;
@@ -145,6 +147,31 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         golang::commands::run(&module, &name, &args, net::shutdown_signal()).await
                     }
                 }
+            }
+            Command::Exercise(args) => {
+                let labs_dir = cli.global.labs_dir.as_deref();
+                match args.command {
+                    cli::ExerciseCommand::List => exercises::commands::list(labs_dir),
+                    cli::ExerciseCommand::Start { exercise, dir, .. } => {
+                        exercises::commands::start(labs_dir, &exercise, dir.as_deref())
+                    }
+                    cli::ExerciseCommand::Hint { exercise } => {
+                        exercises::commands::hint(labs_dir, &exercise)
+                    }
+                    cli::ExerciseCommand::Solution { exercise, give_up } => {
+                        exercises::commands::solution(labs_dir, &exercise, give_up)
+                    }
+                }
+            }
+            Command::Verify(args) => {
+                let request = exercises::commands::VerifyRequest {
+                    spec: &args.exercise,
+                    dir: args.dir.as_deref(),
+                    run: args.run.as_deref(),
+                    watch: args.watch,
+                    reference: args.reference,
+                };
+                exercises::commands::verify(cli.global.labs_dir.as_deref(), request).await
             }
             Command::Completions { shell } => {
                 let mut command = <Cli as clap::CommandFactory>::command();

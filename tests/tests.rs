@@ -17,6 +17,7 @@ mod balance;
 mod demo;
 mod discovery;
 mod doctor;
+mod exercises;
 mod faults;
 mod forward;
 mod golang;

@@ -19,6 +19,7 @@
 //! - [`tools`]: the commands that do not serve: demo, trace, stats, the
 //!   labs, doctor, ZooKeeper.
 
+pub mod exercise;
 pub mod launch;
 pub mod proxy;
 pub mod servers;
@@ -31,6 +32,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::output::{self, ColorChoice};
 
+pub use exercise::{ExerciseArgs, ExerciseCommand, VerifyArgs};
 pub use proxy::{DiscoveryArgs, MiddlewareArgs, ProxyArgs};
 pub use servers::{ForwardArgs, NaiveArgs, RealserverArgs};
 pub use shared::{LimitsArgs, TransportArgs};
@@ -497,6 +499,21 @@ Examples:
   lab go run balancer --lb weighted-round-robin --listen 127.0.0.1:2002")]
     Go(GoArgs),
 
+    /// Write the article's code yourself: list, start, hint, solution.
+    #[command(after_help = "\
+Each exercise is one code listing of the article; `lab verify N` checks your program with the
+lab's experiment, on real sockets.
+
+Examples:
+  lab exercise list
+  lab exercise start 8
+  lab exercise hint 8
+  lab exercise solution 8")]
+    Exercise(ExerciseArgs),
+
+    /// Check your program for an exercise with the lab's experiment.
+    Verify(VerifyArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "\
 Examples:
@@ -552,6 +569,7 @@ impl Command {
             | Command::Forward(_)
             | Command::Proxy(_) => true,
             Command::Go(args) => matches!(args.command, GoCommand::Run { .. }),
+            Command::Verify(args) => args.watch,
             Command::Zk(args) => matches!(args.command, ZkCommand::Up(_)),
             _ => false,
         }

@@ -60,6 +60,20 @@ pub fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         "{}",
         markdown::render(legend, output::width(), output::color())
     );
+    if let Ok(exercises) = crate::exercises::Exercises::load(&catalogue.dir)
+        && !exercises.list.is_empty()
+    {
+        let passed = exercises
+            .list
+            .iter()
+            .filter(|e| progress.exercises.get(&e.slug).is_some_and(|p| p.passed))
+            .count();
+        output::say(&format!(
+            "\nExercises (write the article's code yourself): {passed} of {} passed · \
+             `lab exercise list`",
+            exercises.list.len()
+        ));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

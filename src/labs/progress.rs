@@ -62,11 +62,36 @@ pub struct TourScore {
     pub questions: usize,
 }
 
-/// Progress of every lab, by slug (stable if labs are renumbered).
+/// One exercise's progress (`lab exercise list`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExerciseProgress {
+    /// Where `lab exercise start` wrote the starting files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// The last `lab verify`: points failed of points checked (0 failed: passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verify: Option<(usize, usize)>,
+    /// Passed once (a later failing verify does not take it back).
+    #[serde(default)]
+    pub passed: bool,
+    /// The point the last verify failed first: `lab exercise hint` follows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failing: Option<String>,
+    /// How many of each point's hints were shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hints_seen: BTreeMap<String, usize>,
+    /// The reference was shown before a pass (`--give-up`).
+    #[serde(default)]
+    pub gave_up: bool,
+}
+
+/// Progress of every lab and exercise, by slug (stable if renumbered).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Progress {
     #[serde(default)]
     pub labs: BTreeMap<String, LabProgress>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exercises: BTreeMap<String, ExerciseProgress>,
     #[serde(skip)]
     path: PathBuf,
 }

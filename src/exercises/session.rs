@@ -1,0 +1,91 @@
+//! A verify run's session: where the learner's program and the lab's real
+//! servers listen, how a request is sent to the program, and the points
+//! recorded so far. The experiments (`checks/`) write to it; `verify`
+//! reads it.
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::probe::{Exchange, Probe};
+
+/// How long one request to the learner's program may take before it
+/// counts as unanswered (the write-timeout point waits longer on purpose).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One thing the program must do, and whether it did.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub id: String,
+    /// What is checked, in a sentence.
+    pub what: String,
+    pub expected: String,
+    pub actual: String,
+    pub passed: bool,
+}
+
+/// A verify run in progress: the servers, the program, the points so far.
+pub struct Session {
+    /// The learner's program.
+    pub addr: SocketAddr,
+    /// The lab's real servers behind it, `a`, `b`, `c`… in this order.
+    pub upstreams: Vec<SocketAddr>,
+    pub points: Vec<Point>,
+}
+
+impl Session {
+    /// Records a point: passed when `actual` reads as `expected`.
+    pub fn point(
+        &mut self,
+        id: &str,
+        what: &str,
+        expected: impl Display,
+        actual: impl Display,
+    ) -> bool {
+        let (expected, actual) = (expected.to_string(), actual.to_string());
+        let passed = expected == actual;
+        self.judge(id, what, expected, actual, passed)
+    }
+
+    /// Records a point judged by the caller.
+    pub fn judge(
+        &mut self,
+        id: &str,
+        what: &str,
+        expected: impl Display,
+        actual: impl Display,
+        passed: bool,
+    ) -> bool {
+        self.points.push(Point {
+            id: id.to_string(),
+            what: what.to_string(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+            passed,
+        });
+        passed
+    }
+
+    /// Sends `probe` to the learner's program, waiting at most [`ANSWER_TIMEOUT`].
+    pub async fn send(&self, probe: &Probe) -> Result<Exchange, String> {
+        self.send_within(probe, ANSWER_TIMEOUT).await
+    }
+
+    /// [`Session::send`] with its own patience.
+    pub async fn send_within(&self, probe: &Probe, patience: Duration) -> Result<Exchange, String> {
+        match tokio::time::timeout(patience, probe.send(self.addr)).await {
+            Ok(Ok(exchange)) => Ok(exchange),
+            Ok(Err(err)) => Err(format!("no answer: {err:#}")),
+            Err(_) => Err(format!("no answer within {patience:?}")),
+        }
+    }
+
+    /// The letter of the real server at `server` (`127.0.0.1:PORT`): `a`,
+    /// `b`…, or `?` for none of them.
+    pub fn letter(&self, server: &str) -> String {
+        self.upstreams
+            .iter()
+            .position(|a| a.to_string() == server)
+            .map_or("?".into(), |i| ((b'a' + i as u8) as char).to_string())
+    }
+}
