@@ -3,6 +3,8 @@
 //! point per thing the program must do.
 
 mod fixed_naive_proxy;
+mod join_director;
+mod random;
 mod real_server;
 mod round_robin;
 
@@ -18,6 +20,8 @@ pub fn scenario(name: &str) -> Option<Scenario> {
     match name {
         "real-server" => Some(real_server::run),
         "fixed-naive-proxy" => Some(fixed_naive_proxy::run),
+        "join-director" => Some(join_director::run),
+        "random" => Some(random::run),
         "round-robin" => Some(round_robin::run),
         _ => None,
     }
