@@ -11,7 +11,7 @@
 //! The learner's program is a black box over HTTP, in any language: it
 //! listens on `$LISTEN` (`$PORT` holds the port alone) and finds its real
 //! servers in `$UPSTREAM` (one) or `$UPSTREAMS` (several, separated by
-//! spaces). `lab verify` starts the lab's real servers, starts the program,
+//! spaces), with their weights in `$WEIGHTS` where the exercise has any. `lab verify` starts the lab's real servers, starts the program,
 //! drives the same experiment the lab's check runs and reports each point
 //! as expected against actual, with the next step.
 
@@ -47,6 +47,10 @@ pub struct Meta {
     /// the article's `main()`), empty for none.
     #[serde(default)]
     pub upstream_path: String,
+    /// The upstreams' weights, given as `$WEIGHTS` (space-separated, in
+    /// `$UPSTREAMS`' order); none when empty.
+    #[serde(default)]
+    pub weights: Vec<u32>,
     /// Hints by point id, in the order they are given.
     #[serde(default)]
     pub hints: BTreeMap<String, Vec<String>>,

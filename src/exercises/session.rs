@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::probe::{Exchange, Probe};
+use crate::realserver::{self, RunningServer};
 
 /// How long one request to the learner's program may take before it
 /// counts as unanswered (the write-timeout point waits longer on purpose).
@@ -31,6 +32,10 @@ pub struct Session {
     /// The lab's real servers behind it, `a`, `b`, `c`… in this order.
     pub upstreams: Vec<SocketAddr>,
     pub points: Vec<Point>,
+    /// The running real servers, by the same index (`None` while stopped).
+    pub servers: Vec<Option<RunningServer>>,
+    /// Their weights, as the program was told them (`$WEIGHTS`), if any.
+    pub weights: Vec<u32>,
 }
 
 impl Session {
@@ -78,6 +83,26 @@ impl Session {
             Ok(Err(err)) => Err(format!("no answer: {err:#}")),
             Err(_) => Err(format!("no answer within {patience:?}")),
         }
+    }
+
+    /// Stops real server `i` (its letter's index), as a crash would look to
+    /// the program: connections to its address are refused.
+    pub async fn stop_upstream(&mut self, i: usize) -> anyhow::Result<()> {
+        if let Some(server) = self.servers.get_mut(i).and_then(Option::take) {
+            server.shutdown().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts real server `i` again on its old address.
+    pub async fn start_upstream(&mut self, i: usize) -> anyhow::Result<()> {
+        let addr = self.upstreams[i];
+        let listener = crate::net::bind(addr, "--addr").await?;
+        self.servers[i] = Some(RunningServer::start(
+            listener,
+            realserver::Config::default(),
+        )?);
+        Ok(())
     }
 
     /// The letter of the real server at `server` (`127.0.0.1:PORT`): `a`,

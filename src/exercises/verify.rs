@@ -112,14 +112,18 @@ pub async fn run(exercise: &Exercise, launch: &Launch) -> anyhow::Result<Outcome
             exercise.meta.check
         )
     })?;
-    let mut servers = Vec::new();
+    let mut servers: Vec<RunningServer> = Vec::new();
     for _ in 0..exercise.meta.upstreams {
         servers.push(RunningServer::start_on_free_port(realserver::Config::default()).await?);
     }
     let upstreams: Vec<SocketAddr> = servers.iter().map(RunningServer::addr).collect();
     let addr = free_port().await?;
     let build_dir = tempfile::tempdir()?;
-    let env = environment(addr, &upstreams, &exercise.meta.upstream_path);
+    let mut env = environment(addr, &upstreams, &exercise.meta.upstream_path);
+    if !exercise.meta.weights.is_empty() {
+        let weights: Vec<String> = exercise.meta.weights.iter().map(u32::to_string).collect();
+        env.push(("WEIGHTS".into(), weights.join(" ")));
+    }
     let outcome = match Subject::start(launch, addr, &env, build_dir.path()).await {
         Err(trouble) => Outcome {
             points: Vec::new(),
@@ -132,8 +136,11 @@ pub async fn run(exercise: &Exercise, launch: &Launch) -> anyhow::Result<Outcome
                 addr,
                 upstreams,
                 points: Vec::new(),
+                servers: servers.into_iter().map(Some).collect(),
+                weights: exercise.meta.weights.clone(),
             };
             let result = scenario(&mut session).await;
+            servers = session.servers.into_iter().flatten().collect();
             let crashed = subject.exited();
             let output = subject.output();
             subject.stop().await;

@@ -7,6 +7,7 @@ mod join_director;
 mod random;
 mod real_server;
 mod round_robin;
+mod weighted_round_robin;
 
 use futures_util::future::BoxFuture;
 
@@ -23,6 +24,7 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "join-director" => Some(join_director::run),
         "random" => Some(random::run),
         "round-robin" => Some(round_robin::run),
+        "weighted-round-robin" => Some(weighted_round_robin::run),
         _ => None,
     }
 }

@@ -3,9 +3,9 @@
 // The article's hand-written proxy points the request at the real server,
 // sends it with http.DefaultTransport.RoundTrip and copies the answer back.
 // Three of its flaws are fixed here, as ReverseProxy fixes them:
-//   1. the client gets the real server's status, not always 200;
-//   2. the real server learns who the client was: X-Forwarded-For;
-//   3. hop-by-hop headers (逐段消息头) stay on their own hop, both ways.
+//  1. the client gets the real server's status, not always 200;
+//  2. the real server learns who the client was: X-Forwarded-For;
+//  3. hop-by-hop headers (逐段消息头) stay on their own hop, both ways.
 //
 // The contract with `lab verify` (any language can keep it):
 //   - listen on $LISTEN (host:port; $PORT holds the port alone);
