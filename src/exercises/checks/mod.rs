@@ -3,6 +3,7 @@
 //! point per thing the program must do.
 
 mod fixed_naive_proxy;
+mod health_check;
 mod join_director;
 mod random;
 mod real_server;
@@ -21,6 +22,7 @@ pub fn scenario(name: &str) -> Option<Scenario> {
     match name {
         "real-server" => Some(real_server::run),
         "fixed-naive-proxy" => Some(fixed_naive_proxy::run),
+        "health-check" => Some(health_check::run),
         "join-director" => Some(join_director::run),
         "random" => Some(random::run),
         "round-robin" => Some(round_robin::run),
