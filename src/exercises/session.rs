@@ -7,6 +7,9 @@ use std::fmt::Display;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
+use crate::exercises::subject::{Launch, Subject};
 use crate::probe::{Exchange, Probe};
 use crate::realserver::{self, RunningServer};
 
@@ -36,6 +39,44 @@ pub struct Session {
     pub servers: Vec<Option<RunningServer>>,
     /// Their weights, as the program was told them (`$WEIGHTS`), if any.
     pub weights: Vec<u32>,
+    /// The learner's program (`None` after a restart that failed).
+    pub program: Option<Subject>,
+    /// How to start it again.
+    pub restart: Restart,
+}
+
+/// What it takes to start the learner's program (again).
+#[derive(Debug, Clone)]
+pub struct Restart {
+    pub launch: Launch,
+    pub build_dir: PathBuf,
+    /// The path of the upstream URLs (`/base`).
+    pub path: String,
+    pub weights: Vec<u32>,
+}
+
+impl Restart {
+    /// What the program is told: where to listen, where its real servers
+    /// are (`$UPSTREAM`, `$UPSTREAMS`), their weights (`$WEIGHTS`).
+    pub fn environment(&self, addr: SocketAddr, upstreams: &[SocketAddr]) -> Vec<(String, String)> {
+        let urls: Vec<String> = upstreams
+            .iter()
+            .map(|a| format!("http://{a}{}", self.path))
+            .collect();
+        let mut env = vec![
+            ("LISTEN".to_string(), addr.to_string()),
+            ("PORT".to_string(), addr.port().to_string()),
+        ];
+        if let Some(first) = urls.first() {
+            env.push(("UPSTREAM".into(), first.clone()));
+            env.push(("UPSTREAMS".into(), urls.join(" ")));
+        }
+        if !self.weights.is_empty() {
+            let weights: Vec<String> = self.weights.iter().map(u32::to_string).collect();
+            env.push(("WEIGHTS".into(), weights.join(" ")));
+        }
+        env
+    }
 }
 
 impl Session {
@@ -103,6 +144,35 @@ impl Session {
             realserver::Config::default(),
         )?);
         Ok(())
+    }
+
+    /// Stops the learner's program and starts it again with only the real
+    /// servers `keep` (by index) in `$UPSTREAMS`, on the same address: a
+    /// server leaving the configuration.
+    pub async fn restart_program_with(&mut self, keep: &[usize]) -> anyhow::Result<()> {
+        if let Some(old) = self.program.take() {
+            old.stop().await;
+        }
+        let upstreams: Vec<SocketAddr> = keep.iter().map(|&i| self.upstreams[i]).collect();
+        let env = self.restart.environment(self.addr, &upstreams);
+        match Subject::start(
+            &self.restart.launch,
+            self.addr,
+            &env,
+            &self.restart.build_dir,
+        )
+        .await
+        {
+            Ok(subject) => {
+                self.program = Some(subject);
+                Ok(())
+            }
+            Err(trouble) => anyhow::bail!(
+                "restarted with fewer upstreams, {}: {}",
+                trouble.headline(),
+                trouble.output()
+            ),
+        }
     }
 
     /// The letter of the real server at `server` (`127.0.0.1:PORT`): `a`,

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use crate::exercises::session::{Point, Session};
+use crate::exercises::session::{Point, Restart, Session};
 use crate::exercises::subject::{Launch, Subject, Trouble};
 use crate::exercises::{Exercise, checks};
 use crate::output::{self, Mark};
@@ -119,11 +119,13 @@ pub async fn run(exercise: &Exercise, launch: &Launch) -> anyhow::Result<Outcome
     let upstreams: Vec<SocketAddr> = servers.iter().map(RunningServer::addr).collect();
     let addr = free_port().await?;
     let build_dir = tempfile::tempdir()?;
-    let mut env = environment(addr, &upstreams, &exercise.meta.upstream_path);
-    if !exercise.meta.weights.is_empty() {
-        let weights: Vec<String> = exercise.meta.weights.iter().map(u32::to_string).collect();
-        env.push(("WEIGHTS".into(), weights.join(" ")));
-    }
+    let restart = Restart {
+        launch: launch.clone(),
+        build_dir: build_dir.path().to_path_buf(),
+        path: exercise.meta.upstream_path.clone(),
+        weights: exercise.meta.weights.clone(),
+    };
+    let env = restart.environment(addr, &upstreams);
     let outcome = match Subject::start(launch, addr, &env, build_dir.path()).await {
         Err(trouble) => Outcome {
             points: Vec::new(),
@@ -131,19 +133,25 @@ pub async fn run(exercise: &Exercise, launch: &Launch) -> anyhow::Result<Outcome
             aborted: None,
             output: String::new(),
         },
-        Ok(mut subject) => {
+        Ok(subject) => {
             let mut session = Session {
                 addr,
                 upstreams,
                 points: Vec::new(),
                 servers: servers.into_iter().map(Some).collect(),
                 weights: exercise.meta.weights.clone(),
+                program: Some(subject),
+                restart,
             };
             let result = scenario(&mut session).await;
             servers = session.servers.into_iter().flatten().collect();
-            let crashed = subject.exited();
-            let output = subject.output();
-            subject.stop().await;
+            let (crashed, output) = match session.program.as_mut() {
+                Some(subject) => (subject.exited(), subject.output()),
+                None => (None, String::new()),
+            };
+            if let Some(subject) = session.program.take() {
+                subject.stop().await;
+            }
             let aborted = match (result, crashed) {
                 (_, Some(status)) => Some(format!("your program stopped ({status})")),
                 (Err(err), None) => Some(format!("{err:#}")),
@@ -161,27 +169,6 @@ pub async fn run(exercise: &Exercise, launch: &Launch) -> anyhow::Result<Outcome
         server.shutdown().await?;
     }
     Ok(outcome)
-}
-
-/// What the program is told: where to listen, where its real servers are.
-pub fn environment(
-    addr: SocketAddr,
-    upstreams: &[SocketAddr],
-    path: &str,
-) -> Vec<(String, String)> {
-    let urls: Vec<String> = upstreams
-        .iter()
-        .map(|a| format!("http://{a}{path}"))
-        .collect();
-    let mut env = vec![
-        ("LISTEN".to_string(), addr.to_string()),
-        ("PORT".to_string(), addr.port().to_string()),
-    ];
-    if let Some(first) = urls.first() {
-        env.push(("UPSTREAM".into(), first.clone()));
-        env.push(("UPSTREAMS".into(), urls.join(" ")));
-    }
-    env
 }
 
 /// A loopback port free a moment ago (the program binds it itself).
