@@ -2,6 +2,7 @@
 //! what the lab's check sends, to the learner's program, and records one
 //! point per thing the program must do.
 
+mod balanced_proxy;
 mod consistent_hash;
 mod fixed_naive_proxy;
 mod health_check;
@@ -23,6 +24,7 @@ pub fn scenario(name: &str) -> Option<Scenario> {
     match name {
         "real-server" => Some(real_server::run),
         "fixed-naive-proxy" => Some(fixed_naive_proxy::run),
+        "balanced-proxy" => Some(balanced_proxy::run),
         "consistent-hash" => Some(consistent_hash::run),
         "health-check" => Some(health_check::run),
         "join-director" => Some(join_director::run),
