@@ -22,7 +22,7 @@ pub fn list(labs_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let progress = Progress::load(&dir);
     let columns = [
         Column::keep("#"),
-        Column::wrap("exercise", 16),
+        Column::wrap("exercise and article section", 16),
         Column::keep("lab"),
         Column::wrap("status", 12),
     ];
@@ -34,7 +34,10 @@ pub fn list(labs_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
             let (status, mark) = status_of(&mine);
             vec![
                 (e.id(), None),
-                (format!("{}\n{}", e.meta.title, e.meta.summary), None),
+                (
+                    format!("{}\n{}", e.meta.title, e.meta.article_section),
+                    None,
+                ),
                 (format!("{:02}", e.lab.0), None),
                 // The mark's symbol: its word is the status's own.
                 (

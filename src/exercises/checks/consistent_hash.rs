@@ -103,6 +103,21 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
             wrong.is_empty(),
         );
 
+        // Every upstream owns ten arcs, so every one serves some of the keys.
+        let mut served: Vec<&String> = first.iter().filter(|l| l.len() == 1).collect();
+        served.sort();
+        served.dedup();
+        s.point(
+            "spread",
+            "the keys spread over every upstream",
+            "a b c",
+            served
+                .iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+
         let again = owners(s, &keys).await;
         let changed = first.iter().zip(&again).filter(|(a, b)| a != b).count();
         s.point(
