@@ -55,6 +55,13 @@ pub fn list(labs_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The labs directory and the exercise `spec` names in it.
+fn find(labs_dir: Option<&Path>, spec: &str) -> anyhow::Result<(PathBuf, Exercise)> {
+    let labs = resolve_dir(labs_dir)?;
+    let exercise = Exercises::load(&labs)?.find(spec)?.clone();
+    Ok((labs, exercise))
+}
+
 /// The status of an exercise in a few words, and its mark.
 pub fn status_of(mine: &ExerciseProgress) -> (String, Mark) {
     let gave_up = if mine.gave_up {
@@ -75,9 +82,8 @@ pub fn status_of(mine: &ExerciseProgress) -> (String, Mark) {
 /// `lab exercise start N [--dir DIR]`: the starting files in the learner's
 /// directory. A directory with files in it is never written into.
 pub fn start(labs_dir: Option<&Path>, spec: &str, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let labs = resolve_dir(labs_dir)?;
-    let exercises = Exercises::load(&labs)?;
-    let exercise = exercises.find(spec)?;
+    let (labs, exercise) = find(labs_dir, spec)?;
+    let exercise = &exercise;
     let target = dir.map_or_else(|| exercise.default_workdir(), Path::to_path_buf);
     if inside(&target, &labs) {
         bail!(
@@ -187,9 +193,8 @@ pub async fn verify(
     labs_dir: Option<&Path>,
     request: VerifyRequest<'_>,
 ) -> anyhow::Result<ExitCode> {
-    let labs = resolve_dir(labs_dir)?;
-    let exercises = Exercises::load(&labs)?;
-    let exercise = exercises.find(request.spec)?;
+    let (labs, exercise) = find(labs_dir, request.spec)?;
+    let exercise = &exercise;
     let dir = if request.reference {
         exercise.solution_dir()
     } else {
@@ -322,9 +327,8 @@ async fn verify_once(
 /// `lab exercise hint N`: the next hint of the point the last verify
 /// failed first.
 pub fn hint(labs_dir: Option<&Path>, spec: &str) -> anyhow::Result<ExitCode> {
-    let labs = resolve_dir(labs_dir)?;
-    let exercises = Exercises::load(&labs)?;
-    let exercise = exercises.find(spec)?;
+    let (labs, exercise) = find(labs_dir, spec)?;
+    let exercise = &exercise;
     let n = exercise.number;
     let mut progress = Progress::load(&labs);
     let mine = progress.exercises.entry(exercise.slug.clone()).or_default();
@@ -374,9 +378,8 @@ pub fn hint(labs_dir: Option<&Path>, spec: &str) -> anyhow::Result<ExitCode> {
 /// `lab exercise solution N`: the reference, after a pass or with `give_up`
 /// (recorded).
 pub fn solution(labs_dir: Option<&Path>, spec: &str, give_up: bool) -> anyhow::Result<ExitCode> {
-    let labs = resolve_dir(labs_dir)?;
-    let exercises = Exercises::load(&labs)?;
-    let exercise = exercises.find(spec)?;
+    let (labs, exercise) = find(labs_dir, spec)?;
+    let exercise = &exercise;
     let n = exercise.number;
     let mut progress = Progress::load(&labs);
     let mine = progress.exercises.entry(exercise.slug.clone()).or_default();

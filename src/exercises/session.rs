@@ -175,6 +175,19 @@ impl Session {
         }
     }
 
+    /// Which real server answered a GET for `path`, by letter (read from
+    /// its JSON echo), or the status or failure that came instead.
+    pub async fn who_answers(&self, path: &str) -> String {
+        let probe = Probe::get(path).header("Accept", "application/json");
+        match self.send(&probe).await {
+            Ok(answer) => match answer.json_echo() {
+                Ok(echo) => self.letter(&echo.server),
+                Err(_) => answer.status.as_u16().to_string(),
+            },
+            Err(why) => why,
+        }
+    }
+
     /// The letter of the real server at `server` (`127.0.0.1:PORT`): `a`,
     /// `b`…, or `?` for none of them.
     pub fn letter(&self, server: &str) -> String {

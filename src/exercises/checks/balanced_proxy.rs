@@ -17,14 +17,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
     async move {
         let mut letters = Vec::new();
         for _ in 0..4 {
-            let probe = Probe::get("/abc").header("Accept", "application/json");
-            letters.push(match s.send(&probe).await {
-                Ok(answer) => match answer.json_echo() {
-                    Ok(echo) => s.letter(&echo.server),
-                    Err(_) => format!("{} {:?}", answer.status.as_u16(), answer.text()),
-                },
-                Err(why) => why,
-            });
+            letters.push(s.who_answers("/abc").await);
         }
         s.point(
             "balanced",

@@ -12,7 +12,6 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use crate::exercises::session::Session;
-use crate::probe::Probe;
 
 /// Virtual nodes per upstream, as the exercise's skeleton has it.
 const REPLICAS: usize = 10;
@@ -163,14 +162,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
 async fn owners(s: &Session, keys: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for key in keys {
-        let probe = Probe::get(key).header("Accept", "application/json");
-        out.push(match s.send(&probe).await {
-            Ok(answer) => match answer.json_echo() {
-                Ok(echo) => s.letter(&echo.server),
-                Err(_) => answer.status.as_u16().to_string(),
-            },
-            Err(why) => why,
-        });
+        out.push(s.who_answers(key).await);
     }
     out
 }

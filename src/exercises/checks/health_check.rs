@@ -9,7 +9,6 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use crate::exercises::session::Session;
-use crate::probe::Probe;
 
 /// How long the program has to notice a stop or a return.
 const NOTICE: Duration = Duration::from_secs(4);
@@ -18,7 +17,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
     async move {
         let mut first = Vec::new();
         for _ in 0..6 {
-            first.push(who_answers(s).await);
+            first.push(s.who_answers("/").await);
         }
         let mut served: Vec<&str> = first.iter().map(String::as_str).collect();
         served.sort();
@@ -36,7 +35,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         let mut recent: Vec<String> = Vec::new();
         let mut out_after = None;
         while started.elapsed() < NOTICE {
-            recent.push(who_answers(s).await);
+            recent.push(s.who_answers("/").await);
             let last: Vec<&String> = recent.iter().rev().take(10).collect();
             if last.len() == 10 && last.iter().all(|l| *l == "a") {
                 out_after = Some(started.elapsed());
@@ -63,7 +62,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         );
         let mut after: Vec<String> = Vec::new();
         for _ in 0..20 {
-            after.push(who_answers(s).await);
+            after.push(s.who_answers("/").await);
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         s.judge(
@@ -84,7 +83,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         let mut back_after = None;
         let mut seen = Vec::new();
         while started.elapsed() < NOTICE {
-            let letter = who_answers(s).await;
+            let letter = s.who_answers("/").await;
             let b = letter == "b";
             seen.push(letter);
             if b {
@@ -109,16 +108,4 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         Ok(())
     }
     .boxed()
-}
-
-/// The letter of the real server that answered, or the status that came instead.
-async fn who_answers(s: &Session) -> String {
-    let probe = Probe::get("/").header("Accept", "application/json");
-    match s.send(&probe).await {
-        Ok(answer) => match answer.json_echo() {
-            Ok(echo) => s.letter(&echo.server),
-            Err(_) => answer.status.as_u16().to_string(),
-        },
-        Err(why) => why,
-    }
 }

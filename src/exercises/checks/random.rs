@@ -8,7 +8,6 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use crate::exercises::session::Session;
-use crate::probe::Probe;
 
 /// Requests sent, and the share each of three upstreams must stay within.
 const REQUESTS: usize = 300;
@@ -18,14 +17,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
     async move {
         let mut letters = Vec::new();
         for _ in 0..REQUESTS {
-            let probe = Probe::get("/").header("Accept", "application/json");
-            let letter = match s.send(&probe).await {
-                Ok(answer) => match answer.json_echo() {
-                    Ok(echo) => s.letter(&echo.server),
-                    Err(_) => format!("{} (no echo)", answer.status.as_u16()),
-                },
-                Err(why) => why,
-            };
+            let letter = s.who_answers("/").await;
             let failed = letter.len() > 1;
             letters.push(letter);
             if failed {

@@ -12,10 +12,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         // One at a time: the order is the lesson.
         let mut letters = Vec::new();
         for _ in 0..6 {
-            letters.push(match who_answers(s, "/").await {
-                Ok(letter) => letter,
-                Err(why) => why,
-            });
+            letters.push(s.who_answers("/").await);
         }
         let n = s.upstreams.len();
         let expected: Vec<String> = (0..6)
@@ -38,9 +35,9 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         );
 
         // Thirty at once: ten each, if Next is safe on many goroutines.
-        let probes = (0..30).map(|_| who_answers(s, "/"));
+        let probes = (0..30).map(|_| s.who_answers("/"));
         let answers = futures_util::future::join_all(probes).await;
-        let count = |l: &str| answers.iter().filter(|a| a.as_deref() == Ok(l)).count();
+        let count = |l: &str| answers.iter().filter(|a| *a == l).count();
         let counts: Vec<String> = (0..n)
             .map(|i| {
                 let l = ((b'a' + i as u8) as char).to_string();
@@ -75,14 +72,4 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         Ok(())
     }
     .boxed()
-}
-
-/// The letter of the real server that answered `path`, or why none did.
-async fn who_answers(s: &Session, path: &str) -> Result<String, String> {
-    let probe = Probe::get(path).header("Accept", "application/json");
-    let answer = s.send(&probe).await?;
-    let echo = answer
-        .json_echo()
-        .map_err(|_| format!("{} (no echo)", answer.status.as_u16()))?;
-    Ok(s.letter(&echo.server))
 }

@@ -30,7 +30,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         let (mut wanted, mut got) = (Vec::new(), Vec::new());
         for _ in 0..14 {
             wanted.push(expect(&mut model));
-            got.push(who_answers(s).await);
+            got.push(s.who_answers("/").await);
         }
         s.point(
             "sequence",
@@ -68,7 +68,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         let (mut wanted, mut got) = (Vec::new(), Vec::new());
         for _ in 0..7 {
             wanted.push(expect(&mut model));
-            got.push(who_answers(s).await);
+            got.push(s.who_answers("/").await);
         }
         s.point(
             "lowered-then-recovers",
@@ -80,16 +80,4 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         Ok(())
     }
     .boxed()
-}
-
-/// The letter of the real server that answered `/`, or the status that came instead.
-async fn who_answers(s: &Session) -> String {
-    let probe = Probe::get("/").header("Accept", "application/json");
-    match s.send(&probe).await {
-        Ok(answer) => match answer.json_echo() {
-            Ok(echo) => s.letter(&echo.server),
-            Err(_) => answer.status.as_u16().to_string(),
-        },
-        Err(why) => why,
-    }
 }
