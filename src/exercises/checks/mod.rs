@@ -3,6 +3,8 @@
 //! point per thing the program must do.
 
 mod fixed_naive_proxy;
+mod modify_and_errors;
+mod rate_limit;
 mod real_server;
 mod round_robin;
 
@@ -18,7 +20,9 @@ pub fn scenario(name: &str) -> Option<Scenario> {
     match name {
         "real-server" => Some(real_server::run),
         "fixed-naive-proxy" => Some(fixed_naive_proxy::run),
+        "modify-and-errors" => Some(modify_and_errors::run),
         "round-robin" => Some(round_robin::run),
+        "rate-limit" => Some(rate_limit::run),
         _ => None,
     }
 }
