@@ -63,7 +63,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         s.point(
             "within-limit",
             "five requests at once, the program's first, all pass: 200",
-            vec!["200"; PER_SECOND].join(" "),
+            ["200"; PER_SECOND].join(" "),
             statuses(&within),
         );
 
