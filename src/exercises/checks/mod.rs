@@ -7,7 +7,9 @@ mod consistent_hash;
 mod fixed_naive_proxy;
 mod health_check;
 mod join_director;
+mod modify_and_errors;
 mod random;
+mod rate_limit;
 mod real_server;
 mod round_robin;
 mod weighted_round_robin;
@@ -28,7 +30,9 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "consistent-hash" => Some(consistent_hash::run),
         "health-check" => Some(health_check::run),
         "join-director" => Some(join_director::run),
+        "modify-and-errors" => Some(modify_and_errors::run),
         "random" => Some(random::run),
+        "rate-limit" => Some(rate_limit::run),
         "round-robin" => Some(round_robin::run),
         "weighted-round-robin" => Some(weighted_round_robin::run),
         _ => None,
