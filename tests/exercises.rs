@@ -285,7 +285,10 @@ fn watch_verifies_again_within_two_seconds_of_a_save() {
                 }
                 Err(_) => {
                     let _ = Command::new("kill").arg(child.id().to_string()).status();
-                    panic!("no {mark:?} within {within:?}; it printed:\n{}", seen.join("\n"));
+                    panic!(
+                        "no {mark:?} within {within:?}; it printed:\n{}",
+                        seen.join("\n")
+                    );
                 }
             }
         }
