@@ -3,6 +3,7 @@
 //! point per thing the program must do.
 
 mod fixed_naive_proxy;
+mod forward_proxy;
 mod real_server;
 mod round_robin;
 
@@ -18,6 +19,7 @@ pub fn scenario(name: &str) -> Option<Scenario> {
     match name {
         "real-server" => Some(real_server::run),
         "fixed-naive-proxy" => Some(fixed_naive_proxy::run),
+        "forward-proxy" => Some(forward_proxy::run),
         "round-robin" => Some(round_robin::run),
         _ => None,
     }
