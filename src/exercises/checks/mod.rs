@@ -2,6 +2,7 @@
 //! what the lab's check sends, to the learner's program, and records one
 //! point per thing the program must do.
 
+mod custom_director;
 mod fixed_naive_proxy;
 mod forward_proxy;
 mod real_server;
@@ -21,6 +22,7 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "fixed-naive-proxy" => Some(fixed_naive_proxy::run),
         "forward-proxy" => Some(forward_proxy::run),
         "round-robin" => Some(round_robin::run),
+        "custom-director" => Some(custom_director::run),
         _ => None,
     }
 }
