@@ -89,7 +89,8 @@ func (p *Pxy) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 
 	// 1. A copy of the request (the handler must not change the one it
 	// was given; req.Clone copies the header map too), set up for a
-	// client: RequestURI belongs to requests a server received.
+	// client: RequestURI belongs to requests a server received
+	// (http.Client refuses to send one; RoundTrip ignores it).
 	out := req.Clone(req.Context())
 	out.RequestURI = ""
 	removeHopHeaders(out.Header)

@@ -77,8 +77,8 @@ func (p *Pxy) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 
 	// TODO 1: the article's three steps.
 	//   1. A copy of the request: req.Clone (the handler must not change
-	//      the request it was given), with RequestURI cleared (a client's
-	//      request must not have one); then removeHopHeaders(out.Header)
+	//      the request it was given), with RequestURI cleared (it belongs
+	//      to requests a server received); then removeHopHeaders(out.Header)
 	//      and appendForwardedFor(out).
 	//   2. Send it on with http.DefaultTransport.RoundTrip: its absolute
 	//      URL says where to go. An error is a 502, said in the body.
