@@ -4,7 +4,9 @@
 
 mod balanced_proxy;
 mod consistent_hash;
+mod custom_director;
 mod fixed_naive_proxy;
+mod forward_proxy;
 mod health_check;
 mod join_director;
 mod modify_and_errors;
@@ -28,6 +30,8 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "fixed-naive-proxy" => Some(fixed_naive_proxy::run),
         "balanced-proxy" => Some(balanced_proxy::run),
         "consistent-hash" => Some(consistent_hash::run),
+        "custom-director" => Some(custom_director::run),
+        "forward-proxy" => Some(forward_proxy::run),
         "health-check" => Some(health_check::run),
         "join-director" => Some(join_director::run),
         "modify-and-errors" => Some(modify_and_errors::run),
