@@ -125,14 +125,7 @@ pub fn start(labs_dir: Option<&Path>, spec: &str, dir: Option<&Path>) -> anyhow:
 
     let n = exercise.number;
     let flag = dir_flag(exercise, &target);
-    println!(
-        "{}",
-        output::heading(&format!(
-            "Exercise {} · {}",
-            exercise.id(),
-            exercise.meta.title
-        ))
-    );
+    println!("{}", title_line(exercise));
     output::say(&format!(
         "article: {} · lab {:02} (`lab show {}`)",
         exercise.meta.article_section, exercise.lab.0, exercise.lab.0
@@ -146,6 +139,15 @@ pub fn start(labs_dir: Option<&Path>, spec: &str, dir: Option<&Path>) -> anyhow:
         exercise.meta.summary
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `Exercise 08 · Round robin (轮询负载均衡)`, as a heading.
+fn title_line(exercise: &Exercise) -> String {
+    output::heading(&format!(
+        "Exercise {} · {}",
+        exercise.id(),
+        exercise.meta.title
+    ))
 }
 
 /// ` --dir DIR` when DIR is not the exercise's default.
@@ -258,14 +260,7 @@ async fn verify_once(
     reference: bool,
 ) -> anyhow::Result<ExitCode> {
     let width = output::width();
-    println!(
-        "{}",
-        output::heading(&format!(
-            "Exercise {} · {}",
-            exercise.id(),
-            exercise.meta.title
-        ))
-    );
+    println!("{}", title_line(exercise));
     let subject = if reference {
         format!("the reference solution ({})", launch.describe())
     } else {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::exercises::subject::{Launch, Subject};
 use crate::probe::{Exchange, Probe};
-use crate::realserver::{self, RunningServer};
+use crate::realserver::{self, EchoReport, RunningServer};
 
 /// How long one request to the learner's program may take before it
 /// counts as unanswered (the write-timeout point waits longer on purpose).
@@ -175,6 +175,17 @@ impl Session {
         }
     }
 
+    /// What the real server saw of `probe` sent through the program, from
+    /// its JSON echo, or what came back instead.
+    pub async fn echo_of(&self, probe: &Probe) -> Result<EchoReport, String> {
+        let probe = probe.clone().header("Accept", "application/json");
+        let answer = self.send(&probe).await?;
+        answer.json_echo().map_err(|_| {
+            let said = format!("{} {}", answer.status.as_u16(), answer.text());
+            format!("{} (no echo)", said.trim_end())
+        })
+    }
+
     /// Which real server answered a GET for `path`, by letter (read from
     /// its JSON echo), or the status or failure that came instead.
     pub async fn who_answers(&self, path: &str) -> String {
@@ -195,5 +206,16 @@ impl Session {
             .iter()
             .position(|a| a.to_string() == server)
             .map_or("?".into(), |i| ((b'a' + i as u8) as char).to_string())
+    }
+}
+
+/// The values of header `name` as the real server saw them, `(none)` when
+/// it did not arrive (several lines joined with ` | `).
+pub fn header_values(echo: &EchoReport, name: &str) -> String {
+    let values = echo.header_values(name);
+    if values.is_empty() {
+        "(none)".into()
+    } else {
+        values.join(" | ")
     }
 }

@@ -8,9 +8,8 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use http::Method;
 
-use crate::exercises::session::Session;
+use crate::exercises::session::{Session, header_values};
 use crate::probe::Probe;
-use crate::realserver::EchoReport;
 
 /// What the learner's Director puts in place of every request body.
 const NEW_BODY: &str = r#"{"apple":2,"banana":3,"cherry":4}"#;
@@ -23,7 +22,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         let post = Probe::get("/dir/abc")
             .method(Method::POST)
             .body(CLIENT_BODY);
-        let echo = echo_of(s, &post).await;
+        let echo = s.echo_of(&post).await;
         s.point(
             "path-rewritten",
             "POST /dir/abc reaches the real server as /base/abc: ^/dir(.*) → $1, then the join",
@@ -35,7 +34,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
             "the real server sees the header token: ssss",
             "ssss",
             echo.as_ref()
-                .map_or_else(Clone::clone, |e| values_or_none(e, "token")),
+                .map_or_else(Clone::clone, |e| header_values(e, "token")),
         );
         s.point(
             "body-replaced",
@@ -48,7 +47,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         // Chunked: the client gave no length at all, so the Director must
         // say one, and stop the request being sent chunked.
         let chunked = post.clone().header("Transfer-Encoding", "chunked");
-        let echo = echo_of(s, &chunked).await;
+        let echo = s.echo_of(&chunked).await;
         s.point(
             "length-correct",
             "a chunked POST reaches the real server with Content-Length: 33 and the 33 bytes",
@@ -60,7 +59,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
             echo.as_ref().map_or_else(Clone::clone, |e| {
                 format!(
                     "Content-Length: {}, {} body bytes",
-                    values_or_none(e, "content-length"),
+                    header_values(e, "content-length"),
                     e.body_bytes
                 )
             }),
@@ -80,23 +79,4 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         Ok(())
     }
     .boxed()
-}
-
-/// What the real server saw, from its JSON echo, or why there is none.
-async fn echo_of(s: &Session, probe: &Probe) -> Result<EchoReport, String> {
-    let probe = probe.clone().header("Accept", "application/json");
-    let answer = s.send(&probe).await?;
-    answer.json_echo().map_err(|_| {
-        let said = format!("{} {}", answer.status.as_u16(), answer.text());
-        format!("{} (no echo)", said.trim_end())
-    })
-}
-
-fn values_or_none(echo: &EchoReport, name: &str) -> String {
-    let values = echo.header_values(name);
-    if values.is_empty() {
-        "(none)".into()
-    } else {
-        values.join(" | ")
-    }
 }

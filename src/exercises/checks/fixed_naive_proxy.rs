@@ -23,7 +23,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
             status,
         );
 
-        let echo = echo_of(s, &Probe::get("/abc?x=1")).await;
+        let echo = s.echo_of(&Probe::get("/abc?x=1")).await;
         s.point(
             "path-and-query",
             "GET /abc?x=1 reaches the real server as /abc?x=1",
@@ -37,7 +37,9 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
             header_or_why(&echo, "x-forwarded-for"),
         );
 
-        let echo = echo_of(s, &Probe::get("/abc").header("X-Forwarded-For", "1.2.3.4")).await;
+        let echo = s
+            .echo_of(&Probe::get("/abc").header("X-Forwarded-For", "1.2.3.4"))
+            .await;
         s.point(
             "xff-appended",
             "a client's X-Forwarded-For: 1.2.3.4 arrives with the client's IP appended",
@@ -49,7 +51,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
             .header("Connection", "X-Foo")
             .header("X-Foo", "1")
             .header("Keep-Alive", "timeout=5");
-        let echo = echo_of(s, &probe).await;
+        let echo = s.echo_of(&probe).await;
         let arrived = match &echo {
             Ok(echo) => {
                 let names: Vec<&str> = ["x-foo", "keep-alive"]
@@ -84,15 +86,6 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         Ok(())
     }
     .boxed()
-}
-
-/// What the real server saw, from its JSON echo, or why there is none.
-async fn echo_of(s: &Session, probe: &Probe) -> Result<EchoReport, String> {
-    let probe = probe.clone().header("Accept", "application/json");
-    let answer = s.send(&probe).await?;
-    answer
-        .json_echo()
-        .map_err(|_| format!("{} {} (no echo)", answer.status.as_u16(), answer.text()))
 }
 
 fn header_or_why(echo: &Result<EchoReport, String>, name: &str) -> String {

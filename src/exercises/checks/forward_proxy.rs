@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::exercises::session::{ANSWER_TIMEOUT, Session};
+use crate::exercises::session::{ANSWER_TIMEOUT, Session, header_values};
 use crate::probe::Probe;
 use crate::realserver::EchoReport;
 
@@ -24,7 +24,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
     async move {
         let server = s.upstreams[0];
 
-        let echo = echo_through(s, &absolute(server, "/abc?x=1")).await;
+        let echo = s.echo_of(&absolute(server, "/abc?x=1")).await;
         s.point(
             "forwards",
             format!("GET http://{server}/abc?x=1 (absolute form) reaches the real server as /abc?x=1").as_str(),
@@ -48,19 +48,19 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
         let probe = absolute(server, "/abc")
             .header("X-Forwarded-For", "1.1.1.1")
             .header("X-Forwarded-For", "2.2.2.2");
-        let echo = echo_through(s, &probe).await;
+        let echo = s.echo_of(&probe).await;
         s.point(
             "xff-appended",
             "two lines X-Forwarded-For: 1.1.1.1 and 2.2.2.2 arrive as one list, the client's IP appended",
             "1.1.1.1, 2.2.2.2, 127.0.0.1",
             echo.as_ref()
-                .map_or_else(Clone::clone, |e| values_or_none(e, "x-forwarded-for")),
+                .map_or_else(Clone::clone, |e| header_values(e, "x-forwarded-for")),
         );
 
         let probe = absolute(server, "/abc")
             .header("Proxy-Connection", "keep-alive")
             .header("Proxy-Authorization", PROXY_AUTHORIZATION);
-        let echo = echo_through(s, &probe).await;
+        let echo = s.echo_of(&probe).await;
         s.point(
             "proxy-headers-dropped",
             "Proxy-Connection and Proxy-Authorization (the client's password for the proxy) never reach the real server",
@@ -87,25 +87,6 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
 /// server, the connection goes to the proxy.
 fn absolute(server: SocketAddr, path: &str) -> Probe {
     Probe::get(&format!("http://{server}{path}"))
-}
-
-/// What the real server saw, from its JSON echo, or why there is none.
-async fn echo_through(s: &Session, probe: &Probe) -> Result<EchoReport, String> {
-    let probe = probe.clone().header("Accept", "application/json");
-    let answer = s.send(&probe).await?;
-    answer.json_echo().map_err(|_| {
-        let said = format!("{} {}", answer.status.as_u16(), answer.text());
-        format!("{} (no echo)", said.trim_end())
-    })
-}
-
-fn values_or_none(echo: &EchoReport, name: &str) -> String {
-    let values = echo.header_values(name);
-    if values.is_empty() {
-        "(none)".into()
-    } else {
-        values.join(" | ")
-    }
 }
 
 /// Which of the proxy's own headers reached the real server: `none`, or
