@@ -112,6 +112,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 proxy::naive::run(args.listen, args.target, limits, net::shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Relay(args) => {
+                proxy::relay::run(args.listen, args.target, net::shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Forward(args) => {
                 proxy::forward::run(args.listen, args.config(), net::shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)

@@ -31,6 +31,7 @@ mod naive;
 mod parsers_proptest;
 mod proxy;
 mod realserver;
+mod relay;
 mod safe_defaults;
 mod sheets;
 mod stats;

@@ -34,7 +34,7 @@ use crate::output::{self, ColorChoice};
 
 pub use exercise::{ExerciseArgs, ExerciseCommand, VerifyArgs};
 pub use proxy::{DiscoveryArgs, MiddlewareArgs, ProxyArgs};
-pub use servers::{ForwardArgs, NaiveArgs, RealserverArgs};
+pub use servers::{ForwardArgs, NaiveArgs, RealserverArgs, RelayArgs};
 pub use shared::{LimitsArgs, TransportArgs};
 pub use tools::{
     CheckArgs, DemoArgs, DoctorArgs, GoArgs, GoCommand, StatsArgs, TourArgs, TraceArgs, ZkArgs,
@@ -296,6 +296,17 @@ Examples:
   curl -si 127.0.0.1:2002/hop-headers         the upstream's hop-by-hop headers reach you
   lab naive --listen 127.0.0.1:2012 --target http://127.0.0.1:2004")]
     Naive(NaiveArgs),
+
+    /// Forward TCP to a target, bytes unchanged (网络转发): a relay, not a proxy.
+    #[command(after_help = "\
+A layer-4 relay reads no HTTP: it adds and removes nothing, and the real server's RemoteAddr is
+the relay's own socket. Put it beside `lab proxy` to see forwarding against proxying.
+
+Examples:
+  lab relay                                   127.0.0.1:2001 → 127.0.0.1:2003
+  curl -s 127.0.0.1:2001/abc                  RemoteAddr is the relay; no X-Forwarded-For
+  lab relay --listen 127.0.0.1:2011 --target 127.0.0.1:2004")]
+    Relay(RelayArgs),
 
     /// Run a forward proxy (正向代理): absolute URLs, X-Forwarded-For, CONNECT tunnels.
     #[command(after_help = "\
@@ -566,6 +577,7 @@ impl Command {
         match self {
             Command::Realserver(_)
             | Command::Naive(_)
+            | Command::Relay(_)
             | Command::Forward(_)
             | Command::Proxy(_) => true,
             Command::Go(args) => matches!(args.command, GoCommand::Run { .. }),

@@ -77,6 +77,18 @@ pub struct NaiveArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = crate::proxy::relay::DEFAULT_LISTEN, env = "LAB_RELAY_LISTEN", value_parser = parse_listen_addr)]
+    pub listen: SocketAddr,
+
+    /// Where every connection goes: an address (IP:PORT), not a URL: the
+    /// relay speaks TCP, not HTTP.
+    #[arg(long, value_name = "ADDR", default_value = crate::proxy::relay::DEFAULT_TARGET, env = "LAB_RELAY_TARGET")]
+    pub target: SocketAddr,
+}
+
+#[derive(Debug, Args)]
 pub struct ForwardArgs {
     /// Address to listen on (the article's :8080, on loopback). Beyond
     /// loopback other machines can reach it, and those --allow names can use it.

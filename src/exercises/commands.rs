@@ -229,12 +229,22 @@ pub async fn verify(
         return verify_once(&labs, exercise, &launch, request.reference).await;
     }
     let mut changes = Changes::watch(&dir)?;
-    let code = loop {
+    // One Ctrl-C listener for the whole watch, made before the first run: a
+    // listener made per wait would miss a Ctrl-C pressed during a run (the
+    // handler stays installed, so the default exit would not happen either).
+    let shutdown = crate::net::shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut code = ExitCode::FAILURE;
+    loop {
         if std::io::stdout().is_terminal() {
             // Clear the screen and go home, as rustlings does.
             print!("\x1b[2J\x1b[H");
         }
-        let code = verify_once(&labs, exercise, &launch, request.reference).await?;
+        // Ctrl-C during a run stops it: the program is killed with it.
+        code = tokio::select! {
+            run = verify_once(&labs, exercise, &launch, request.reference) => run?,
+            () = &mut shutdown => break,
+        };
         output::say(&format!(
             "\nwatching {} for changes (Ctrl-C stops)",
             display_path(&dir)
@@ -244,11 +254,11 @@ pub async fn verify(
                 Some(path) => {
                     output::say(&format!("{} changed: verifying again", display_path(&path)));
                 }
-                None => break code,
+                None => break,
             },
-            _ = crate::net::shutdown_signal() => break code,
+            () = &mut shutdown => break,
         }
-    };
+    }
     Ok(code)
 }
 

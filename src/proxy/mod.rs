@@ -1,5 +1,6 @@
 //! The lab's proxies: the article's naive reverse proxy ([`naive`]), the full
-//! ReverseProxy pipeline ([`reverse`]), and a forward proxy ([`forward`]), over
+//! ReverseProxy pipeline ([`reverse`]), a forward proxy ([`forward`]) and,
+//! for contrast, plain forwarding: a TCP relay ([`relay`]); over
 //! shared header rules ([`headers`]) and one upstream [`transport`].
 //!
 //! The reverse proxy's parts, in the order a request meets them:
@@ -18,6 +19,7 @@ pub mod headers;
 pub mod like_go;
 pub mod modify;
 pub mod naive;
+pub mod relay;
 pub mod reverse;
 pub mod sniff;
 pub mod transport;

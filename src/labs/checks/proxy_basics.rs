@@ -11,14 +11,12 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use futures_util::future::BoxFuture;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::servers::with_real_servers;
 use crate::lab_headers::SERVER_HEADER;
 use crate::labs::findings::{Findings, Subject};
 use crate::probe::Probe;
+use crate::proxy::relay::RunningRelay;
 
 /// The one header the probes send besides Host, so the `headers =` line
 /// to expect is known exactly.
@@ -156,13 +154,15 @@ async fn experiment(f: &mut Findings, a: SocketAddr) -> anyhow::Result<()> {
     );
 
     // 4. A proxy in between: a relay that connects to the server itself.
-    let mut relay = Relay::start(a).await?;
+    // (`lab relay`, the same code, started in this process.)
+    let mut relay = RunningRelay::start(a).await?;
     let via = Probe::get("/abc").send(relay.addr).await?;
     let outbound = relay
-        .outbound
+        .relayed
         .recv()
         .await
-        .context("the relay did not report its connection")?;
+        .context("the relay did not report its connection")?
+        .outbound;
     let via_echo = via.text_echo()?;
     f.step(format!(
         "GET /abc through a TCP relay on {}: client {} → relay {} → server; RemoteAddr={}",
@@ -199,7 +199,7 @@ async fn experiment(f: &mut Findings, a: SocketAddr) -> anyhow::Result<()> {
     // is lost. Seen in `lab realserver`'s JSON echo, which lists every line
     // as it arrived, Host included (the article's RealServer has no JSON).
     if !on_lab {
-        relay.task.abort();
+        relay.shutdown().await;
         return Ok(());
     }
     let direct_json = Probe::get("/abc")
@@ -247,42 +247,6 @@ async fn experiment(f: &mut Findings, a: SocketAddr) -> anyhow::Result<()> {
          remembers the client's address. An HTTP proxy has to write it down, in \
          X-Forwarded-For (lab 02)",
     );
-    relay.task.abort();
+    relay.shutdown().await;
     Ok(())
-}
-
-/// A transport-level relay (a layer-4 proxy, like LVS in NAT mode or
-/// `socat`): for each client it opens a connection to the target and copies
-/// bytes both ways, unread. It reports each outbound socket's local address.
-struct Relay {
-    addr: SocketAddr,
-    outbound: mpsc::UnboundedReceiver<SocketAddr>,
-    task: JoinHandle<()>,
-}
-
-impl Relay {
-    async fn start(target: SocketAddr) -> anyhow::Result<Relay> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (report, outbound) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let report = report.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    if let Ok(local) = server.local_addr() {
-                        let _ = report.send(local);
-                    }
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-            }
-        });
-        Ok(Relay {
-            addr,
-            outbound,
-            task,
-        })
-    }
 }
