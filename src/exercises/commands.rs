@@ -132,12 +132,32 @@ pub fn start(labs_dir: Option<&Path>, spec: &str, dir: Option<&Path>) -> anyhow:
     ));
     output::say(&format!("wrote {}", written.join(", ")));
     output::say(&format!(
-        "\nWhat to write: {} The TODOs are numbered in the order `lab verify` checks them.\n\n\
-         Next:\n  lab verify {n}{flag}            build it, run it, check it\n  \
-         lab verify {n}{flag} --watch    again on every save\n  \
-         lab exercise hint {n}        when stuck: the next hint of the first failing point",
+        "\nWhat to write: {} The TODOs are numbered in the order `lab verify` checks them.\n\nNext:",
         exercise.meta.summary
     ));
+    // The commands whole, their commentary in one column beside them.
+    let next = [
+        (
+            format!("lab verify {n}{flag}"),
+            "build it, run it, check it",
+        ),
+        (
+            format!("lab verify {n}{flag} --watch"),
+            "again on every save",
+        ),
+        (
+            format!("lab exercise hint {n}"),
+            "when stuck: the next hint for the first failing point",
+        ),
+    ];
+    let column = next.iter().map(|(c, _)| c.len()).max().unwrap_or(0) + 4;
+    for (command, what) in next {
+        let first = format!("  {command:<column$}");
+        let under = " ".repeat(column + 2);
+        for line in output::wrap(what, output::width(), &first, &under) {
+            println!("{line}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -360,7 +380,11 @@ pub fn hint(labs_dir: Option<&Path>, spec: &str) -> anyhow::Result<ExitCode> {
         }
     };
     let hints = exercise.hints(&point);
-    let seen = mine.hints_seen.entry(point.clone()).or_default();
+    // `lab verify` printed the first hint as its "Next step": start after it.
+    let seen = mine
+        .hints_seen
+        .entry(point.clone())
+        .or_insert(usize::from(hints.len() > 1));
     match hints.get(*seen) {
         Some(text) => {
             output::say(&format!(
