@@ -1,22 +1,36 @@
 //! Comma-separated header lists (RFC 9110 §5.6.1), such as `Connection:
-//! keep-alive, Upgrade` or `Upgrade: websocket`: whether one names a token.
-//! Go's `httpguts.HeaderValuesContainsToken`.
+//! keep-alive, Upgrade` or `Upgrade: websocket`: their items, over every
+//! line of the header, and whether one is a given token (Go's
+//! `httpguts.HeaderValuesContainsToken`).
 //!
 //! A leaf shared by the real server (is this a WebSocket handshake?) and
 //! the proxies (which headers are hop-by-hop?).
 
 use http::HeaderMap;
-use http::header::HeaderName;
+use http::header::{HeaderName, HeaderValue};
+
+/// The items of header `name`'s lines, in order: split at commas, trimmed,
+/// empty ones left out (a line that is not visible text has none).
+pub fn items<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+    items_of(headers.get_all(name))
+}
+
+/// The items of the header lines `values`, as [`items`] reads them.
+pub fn items_of<'a>(
+    values: impl IntoIterator<Item = &'a HeaderValue>,
+) -> impl Iterator<Item = &'a str> {
+    values
+        .into_iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(','))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
 
 /// Whether a comma-separated header lists `token` (case-insensitive), in
 /// any of its lines.
 pub fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|value| {
-        value.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|part| part.trim().eq_ignore_ascii_case(token))
-        })
-    })
+    items(headers, name).any(|item| item.eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]
@@ -33,5 +47,14 @@ mod tests {
         assert!(has_token(&headers, &header::CONNECTION, "x-hop"));
         assert!(!has_token(&headers, &header::CONNECTION, "close"));
         assert!(!has_token(&headers, &header::UPGRADE, "websocket"));
+    }
+
+    #[test]
+    fn items_are_trimmed_and_empty_ones_left_out() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::TRAILER, " Expires ,, X-Sum".parse().unwrap());
+        headers.append(header::TRAILER, "x-late".parse().unwrap());
+        let found: Vec<&str> = items(&headers, &header::TRAILER).collect();
+        assert_eq!(found, ["Expires", "X-Sum", "x-late"]);
     }
 }

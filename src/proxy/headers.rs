@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::cidr::Cidr;
-use crate::header_list::has_token;
+use crate::header_list::{self, has_token};
 
 /// The hop-by-hop headers every proxy removes (Go's `hopHeaders`, RFC 9110 §7.6.1).
 pub const HOP_BY_HOP: [&str; 9] = [
@@ -65,12 +65,8 @@ pub fn upgrade_type(headers: &HeaderMap) -> Option<&HeaderValue> {
 /// lists there the fields meant for this connection only), e.g. `X-Hop` in
 /// `Connection: X-Hop`. Go's `removeConnectionHeaders`.
 pub fn remove_connection_headers(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|s| s.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = header_list::items(headers, &header::CONNECTION)
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
@@ -277,11 +273,7 @@ pub fn add_via(headers: &mut HeaderMap, version: http::Version, pseudonym: &str)
 
 /// Whether `Via` names `pseudonym` (this proxy already handled the request).
 pub fn via_names(headers: &HeaderMap, pseudonym: &str) -> bool {
-    headers
-        .get_all(header::VIA)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|s| s.split(','))
+    header_list::items(headers, &header::VIA)
         .any(|hop| hop.split_whitespace().nth(1) == Some(pseudonym))
 }
 

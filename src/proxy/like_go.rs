@@ -28,6 +28,7 @@ use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use std::future::Future;
 
 use crate::body::Body;
+use crate::header_list;
 
 /// Whose behaviour the proxy follows where lab's and Go's differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,17 +121,7 @@ pub fn transport_request_headers(
         headers.remove(header::TRAILER);
     }
     if headers.contains_key(header::TRAILER) {
-        let mut names: Vec<String> = headers
-            .get_all(header::TRAILER)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(canonical_key)
-            .collect();
-        names.sort();
-        names.dedup();
+        let names = trailer_names(headers.get_all(header::TRAILER));
         headers.remove(header::TRAILER);
         if let Ok(value) = HeaderValue::from_str(&names.join(",")) {
             headers.insert(header::TRAILER, value);
@@ -146,20 +137,20 @@ pub fn transport_request_headers(
     asks_gzip
 }
 
+/// The names a `Trailer` header announces, as Go keeps them: canonical,
+/// each once, sorted (Go's map order varies from run to run).
+fn trailer_names<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Vec<String> {
+    let mut names: Vec<String> = header_list::items_of(values).map(canonical_key).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The `Trailer` header Go's ReverseProxy sends the client: the names the
 /// upstream announced, canonical, joined by `, ` (in Go's map order, which
 /// varies from run to run; sorted here).
 pub fn go_trailer_announcement(announced: &[HeaderValue]) -> Vec<HeaderValue> {
-    let mut names: Vec<String> = announced
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(canonical_key)
-        .collect();
-    names.sort();
-    names.dedup();
+    let names = trailer_names(announced);
     if names.is_empty() {
         return Vec::new();
     }
