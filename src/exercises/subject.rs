@@ -13,9 +13,9 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::golang::program::output_lines;
 use crate::golang::toolchain::Toolchain;
 
 /// How long `go build` may take (a first build compiles the standard
@@ -146,33 +146,18 @@ impl Subject {
             .spawn()
             .map_err(|e| Trouble::CannotStart { why: e.to_string() })?;
         let output = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            // Read to the end, so a chatty program never blocks on a full pipe.
-            let output = output.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::debug!("your program: {line}");
-                    let mut kept = output.lock().unwrap_or_else(|e| e.into_inner());
-                    kept.push(line);
-                    if kept.len() > 4 * OUTPUT_LINES {
-                        kept.drain(..2 * OUTPUT_LINES);
-                    }
+        // Its words are kept (the last ones), to show when it goes wrong.
+        let mut lines = output_lines(&mut child, "your program");
+        let kept = output.clone();
+        tokio::spawn(async move {
+            while let Some(line) = lines.recv().await {
+                let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                kept.push(line);
+                if kept.len() > 4 * OUTPUT_LINES {
+                    kept.drain(..2 * OUTPUT_LINES);
                 }
-            });
-        }
+            }
+        });
         let mut subject = Subject {
             child,
             addr,

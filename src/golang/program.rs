@@ -51,33 +51,7 @@ impl GoProgram {
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
 
-        // Both streams are read to the end by tasks of their own, so a
-        // chatty program never blocks on a full pipe; lines come here.
-        let (lines, mut incoming) = mpsc::unbounded_channel();
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let lines = lines.clone();
-            let program = name.to_string();
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = reader.next_line().await {
-                    tracing::debug!("go {program}: {line}");
-                    let _ = lines.send(line);
-                }
-            });
-        }
-        drop(lines);
+        let mut incoming = output_lines(&mut child, &format!("go {name}"));
 
         let mut addrs = Vec::new();
         let mut said = Vec::new();
@@ -147,6 +121,35 @@ impl GoProgram {
         }
         Ok(())
     }
+}
+
+/// Every line `child` prints on stdout and stderr, as it comes, each also
+/// logged at debug level after `label`. Both streams are read to the end by
+/// tasks of their own, so a chatty program never blocks on a full pipe.
+pub fn output_lines(child: &mut Child, label: &str) -> mpsc::UnboundedReceiver<String> {
+    let (lines, incoming) = mpsc::unbounded_channel();
+    let streams = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let lines = lines.clone();
+        let label = label.to_string();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                tracing::debug!("{label}: {line}");
+                let _ = lines.send(line);
+            }
+        });
+    }
+    incoming
 }
 
 /// The address of a `listening on ADDR` line, wherever the log put it.
