@@ -44,14 +44,26 @@ pub use tools::{
 /// Parses the process's command line; on a usage error, prints it (naming
 /// the `LAB_*` variable behind a flag the learner did not type) and exits.
 pub fn parse() -> Cli {
+    use clap::error::ErrorKind;
     use clap::{CommandFactory, FromArgMatches};
     // Help is wrapped to the screen like every other output (`COLUMNS`, the
-    // terminal, else 100 columns).
+    // terminal, else 100 columns). Its examples are laid out only when help
+    // is shown: every other run would pay for it and print none of it.
     let width = crate::output::width();
-    let command = fit_after_help(Cli::command(), width).term_width(width);
-    let parsed = command
-        .try_get_matches()
-        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
+    let parsed = match Cli::command().term_width(width).try_get_matches() {
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            fit_after_help(Cli::command(), width)
+                .term_width(width)
+                .try_get_matches()
+        }
+        parsed => parsed,
+    }
+    .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
     match parsed {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => err.exit(),
