@@ -337,9 +337,7 @@ async fn verify_once(
         }
         mine.passed |= outcome.passed();
         mine.first_failing = outcome.first_failure().map(|p| p.id.clone());
-        if mine.first_failing.is_none() && !outcome.passed() {
-            mine.first_failing = Some(String::new());
-        }
+        mine.unverified = mine.first_failing.is_none() && !outcome.passed();
         progress.save()?;
     }
     Ok(if outcome.passed() {
@@ -358,8 +356,8 @@ pub fn hint(labs_dir: Option<&Path>, spec: &str) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::load(&labs);
     let mine = progress.exercises.entry(exercise.slug.clone()).or_default();
     let point = match mine.first_failing.clone() {
-        Some(point) if !point.is_empty() => point,
-        Some(_) => {
+        Some(point) => point,
+        None if mine.unverified => {
             output::say(&format!(
                 "Your program could not be verified (see `lab verify {n}`): make it build and \
                  listen on $LISTEN first."

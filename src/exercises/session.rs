@@ -37,8 +37,6 @@ pub struct Session {
     pub points: Vec<Point>,
     /// The running real servers, by the same index (`None` while stopped).
     pub servers: Vec<Option<RunningServer>>,
-    /// Their weights, as the program was told them (`$WEIGHTS`), if any.
-    pub weights: Vec<u32>,
     /// The learner's program (`None` after a restart that failed).
     pub program: Option<Subject>,
     /// How to start it again.
@@ -172,6 +170,15 @@ impl Session {
                 trouble.headline(),
                 trouble.output()
             ),
+        }
+    }
+
+    /// The program's answer to `probe` as `STATUS BODY` (`500 error
+    /// handler`), or why there was none.
+    pub async fn answer_of(&self, probe: &Probe) -> String {
+        match self.send(probe).await {
+            Ok(answer) => format!("{} {}", answer.status.as_u16(), answer.text()),
+            Err(why) => why,
         }
     }
 

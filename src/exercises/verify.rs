@@ -139,7 +139,6 @@ pub async fn run(exercise: &Exercise, launch: &Launch) -> anyhow::Result<Outcome
                 upstreams,
                 points: Vec::new(),
                 servers: servers.into_iter().map(Some).collect(),
-                weights: exercise.meta.weights.clone(),
                 program: Some(subject),
                 restart,
             };

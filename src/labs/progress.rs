@@ -77,6 +77,10 @@ pub struct ExerciseProgress {
     /// The point the last verify failed first: `lab exercise hint` follows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failing: Option<String>,
+    /// The last verify could not judge the program (it did not build, did
+    /// not listen, or stopped) and failed no point.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
     /// How many of each point's hints were shown.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hints_seen: BTreeMap<String, usize>,

@@ -12,10 +12,7 @@ use crate::realserver::EchoReport;
 
 pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
     async move {
-        let status = match s.send(&Probe::get("/base/error")).await {
-            Ok(answer) => format!("{} {}", answer.status.as_u16(), answer.text()),
-            Err(why) => why,
-        };
+        let status = s.answer_of(&Probe::get("/base/error")).await;
         s.point(
             "status-kept",
             "the real server's 500 for /base/error reaches the client as 500",

@@ -32,12 +32,11 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
             echo.as_ref().map_or_else(Clone::clone, |e| format!("200 {}", e.uri)),
         );
 
-        let status = match s.send(&absolute(server, "/base/error")).await {
-            Ok(answer) => format!("{} {}", answer.status.as_u16(), answer.text())
-                .trim_end()
-                .to_string(),
-            Err(why) => why,
-        };
+        let status = s
+            .answer_of(&absolute(server, "/base/error"))
+            .await
+            .trim_end()
+            .to_string();
         s.point(
             "status-kept",
             "the real server's 500 for /base/error reaches the client as 500",

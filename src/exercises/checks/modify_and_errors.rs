@@ -81,10 +81,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
             whole,
         );
 
-        let error_page = match s.send(&Probe::get("/base/error")).await {
-            Ok(answer) => format!("{} {}", answer.status.as_u16(), answer.text()),
-            Err(why) => why,
-        };
+        let error_page = s.answer_of(&Probe::get("/base/error")).await;
         s.point(
             "errors-untouched",
             "the real server's 500 `error handler` for /base/error passes as it is, unprefixed",

@@ -56,7 +56,6 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
             tally.clone(),
             stopped.is_none() && counts.iter().all(|c| FAIR.contains(c)),
         );
-        let cycle: Vec<String> = (0..letters.len()).map(|i| names[i % n].clone()).collect();
         let rotated = (0..n)
             .any(|k| letters.len() >= 30 && (0..30).all(|i| letters[i] == names[(i + k) % n]));
         let first: Vec<&str> = letters.iter().take(12).map(String::as_str).collect();
@@ -65,7 +64,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
             "the order is drawn, not the round-robin cycle a b c a b c",
             "no cycle",
             format!("{} …", first.join(" ")),
-            stopped.is_none() && !rotated && letters != cycle,
+            stopped.is_none() && !rotated,
         );
         Ok(())
     }

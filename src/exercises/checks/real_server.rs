@@ -50,10 +50,7 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
             line(|e| format!("{} {}", e.x_forwarded_for, e.x_real_ip)),
         );
 
-        let error = match s.send(&Probe::get("/base/error")).await {
-            Ok(answer) => format!("{} {}", answer.status.as_u16(), answer.text()),
-            Err(why) => why,
-        };
+        let error = s.answer_of(&Probe::get("/base/error")).await;
         s.point(
             "error-handler",
             "GET /base/error answers 500 error handler",

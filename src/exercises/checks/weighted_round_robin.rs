@@ -18,10 +18,15 @@ use crate::probe::Probe;
 pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
     async move {
         anyhow::ensure!(
-            s.weights.len() == s.upstreams.len(),
+            s.restart.weights.len() == s.upstreams.len(),
             "exercise.toml must give one weight per upstream"
         );
-        let mut model: Vec<WeightState> = s.weights.iter().map(|&w| WeightState::new(w)).collect();
+        let mut model: Vec<WeightState> = s
+            .restart
+            .weights
+            .iter()
+            .map(|&w| WeightState::new(w))
+            .collect();
         let letter = |i: usize| ((b'a' + i as u8) as char).to_string();
         let expect = |model: &mut [WeightState]| {
             smooth_wrr_step(model).map_or("?".to_string(), |(i, _)| letter(i))
