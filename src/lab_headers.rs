@@ -50,8 +50,12 @@ pub const LAYER_HEADER: HeaderName = HeaderName::from_static("x-lab-layer");
 /// On a fallback (降级): the status the proxy would have answered.
 pub const DEGRADED_HEADER: HeaderName = HeaderName::from_static("x-lab-degraded-from");
 
+/// From `lab transparent`, when asked to explain: how the connection was
+/// intercepted and where the client was going (`redirect 198.51.100.2:2003`).
+pub const INTERCEPTED_HEADER: HeaderName = HeaderName::from_static("x-lab-intercepted");
+
 /// The headers a lab proxy answers with about itself.
-pub const PROXY_ANSWER: [HeaderName; 7] = [
+pub const PROXY_ANSWER: [HeaderName; 8] = [
     LAYER_HEADER,
     UPSTREAM_HEADER,
     PICK_HEADER,
@@ -59,6 +63,7 @@ pub const PROXY_ANSWER: [HeaderName; 7] = [
     BREAKER_HEADER,
     RETRIED_HEADER,
     DEGRADED_HEADER,
+    INTERCEPTED_HEADER,
 ];
 
 /// Removes the [`PROXY_ANSWER`] headers from an upstream's response.

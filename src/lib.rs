@@ -15,13 +15,14 @@
 //! - [`trace`]: `lab trace`: a proxy's choices beside what the upstream saw.
 //! - [`stats_view`]: `lab stats`: what a running proxy counted, as tables.
 //! - [`labs`]: the follow-along labs: sheets, checks, answers, progress, tour.
-//! - [`doctor`]: `lab doctor`: ports, ZooKeeper, Java, curl, versions.
+//! - [`doctor`]: `lab doctor`: ports, ZooKeeper, Java, curl, ip, nft, namespaces, versions.
 //! - [`golang`]: `lab go`: the article's programs in Go (`labs/go/`), built and run.
 //! - [`exercises`]: `lab exercise` and `lab verify`: the article's code, written by the learner.
 //!
 //! The servers:
-//! - [`proxy`]: the proxies (naive, reverse, forward); `serve_http` is the article's 13 steps;
+//! - [`proxy`]: the proxies (naive, reverse, forward) and the relay; `serve_http` is the article's 13 steps;
 //!   `--like-go` switches it to Go's behaviour where lab's differs (`docs/go-differences.md`).
+//! - [`transparent`]: `lab transparent`, the third proxy (透明代理), in namespaces it builds.
 //! - [`realserver`]: the article's RealServer, with the endpoints the labs add.
 //! - [`discovery`]: the observer: the live upstream set (fixed, health-checked, ZooKeeper).
 //! - [`zk`]: ZooKeeper for discovery (服务发现): a server, registration, the watch.
@@ -70,6 +71,7 @@ pub mod server;
 pub mod stats_view;
 pub mod tls;
 pub mod trace;
+pub mod transparent;
 pub mod upstream;
 pub mod zk;
 
@@ -116,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 proxy::relay::run(args.listen, args.target, net::shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Transparent(args) => transparent::run(&args.config()).await,
             Command::Forward(args) => {
                 proxy::forward::run(args.listen, args.config(), net::shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)

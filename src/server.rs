@@ -113,6 +113,33 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_with(
+        listener,
+        Plain,
+        limits,
+        shutdown,
+        move |conn, _: &TcpStream| make_service(conn),
+    )
+    .await
+}
+
+/// [`serve`], where building a connection's service also looks at its
+/// socket: what `lab transparent` needs to ask the kernel where an
+/// intercepted connection was going.
+pub async fn serve_inspecting<F, S, B>(
+    listener: TcpListener,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    make_service: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(Conn, &TcpStream) -> S,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     serve_with(listener, Plain, limits, shutdown, make_service).await
 }
 
@@ -133,7 +160,14 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_with(listener, Tls(acceptor), limits, shutdown, make_service).await
+    serve_with(
+        listener,
+        Tls(acceptor),
+        limits,
+        shutdown,
+        move |conn, _: &TcpStream| make_service(conn),
+    )
+    .await
 }
 
 /// What turns an accepted TCP stream into the stream HTTP is spoken on.
@@ -217,7 +251,7 @@ async fn serve_with<H, F, S, B>(
 ) -> anyhow::Result<()>
 where
     H: Handshake,
-    F: Fn(Conn) -> S,
+    F: Fn(Conn, &TcpStream) -> S,
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
@@ -252,13 +286,16 @@ where
         // Every request first passes the smuggling guard (see crate::framing).
         let tunneled = Arc::new(AtomicBool::new(false));
         let service = crate::framing::Guarded::new(
-            make_service(Conn {
-                local,
-                peer,
-                stop: stop.clone(),
-                tasks: tasks.clone(),
-                tunneled: tunneled.clone(),
-            }),
+            make_service(
+                Conn {
+                    local,
+                    peer,
+                    stop: stop.clone(),
+                    tasks: tasks.clone(),
+                    tunneled: tunneled.clone(),
+                },
+                &stream,
+            ),
             limits.max_body,
         );
         let stop = stop.clone();

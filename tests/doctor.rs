@@ -161,7 +161,14 @@ async fn json_has_the_documented_fields() {
     }
     let tools = report["tools"].as_array().expect("tools is a list");
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(names, ["java", "curl", "go", "rustc"]);
+    assert_eq!(names, ["java", "curl", "go", "ip", "nft", "rustc"]);
+    let namespaces = &report["namespaces"];
+    for field in ["available", "how", "problem"] {
+        assert!(
+            namespaces.get(field).is_some(),
+            "namespaces.{field}: {namespaces:#}"
+        );
+    }
     for tool in tools {
         for field in [
             "needed_for",

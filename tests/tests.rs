@@ -38,4 +38,5 @@ mod stats;
 mod tls;
 mod tour;
 mod trace;
+mod transparent;
 mod zookeeper;

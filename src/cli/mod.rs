@@ -34,7 +34,7 @@ use crate::output::{self, ColorChoice};
 
 pub use exercise::{ExerciseArgs, ExerciseCommand, VerifyArgs};
 pub use proxy::{DiscoveryArgs, MiddlewareArgs, ProxyArgs};
-pub use servers::{ForwardArgs, NaiveArgs, RealserverArgs, RelayArgs};
+pub use servers::{ForwardArgs, NaiveArgs, RealserverArgs, RelayArgs, TransparentArgs};
 pub use shared::{LimitsArgs, TransportArgs};
 pub use tools::{
     CheckArgs, DemoArgs, DoctorArgs, GoArgs, GoCommand, StatsArgs, TourArgs, TraceArgs, ZkArgs,
@@ -320,6 +320,23 @@ Examples:
   lab relay --listen 127.0.0.1:2011 --target 127.0.0.1:2004")]
     Relay(RelayArgs),
 
+    /// Run a transparent proxy (透明代理) in a network of its own: the client has no proxy setting.
+    #[command(after_help = "\
+It builds three network namespaces (client, gateway, server) on documentation addresses, and an
+nftables rule in the gateway hands the client's TCP to port 2003 to the proxy; port 2004 is only
+routed. The namespaces live as long as this process: Ctrl-C, SIGTERM or a crash removes them.
+Needs root, or unprivileged user namespaces (it then runs itself in one).
+
+Examples:
+  lab transparent                              redirect mode; Ctrl-C stops it
+  lab transparent --mode tproxy                the real server sees the client's address
+  lab transparent --run -- curl -s http://198.51.100.2:2003/abc   proxied, curl unaware
+  lab transparent --run -- curl -s http://198.51.100.2:2004/abc   routed, not proxied
+  lab transparent --run -- lab trace --direct http://198.51.100.2:2003
+  lab transparent --run --in gateway -- nft list ruleset
+  lab transparent --cleanup                    stop it, or tidy up after a crash")]
+    Transparent(TransparentArgs),
+
     /// Run a forward proxy (正向代理): absolute URLs, X-Forwarded-For, CONNECT tunnels.
     #[command(after_help = "\
 A client must be told to use it (curl -x, a browser's proxy setting); it then sends whole URLs.
@@ -574,7 +591,12 @@ impl Command {
     /// Whether the servers it starts inside itself (a lab's experiment) log
     /// only when asked (`-v`): the report is the command's output.
     pub fn quiet_servers(&self) -> bool {
-        matches!(self, Command::Check(_) | Command::Tour(_))
+        match self {
+            Command::Check(_) | Command::Tour(_) => true,
+            // The command's output is the point; the proxy's log is not.
+            Command::Transparent(args) => args.run,
+            _ => false,
+        }
     }
 
     /// Whether `-v` asks for more output rather than more logging (`lab
@@ -590,6 +612,7 @@ impl Command {
             Command::Realserver(_)
             | Command::Naive(_)
             | Command::Relay(_)
+            | Command::Transparent(_)
             | Command::Forward(_)
             | Command::Proxy(_) => true,
             Command::Go(args) => matches!(args.command, GoCommand::Run { .. }),

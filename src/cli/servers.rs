@@ -89,6 +89,40 @@ pub struct RelayArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TransparentArgs {
+    /// How the gateway hands connections to the proxy: `redirect` (NAT; the
+    /// proxy reads SO_ORIGINAL_DST and the real server sees the gateway) or
+    /// `tproxy` (the packets unchanged; the real server sees the client).
+    #[arg(long, value_name = "MODE", default_value = "redirect")]
+    pub mode: crate::transparent::Mode,
+
+    /// Intercept TCP to this port (repeatable); the gateway routes the rest.
+    #[arg(long = "intercept", value_name = "PORT", default_values_t = [2003u16])]
+    pub ports: Vec<u16>,
+
+    /// Run the command after `--` inside the network (by default in the
+    /// client's namespace), then stop: in the `lab transparent` already
+    /// running if there is one, else in one made for it and removed after.
+    #[arg(long, requires = "command")]
+    pub run: bool,
+
+    /// The command --run runs, after `--`.
+    #[arg(value_name = "CMD", last = true, requires = "run")]
+    pub command: Vec<std::ffi::OsString>,
+
+    /// Where --run runs CMD: client, gateway or server.
+    #[arg(long = "in", value_name = "NAMESPACE", default_value = "client")]
+    pub place: crate::transparent::Place,
+
+    /// Stop a running `lab transparent`, or remove what a crashed one left.
+    #[arg(long, conflicts_with_all = ["run", "mode", "ports"])]
+    pub cleanup: bool,
+
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct ForwardArgs {
     /// Address to listen on (the article's :8080, on loopback). Beyond
     /// loopback other machines can reach it, and those --allow names can use it.
@@ -145,6 +179,21 @@ impl RealserverArgs {
                 url,
                 weight: self.weight,
             })
+    }
+}
+
+impl TransparentArgs {
+    /// What `lab transparent` is asked to do.
+    pub fn config(&self) -> crate::transparent::Config {
+        crate::transparent::Config {
+            mode: self.mode,
+            ports: self.ports.clone(),
+            run: self.command.clone(),
+            place: self.place,
+            cleanup: self.cleanup,
+            realserver: crate::realserver::Config::default(),
+            limits: self.limits.config(),
+        }
     }
 }
 

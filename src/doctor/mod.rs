@@ -2,7 +2,8 @@
 //! learner trips: the ports the article's servers use (2002 the lab proxy,
 //! 2003 and 2004 the real servers, 8080 the forward proxy, 2181 ZooKeeper),
 //! whether each is free and, when busy, which process holds it; then
-//! Debian's ZooKeeper, Java, curl and Go, and the versions of lab and the OS.
+//! Debian's ZooKeeper, Java, curl and Go, `ip` and `nft` with whether network
+//! namespaces can be made (`lab transparent`), and the versions of lab and the OS.
 //! It ends with what to do about each problem.
 //!
 //! A port is free when binding `127.0.0.1:PORT` works (as the lab's servers
@@ -41,9 +42,12 @@
 //! - `zookeeper`: `installed`, `script` (the package's `zkServer.sh`),
 //!   `version` (from the jar's file name, or null).
 //! - `tools`: one [`Tool`] per program looked up on `PATH` (java, curl, go,
-//!   rustc): `name`, `needed_for`, `required` (a lab needs it), `found`,
-//!   `path`, `version`, `version_line` (the line the version came from),
-//!   `error`.
+//!   ip, nft, rustc): `name`, `needed_for`, `required` (a lab needs it),
+//!   `found`, `path`, `version`, `version_line` (the line the version came
+//!   from), `error`.
+//! - `namespaces`: whether `lab transparent` can build its network here:
+//!   `available`, `how` (`as root`, or `without root, in a user
+//!   namespace`), `problem` (why not, and how to allow it).
 //! - `next_steps`: [`NextStep`]s, `kind` (`problem` or `note`) and `text`;
 //!   empty when there is nothing to do.
 
@@ -63,7 +67,8 @@ use tools::{system, tool, which, zookeeper};
 
 pub use ports::{DEFAULT_PORTS, PortToCheck};
 pub use report::{
-    NextStep, Owner, PortReport, PortStatus, Report, StepKind, System, Tool, ZooKeeper, render,
+    Namespaces, NextStep, Owner, PortReport, PortStatus, Report, StepKind, System, Tool, ZooKeeper,
+    render,
 };
 
 /// `lab doctor`: look, then print tables or the JSON document. Exits 1
@@ -98,14 +103,14 @@ pub async fn examine(ports: &[PortToCheck]) -> anyhow::Result<Report> {
     // /proc and bind are quick, but still blocking system calls: off the runtime.
     let ports = tokio::task::spawn_blocking(move || check_ports(&ports));
     let machine = tokio::task::spawn_blocking(|| {
-        let paths = ["java", "curl", "go", "rustc"].map(which);
-        (system(), zookeeper(), paths)
+        let paths = ["java", "curl", "go", "ip", "nft", "rustc"].map(which);
+        (system(), zookeeper(), paths, namespaces())
     });
     let ports = ports.await.context("the port check panicked")?;
-    let (system, zookeeper, [java, curl, go, rustc]) =
+    let (system, zookeeper, [java, curl, go, ip, nft, rustc], namespaces) =
         machine.await.context("the package check panicked")?;
 
-    let (java, curl, go, rustc) = tokio::join!(
+    let (java, curl, go, ip, nft, rustc) = tokio::join!(
         tool("java", java, &["-version"], "ZooKeeper runs on it", true),
         tool("curl", curl, &["--version"], "the sheets' examples", true),
         tool(
@@ -115,10 +120,12 @@ pub async fn examine(ports: &[PortToCheck]) -> anyhow::Result<Report> {
             "lab go, the Go side of checks",
             true
         ),
+        tool("ip", ip, &["-V"], "lab transparent's network", true),
+        tool("nft", nft, &["--version"], "lab transparent's rules", true),
         tool("rustc", rustc, &["--version"], "building lab only", false),
     );
-    let tools = vec![java, curl, go, rustc];
-    let next_steps = next_steps(&ports, &zookeeper, &tools);
+    let tools = vec![java, curl, go, ip, nft, rustc];
+    let next_steps = next_steps(&ports, &zookeeper, &tools, &namespaces);
     Ok(Report {
         lab_version: env!("CARGO_PKG_VERSION").to_string(),
         lab_path: std::env::current_exe()
@@ -128,8 +135,25 @@ pub async fn examine(ports: &[PortToCheck]) -> anyhow::Result<Report> {
         ports,
         zookeeper,
         tools,
+        namespaces,
         next_steps,
     })
+}
+
+/// Whether `lab transparent` can make its namespaces here, and how.
+fn namespaces() -> Namespaces {
+    match crate::transparent::privileges::probe() {
+        Ok(how) => Namespaces {
+            available: true,
+            how: Some(how.to_string()),
+            problem: None,
+        },
+        Err(problem) => Namespaces {
+            available: false,
+            how: None,
+            problem: Some(problem),
+        },
+    }
 }
 
 /// A command line from words, for the tests of the parts.

@@ -4,13 +4,16 @@
 //! and, for the lab's own ports, which command moves off it.
 
 use super::ports::LAB_PORTS;
-use super::report::{NextStep, PortReport, PortStatus, StepKind, Tool, ZooKeeper, describe_owner};
+use super::report::{
+    Namespaces, NextStep, PortReport, PortStatus, StepKind, Tool, ZooKeeper, describe_owner,
+};
 
 /// Every problem and note, the ports' first, in their order.
 pub(super) fn next_steps(
     ports: &[PortReport],
     zookeeper: &ZooKeeper,
     tools: &[Tool],
+    namespaces: &Namespaces,
 ) -> Vec<NextStep> {
     let mut steps: Vec<NextStep> = ports.iter().filter_map(port_step).collect();
     if !zookeeper.installed {
@@ -27,6 +30,8 @@ pub(super) fn next_steps(
         let package = match tool.name.as_str() {
             "java" => "default-jre-headless",
             "go" => "golang-go",
+            "ip" => "iproute2",
+            "nft" => "nftables",
             other => other,
         };
         if !tool.found {
@@ -47,6 +52,12 @@ pub(super) fn next_steps(
                 ),
             });
         }
+    }
+    if let Some(problem) = &namespaces.problem {
+        steps.push(NextStep {
+            kind: StepKind::Problem,
+            text: format!("lab transparent cannot make its network namespaces: {problem}"),
+        });
     }
     steps
 }

@@ -20,6 +20,7 @@ pub struct Report {
     pub ports: Vec<PortReport>,
     pub zookeeper: ZooKeeper,
     pub tools: Vec<Tool>,
+    pub namespaces: Namespaces,
     /// What to do next, one sentence per problem or note.
     pub next_steps: Vec<NextStep>,
 }
@@ -110,6 +111,16 @@ pub struct Tool {
     pub version_line: Option<String>,
     /// Why asking its version failed.
     pub error: Option<String>,
+}
+
+/// Whether network namespaces can be made here (`lab transparent`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Namespaces {
+    pub available: bool,
+    /// `as root`, or `without root, in a user namespace`.
+    pub how: Option<String>,
+    /// Why not, and how to allow it.
+    pub problem: Option<String>,
 }
 
 /// One thing to do, or to know.
@@ -231,6 +242,18 @@ pub fn render(report: &Report) -> String {
             Cell::new(&tool.needed_for),
         ]);
     }
+    let namespaces = &report.namespaces;
+    software.add_row(vec![
+        Cell::new("namespaces"),
+        if namespaces.available {
+            mark_cell(Look::Good, "✓ can make")
+        } else {
+            mark_cell(Look::Bad, "✗ refused")
+        },
+        Cell::new("—"),
+        Cell::new(namespaces.how.as_deref().unwrap_or("—")),
+        Cell::new("lab transparent"),
+    ]);
     out.push_str(&format!("{software}\n\n"));
 
     out.push_str(&output::heading("Next steps"));

@@ -151,10 +151,17 @@ fn version_line(text: &str) -> Option<(String, String)> {
                 .split_whitespace()
                 .map(|word| word.trim_matches(|c| c == '"' || c == '\''))
                 // Go says `go version go1.19.8 linux/amd64`.
+                // `ip -V`: `ip utility, iproute2-6.1.0, libbpf 1.1.0`;
+                // `nft --version`: `nftables v1.0.6 (Lester Gooch #5)`.
                 .map(|word| {
-                    word.strip_prefix("go")
-                        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+                    ["go", "iproute2-", "v"]
+                        .iter()
+                        .find_map(|prefix| {
+                            word.strip_prefix(prefix)
+                                .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+                        })
                         .unwrap_or(word)
+                        .trim_end_matches(',')
                 })
                 .find(|word| word.starts_with(|c: char| c.is_ascii_digit()))?;
             Some((line.to_string(), version.to_string()))
@@ -201,6 +208,10 @@ mod tests {
             version_line(curl).map(|(_, v)| v).as_deref(),
             Some("7.88.1")
         );
+        let ip = "ip utility, iproute2-6.1.0, libbpf 1.1.0";
+        assert_eq!(version_line(ip).map(|(_, v)| v).as_deref(), Some("6.1.0"));
+        let nft = "nftables v1.0.6 (Lester Gooch #5)";
+        assert_eq!(version_line(nft).map(|(_, v)| v).as_deref(), Some("1.0.6"));
         assert_eq!(version_line("no digits here\n"), None);
     }
 }

@@ -108,7 +108,7 @@ fn why(
     let explain = explain_header.as_str();
     match change {
         Change::Removed if name == explain => {
-            Some("the lab's question to the balancer: the proxy answers it, never forwards it")
+            Some("the lab's question to the proxy: answered, never forwarded")
         }
         Change::Removed if name == "authorization" => {
             Some("the proxy's own credential (--auth-token, 权限): checked, then never forwarded")
@@ -386,6 +386,7 @@ mod tests {
             set: None,
             layer: None,
             passed_over: false,
+            intercepted: None,
             error: None,
             response: ResponseDetail::default(),
         }

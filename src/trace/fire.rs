@@ -22,7 +22,8 @@ use tokio::net::TcpStream;
 
 use super::model::{Mode, Record, ResponseDetail, Sent, UpstreamSaw};
 use crate::lab_headers::{
-    EXPLAIN_HEADER, LAYER_HEADER, PICK_HEADER, SERVER_HEADER, SET_HEADER, UPSTREAM_HEADER,
+    EXPLAIN_HEADER, INTERCEPTED_HEADER, LAYER_HEADER, PICK_HEADER, SERVER_HEADER, SET_HEADER,
+    UPSTREAM_HEADER,
 };
 use crate::net::Endpoint;
 use crate::realserver::EchoReport;
@@ -264,6 +265,7 @@ async fn send(seq: u64, addr: SocketAddr, request: &Request) -> Record {
             set: None,
             layer: None,
             passed_over: false,
+            intercepted: None,
             error: Some(format!("{err:#}")),
             response: ResponseDetail::default(),
         },
@@ -401,6 +403,7 @@ fn record_of(seq: u64, reply: Reply) -> Record {
         passed_over: reply
             .headers
             .contains_key(crate::lab_headers::BREAKER_HEADER),
+        intercepted: text(INTERCEPTED_HEADER.as_str()),
         error: reply.cut_off.clone(),
         response,
     }

@@ -40,6 +40,7 @@
 //!       "set": 2 | null,                      X-Lab-Set: the upstream set's generation
 //!       "layer": "rate-limit" | null,         X-Lab-Layer: the proxy layer that answered
 //!       "passed_over": false,                 X-Lab-Breaker: the pick's breaker was open
+//!       "intercepted": "redirect 198.51.100.2:2003" | null,  X-Lab-Intercepted (lab transparent)
 //!       "error": "…" | null                   why there was no response
 //!   } ],
 //!   "summary": {

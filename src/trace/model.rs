@@ -98,6 +98,11 @@ pub struct Record {
     /// proxy sent the request to the next upstream (`X-Lab-Breaker`).
     #[serde(default)]
     pub passed_over: bool,
+    /// A transparent proxy intercepted the connection on its way
+    /// (`X-Lab-Intercepted`, from `lab transparent`): its mode and the
+    /// original destination it recovered (`redirect 198.51.100.2:2003`).
+    #[serde(default)]
+    pub intercepted: Option<String>,
     /// Why there was no response (connection refused, reset, timeout).
     pub error: Option<String>,
     /// The response itself, for `-v`/`-vv`; not part of the JSON.
@@ -232,6 +237,7 @@ mod tests {
             set: None,
             layer: None,
             passed_over: false,
+            intercepted: None,
             error: None,
             response: ResponseDetail::default(),
         }
@@ -280,6 +286,7 @@ mod tests {
             "client_addr",
             "set",
             "layer",
+            "intercepted",
             "error",
         ] {
             assert!(json.get(field).is_some(), "{field} missing from {json}");

@@ -10,6 +10,7 @@
 //!   and chunked bodies read back strictly;
 //! - [`labs`]: a private copy of the checkout's `labs/`;
 //! - [`zookeeper`]: a real ZooKeeper, started through `lab zk up`;
+//! - [`namespaces`]: what `lab transparent` needs, and what it must not leave;
 //! - [`screen`]: a screen at a fixed width (`COLUMNS`), and what must hold there.
 //!
 //! Every test module shares this process, so a helper never changes it for
@@ -19,6 +20,7 @@
 pub mod client;
 pub mod go;
 pub mod labs;
+pub mod namespaces;
 pub mod process;
 pub mod screen;
 pub mod servers;

@@ -104,7 +104,12 @@ pub struct LabProcess {
 
 impl LabProcess {
     pub fn spawn(args: &[&str]) -> LabProcess {
-        let mut child = lab_command(args).spawn().expect("spawn lab");
+        LabProcess::from_command(lab_command(args))
+    }
+
+    /// Starts `command` (made by [`lab_command`], then adjusted).
+    pub fn from_command(mut command: Command) -> LabProcess {
+        let mut child = command.spawn().expect("spawn lab");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, lines) = mpsc::unbounded_channel();
         // Drain stderr for the whole life of the process, so it never blocks on a full pipe.

@@ -34,7 +34,9 @@ pub(super) fn header_diff(out: &mut String, trace: &Trace, width: usize) {
             "Headers of request #{seq}: what the client sent → what the upstream received"
         ))
     );
-    let via_proxy = trace.mode != Mode::Direct;
+    // `--direct`, unless a transparent proxy took the connection anyway.
+    let via_proxy =
+        trace.mode != Mode::Direct || trace.requests.iter().any(|r| r.intercepted.is_some());
     let rows = diff::headers(&trace.sent.headers, &saw.headers, via_proxy);
     let cells: Vec<Vec<Text>> = rows
         .iter()
@@ -71,6 +73,9 @@ pub(super) fn header_diff(out: &mut String, trace: &Trace, width: usize) {
         return;
     }
     let _ = writeln!(out, "{}", output::fitted(&values, four, width));
+    if rows.iter().all(|r| r.why.is_none()) {
+        return;
+    }
     let _ = writeln!(out, "why:");
     let name = rows
         .iter()

@@ -54,6 +54,7 @@ pub fn render(trace: &Trace, verbose: u8, width: usize) -> String {
     for line in output::wrap(&title(trace), width, "", "  ") {
         let _ = writeln!(out, "{}", output::heading(&line));
     }
+    out.push_str(&intercepted(trace, width));
     out.push_str(&names.legend(width));
     out.push_str(&layout.same_lines(width));
     let _ = writeln!(
@@ -84,6 +85,7 @@ pub fn render_after_live(trace: &Trace, verbose: u8, width: usize) -> String {
     let names = Names::of(&trace.requests);
     let layout = Layout::of(&trace.requests);
     let mut out = String::from("\n");
+    out.push_str(&intercepted(trace, width));
     out.push_str(&names.legend(width));
     out.push_str(&layout.same_lines(width));
     if let Some(table) = requests::varying_table(&trace.requests, &layout, width) {
@@ -98,6 +100,32 @@ pub fn render_after_live(trace: &Trace, verbose: u8, width: usize) -> String {
     header_diff(&mut out, trace, width);
     out.push('\n');
     summary(&mut out, trace, &names, width);
+    out
+}
+
+/// What a transparent proxy on the way said (`lab transparent`), once per
+/// distinct answer: the client sent its requests straight to the server,
+/// and something else answered for it.
+fn intercepted(trace: &Trace, width: usize) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for record in &trace.requests {
+        if let Some(said) = record.intercepted.as_deref()
+            && !seen.contains(&said)
+        {
+            seen.push(said);
+        }
+    }
+    let mut out = String::new();
+    for said in seen {
+        let (mode, destination) = said.split_once(' ').unwrap_or((said, "?"));
+        let text = format!(
+            "Intercepted on the way: a transparent proxy ({mode}) took the connection and \
+             recovered its original destination, {destination}; the client never named a proxy."
+        );
+        for line in output::wrap(&text, width, "", "  ") {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     out
 }
 
