@@ -83,12 +83,12 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<ExitCod
     for point in [
         "pick: the balancer's state for each request; with weighted, the currentWeights \
          before → after, the chosen one marked * (the article's smooth weighted round robin \
-         table, lab 13).",
+         table, lab 14).",
         "RemoteAddr at the real server is the proxy, not you; X-Forwarded-For carries your \
          address (labs 01 and 02). The same peer port twice is the connection pool at work \
-         (lab 09).",
+         (lab 10).",
         "The header diff: what the proxy added (X-Forwarded-For, X-Real-Ip, Via) and what it \
-         removed (hop-by-hop headers, lab 07).",
+         removed (hop-by-hop headers, lab 08).",
         "The summary: requests per upstream beside the share the weights ask for.",
     ] {
         say(point, "  • ", "    ");

@@ -183,7 +183,7 @@ fn start_never_overwrites_and_never_writes_into_the_labs() {
         "my own work"
     );
 
-    let inside = copy.labs.join("12-round-robin/mine");
+    let inside = copy.labs.join("13-round-robin/mine");
     let output = labs_command(
         &copy.labs,
         &["exercise", "start", "8", "--dir", inside.to_str().unwrap()],

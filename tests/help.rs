@@ -9,7 +9,7 @@
 //! An example line is indented two spaces; after the command, two or more
 //! spaces start the commentary (`  lab trace -n 30    what it does`), and
 //! lines indented further continue the commentary. A line may chain
-//! commands (`lab trace && lab stats`, `printf … | lab tour 13`): each
+//! commands (`lab trace && lab stats`, `printf … | lab tour 14`): each
 //! `lab` in it is checked; redirections (`> FILE`) are left out.
 
 use std::process::Command;
@@ -137,7 +137,7 @@ Intro.
 Examples:
   lab trace -n 30 && lab stats                30 requests, then the counts
   lab completions zsh > \"${fpath[1]}/_lab\"
-  printf '20\\nb\\n' | lab tour 13            answers from a pipe
+  printf '20\\nb\\n' | lab tour 14            answers from a pipe
   curl -s 127.0.0.1:2002/abc                  not lab
   lab trace --proxy http://127.0.0.1:2012
                                               lab naive (on 2012): commentary";
@@ -148,7 +148,7 @@ Examples:
             words("lab trace -n 30"),
             words("lab stats"),
             words("lab completions zsh"),
-            words("lab tour 13"),
+            words("lab tour 14"),
             words("lab trace --proxy http://127.0.0.1:2012"),
         ]
     );

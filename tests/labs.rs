@@ -69,9 +69,9 @@ fn check_all_passes_with_every_claim_verified() {
             "LAB_REQUIRE_ZOOKEEPER=1 but ZooKeeper is not installed: sudo apt-get install zookeeper"
         );
         eprintln!(
-            "skipped lab 17 (ZooKeeper discovery): ZooKeeper is not installed (sudo apt-get install zookeeper)"
+            "skipped lab 18 (ZooKeeper discovery): ZooKeeper is not installed (sudo apt-get install zookeeper)"
         );
-        std::fs::remove_dir_all(copy.labs.join("17-zookeeper-discovery")).unwrap();
+        std::fs::remove_dir_all(copy.labs.join("18-zookeeper-discovery")).unwrap();
     }
     let output = lab(&copy.labs, &["check", "--all", "--seed", "42"]);
     let out = stdout(&output);
@@ -284,26 +284,26 @@ fn hints_come_one_at_a_time_and_can_start_over() {
 #[test]
 fn each_hint_names_its_question_and_a_question_gets_its_own() {
     let copy = labs_copy();
-    let first = stdout(&lab(&copy.labs, &["hint", "13"]));
+    let first = stdout(&lab(&copy.labs, &["hint", "14"]));
     assert!(first.starts_with("Hint 1/5 for `next-seven`: "), "{first}");
-    let asked = stdout(&lab(&copy.labs, &["hint", "13", "effective-after-failure"]));
+    let asked = stdout(&lab(&copy.labs, &["hint", "14", "effective-after-failure"]));
     assert!(
         asked.starts_with("Hint 2/5 for `effective-after-failure`: "),
         "{asked}"
     );
     assert!(asked.contains("5 - 5/1"), "{asked}");
     // The next in order skips what was shown: pick4-currents' hint.
-    let next = stdout(&lab(&copy.labs, &["hint", "13"]));
+    let next = stdout(&lab(&copy.labs, &["hint", "14"]));
     assert!(
         next.starts_with("Hint 3/5 for `pick4-currents`: "),
         "{next}"
     );
-    let none = stdout(&lab(&copy.labs, &["hint", "13", "effective-after-failure"]));
+    let none = stdout(&lab(&copy.labs, &["hint", "14", "effective-after-failure"]));
     assert!(
         none.starts_with("No more hints for `effective-after-failure`"),
         "{none}"
     );
-    let unknown = lab(&copy.labs, &["hint", "13", "nope"]);
+    let unknown = lab(&copy.labs, &["hint", "14", "nope"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(
         stderr(&unknown).contains("next-seven"),
@@ -497,13 +497,13 @@ fn without_the_article_headings_the_sheet_check_fails_rather_than_skips() {
     article_headings(Path::new("/nonexistent"));
 }
 
-/// Lab 13's answers that no other text holds by chance (the lab is
+/// Lab 14's answers that no other text holds by chance (the lab is
 /// deterministic; `tests/tour.rs` draws its table): `next-seven` and
 /// `pick4-currents`, in the spellings a sheet or a report may use.
-const LAB13_SPOILERS: [&str; 3] = ["a a b a c a a", "6,-3,4", "6, -3, 4"];
+const LAB14_SPOILERS: [&str; 3] = ["a a b a c a a", "6,-3,4", "6, -3, 4"];
 
 fn spoilers_in(out: &str) -> Vec<&'static str> {
-    LAB13_SPOILERS
+    LAB14_SPOILERS
         .into_iter()
         .filter(|answer| out.contains(answer))
         .collect()
@@ -513,9 +513,9 @@ fn spoilers_in(out: &str) -> Vec<&'static str> {
 fn unanswered_questions_are_not_spoiled_until_answered_or_revealed() {
     let copy = labs_copy();
     // The learner has answered nothing.
-    write_answers(&copy.labs, "13-weighted-round-robin", "");
+    write_answers(&copy.labs, "14-weighted-round-robin", "");
 
-    let output = lab(&copy.labs, &["check", "13", "--seed", "7", "--impl", "lab"]);
+    let output = lab(&copy.labs, &["check", "14", "--seed", "7", "--impl", "lab"]);
     let out = stdout(&output);
     assert!(output.status.success(), "{out}\n{}", stderr(&output));
     assert_eq!(spoilers_in(&out), Vec::<&str>::new(), "{out}");
@@ -528,33 +528,33 @@ fn unanswered_questions_are_not_spoiled_until_answered_or_revealed() {
         "{out}"
     );
 
-    let shown = stdout(&lab(&copy.labs, &["show", "13"]));
+    let shown = stdout(&lab(&copy.labs, &["show", "14"]));
     assert_eq!(spoilers_in(&shown), Vec::<&str>::new(), "{shown}");
     assert!(
         shown.contains("**Article claim** `smooth-sequence`: *(folded"),
         "{shown}"
     );
-    assert!(shown.contains("`lab show 13 --reveal`"), "{shown}");
+    assert!(shown.contains("`lab show 14 --reveal`"), "{shown}");
 
     // --reveal shows it all.
     let revealed = stdout(&lab(
         &copy.labs,
-        &["check", "13", "--seed", "7", "--impl", "lab", "--reveal"],
+        &["check", "14", "--seed", "7", "--impl", "lab", "--reveal"],
     ));
     assert!(revealed.contains("a a b a c a a"), "{revealed}");
     assert!(revealed.contains("6,-3,4"), "{revealed}");
-    let shown = stdout(&lab(&copy.labs, &["show", "13", "--reveal"]));
+    let shown = stdout(&lab(&copy.labs, &["show", "14", "--reveal"]));
     assert!(shown.contains("go to a a b a c a a"), "{shown}");
 
     // Once answered (wrongly, even), what happened is shown.
     write_answers(
         &copy.labs,
-        "13-weighted-round-robin",
+        "14-weighted-round-robin",
         "next-seven = \"a a a a a b c\"\npick4-currents = \"1,2,3\"\n",
     );
     let out = stdout(&lab(
         &copy.labs,
-        &["check", "13", "--seed", "7", "--impl", "lab"],
+        &["check", "14", "--seed", "7", "--impl", "lab"],
     ));
     assert!(
         prediction(&out, "next-seven").contains("a a b a c a a"),
@@ -569,7 +569,7 @@ fn unanswered_questions_are_not_spoiled_until_answered_or_revealed() {
         prediction(&out, "effective-after-failure").contains("answer it first"),
         "{out}"
     );
-    let shown = stdout(&lab(&copy.labs, &["show", "13"]));
+    let shown = stdout(&lab(&copy.labs, &["show", "14"]));
     assert!(shown.contains("go to a a b a c a a"), "{shown}");
     assert!(
         shown.contains("**Lab claim** `effective-climbs-back`: *(folded"),
@@ -637,11 +637,11 @@ fn under_impl_go_a_lab_claim_that_did_not_run_is_not_a_failure() {
         return;
     }
     let copy = labs_copy();
-    let output = lab(&copy.labs, &["check", "13", "--seed", "7", "--impl", "go"]);
+    let output = lab(&copy.labs, &["check", "14", "--seed", "7", "--impl", "go"]);
     let out = stdout(&output);
     assert!(output.status.success(), "{out}\n{}", stderr(&output));
     let marks = lab::labs::sheet::marks(
-        &std::fs::read_to_string(copy.labs.join("13-weighted-round-robin/README.md")).unwrap(),
+        &std::fs::read_to_string(copy.labs.join("14-weighted-round-robin/README.md")).unwrap(),
     );
     let lab_claims = marks
         .claims
@@ -651,7 +651,7 @@ fn under_impl_go_a_lab_claim_that_did_not_run_is_not_a_failure() {
     let run = marks.claims.len() - lab_claims;
     let result = out
         .lines()
-        .find(|l| l.starts_with("lab 13: "))
+        .find(|l| l.starts_with("lab 14: "))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(
         result.contains(&format!("{run}/{run} claims hold · {lab_claims} not run")),
@@ -737,9 +737,9 @@ fn the_lab_screens_fit_80_and_120_columns_and_code_is_kept_byte_for_byte() {
             assert_fits(&hint, width, &[]);
         }
         for args in [
-            &["check", "13", "--impl", "lab", "--seed", "7"][..],
-            &["check", "13", "--impl", "lab", "--seed", "7", "--reveal"],
-            &["check", "7", "--seed", "7", "--reveal"],
+            &["check", "14", "--impl", "lab", "--seed", "7"][..],
+            &["check", "14", "--impl", "lab", "--seed", "7", "--reveal"],
+            &["check", "8", "--seed", "7", "--reveal"],
             &["check", "1", "--reveal"],
         ] {
             assert_fits(&at(args), width, &[]);

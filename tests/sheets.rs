@@ -1645,7 +1645,7 @@ lab trace -n 3 -H 'Connection: X-Foo' | head -5   # a trace, cut short
 lab realserver --addr 127.0.0.1:2003 &  # in the background
 kill -9 $!
 lab check 99 # exits 1: there is no lab 99
-lab tour 13 # not run: asks questions at a terminal
+lab tour 14 # not run: asks questions at a terminal
 lab stats && lab labs; lab show 1",
     )
     .unwrap();
@@ -1662,7 +1662,7 @@ lab stats && lab labs; lab show 1",
             "realserver --addr 127.0.0.1:2003",
             "kill 9",
             "check 99 [exits 1]",
-            "tour 13 [not run: asks questions at a terminal]",
+            "tour 14 [not run: asks questions at a terminal]",
             "stats",
             "labs",
             "show 1",
@@ -1683,7 +1683,7 @@ fn the_reader_refuses_what_it_cannot_run() {
         ("sudo lab realserver", "inside another command"),
         ("echo \"$(lab trace -n 1)\"", "inside another command"),
         ("lab proxy --lb $LB", "left for the shell"),
-        ("printf '20\\n' | lab tour 13", "reads from a pipe"),
+        ("printf '20\\n' | lab tour 14", "reads from a pipe"),
         ("for i in $(seq 3); do lab trace; done", "not written out"),
         ("if true; then lab trace; fi", "more shell"),
         ("lab check 1 # exits one: oops", "# exits N: why"),

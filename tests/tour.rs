@@ -2,9 +2,9 @@
 //! non-interactive mode), on a private copy of `labs/` so the progress each
 //! test records is its own.
 //!
-//! Lab 13 (weighted round robin) is deterministic: smooth WRR with weights
+//! Lab 14 (weighted round robin) is deterministic: smooth WRR with weights
 //! 5, 1, 1 has no randomness, and `--seed` pins the rest. Its right answers
-//! are what `lab check 13` shows in the "what happened" column:
+//! are what `lab check 14` shows in the "what happened" column:
 //! `a a b a c a a`, `6,-3,4`, `0`, `3` and `a` (the unit tests of the
 //! balancer, and the lab's check, draw the same table; the last is the
 //! article's balancer, which never hears of the failure).
@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-/// The questions of lab 13, in sheet order, with the answers `lab check 13` finds.
+/// The questions of lab 14, in sheet order, with the answers `lab check 14` finds.
 const RIGHT: [(&str, &str); 5] = [
     ("next-seven", "a a b a c a a"),
     ("pick4-currents", "6,-3,4"),
@@ -64,12 +64,12 @@ fn listed_row(labs: &Path, title: &str) -> String {
 fn right_answers_piped_score_all_and_pass_the_lab() {
     let copy = labs_copy();
     let lines: String = RIGHT.iter().map(|(_, a)| format!("{a}\n")).collect();
-    let output = lab(&copy.labs, &["tour", "13", "--seed", "7"], &lines);
+    let output = lab(&copy.labs, &["tour", "14", "--seed", "7"], &lines);
     let out = stdout(&output);
     assert!(output.status.success(), "{out}\n{}", stderr(&output));
 
     // The sheet is shown section by section, with each question in order.
-    assert!(out.contains("# Lab 13 · Weighted round robin"), "{out}");
+    assert!(out.contains("# Lab 14 · Weighted round robin"), "{out}");
     assert!(
         out.contains("## An upstream fails: effectiveWeight"),
         "{out}"
@@ -117,14 +117,14 @@ fn right_answers_piped_score_all_and_pass_the_lab() {
     assert!(row.contains("┆ 5/5"), "{row}");
 
     // The answers went into the lab's answers.toml, comments kept: `lab check` agrees.
-    let answers_path = copy.labs.join("13-weighted-round-robin/answers.toml");
+    let answers_path = copy.labs.join("14-weighted-round-robin/answers.toml");
     let saved = std::fs::read_to_string(&answers_path).unwrap();
     assert!(saved.contains("next-seven = \"a a b a c a a\""), "{saved}");
     assert!(
-        saved.starts_with("# Your predictions for lab 13"),
+        saved.starts_with("# Your predictions for lab 14"),
         "{saved}"
     );
-    let check = lab(&copy.labs, &["check", "13", "--seed", "7"], "");
+    let check = lab(&copy.labs, &["check", "14", "--seed", "7"], "");
     assert!(check.status.success(), "{}", stdout(&check));
     assert!(
         stdout(&check).contains("5 right, 0 wrong, 0 unanswered"),
@@ -205,7 +205,7 @@ fn wrong_answers_from_a_file_are_counted_and_explained() {
     assert!(row.contains("┆ 1/5"), "{row}");
     // The answers file named on the command line is the record: answers.toml is untouched.
     let template =
-        std::fs::read_to_string(copy.labs.join("13-weighted-round-robin/answers.toml")).unwrap();
+        std::fs::read_to_string(copy.labs.join("14-weighted-round-robin/answers.toml")).unwrap();
     assert!(template.contains("next-seven = \"\""), "{template}");
 }
 
@@ -215,7 +215,7 @@ fn a_missing_line_is_unanswered_and_the_lab_pending() {
     // Two answers, then the pipe ends; `skip` leaves one on purpose.
     let output = lab(
         &copy.labs,
-        &["tour", "13", "--seed", "7"],
+        &["tour", "14", "--seed", "7"],
         "a a b a c a a\nskip\n",
     );
     let out = stdout(&output);
@@ -245,7 +245,7 @@ fn an_unknown_lab_exits_1_and_lists_the_labs() {
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(err.contains("no lab \"99\""), "{err}");
-    assert!(err.contains("13 (weighted-round-robin)"), "{err}");
+    assert!(err.contains("14 (weighted-round-robin)"), "{err}");
     assert!(err.contains("`lab labs` lists them"), "{err}");
     assert!(stdout(&output).is_empty(), "{}", stdout(&output));
     // Nothing recorded.
@@ -258,7 +258,7 @@ fn a_missing_answers_file_is_an_error_not_an_empty_tour() {
     let missing = copy.dir.path().join("nope.toml");
     let output = lab(
         &copy.labs,
-        &["tour", "13", "--answers", missing.to_str().unwrap()],
+        &["tour", "14", "--answers", missing.to_str().unwrap()],
         "",
     );
     assert_eq!(output.status.code(), Some(1));
@@ -299,7 +299,7 @@ fn at_a_prompt_question_mark_gives_its_hint_and_q_quits_unscored() {
     // Enter through the sections before the first question (an Enter at the
     // prompt only asks again), then `?`, then `q`.
     let keys = format!("{}?\nq\n", "\n".repeat(20));
-    let Some(output) = lab_on_a_terminal(&copy.labs, "tour 13 --seed 7", &keys) else {
+    let Some(output) = lab_on_a_terminal(&copy.labs, "tour 14 --seed 7", &keys) else {
         return;
     };
     let out = stdout(&output);
@@ -317,9 +317,9 @@ fn at_a_prompt_question_mark_gives_its_hint_and_q_quits_unscored() {
     assert!(
         !copy
             .labs
-            .join("13-weighted-round-robin/answers.toml")
+            .join("14-weighted-round-robin/answers.toml")
             .exists()
-            || !std::fs::read_to_string(copy.labs.join("13-weighted-round-robin/answers.toml"))
+            || !std::fs::read_to_string(copy.labs.join("14-weighted-round-robin/answers.toml"))
                 .unwrap()
                 .contains("next-seven = \"q\"")
     );

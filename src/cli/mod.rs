@@ -451,8 +451,8 @@ through $PAGER (less when unset; PAGER=cat or --no-pager prints it all).
 Examples:
   lab show 1
   lab show special-headers
-  lab show 13 --reveal
-  lab show 7 --no-pager | grep claim")]
+  lab show 14 --reveal
+  lab show 8 --no-pager | grep claim")]
     Show {
         /// The lab: its number (1, 01) or its name (proxy-basics).
         lab: String,
@@ -501,10 +501,10 @@ terminal, the answers are read instead of asked (one per line on stdin, or the a
 format).
 
 Examples:
-  lab tour 13                                 the weighted round-robin lab
+  lab tour 14                                 the weighted round-robin lab
   lab tour weighted-round-robin
-  lab tour 13 --answers my-answers.toml       no questions asked
-  lab tour 13 < my-predictions.txt            answers from a file, one per line, in question order")]
+  lab tour 14 --answers my-answers.toml       no questions asked
+  lab tour 14 < my-predictions.txt            answers from a file, one per line, in question order")]
     Tour(TourArgs),
 
     /// Check this machine for the labs: free ports, ZooKeeper, versions.
@@ -574,7 +574,7 @@ lab's general ones). In `lab tour`, `?` at a question is this.
 
 Examples:
   lab hint 1
-  lab hint 13 pick4-currents                  the next hint for that question
+  lab hint 14 pick4-currents                  the next hint for that question
   lab hint 1 --reset")]
     Hint {
         /// The lab: its number (1, 01) or its name.

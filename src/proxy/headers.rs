@@ -193,7 +193,7 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> Ip
 /// Writes X-Forwarded-For, X-Real-IP, X-Forwarded-Host and X-Forwarded-Proto,
 /// per `policy`. Go's step 6 sets X-Forwarded-For only; the other three are
 /// `lab`'s additions, the headers nginx setups add (`proxy_set_header`),
-/// not Go's (lab 07, docs/go-differences.md).
+/// not Go's (lab 08, docs/go-differences.md).
 pub fn set_forwarding_headers(
     headers: &mut HeaderMap,
     client: &ClientFacts,

@@ -156,7 +156,7 @@ async fn consistent_hash_remote_addr_moves_with_each_connection_remote_ip_sticks
         // remote-ip is the client's address, not a constant: another loopback
         // client the ring places on the other server goes there. The
         // article's ring can give one server a sliver of the circle (its
-        // points are one pattern, lab 14), so look through 127.0.0.0/16, not
+        // points are one pattern, lab 15), so look through 127.0.0.0/16, not
         // only 127.0.0.0/24: all of 127/8 is loopback on Linux.
         let other = (2u16..=u16::MAX - 1)
             .map(|n| {

@@ -5,7 +5,7 @@
 //! raw requests; the status, the headers the real server saw (its JSON
 //! echo, in arrival order) and the headers and body the client got must be
 //! the same, but for the Date, the ports, and a Content-Length of a body
-//! that names ports. The scenarios are those of labs 04 to 10 and 11 to 15
+//! that names ports. The scenarios are those of labs 05 to 11 and 12 to 16
 //! (see `docs/go-differences.md` for what differs without `--like-go`).
 //!
 //! Without Go the tests print what they skipped (and how to install Go) and
@@ -253,7 +253,7 @@ async fn picks(pair: &Pair, n: usize) -> (Vec<String>, Vec<String>) {
     (go, lab)
 }
 
-/// Labs 04, 05, 07: one upstream, the requests of the ReverseProxy's steps.
+/// Labs 05, 06, 08: one upstream, the requests of the ReverseProxy's steps.
 #[tokio::test]
 async fn the_reverse_proxy_steps_are_gos() {
     bounded_by(Duration::from_secs(60), async {
@@ -265,7 +265,7 @@ async fn the_reverse_proxy_steps_are_gos() {
         let json = "Accept: application/json\r\n";
         let scenarios: Vec<(&str, String)> = vec![
             (
-                "a plain GET (lab 04)",
+                "a plain GET (lab 05)",
                 format!("GET /abc HTTP/1.1\r\nHost: {{host}}\r\n{json}\r\n"),
             ),
             // Not a percent-encoded path: the article's Director joins the
@@ -273,7 +273,7 @@ async fn the_reverse_proxy_steps_are_gos() {
             // where NewSingleHostReverseProxy (and lab) keep it
             // (docs/go-differences.md).
             (
-                "path join and query merge (lab 05)",
+                "path join and query merge (lab 06)",
                 format!("GET /dir/x/y/?b=2&c HTTP/1.1\r\nHost: {{host}}\r\n{json}\r\n"),
             ),
             (
@@ -299,7 +299,7 @@ async fn the_reverse_proxy_steps_are_gos() {
                 ),
             ),
             (
-                "hop-by-hop and Connection-listed headers (lab 07)",
+                "hop-by-hop and Connection-listed headers (lab 08)",
                 format!(
                     "GET /hop HTTP/1.1\r\nHost: {{host}}\r\n{json}Connection: keep-alive, X-Hop\r\n\
                      X-Hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\n\
@@ -307,7 +307,7 @@ async fn the_reverse_proxy_steps_are_gos() {
                 ),
             ),
             (
-                "X-Forwarded-For appended to (lab 07), X-Real-IP passed as sent",
+                "X-Forwarded-For appended to (lab 08), X-Real-IP passed as sent",
                 format!(
                     "GET /xff HTTP/1.1\r\nHost: {{host}}\r\n{json}X-Forwarded-For: 1.2.3.4\r\n\
                      X-Forwarded-For: 5.6.7.8\r\nX-Real-IP: 9.9.9.9\r\n\r\n"
@@ -353,11 +353,11 @@ async fn the_reverse_proxy_steps_are_gos() {
                 format!("DELETE /thing HTTP/1.1\r\nHost: {{host}}\r\n{json}\r\n"),
             ),
             (
-                "hop-by-hop headers of the answer (lab 07)",
+                "hop-by-hop headers of the answer (lab 08)",
                 "GET /hop-headers HTTP/1.1\r\nHost: {host}\r\n\r\n".to_string(),
             ),
             (
-                "a streamed answer with a trailer the client accepts (lab 07)",
+                "a streamed answer with a trailer the client accepts (lab 08)",
                 "GET /stream?n=3&ms=10 HTTP/1.1\r\nHost: {host}\r\nTE: trailers\r\n\r\n"
                     .to_string(),
             ),
@@ -366,7 +366,7 @@ async fn the_reverse_proxy_steps_are_gos() {
                 "GET /stream?n=2&ms=10 HTTP/1.1\r\nHost: {host}\r\n\r\n".to_string(),
             ),
             (
-                "the real server's 500 (lab 06)",
+                "the real server's 500 (lab 07)",
                 "GET /error HTTP/1.1\r\nHost: {host}\r\n\r\n".to_string(),
             ),
             (
@@ -374,13 +374,13 @@ async fn the_reverse_proxy_steps_are_gos() {
                 "OPTIONS * HTTP/1.1\r\nHost: {host}\r\n\r\n".to_string(),
             ),
             (
-                "an Upgrade token that is not printable (lab 08)",
+                "an Upgrade token that is not printable (lab 09)",
                 "GET /ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\n\
                  Upgrade: web\tsocket\r\n\r\n"
                     .to_string(),
             ),
             (
-                "a WebSocket handshake (lab 08)",
+                "a WebSocket handshake (lab 09)",
                 "GET /ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
                  Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
                     .to_string(),
@@ -404,7 +404,7 @@ async fn the_reverse_proxy_steps_are_gos() {
     .await;
 }
 
-/// Labs 06 and 10: an upstream that is down, and one slower than its own
+/// Labs 07 and 11: an upstream that is down, and one slower than its own
 /// WriteTimeout (the article's 6 s handler under a 3 s WriteTimeout): a
 /// 502 with an empty body from both, after the same time.
 #[tokio::test]
@@ -416,7 +416,7 @@ async fn failures_are_gos_empty_502() {
         };
         let outcome = to_nothing
             .agree(
-                "upstream down (lab 06)",
+                "upstream down (lab 07)",
                 "GET /abc HTTP/1.1\r\nHost: {host}\r\n\r\n",
             )
             .await;
@@ -430,7 +430,7 @@ async fn failures_are_gos_empty_502() {
         let started = std::time::Instant::now();
         let outcome = to_slow
             .agree(
-                "slower than the upstream's WriteTimeout (lab 10)",
+                "slower than the upstream's WriteTimeout (lab 11)",
                 "GET /test_http_string/test_http_string/aaa HTTP/1.1\r\nHost: {host}\r\n\r\n",
             )
             .await;
@@ -446,7 +446,7 @@ async fn failures_are_gos_empty_502() {
     .await;
 }
 
-/// Labs 12, 13 and 15: the article's round robin and smooth weighted round
+/// Labs 13, 14 and 16: the article's round robin and smooth weighted round
 /// robin pick the same servers in the same order behind both proxies.
 #[tokio::test]
 async fn round_robin_and_weighted_pick_the_same_sequence() {
@@ -468,7 +468,7 @@ async fn round_robin_and_weighted_pick_the_same_sequence() {
     .await;
 }
 
-/// Labs 11, 14 and 15: random and the consistent hash cannot pick alike (a
+/// Labs 12, 15 and 16: random and the consistent hash cannot pick alike (a
 /// different random source; a key with the client's port), but every
 /// request is answered alike by whichever server was picked.
 #[tokio::test]

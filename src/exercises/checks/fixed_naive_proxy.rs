@@ -1,4 +1,4 @@
-//! Exercise 3, the naive proxy fixed: lab 04's probes through the
+//! Exercise 3, the naive proxy fixed: lab 05's probes through the
 //! learner's proxy to one real server. The status must survive, the real
 //! server must learn the client's IP, and hop-by-hop headers must stop at
 //! the proxy in both directions.

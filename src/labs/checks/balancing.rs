@@ -1,4 +1,4 @@
-//! What the load-balancing labs (11–16) share: the upstreams named a, b, c
+//! What the load-balancing labs (12–17) share: the upstreams named a, b, c
 //! in `--upstream` order, the proxy in front of them (`lab proxy`, or the
 //! article's `main.go` in Go, `labs/go/balancer`), and one request through
 //! it that reports which upstream answered and, from `lab proxy` when asked,

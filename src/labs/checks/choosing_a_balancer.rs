@@ -1,4 +1,4 @@
-//! Lab 15, choosing a balancer (the article's `LoadBanlanceFactory`): the
+//! Lab 16, choosing a balancer (the article's `LoadBanlanceFactory`): the
 //! same 12 requests from one client through each `--lb` over the article's
 //! upstreams (weights 10 and 20), the aliases, the default, and a name the
 //! factory does not know.
@@ -306,7 +306,7 @@ async fn experiment(f: &mut Findings, upstreams: &Upstreams) -> anyhow::Result<(
             keys.iter().cloned().collect::<Vec<_>>().join(", "),
             plural(distinct.len(), "upstream")
         ),
-        "lab proxy's default --hash-key is remote-ip, the client's IP without the port (nginx's ip_hash): one client sticks to one upstream across connections; --hash-key remote-addr is the article's key (lab 14)",
+        "lab proxy's default --hash-key is remote-ip, the client's IP without the port (nginx's ip_hash): one client sticks to one upstream across connections; --hash-key remote-addr is the article's key (lab 15)",
     );
 
     // The aliases and the default.

@@ -1,4 +1,4 @@
-//! Lab 14, consistent hash (一致性hash负载): a key sticks to one upstream
+//! Lab 15, consistent hash (一致性hash负载): a key sticks to one upstream
 //! through the real proxy; the article's key, RemoteAddr (IP:port), does not
 //! stick because every connection has a new port; adding a node moves about
 //! 1/(N+1) of the keys; and replicas even out nginx's ring but not the

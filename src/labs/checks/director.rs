@@ -1,4 +1,4 @@
-//! Lab 05, the Director (控制器): where the request goes. Path join, query
+//! Lab 06, the Director (控制器): where the request goes. Path join, query
 //! merge, the article's regex rewrite, a set header, a replaced body, and
 //! which Host the upstream sees.
 //!

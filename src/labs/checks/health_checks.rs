@@ -1,4 +1,4 @@
-//! Lab 16, health checks and the observer (健康检查, 观察者模式): a real
+//! Lab 17, health checks and the observer (健康检查, 观察者模式): a real
 //! server stops and leaves the set within interval × N + 1 s, comes back
 //! after M good checks, failed requests count as failed checks, and with
 //! nothing live the proxy answers 503 at once.
@@ -624,7 +624,7 @@ async fn experiment(f: &mut Findings, a: SocketAddr, b: RunningServer) -> anyhow
         "hash-update-deadlocks",
         "starts, and answers 200",
         format!("starts, and answers {}", answer.status.as_u16()),
-        "lab proxy's observer builds a new balancer from each set and swaps it in (lab 16's membership): no lock is held while a ring is built, so the consistent hash works with health checks",
+        "lab proxy's observer builds a new balancer from each set and swaps it in (lab 17's membership): no lock is held while a ring is built, so the consistent hash works with health checks",
     );
     Ok(())
 }

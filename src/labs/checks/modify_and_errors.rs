@@ -1,4 +1,4 @@
-//! Lab 06, ModifyResponse (修改返回内容) and ErrorHandler (错误回调): the
+//! Lab 07, ModifyResponse (修改返回内容) and ErrorHandler (错误回调): the
 //! article's prefixes, and what a client hears when the upstream is down.
 //!
 //! Each probe runs through `lab proxy` (with the flags that mimic the
@@ -85,7 +85,7 @@ async fn through(
 }
 
 /// A POST: the 2.2 Director reads the request body, and panics on a request
-/// without one (lab 05).
+/// without one (lab 06).
 fn post(path: &str) -> Probe {
     Probe::get(path)
         .method(Method::POST)

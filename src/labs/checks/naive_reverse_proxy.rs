@@ -1,4 +1,4 @@
-//! Lab 04, the naive reverse proxy (简单版反向代理) against a ReverseProxy:
+//! Lab 05, the naive reverse proxy (简单版反向代理) against a ReverseProxy:
 //! what the article's hand-written proxy gets wrong, and its five listed
 //! problems where they can be seen on the wire.
 //!
@@ -226,7 +226,7 @@ async fn probes(f: &mut Findings, pair: Pair) -> anyhow::Result<()> {
         "naive-cannot-rewrite",
         "/dir/abc",
         naive_path,
-        "problem 4 (没有url重写): the naive code sets only the scheme and host of req.URL; ReverseProxy's Director is the place to change the path (lab 05)",
+        "problem 4 (没有url重写): the naive code sets only the scheme and host of req.URL; ReverseProxy's Director is the place to change the path (lab 06)",
     );
     Ok(())
 }
@@ -257,7 +257,7 @@ async fn upstream_down(f: &mut Findings, dead: &str, pair: Pair) -> anyhow::Resu
         "reverse-proxy-answers-502",
         "502 Bad Gateway",
         &reverse,
-        "ReverseProxy's default ErrorHandler logs the error and answers 502 Bad Gateway; ErrorHandler is the hook to do otherwise (lab 06)",
+        "ReverseProxy's default ErrorHandler logs the error and answers 502 Bad Gateway; ErrorHandler is the hook to do otherwise (lab 07)",
     );
     Ok(())
 }

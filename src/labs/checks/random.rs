@@ -1,4 +1,4 @@
-//! Lab 11, random (随机负载均衡): a seeded random balancer through a real
+//! Lab 12, random (随机负载均衡): a seeded random balancer through a real
 //! `lab proxy`. The same seed replays the same sequence, another seed gives
 //! another, each pick is `draw % nodes`, and the weights change nothing.
 //!

@@ -1,4 +1,4 @@
-//! Lab 12, round robin (轮询负载均衡): each upstream in turn, a b a b, with
+//! Lab 13, round robin (轮询负载均衡): each upstream in turn, a b a b, with
 //! the article's weights 10 and 20 ignored; the counter (the article's
 //! `curIndex`) in X-Lab-Pick; and 40 requests at once split exactly 20/20.
 //!

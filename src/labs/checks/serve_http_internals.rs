@@ -1,4 +1,4 @@
-//! Lab 07, inside ServeHTTP: hop-by-hop headers removed both ways, `TE:
+//! Lab 08, inside ServeHTTP: hop-by-hop headers removed both ways, `TE:
 //! trailers` and trailers passed through, X-Forwarded-For (Go's only
 //! forwarding header), a header the Director adds lost when the client names
 //! it in Connection, a stream forwarded as it comes, and a client that leaves
@@ -264,7 +264,7 @@ async fn director_header(f: &mut Findings, upstream: &str) -> anyhow::Result<()>
     };
     let result = async {
         // A POST: the 2.2 Director reads the body, and panics on a request
-        // without one (lab 05).
+        // without one (lab 06).
         let probe = Probe::get("/abc")
             .method(Method::POST)
             .header("Accept", "application/json")

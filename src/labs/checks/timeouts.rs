@@ -1,4 +1,4 @@
-//! Lab 10, timeouts: the article's 6 s handler under a 3 s write timeout,
+//! Lab 11, timeouts: the article's 6 s handler under a 3 s write timeout,
 //! seen directly (an empty reply) and through a proxy (502; the article's
 //! ErrorHandlers answer 500 and 200), Go's Transport sending the request a
 //! second time when a reused connection closes unanswered, and what a

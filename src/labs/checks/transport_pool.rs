@@ -1,4 +1,4 @@
-//! Lab 09, the Transport's connection pool (连接池): with keep-alive reuse the
+//! Lab 10, the Transport's connection pool (连接池): with keep-alive reuse the
 //! real server sees one RemoteAddr port for many requests; with pooling off,
 //! a new port each time; and how many idle connections a pool keeps per
 //! upstream (Go's `MaxIdleConnsPerHost`: 0 means its default, 2).

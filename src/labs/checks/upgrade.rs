@@ -1,4 +1,4 @@
-//! Lab 08, Upgrade and WebSocket through the proxy: a real WebSocket client
+//! Lab 09, Upgrade and WebSocket through the proxy: a real WebSocket client
 //! talks to the real server's echo through `lab proxy` and through Go's
 //! ReverseProxy (`labs/go/singlehost`); an invalid Upgrade token is refused
 //! before anything reaches the upstream (Go: its ErrorHandler's 502; `lab

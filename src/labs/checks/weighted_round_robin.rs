@@ -1,4 +1,4 @@
-//! Lab 13, weighted round robin (加权负载均衡): nginx's smooth weighted round
+//! Lab 14, weighted round robin (加权负载均衡): nginx's smooth weighted round
 //! robin over three real servers with weights 5, 1, 1, read from the real
 //! proxy's X-Lab-Pick (currentWeight, effectiveWeight, totalWeight); then a
 //! failed request drops the upstream's effectiveWeight to 0 and each pick
@@ -397,7 +397,7 @@ async fn failure(
         "down-upstream-fails",
         format!("a → {}", StatusCode::BAD_GATEWAY),
         format!("{} → {}", letter(failed.node), failed.status),
-        "lab proxy answers an upstream it cannot reach as Go's default ErrorHandler does, 502 Bad Gateway (lab 06), and tells the balancer first; the article's errFunc answers 500",
+        "lab proxy answers an upstream it cannot reach as Go's default ErrorHandler does, 502 Bad Gateway (lab 07), and tells the balancer first; the article's errFunc answers 500",
     );
 
     let after = balancing::send_many(proxy, upstreams, RECOVERY, true).await?;

@@ -1,4 +1,4 @@
-//! Lab 17, ZooKeeper discovery (服务发现, the article's `LoadBalanceZkConf`):
+//! Lab 18, ZooKeeper discovery (服务发现, the article's `LoadBalanceZkConf`):
 //! real servers register as ephemeral nodes holding the article's
 //! `GetConf()` spec, `lab proxy --discovery` watches their parent's
 //! children, a third server joins and leaves while the proxy runs (no
@@ -35,7 +35,7 @@ pub fn run(f: &mut Findings) -> BoxFuture<'_, anyhow::Result<()>> {
     Box::pin(async move {
         if !zk::server::is_installed() {
             anyhow::bail!(
-                "{}; then run `lab check 17` again",
+                "{}; then run `lab check 18` again",
                 zk::server::NOT_INSTALLED
             );
         }

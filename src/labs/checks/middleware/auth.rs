@@ -1,4 +1,4 @@
-//! Lab 18's 权限 (auth) section: without the bearer token a request is
+//! Lab 19's 权限 (auth) section: without the bearer token a request is
 //! answered 401 by the auth layer and never reaches an upstream; with it,
 //! the request passes and the token is not forwarded.
 

@@ -1,4 +1,4 @@
-//! Lab 18's 熔断 (circuit breaking) section: a breaker opens after N failures
+//! Lab 19's 熔断 (circuit breaking) section: a breaker opens after N failures
 //! in a row, its upstream is passed over, one trial goes through after the
 //! cool-down and its answer closes the breaker; with every breaker open the
 //! proxy fails fast.

@@ -1,4 +1,4 @@
-//! Lab 18's 降级 (degradation) section: the fallback replaces the proxy's own
+//! Lab 19's 降级 (degradation) section: the fallback replaces the proxy's own
 //! errors (502, 503, 504), never an upstream's answer.
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! Lab 18's first section, on both programs: Go's `httputil.ReverseProxy`
+//! Lab 19's first section, on both programs: Go's `httputil.ReverseProxy`
 //! has none of the five layers (as it comes, ten requests sent flat out
 //! without a token all pass), and a layer is an `http.Handler` around it
 //! that answers before the proxy runs (`auth(proxy)`: 401 without the

@@ -1,4 +1,4 @@
-//! Lab 18, middleware (中间件: 权限 auth, 限流 rate limiting, 熔断 circuit
+//! Lab 19, middleware (中间件: 权限 auth, 限流 rate limiting, 熔断 circuit
 //! breaking, 降级 degradation, 数据统计 statistics), each layer driven in the
 //! order `src/proxy/chain.rs` applies them: a 401 without the bearer
 //! token, which never reaches the upstream; a 5/s limit with burst 1 that

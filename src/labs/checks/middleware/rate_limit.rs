@@ -1,4 +1,4 @@
-//! Lab 18's 限流 (rate limiting) section: 5/s with burst 1 for everyone lets
+//! Lab 19's 限流 (rate limiting) section: 5/s with burst 1 for everyone lets
 //! exactly one of ten immediate requests through, the others get 429 with
 //! Retry-After; then 1/min per client IP, from two loopback addresses.
 

@@ -1,4 +1,4 @@
-//! What lab 18's experiment starts: real servers (one on a port that was
+//! What lab 19's experiment starts: real servers (one on a port that was
 //! dead until the breaker section brings it up) and `lab proxy` runs, all
 //! stopped at the end whatever the experiment returned; and a dead port, an
 //! upstream nothing listens on.

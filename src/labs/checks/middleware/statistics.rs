@@ -1,4 +1,4 @@
-//! Lab 18's 数据统计 (statistics) section: a known mix of requests, then
+//! Lab 19's 数据统计 (statistics) section: a known mix of requests, then
 //! `/_lab/stats` must count exactly that, and `/_lab/metrics` must agree
 //! with it in Prometheus' text format.
 
