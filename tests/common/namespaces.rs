@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Whether the transparent-proxy tests can run here; see the module.
+/// Whether the transparent-proxy tests (and lab 04's check) can run here; see the module.
 pub fn available() -> bool {
     let missing = why_not();
     let Some(why) = missing else {

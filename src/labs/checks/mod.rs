@@ -24,6 +24,7 @@ mod serve_http_internals;
 mod servers;
 mod special_headers;
 mod timeouts;
+mod transparent_proxy;
 mod transport_pool;
 mod upgrade;
 mod weighted_round_robin;
@@ -41,6 +42,7 @@ pub const SLUGS: &[&str] = &[
     "proxy-basics",
     "special-headers",
     "forward-proxy",
+    "transparent-proxy",
     "naive-reverse-proxy",
     "director",
     "modify-and-errors",
@@ -64,6 +66,7 @@ pub fn scenario(slug: &str) -> Option<Scenario> {
         "proxy-basics" => Some(proxy_basics::run),
         "special-headers" => Some(special_headers::run),
         "forward-proxy" => Some(forward_proxy::run),
+        "transparent-proxy" => Some(transparent_proxy::run),
         "naive-reverse-proxy" => Some(naive_reverse_proxy::run),
         "director" => Some(director::run),
         "modify-and-errors" => Some(modify_and_errors::run),
