@@ -389,3 +389,89 @@ async fn without_privileges_it_explains_and_sets_nothing_up() {
     assert!(!note.exists(), "a note was left");
     assert_eq!(Host::now(), before, "the host's network changed");
 }
+
+/// Runs `work` on a thread inside the client namespace of the running
+/// `lab transparent` whose note is `note`, with a runtime of its own:
+/// the test itself as the client, with no proxy setting.
+async fn as_client<T, F, Fut>(note: &Path, work: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
+    let state = state::read(note).expect("a running lab transparent");
+    let client = lab::transparent::netns::Namespace::open("client", Path::new(&state.client))
+        .expect("its client namespace");
+    let thread = client
+        .spawn_thread(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(work())
+        })
+        .unwrap();
+    tokio::task::spawn_blocking(move || thread.join().expect("the client thread"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_stop_and_a_websocket_goes_through() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    if !namespaces::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let note = note_in(&dir);
+    let (mut running, _) = start_running("redirect", &note).await;
+    let server: std::net::SocketAddr = "198.51.100.2:2003".parse().unwrap();
+
+    let echo = as_client(&note, move || async move {
+        lab::probe::Probe::get("/abc")
+            .header("Accept", "application/json")
+            .header("Connection", "X-Foo")
+            .header("X-Foo", "1")
+            .header("X-Forwarded-For", "1.2.3.4")
+            .send(server)
+            .await
+            .unwrap()
+            .json_echo()
+            .unwrap()
+    })
+    .await;
+    assert!(echo.header_values("x-foo").is_empty(), "{echo:?}");
+    assert!(echo.header_values("connection").is_empty(), "{echo:?}");
+    assert_eq!(
+        echo.header_values("x-forwarded-for"),
+        ["1.2.3.4, 192.0.2.2"]
+    );
+
+    let replies = as_client(&note, || async {
+        let (mut socket, response) = tokio_tungstenite::connect_async("ws://198.51.100.2:2003/ws")
+            .await
+            .expect("a WebSocket through the intercepting proxy");
+        assert_eq!(response.status(), 101);
+        let mut replies = Vec::new();
+        for text in ["one", "two"] {
+            socket.send(Message::text(text)).await.unwrap();
+            let reply = socket.next().await.unwrap().unwrap();
+            replies.push(reply.into_text().unwrap().to_string());
+        }
+        let _ = socket.close(None).await;
+        replies
+    })
+    .await;
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(
+        replies[0].contains("one") && replies[1].contains("two"),
+        "{replies:?}"
+    );
+    assert_eq!(
+        running.terminate().await.code(),
+        Some(0),
+        "{}",
+        running.log()
+    );
+}

@@ -97,7 +97,12 @@ pub struct TransparentArgs {
     pub mode: crate::transparent::Mode,
 
     /// Intercept TCP to this port (repeatable); the gateway routes the rest.
-    #[arg(long = "intercept", value_name = "PORT", default_values_t = [2003u16])]
+    #[arg(
+        long = "intercept",
+        value_name = "PORT",
+        default_values_t = [2003u16],
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
     pub ports: Vec<u16>,
 
     /// Run the command after `--` inside the network (by default in the

@@ -101,6 +101,13 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     if let Some(existing) = state::read(&note) {
         if state::alive(&existing) {
             if !config.run.is_empty() {
+                if existing.mode != config.mode.to_string() || existing.ports != config.ports {
+                    eprintln!(
+                        "note: running in the lab transparent already running (pid {}: {} mode, \
+                         intercepting {:?}), whatever this command's --mode and --intercept say",
+                        existing.pid, existing.mode, existing.ports
+                    );
+                }
                 return join(&existing, config).await;
             }
             bail!(
