@@ -29,6 +29,7 @@
 //! SIGTERM and even `kill -9` leave nothing behind but a note
 //! ([`state`]) that the next start removes.
 
+mod child;
 mod mode;
 pub mod netns;
 pub mod network;
@@ -350,7 +351,7 @@ async fn run_command(
             });
         }
     }
-    let mut child = tokio::process::Command::from(std_command)
+    let child = tokio::process::Command::from(std_command)
         .spawn()
         .with_context(|| {
             format!(
@@ -358,20 +359,9 @@ async fn run_command(
                 namespace.name()
             )
         })?;
-    let pid = child.id();
-    let shutdown = crate::net::shutdown_signal();
-    tokio::pin!(shutdown);
-    let status = tokio::select! {
-        status = child.wait() => status?,
-        () = &mut shutdown => {
-            if let Some(pid) = pid {
-                // SAFETY: a signal to our own child.
-                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            }
-            child.wait().await?
-        }
-    };
-    Ok(privileges::exit_code_of(status))
+    Ok(child::exit_code_of(
+        child::wait_passing_signals(child).await?,
+    ))
 }
 
 /// `--run` while another `lab transparent` runs: the command joins its

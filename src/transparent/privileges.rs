@@ -17,6 +17,8 @@ use std::io;
 use std::os::unix::process::CommandExt as _;
 use std::process::ExitCode;
 
+use super::child::{exit_code_of, wait_passing_signals};
+
 /// Set in the environment of the copy started inside a user namespace,
 /// so that it does not try again.
 pub const INSIDE_ENV: &str = "LAB_TRANSPARENT_IN_USER_NAMESPACE";
@@ -59,21 +61,8 @@ pub async fn rerun_in_user_namespace(env: &[(&str, String)]) -> io::Result<ExitC
             Ok(())
         });
     }
-    let mut child = command.spawn()?;
-    let pid = child.id();
-    let shutdown = crate::net::shutdown_signal();
-    tokio::pin!(shutdown);
-    let status = tokio::select! {
-        status = child.wait() => status?,
-        () = &mut shutdown => {
-            if let Some(pid) = pid {
-                // SAFETY: a signal to our own child.
-                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            }
-            child.wait().await?
-        }
-    };
-    Ok(exit_code_of(status))
+    let child = command.spawn()?;
+    Ok(exit_code_of(wait_passing_signals(child).await?))
 }
 
 /// open + write + close, usable between fork and exec.
@@ -92,16 +81,6 @@ fn write_proc(path: &std::ffi::CStr, bytes: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A child's exit status as this process's exit code.
-pub fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
-    use std::os::unix::process::ExitStatusExt as _;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
-        (None, None) => ExitCode::FAILURE,
-    }
 }
 
 /// Whether namespaces can be made here, and how: what `lab doctor` reports.
