@@ -43,9 +43,15 @@ pub const BREAKER_HEADER: HeaderName = HeaderName::from_static("x-lab-breaker");
 pub const RETRIED_HEADER: HeaderName = HeaderName::from_static("x-lab-retried");
 
 /// The layer that answered when the upstream did not: `auth`,
-/// `rate-limit`, `breaker`, `fallback`, or `proxy` (the proxy's own
-/// 502/503/504). `lab trace` shows it beside the status.
+/// `rate-limit`, `breaker`, `fallback`, `proxy` (the proxy's own
+/// 502/503/504), or `client` (the client's own failure: a body that
+/// stopped coming, broke or was too large). `lab trace` shows it beside
+/// the status.
 pub const LAYER_HEADER: HeaderName = HeaderName::from_static("x-lab-layer");
+
+/// The [`LAYER_HEADER`] of an answer to the client's own failure (a body
+/// that stopped coming, broke, or grew past `--max-body`; a client gone).
+pub const CLIENT_LAYER: &str = "client";
 
 /// On a fallback (降级): the status the proxy would have answered.
 pub const DEGRADED_HEADER: HeaderName = HeaderName::from_static("x-lab-degraded-from");

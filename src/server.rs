@@ -49,6 +49,15 @@ pub struct Limits {
     /// slowloris protection. `None`: no limit (Go's `http.Server` without a
     /// `ReadHeaderTimeout`).
     pub header_timeout: Option<Duration>,
+    /// How long a proxy waits for the next bytes of a request body it is
+    /// streaming upstream before it answers 408 (see
+    /// [`crate::body::stall`]). `None`: no limit (Go's `http.Server`
+    /// without a `ReadTimeout`).
+    pub body_timeout: Option<Duration>,
+    /// The largest request head, request line and headers together
+    /// (`--max-header-size`): 431 past it. A proxy also refuses an
+    /// upstream's response head past it (502).
+    pub max_header_size: usize,
     /// Not a limit, but the listener's too: write response header names in
     /// Go's canonical case (`Content-Type`), as `lab proxy --like-go` does;
     /// otherwise hyper's lower case (`content-type`). The same header
@@ -61,6 +70,8 @@ impl Default for Limits {
         Limits {
             max_body: 64 << 20,
             header_timeout: Some(Duration::from_secs(10)),
+            body_timeout: Some(Duration::from_secs(10)),
+            max_header_size: crate::framing::DEFAULT_MAX_HEADER_SIZE,
             go_header_case: false,
         }
     }
@@ -297,6 +308,7 @@ where
                 &stream,
             ),
             limits.max_body,
+            limits.max_header_size,
         );
         let stop = stop.clone();
         let abort = abort.clone();
@@ -328,6 +340,7 @@ where
                             stream,
                             limits.header_timeout,
                         )
+                        .max_head(limits.max_header_size)
                         .until_tunneled(tunneled),
                     ),
                     service,

@@ -24,7 +24,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The flags every listener under test gets: small limits, so the rows stay small and quick.
-const LIMITS: [&str; 4] = ["--max-body", "1000", "--header-timeout", "1s"];
+const LIMITS: [&str; 6] = [
+    "--max-body",
+    "1000",
+    "--header-timeout",
+    "1s",
+    "--body-timeout",
+    "1s",
+];
 
 /// The longest a listener may take to answer (or close) one hostile request.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
@@ -142,6 +149,8 @@ fn request(id: &str, to: &Listener) -> Vec<u8> {
             b"zz\r\nabcd\r\n0\r\n\r\n",
         ),
         "huge-header" => head("GET", &format!("X-Big: {}\r\n", "a".repeat(600_000))),
+        "big-header" => head("GET", &format!("X-Big: {}\r\n", "a".repeat(40_000))),
+        "stalled-body" => with(head("POST", "Content-Length: 255\r\n"), b"hello world"),
         "many-headers" => head(
             "GET",
             &(0..200)

@@ -14,6 +14,7 @@
 mod common;
 
 mod balance;
+mod blame;
 mod demo;
 mod discovery;
 mod doctor;

@@ -14,13 +14,16 @@
 //! has already answered, the error still cuts the body off).
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio_util::sync::CancellationToken;
 
+use super::stall::{self, BodyProgress};
 use super::{Body, BoxError, RequestBody};
 
 /// The error a [`LimitedBody`] ends with when it passes its limit.
@@ -102,22 +105,41 @@ pub fn limited(body: Body, max: u64, exceeded: &CancellationToken) -> RequestBod
     }
 }
 
-/// Sends `body` with `send`, counting it against `max` as it streams:
-/// `None` when it grew past `max` (the exchange is then dropped), else what
-/// `send` returned.
-pub async fn send_limited<T, F, Fut>(body: Body, max: u64, send: F) -> Option<T>
+/// What [`send_limited`] returns: what `send` returned (`None` when the
+/// body grew past `max` and the exchange was dropped), and how the
+/// client's body came along: when the exchange failed while the client had
+/// stopped sending ([`BodyProgress::stalled`]), the failure is the client's.
+pub struct Limited<T> {
+    pub sent: Option<T>,
+    pub body: Arc<BodyProgress>,
+}
+
+/// Sends `body` with `send`, counting it against `max` as it streams and
+/// ending it after `body_timeout` without a byte from the client (see
+/// [`super::stall`]).
+pub async fn send_limited<T, F, Fut>(
+    body: Body,
+    max: u64,
+    body_timeout: Option<Duration>,
+    send: F,
+) -> Limited<T>
 where
     F: FnOnce(RequestBody) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
     let exceeded = CancellationToken::new();
     let body = limited(body, max, &exceeded);
-    tokio::select! {
+    let (body, progress) = stall::watched(body, body_timeout);
+    let sent = tokio::select! {
         // First: a body past the limit also fails the exchange; the 413 is
         // the answer, not the 400 that failure would give.
         biased;
         () = exceeded.cancelled() => None,
         sent = send(body) => Some(sent),
+    };
+    Limited {
+        sent,
+        body: progress,
     }
 }
 

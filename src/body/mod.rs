@@ -8,7 +8,9 @@
 //! - [`counted`]: counts the bytes and says when the body is over (the
 //!   statistics' `bytes_in`, `bytes_out` and latency);
 //! - [`limit`]: `--max-body` for a body whose size was not declared (chunked);
-//! - [`flush`]: `--flush-interval`, Go's `FlushInterval`.
+//! - [`flush`]: `--flush-interval`, Go's `FlushInterval`;
+//! - [`stall`]: `--body-timeout`, and whether a failure while the client's
+//!   body stopped coming is the client's.
 //!
 //! A leaf: it depends on crates only, so the proxies and the middleware can
 //! both use it.
@@ -16,6 +18,7 @@
 pub mod counted;
 pub mod flush;
 pub mod limit;
+pub mod stall;
 
 use std::convert::Infallible;
 

@@ -119,6 +119,13 @@ pub struct ProxyArgs {
     #[arg(long, value_enum, default_value_t = crate::proxy::headers::ForwardedPolicy::Append)]
     pub forwarded: crate::proxy::headers::ForwardedPolicy,
 
+    /// Pass on request headers whose names have an underscore (`X_Real_IP`),
+    /// which are dropped by default, as nginx does: a CGI, WSGI or PHP
+    /// backend reads `X_Real_IP` as X-Real-IP, so a client could spoof it.
+    /// Go's ReverseProxy passes them (on with --like-go).
+    #[arg(long)]
+    pub underscores_in_headers: bool,
+
     /// When the connection to an upstream fails (refused, timed out, TLS
     /// handshake), try up to N other upstreams (nginx's proxy_next_upstream
     /// error), for idempotent requests without a body only: nothing was sent,
@@ -328,6 +335,7 @@ impl ProxyArgs {
                 ErrorStyle::Gateway
             },
             forwarded: self.forwarded,
+            keep_underscores: self.underscores_in_headers,
             response_timeout: match self.response_timeout {
                 Some(timeout) => Some(timeout),
                 None if self.like_go => None,
@@ -343,6 +351,9 @@ impl ProxyArgs {
                 Flavour::Go => self.limits.config_or(Limits {
                     max_body: u64::MAX,
                     header_timeout: None,
+                    body_timeout: None,
+                    // Go allows 1 MiB; lab's ceiling is lower (hyper's buffer).
+                    max_header_size: crate::framing::MAX_HEADER_SIZE_CEILING,
                     go_header_case: true,
                 }),
                 Flavour::Lab => self.limits.config(),

@@ -151,6 +151,12 @@ pub struct ForwardArgs {
     #[arg(long = "allow", value_name = "CIDR")]
     pub allow: Vec<crate::cidr::Cidr>,
 
+    /// Pass on request headers whose names have an underscore (`X_Real_IP`),
+    /// dropped by default as nginx does: a CGI, WSGI or PHP backend reads
+    /// `X_Real_IP` as X-Real-IP, so a client could spoof it.
+    #[arg(long)]
+    pub underscores_in_headers: bool,
+
     #[command(flatten)]
     pub transport: TransportArgs,
 
@@ -217,6 +223,7 @@ impl ForwardArgs {
             .connect_ports
             .extend(self.allow_connect_ports.iter().copied());
         config.parent_proxy = self.parent_proxy.clone();
+        config.keep_underscores = self.underscores_in_headers;
         config
     }
 }

@@ -32,6 +32,37 @@ pub struct LimitsArgs {
     /// `lab proxy --like-go`]
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub header_timeout: Option<Duration>,
+
+    /// A proxy answers 408 to a client that stops sending its request body
+    /// for this long, and never counts it against the upstream: a client
+    /// that stalls mid-body is the client's failure, even when the upstream
+    /// gives up first (the real server's --write-timeout ends such a request
+    /// sooner). [default: 10s; none with `lab proxy --like-go`]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub body_timeout: Option<Duration>,
+
+    /// Refuse a request head (request line and headers) larger than this
+    /// with 431, and, in a proxy, an upstream's response head larger than
+    /// this with 502. SIZE in bytes or with a unit (16KiB), from 1KiB to
+    /// 256KiB. [default: 32KiB (nginx allows 8 KiB per line, Envoy 60 KiB
+    /// in all); 256KiB with `lab proxy --like-go` (Go allows 1 MiB)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_header_size)]
+    pub max_header_size: Option<usize>,
+}
+
+/// `--max-header-size`: a size within 1 KiB and the ceiling.
+fn parse_header_size(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    let ceiling = crate::framing::MAX_HEADER_SIZE_CEILING;
+    if size == u64::MAX {
+        return Err(format!(
+            "a request head needs a limit: at most {ceiling} bytes (256KiB)"
+        ));
+    }
+    match usize::try_from(size) {
+        Ok(size) if (1024..=ceiling).contains(&size) => Ok(size),
+        _ => Err(format!("{text} is not between 1KiB and 256KiB")),
+    }
 }
 
 impl LimitsArgs {
@@ -44,6 +75,8 @@ impl LimitsArgs {
         Limits {
             max_body: self.max_body.unwrap_or(defaults.max_body),
             header_timeout: self.header_timeout.or(defaults.header_timeout),
+            body_timeout: self.body_timeout.or(defaults.body_timeout),
+            max_header_size: self.max_header_size.unwrap_or(defaults.max_header_size),
             ..defaults
         }
     }

@@ -23,6 +23,8 @@ pub struct FramingGuard<S> {
     ready: BytesMut,
     /// How long a request head may take from its first byte (slowloris).
     head_timeout: Option<std::time::Duration>,
+    /// The largest request head let through (`--max-header-size`; 431 past it).
+    max_head: usize,
     /// When the head being held must be whole; armed while one is held.
     head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Set once the connection became a tunnel ([`crate::server::Conn::tunneled`]).
@@ -37,8 +39,18 @@ impl<S> FramingGuard<S> {
             held: BytesMut::new(),
             ready: BytesMut::new(),
             head_timeout: None,
+            max_head: super::DEFAULT_MAX_HEADER_SIZE,
             head_deadline: None,
             tunneled: None,
+        }
+    }
+
+    /// Refuses (431) a request head larger than `max` bytes, request line
+    /// and the blank line that ends it included.
+    pub fn max_head(self, max: usize) -> FramingGuard<S> {
+        FramingGuard {
+            max_head: max,
+            ..self
         }
     }
 
@@ -77,7 +89,7 @@ impl<S> FramingGuard<S> {
     /// Judges what `held` has become after more bytes arrived, moving what
     /// may pass to `ready`.
     fn judge_held(&mut self) {
-        match self.state.scan(&self.held) {
+        match self.state.scan(&self.held, self.max_head) {
             Scan::Pass => {
                 let held = self.held.split();
                 self.ready.extend_from_slice(&held);
@@ -161,7 +173,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
                 if new.is_empty() {
                     return Poll::Ready(Ok(())); // end of input
                 }
-                let passed = match this.state.scan(new) {
+                let passed = match this.state.scan(new, this.max_head) {
                     Scan::Pass => return Poll::Ready(Ok(())),
                     Scan::Hold(n) => {
                         this.held.extend_from_slice(&new[n..]);
@@ -194,7 +206,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
                     }
                 }
                 Poll::Ready(Ok(_)) if !this.held[start..].contains(&b'\n') => {
-                    if this.held.len() > MAX_HEAD {
+                    if this.state == State::Head && this.held.len() > this.max_head {
+                        this.reject(Rejection::HeadTooLarge);
+                    } else if this.held.len() > MAX_HEAD {
                         this.give_up();
                     }
                 }

@@ -42,13 +42,25 @@ enum Rejection {
     Http2,
     /// A request head that did not arrive whole within the header timeout (408).
     HeadTimeout,
+    /// A request head larger than `--max-header-size` (431).
+    HeadTooLarge,
 }
 
+/// `--max-header-size` by default: the whole request head, 32 KiB (nginx
+/// refuses one header line over 8 KiB, Envoy a head over 60 KiB, Go allows
+/// 1 MiB).
+pub const DEFAULT_MAX_HEADER_SIZE: usize = 32 * 1024;
+
+/// The largest `--max-header-size` there is: hyper's own read buffer
+/// refuses a head past about 400 KiB whatever the guard allows.
+pub const MAX_HEADER_SIZE_CEILING: usize = 256 * 1024;
+
 impl Rejection {
-    const ALL: [Rejection; 3] = [
+    const ALL: [Rejection; 4] = [
         Rejection::Smuggling,
         Rejection::Http2,
         Rejection::HeadTimeout,
+        Rejection::HeadTooLarge,
     ];
 
     /// The reason its stand-in request carries in [`REJECT_HEADER`].
@@ -57,6 +69,7 @@ impl Rejection {
             Rejection::Smuggling => "both Content-Length and Transfer-Encoding",
             Rejection::Http2 => "an HTTP/2 connection preface",
             Rejection::HeadTimeout => "request head not finished in time",
+            Rejection::HeadTooLarge => "request head larger than --max-header-size",
         }
     }
 

@@ -5,7 +5,8 @@
 
 use super::Rejection;
 
-/// A head larger than this is not held back: hyper refuses it (431).
+/// A chunk-size or trailer line longer than this is not held back: hyper
+/// refuses it. (A request head has its own limit, `--max-header-size`.)
 pub(super) const MAX_HEAD: usize = 512 * 1024;
 
 /// The start of the HTTP/2 connection preface (RFC 9113 §3.4).
@@ -58,7 +59,7 @@ impl State {
     /// Follows `bytes` through the framing from this state, in place: no
     /// byte is copied. Stops where a head or a line is unfinished (it is
     /// judged again, from its start, when more bytes arrive).
-    pub(super) fn scan(&mut self, bytes: &[u8]) -> Scan {
+    pub(super) fn scan(&mut self, bytes: &[u8], max_head: usize) -> Scan {
         let mut at = 0;
         while at < bytes.len() {
             let rest = &bytes[at..];
@@ -116,7 +117,12 @@ impl State {
                         return Scan::Reject(at, Rejection::Http2);
                     }
                     match judge_head(rest) {
-                        Head::Partial if rest.len() <= MAX_HEAD => return Scan::Hold(at),
+                        Head::Partial if rest.len() <= max_head => return Scan::Hold(at),
+                        // `--max-header-size`: refused with 431 before it is whole.
+                        Head::Partial => return Scan::Reject(at, Rejection::HeadTooLarge),
+                        Head::Complete(end, _) if end > max_head => {
+                            return Scan::Reject(at, Rejection::HeadTooLarge);
+                        }
                         Head::Complete(_, Some(Framing::Smuggling)) => {
                             return Scan::Reject(at, Rejection::Smuggling);
                         }
@@ -137,10 +143,9 @@ impl State {
                             };
                         }
                         // Not (the start of) an HTTP request we can follow, e.g. a
-                        // TLS hello sent to a plain port, more headers than we
-                        // look at, or a head too large: hyper answers that
-                        // itself, so do not hold it.
-                        Head::Partial | Head::Invalid => {
+                        // TLS hello sent to a plain port, or more headers than we
+                        // look at: hyper answers that itself, so do not hold it.
+                        Head::Invalid => {
                             *self = State::Passthrough;
                             return Scan::Pass;
                         }

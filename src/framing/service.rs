@@ -21,11 +21,18 @@ use crate::lab_headers::REJECT_HEADER;
 pub struct Guarded<S> {
     service: S,
     max_body: u64,
+    max_head: usize,
 }
 
 impl<S> Guarded<S> {
-    pub fn new(service: S, max_body: u64) -> Guarded<S> {
-        Guarded { service, max_body }
+    /// `max_head` is only named in the 431's text: the guard on the
+    /// connection enforces it.
+    pub fn new(service: S, max_body: u64, max_head: usize) -> Guarded<S> {
+        Guarded {
+            service,
+            max_body,
+            max_head,
+        }
     }
 }
 
@@ -77,6 +84,15 @@ where
                      (--header-timeout); a client that trickles its headers holds a \
                      connection for nothing (slowloris).\n"
                         .to_string(),
+                ),
+                Some(Rejection::HeadTooLarge) => (
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    format!(
+                        "431 Request Header Fields Too Large: the request head (request line and \
+                         headers) is larger than this listener accepts, {} bytes \
+                         (--max-header-size).\n",
+                        self.max_head
+                    ),
                 ),
                 Some(Rejection::Smuggling) => (
                     StatusCode::BAD_REQUEST,

@@ -189,7 +189,7 @@ impl Counting {
 impl Drop for Counting {
     fn drop(&mut self) {
         if !self.done {
-            self.finish(CLIENT_CLOSED, Some("proxy"), 0);
+            self.finish(CLIENT_CLOSED, Some(crate::lab_headers::CLIENT_LAYER), 0);
         }
     }
 }

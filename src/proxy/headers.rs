@@ -126,9 +126,54 @@ pub fn prepare_response(headers: &mut HeaderMap, switching_protocols: bool) {
     }
 }
 
+/// The size of a response head as it came on the wire, near enough:
+/// `HTTP/1.1 200 OK\r\n`, each `name: value\r\n`, and the blank line.
+/// What `--max-header-size` holds an upstream's answer to.
+pub fn response_head_size<B>(response: &http::Response<B>) -> usize {
+    let status_line =
+        "HTTP/1.1 200 \r\n".len() + response.status().canonical_reason().map_or(0, str::len);
+    let fields: usize = response
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    status_line + fields + 2
+}
+
+/// The `Trailer` header's values: the trailer fields a message announces.
+pub fn announced_trailers(headers: &HeaderMap) -> Vec<HeaderValue> {
+    headers.get_all(header::TRAILER).iter().cloned().collect()
+}
+
+/// Announces the trailers again after the hop-by-hop headers went (hyper
+/// only sends the trailer fields the `Trailer` header names).
+pub fn restore_trailers(headers: &mut HeaderMap, announced: Vec<HeaderValue>) {
+    for value in announced {
+        headers.append(header::TRAILER, value);
+    }
+}
+
 /// Go's `ascii.IsPrint`: every byte a visible character or space.
 pub fn is_printable_ascii(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| (b' '..=b'~').contains(&b))
+}
+
+/// Removes every header whose name has an underscore (`X_Real_IP`), as
+/// nginx does by default (`underscores_in_headers off`), and returns how
+/// many went. CGI, WSGI and PHP backends read headers as variables with
+/// `-` turned into `_`: for them `X_Real_IP: 6.6.6.6` is X-Real-IP, and a
+/// client would spoof what the proxy writes. HTTP allows the name (RFC 9110
+/// §5.1), so `--underscores-in-headers` keeps them, as Go does.
+pub fn drop_underscored(headers: &mut HeaderMap) -> usize {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in &names {
+        headers.remove(name);
+    }
+    names.len()
 }
 
 /// How a proxy treats the forwarding headers a client sends.

@@ -244,11 +244,19 @@ impl NaiveProxy {
         //    counts the body against --max-body on the way, which Go's
         //    code does not.)
         let max = self.limits.max_body;
-        let sent = crate::body::limit::send_limited(body.boxed(), max, |body| {
+        let timeout = self.limits.body_timeout;
+        let limited = crate::body::limit::send_limited(body.boxed(), max, timeout, |body| {
             self.transport.round_trip(Request::from_parts(parts, body))
         })
         .await;
-        let response = match sent {
+        // The client stopped sending its body: its fault, whoever gave up.
+        if let (Some(Err(_)), Some(stall)) = (&limited.sent, limited.body.stalled()) {
+            return explain(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("lab naive: {stall}; not passed on whole"),
+            );
+        }
+        let response = match limited.sent {
             None => {
                 return explain(
                     StatusCode::PAYLOAD_TOO_LARGE,

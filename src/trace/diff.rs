@@ -113,6 +113,10 @@ fn why(
         Change::Removed if name == "authorization" => {
             Some("the proxy's own credential (--auth-token, 权限): checked, then never forwarded")
         }
+        Change::Removed if name.contains('_') => Some(
+            "a name with an underscore: dropped, as nginx does, since a CGI, WSGI or PHP backend \
+             reads X_Real_IP as X-Real-IP (--underscores-in-headers keeps it)",
+        ),
         Change::Removed if name == "connection" => {
             Some("hop-by-hop: describes one connection only")
         }

@@ -90,7 +90,7 @@ pub struct Record {
     #[serde(default)]
     pub set: Option<u64>,
     /// The proxy layer that answered instead of an upstream (`X-Lab-Layer`:
-    /// `auth`, `rate-limit`, `breaker`, `fallback`, `proxy`); `null` when
+    /// `auth`, `rate-limit`, `breaker`, `fallback`, `proxy`, `client`); `null` when
     /// an upstream answered.
     #[serde(default)]
     pub layer: Option<String>,

@@ -50,8 +50,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let pseudonym: Arc<str> = Arc::from(format!("lab-transparent-{:08x}", rand::random::<u32>()));
-    let max_body = limits.max_body;
-    crate::server::serve_inspecting(listener, limits, shutdown, move |conn, stream| {
+    let listener_limits = limits.clone();
+    crate::server::serve_inspecting(listener, listener_limits, shutdown, move |conn, stream| {
         let destination =
             sockets::original_destination(stream, mode).map_err(|err| err.to_string());
         tracing::info!(
@@ -65,7 +65,7 @@ pub async fn serve(
             conn,
             destination,
             mode,
-            max_body,
+            limits: limits.clone(),
             pseudonym: pseudonym.clone(),
             upstream: Mutex::new(None),
         });
@@ -83,7 +83,7 @@ struct Intercepted {
     /// Where the client was going, or why the kernel could not say.
     destination: Result<SocketAddr, String>,
     mode: Mode,
-    max_body: u64,
+    limits: Limits,
     pseudonym: Arc<str>,
     /// This connection's own connection to the destination, once opened.
     upstream: Mutex<Option<SendRequest<RequestBody>>>,
@@ -118,9 +118,13 @@ impl Intercepted {
             .then(|| hyper::upgrade::on(&mut req));
 
         let (mut parts, body) = req.into_parts();
+        let request_trailers = headers::announced_trailers(&parts.headers);
         if let Err(err) = headers::prepare_request(&mut parts.headers) {
             return explain(StatusCode::BAD_REQUEST, err.to_string());
         }
+        headers::restore_trailers(&mut parts.headers, request_trailers);
+        // Names with an underscore go, as nginx drops them (see the rule).
+        headers::drop_underscored(&mut parts.headers);
         let client = self.conn.peer.ip().to_string();
         let xff = headers::appended_x_forwarded_for(&parts.headers, &client);
         if let Ok(value) = HeaderValue::from_str(&xff) {
@@ -129,17 +133,27 @@ impl Intercepted {
         headers::add_via(&mut parts.headers, parts.version, &self.pseudonym);
         parts.version = Version::HTTP_11;
 
-        let sent = crate::body::limit::send_limited(body.boxed(), self.max_body, |body| {
-            self.round_trip(destination, Request::from_parts(parts, body))
-        })
+        let limited = crate::body::limit::send_limited(
+            body.boxed(),
+            self.limits.max_body,
+            self.limits.body_timeout,
+            |body| self.round_trip(destination, Request::from_parts(parts, body)),
+        )
         .await;
-        let mut response = match sent {
+        // The client stopped sending its body: its fault, whoever gave up.
+        if let (Some(Err(_)), Some(stall)) = (&limited.sent, limited.body.stalled()) {
+            return explain(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("{stall}; not passed on whole"),
+            );
+        }
+        let mut response = match limited.sent {
             None => {
                 return explain(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!(
                         "the request body is larger than --max-body ({} bytes)",
-                        self.max_body
+                        self.limits.max_body
                     ),
                 );
             }
@@ -171,7 +185,9 @@ impl Intercepted {
                 }
             }
         }
+        let trailers = headers::announced_trailers(response.headers());
         headers::prepare_response(response.headers_mut(), switching);
+        headers::restore_trailers(response.headers_mut(), trailers);
         crate::lab_headers::strip_proxy_answer(response.headers_mut());
         let mut response = response.map(BodyExt::boxed);
         self.explain_interception(explain_asked, destination, &mut response);

@@ -284,6 +284,10 @@ async fn the_reverse_proxy_steps_are_gos() {
                 ),
             ),
             (
+                "a header name with an underscore (lab drops it without --like-go)",
+                format!("GET /u HTTP/1.1\r\nHost: {{host}}\r\n{json}X_Real_IP: 6.6.6.6\r\n\r\n"),
+            ),
+            (
                 "a POST without a body",
                 format!("POST /empty HTTP/1.1\r\nHost: {{host}}\r\n{json}\r\n"),
             ),

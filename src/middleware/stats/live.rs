@@ -31,9 +31,10 @@ use std::time::{Duration, Instant};
 
 /// The layers that can answer a request, as counted; `upstream` is
 /// `layer: None`. Any other name is counted as [`OTHER_LAYER`].
-pub const LAYERS: [&str; 6] = [
+pub const LAYERS: [&str; 7] = [
     "upstream",
     "proxy",
+    "client",
     "auth",
     "rate-limit",
     "breaker",

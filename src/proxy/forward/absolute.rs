@@ -64,7 +64,14 @@ impl ForwardProxy {
 
         // 1. 复制原请求, 配置新请求.
         let (mut parts, body) = req.into_parts();
+        // The trailers a chunked body announces go on with it (hyper sends
+        // only announced ones, and `Trailer` is hop-by-hop).
+        let request_trailers = headers::announced_trailers(&parts.headers);
         headers::prepare_request(&mut parts.headers)?;
+        headers::restore_trailers(&mut parts.headers, request_trailers);
+        if !self.inner.config.keep_underscores {
+            headers::drop_underscored(&mut parts.headers);
+        }
         // RFC 9112 §3.2.2: for an absolute-form request a proxy ignores the
         // client's Host and sends the URL's.
         if let Ok(host) = HeaderValue::from_str(&host_and_port(&authority)) {
@@ -79,11 +86,25 @@ impl ForwardProxy {
         parts.version = Version::HTTP_11;
         // 2. 请求下游, the body counted against --max-body on the way.
         let max = self.inner.config.limits.max_body;
-        let sent = crate::body::limit::send_limited(body.boxed(), max, |body| {
+        let timeout = self.inner.config.limits.body_timeout;
+        let limited = crate::body::limit::send_limited(body.boxed(), max, timeout, |body| {
             self.round_trip(conn, Request::from_parts(parts, body), &authority)
         })
         .await;
-        let mut response = sent.ok_or(ForwardError::BodyTooLarge { max })??;
+        // The client stopped sending its body: its fault, whoever gave up.
+        if let (Some(Err(_)), Some(stall)) = (&limited.sent, limited.body.stalled()) {
+            return Err(ForwardError::BodyStalled(stall));
+        }
+        let mut response = limited.sent.ok_or(ForwardError::BodyTooLarge { max })??;
+        let head = headers::response_head_size(&response);
+        let max_head = self.inner.config.limits.max_header_size;
+        if head > max_head {
+            return Err(ForwardError::ResponseHeadTooLarge {
+                target: authority.to_string(),
+                size: head,
+                max: max_head,
+            });
+        }
 
         // 3. 处理响应, 返回给客户端.
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -107,7 +128,9 @@ impl ForwardProxy {
                 }
             }
         }
+        let trailers = headers::announced_trailers(response.headers());
         headers::prepare_response(response.headers_mut(), switching);
+        headers::restore_trailers(response.headers_mut(), trailers);
         let version = response.version();
         headers::add_via(response.headers_mut(), version, self.pseudonym());
         Ok(response.map(BodyExt::boxed))

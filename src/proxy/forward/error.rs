@@ -59,6 +59,17 @@ pub enum ForwardError {
     BadRequestBody(String),
     #[error("the request body grew past {max} bytes (--max-body); it was not passed on whole")]
     BodyTooLarge { max: u64 },
+    #[error("{0}; the request was not passed on whole")]
+    BodyStalled(crate::body::stall::Stall),
+    #[error(
+        "{target} answered with a response head of about {size} bytes, more than this proxy \
+         accepts ({max} bytes, --max-header-size)"
+    )]
+    ResponseHeadTooLarge {
+        target: String,
+        size: usize,
+        max: usize,
+    },
     #[error(
         "this forward proxy serves only clients from {allowed}, and {client} is not one \
          (a proxy anyone can use is an open proxy). Its owner can allow more with \
@@ -92,8 +103,11 @@ impl ForwardError {
             ForwardError::PortNotAllowed { .. }
             | ForwardError::ClientNotAllowed { .. }
             | ForwardError::LabPage { .. } => StatusCode::FORBIDDEN,
-            ForwardError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
+            ForwardError::Unreachable { .. } | ForwardError::ResponseHeadTooLarge { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             ForwardError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ForwardError::BodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
             ForwardError::ParentRefused { status, .. } => *status,
         }
     }

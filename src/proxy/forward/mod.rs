@@ -90,6 +90,9 @@ pub struct ForwardConfig {
     pub allowed_clients: Vec<Cidr>,
     /// What the listener refuses (`--max-body`, `--header-timeout`).
     pub limits: crate::server::Limits,
+    /// Pass request headers whose names have underscores (see
+    /// [`headers::drop_underscored`]).
+    pub keep_underscores: bool,
 }
 
 impl Default for ForwardConfig {
@@ -100,6 +103,7 @@ impl Default for ForwardConfig {
             transport: TransportConfig::default(),
             allowed_clients: Cidr::LOOPBACK.to_vec(),
             limits: crate::server::Limits::default(),
+            keep_underscores: false,
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct ProxyConfig {
     pub modify: ModifyResponse,
     pub errors: ErrorStyle,
     pub forwarded: ForwardedPolicy,
+    /// Pass request headers whose names have underscores.
+    pub keep_underscores: bool,
     /// How long to wait for a response head; `None`: as long as it takes
     /// (Go's Transport without ResponseHeaderTimeout).
     pub response_timeout: Option<Duration>,
@@ -122,6 +124,7 @@ impl ReverseProxy {
             modify: config.modify,
             errors: config.errors,
             forwarded: config.forwarded,
+            keep_underscores: config.keep_underscores,
             response_timeout: config.response_timeout,
             flavour: config.flavour,
             flush_interval: config.flush_interval.filter(|d| !d.is_zero()),

@@ -120,13 +120,13 @@ impl ReverseProxy {
         upgrade.asked = sent.upgrade;
         chosen.gunzip = sent.added_gzip;
         in_flight.sent_to(&chosen.url);
-        let (body, too_large) = self.outgoing_body(body).await;
+        let (body, too_large, progress) = self.outgoing_body(body).await;
 
         // 7. The round trip, under the response timeout (the next candidate
         //    when a connection fails, with --retries). Errors go to the
         //    ErrorHandler.
         let request = Request::from_parts(parts, body);
-        let exchange = round_trip::Exchange::new(client, retry, too_large, in_flight);
+        let exchange = round_trip::Exchange::new(client, retry, too_large, progress, in_flight);
         let upstream_response = match self.round_trip(&mut chosen, request, exchange).await {
             Ok(response) => response,
             Err(answer) => return answer,
@@ -150,7 +150,7 @@ impl ReverseProxy {
 
         // 11. The headers go to the client as they are now, the trailers
         //     announced again so hyper sends them.
-        respond::restore_trailers(response.headers_mut(), trailers);
+        headers::restore_trailers(response.headers_mut(), trailers);
         chosen.name_in(response.headers_mut());
 
         // 12. The status travels in the response head hyper writes.

@@ -18,10 +18,12 @@ use hyper::body::Body as _;
 use tokio_util::sync::CancellationToken;
 
 use super::choose::{Chosen, header_value};
-use super::respond::{announced_trailers, restore_trailers};
 use super::reverse_proxy::{Client, ReverseProxy};
+use std::sync::Arc;
+
+use crate::body::stall::{self, BodyProgress};
 use crate::body::{Body, RequestBody, full, limit};
-use crate::proxy::headers::{self, ClientFacts};
+use crate::proxy::headers::{self, ClientFacts, announced_trailers, restore_trailers};
 use crate::proxy::like_go;
 use crate::proxy::modify::{Failure, error_response};
 use crate::proxy::text_response;
@@ -101,6 +103,10 @@ impl ReverseProxy {
             }
         };
         restore_trailers(&mut parts.headers, request_trailers);
+        // Names with an underscore (`X_Real_IP`) go, unless kept; Go keeps them.
+        if !self.keep_underscores && !self.flavour.is_go() {
+            headers::drop_underscored(&mut parts.headers);
+        }
         // Every HTTP/1.1 request carries Host (RFC 9112 §3.2), even if the
         // client sent none (HTTP/1.0) or named it in Connection: Go keeps
         // req.Host outside the header map for this reason.
@@ -174,9 +180,14 @@ impl ReverseProxy {
     }
 
     /// The body sent upstream: the Director's replacement, if any, counted
-    /// against `--max-body` as it streams (a body of unknown length); the
-    /// token is cancelled when it grows past the limit.
-    pub(super) async fn outgoing_body(&self, body: Body) -> (RequestBody, CancellationToken) {
+    /// against `--max-body` as it streams (a body of unknown length; the
+    /// token is cancelled when it grows past the limit) and watched for a
+    /// client that stops sending it (`--body-timeout`; the progress says
+    /// whose fault a failure is).
+    pub(super) async fn outgoing_body(
+        &self,
+        body: Body,
+    ) -> (RequestBody, CancellationToken, Arc<BodyProgress>) {
         let body = match &self.director.replace_body {
             Some(json) => replace_body(body, json.0.clone()).await,
             None => body,
@@ -188,7 +199,8 @@ impl ReverseProxy {
         };
         let too_large = CancellationToken::new();
         let body = limit::limited(body, self.limits.max_body, &too_large);
-        (body, too_large)
+        let (body, progress) = stall::watched(body, self.limits.body_timeout);
+        (body, too_large, progress)
     }
 }
 

@@ -8,7 +8,7 @@
 //! are single calls in [`super::ReverseProxy::serve_http`].
 
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -107,7 +107,7 @@ impl ReverseProxy {
             upstream_response.map(BodyExt::boxed)
         };
         let (mut parts, body) = upstream_response.into_parts();
-        let mut trailers = announced_trailers(&parts.headers);
+        let mut trailers = crate::proxy::headers::announced_trailers(&parts.headers);
         if self.flavour.is_go() {
             trailers = like_go::go_trailer_announcement(&trailers);
         }
@@ -127,18 +127,5 @@ impl ReverseProxy {
             }
             _ => response,
         }
-    }
-}
-
-/// The `Trailer` header's values: the trailer fields a message announces.
-pub(super) fn announced_trailers(headers: &HeaderMap) -> Vec<HeaderValue> {
-    headers.get_all(header::TRAILER).iter().cloned().collect()
-}
-
-/// Announces the trailers again after the hop-by-hop headers went (hyper
-/// only sends the trailer fields the `Trailer` header names).
-pub(super) fn restore_trailers(headers: &mut HeaderMap, announced: Vec<HeaderValue>) {
-    for value in announced {
-        headers.append(header::TRAILER, value);
     }
 }

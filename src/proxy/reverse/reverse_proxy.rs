@@ -28,6 +28,8 @@ pub struct ReverseProxy {
     pub modify: ModifyResponse,
     pub errors: ErrorStyle,
     pub forwarded: ForwardedPolicy,
+    /// Pass request headers whose names have underscores (`--underscores-in-headers`).
+    pub keep_underscores: bool,
     /// How long to wait for the upstream's response head (504 after, 502
     /// like Go); `None`: as long as it takes, as Go's Transport does.
     pub response_timeout: Option<Duration>,

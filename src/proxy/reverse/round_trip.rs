@@ -18,6 +18,13 @@
 //! `Idempotency-Key`, or any request without a body not a byte of which
 //! was written. It goes on while the failures are on reused connections:
 //! one failing on a fresh connection is an upstream's failure.
+//!
+//! Blame the right side: a client that stops sending its body is answered
+//! 408 (`--body-timeout`), and when the upstream gives up on that body
+//! first (closes, or sends nothing before `--response-timeout`), the
+//! failure is still the client's (see [`crate::body::stall`]). Neither
+//! it, nor a client's broken or oversized body, is told to the breaker,
+//! the balancer or the health checks: they count upstreams' failures only.
 
 use std::time::Duration;
 
@@ -30,8 +37,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::choose::Chosen;
 use super::reverse_proxy::{Client, ReverseProxy};
+use std::sync::Arc;
+
+use crate::body::stall::{BodyProgress, Stall};
 use crate::body::{Body, RequestBody, empty};
-use crate::lab_headers::LAYER_HEADER;
+use crate::lab_headers::{CLIENT_LAYER, LAYER_HEADER};
 use crate::middleware::stats::InFlight;
 use crate::proxy::like_go::{self, Flavour};
 use crate::proxy::modify::{Failure, error_response};
@@ -48,6 +58,8 @@ pub(super) struct Exchange<'a, 'b> {
     pub retry: Option<Parts>,
     /// Cancelled when the body grows past `--max-body`.
     pub too_large: CancellationToken,
+    /// How the client's body is coming along: whose fault a failure is.
+    pub body: Arc<BodyProgress>,
     pub in_flight: &'b mut InFlight,
 }
 
@@ -56,12 +68,14 @@ impl<'a, 'b> Exchange<'a, 'b> {
         client: Client<'a>,
         retry: Option<Parts>,
         too_large: CancellationToken,
+        body: Arc<BodyProgress>,
         in_flight: &'b mut InFlight,
     ) -> Self {
         Exchange {
             client,
             retry,
             too_large,
+            body,
             in_flight,
         }
     }
@@ -98,16 +112,35 @@ impl ReverseProxy {
                         chosen.request_line(),
                         self.limits.max_body
                     );
-                    return Err(too_large_response(self.limits.max_body));
+                    return Err(client_fault(too_large_response(self.limits.max_body)));
                 }
                 result = round_trip => result,
             };
             let err = match result {
                 Ok(Ok(response)) => {
+                    let size = crate::proxy::headers::response_head_size(&response);
+                    let max = self.limits.max_header_size;
+                    if size > max {
+                        let message = format!(
+                            "the upstream {} answered with a response head of about {size} bytes, \
+                             more than this proxy accepts ({max} bytes, --max-header-size)",
+                            chosen.upstream
+                        );
+                        return Err(self.fail(
+                            chosen,
+                            Failure::BadGateway,
+                            &message,
+                            "response head too large",
+                        ));
+                    }
                     self.upstreams.report_success(&chosen.live, chosen.index);
                     return Ok(response);
                 }
                 Ok(Err(err)) => err,
+                // The upstream waited for a body the client stopped sending.
+                Err(_) if let Some(stall) = exchange.body.stalled() => {
+                    return Err(self.client_stalled(chosen, stall));
+                }
                 Err(_) => {
                     let message = format!(
                         "the upstream {} sent no response within {limit:?} (--response-timeout)",
@@ -120,6 +153,9 @@ impl ReverseProxy {
             // The client's own request broke (e.g. a malformed chunked
             // body): its fault, 400, and not held against the upstream (a
             // breaker ticket dropped unsettled counts for nothing).
+            if let Some(stall) = exchange.body.stalled() {
+                return Err(self.client_stalled(chosen, stall));
+            }
             if let TransportError::Request(detail) = &err {
                 tracing::debug!(
                     "{}: the client's request broke: {detail}",
@@ -130,10 +166,10 @@ impl ReverseProxy {
                 if self.flavour.is_go() {
                     return Err(error_response(self.errors, Failure::BadGateway, &message));
                 }
-                return Err(text_response(
+                return Err(client_fault(text_response(
                     StatusCode::BAD_REQUEST,
                     format!("{message}\n"),
-                ));
+                )));
             }
             // The pooled connection was already closed: the same upstream
             // again, on another connection (see the top of this file).
@@ -192,6 +228,28 @@ impl ReverseProxy {
         }
     }
 
+    /// 408 for a client that stopped sending its body: its failure, held
+    /// against no upstream (the breaker's ticket is dropped unsettled,
+    /// which counts for nothing; the balancer and health checks hear
+    /// nothing).
+    fn client_stalled(&self, chosen: &Chosen, stall: Stall) -> Response<Body> {
+        let who = if stall.timed_out {
+            "--body-timeout ended it".to_string()
+        } else {
+            format!("the upstream {} gave up waiting for it", chosen.upstream)
+        };
+        tracing::info!(
+            "{}: {stall}; {who}: 408, not the upstream's failure",
+            chosen.request_line()
+        );
+        let mut response = text_response(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("408 Request Timeout: {stall}; {who}\n"),
+        );
+        chosen.name_in(response.headers_mut());
+        client_fault(response)
+    }
+
     /// How many stale connections the pool may hold for one upstream.
     fn transport_idle_limit(&self) -> usize {
         self.transport.max_idle_per_host()
@@ -224,6 +282,16 @@ impl ReverseProxy {
             .insert(LAYER_HEADER, HeaderValue::from_static("proxy"));
         response
     }
+}
+
+/// An answer for the client's own failure (a stalled, broken or oversized
+/// body): the `client` layer, and the connection closed, since the rest of
+/// the client's body was never read.
+fn client_fault(mut response: Response<Body>) -> Response<Body> {
+    let headers = response.headers_mut();
+    headers.insert(LAYER_HEADER, HeaderValue::from_static(CLIENT_LAYER));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// 413 for a chunked body that grew past `--max-body` on its way.
