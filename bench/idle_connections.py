@@ -11,6 +11,11 @@ answers a second request. Every process it starts is stopped at the end.
 
     bench/idle_connections.py                          # 10 000 connections
     bench/idle_connections.py --connections 2000 --lab target/debug/lab
+    bench/idle_connections.py --connections 2000 --rounds 8   # memory given back?
+
+With --rounds R it opens and uses N connections, closes them all, waits
+--after seconds and measures, R times: the proxy's memory should come back
+near its level before the load (within 20 %), round after round.
 
 Needs a file-descriptor limit above N (it raises its own soft limit to the
 hard limit; the proxy inherits it) and nothing but Python 3's standard library.
@@ -95,12 +100,62 @@ async def recheck(conns):
     await asyncio.gather(*(exchange(r, w) for r, w in conns))
 
 
+def rounds(args, proxy, port, before):
+    """--rounds: open, use and close N connections R times; after each round
+    and --after seconds idle, the proxy's VmRSS and open descriptors."""
+    print(f"lab proxy, {args.rounds} rounds of {args.connections} keep-alive connections "
+          f"opened, used once and closed; measured {args.after:.0f} s after each round:")
+    print(f"  at start: VmRSS {before:.1f} MB, {open_fds(proxy.pid)} open fds")
+    if args.warmup:
+        loop = asyncio.new_event_loop()
+        conns = loop.run_until_complete(run(port, args.warmup, args.batch, 0))
+        for _, writer in conns:
+            writer.close()
+        loop.run_until_complete(asyncio.sleep(0.1))
+        loop.close()
+        time.sleep(args.after)
+        before = status(proxy.pid, "VmRSS")
+        print(f"  after ordinary traffic ({args.warmup} connections at once, then closed): "
+              f"VmRSS {before:.1f} MB (heap and stacks {status(proxy.pid, 'RssAnon'):.1f} MB), "
+              f"{open_fds(proxy.pid)} open fds: the level before the load")
+    after = []
+    for i in range(1, args.rounds + 1):
+        loop = asyncio.new_event_loop()
+        conns = loop.run_until_complete(run(port, args.connections, args.batch, 100))
+        loaded = status(proxy.pid, "VmRSS")
+        for _, writer in conns:
+            writer.close()
+        loop.run_until_complete(asyncio.sleep(0.1))
+        loop.close()
+        time.sleep(args.after)
+        rss = status(proxy.pid, "VmRSS")
+        after.append(rss)
+        print(f"  round {i}: VmRSS {loaded:.1f} MB with them open, {rss:.1f} MB after "
+              f"(heap and stacks {status(proxy.pid, 'RssAnon'):.1f} MB, "
+              f"{open_fds(proxy.pid)} open fds)")
+    worst = max(after)
+    within = (worst - before) / before * 100
+    verdict = "within" if worst <= before * 1.2 else "NOT within"
+    print(f"  worst after a round: {worst:.1f} MB, {within:+.0f} % of the level before the load "
+          f"({verdict} 20 %); peak VmHWM {status(proxy.pid, 'VmHWM'):.1f} MB")
+    return 0 if worst <= before * 1.2 else 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lab", default=os.path.join(ROOT, "target/release/lab"))
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds idle before measuring")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="open, use and close N connections this many times")
+    parser.add_argument("--after", type=float, default=4.0,
+                        help="seconds after closing a round before measuring")
+    parser.add_argument("--warmup", type=int, default=200,
+                        help="with --rounds: connections of ordinary traffic (used once, closed) "
+                             "before the level the rounds are held to")
+    parser.add_argument("--proxy-flag", action="append", default=[], metavar="FLAG",
+                        help="one more argument for lab proxy (repeat: --proxy-flag=--max-idle-per-host --proxy-flag=0)")
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -120,12 +175,17 @@ def main():
         wait_listening(upstream_port, upstream, "lab realserver")
         proxy = subprocess.Popen(
             [args.lab, "proxy", "--listen", f"127.0.0.1:{proxy_port}",
-             "--upstream", f"http://127.0.0.1:{upstream_port}", "--lb", "round-robin"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--upstream", f"http://127.0.0.1:{upstream_port}", "--lb", "round-robin",
+             *args.proxy_flag],
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.environ["LAB_BENCH_PROXY_LOG"], "w") if "LAB_BENCH_PROXY_LOG" in os.environ
+            else subprocess.DEVNULL)
         procs.append(proxy)
         wait_listening(proxy_port, proxy, "lab proxy")
 
         before = status(proxy.pid, "VmRSS")
+        if args.rounds:
+            return rounds(args, proxy, proxy_port, before)
         started = time.time()
         loop = asyncio.new_event_loop()
         conns = loop.run_until_complete(run(proxy_port, args.connections, args.batch, 100))

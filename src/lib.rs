@@ -42,6 +42,7 @@
 //! - [`cidr`]: address ranges (`--allow`, `--trusted-proxy`).
 //! - [`parse`]: the text of durations, sizes, addresses, paths, header lines.
 //! - [`markdown`]: the sheets' markdown on a terminal: prose wrapped, code as written.
+//! - [`memory`]: free memory given back to the system after a load has passed.
 //! - [`output`]: presentation in one place: colour, tables, ✓/✗ marks, width, pager.
 //!
 //! `main.rs` only parses the command line and calls [`run`].
@@ -60,6 +61,7 @@ pub mod header_list;
 pub mod lab_headers;
 pub mod labs;
 pub mod markdown;
+pub mod memory;
 pub mod middleware;
 pub mod net;
 pub mod output;
@@ -92,6 +94,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging(log_verbosity, cli.global.quiet, cli.command.quiet_servers());
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    // A server gives back what a passed load freed (see `memory`).
+    if cli.command.serves() {
+        runtime.spawn(memory::give_back_after_load());
+    }
     runtime.block_on(async move {
         match cli.command {
             Command::Realserver(args) => {

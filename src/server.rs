@@ -17,7 +17,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -313,7 +313,9 @@ where
         let stop = stop.clone();
         let abort = abort.clone();
         let handshake = handshake.clone();
+        let open = OpenConnection::counted();
         tasks.spawn(async move {
+            let _open = open;
             // Plain: ready at once (biased: polled first, nothing else is).
             // TLS: a handshake in progress is abandoned at shutdown.
             let stream = tokio::select! {
@@ -385,6 +387,40 @@ where
     }
     tracing::debug!("{local}: stopped");
     Ok(())
+}
+
+/// Client connections open in this process, on every listener.
+static OPEN_CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+/// The most open at once since [`take_peak_connections`] last asked.
+static PEAK_CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many client connections this process's listeners hold now (what
+/// [`crate::memory`] watches to know when a load has passed).
+pub fn open_connections() -> usize {
+    OPEN_CONNECTIONS.load(Ordering::Relaxed)
+}
+
+/// The most client connections open at once since the last call (a load
+/// shorter than the watcher's interval is seen too).
+pub fn take_peak_connections() -> usize {
+    PEAK_CONNECTIONS.swap(open_connections(), Ordering::Relaxed)
+}
+
+/// One open client connection, counted until dropped.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn counted() -> OpenConnection {
+        let open = OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed) + 1;
+        PEAK_CONNECTIONS.fetch_max(open, Ordering::Relaxed);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        OPEN_CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A listener served on a task of this process, stopped on demand: what the

@@ -283,3 +283,40 @@ async fn header_names_with_underscores_are_dropped_unless_kept() {
     assert!(run.status.success(), "{}", run.stderr);
     assert!(run.stdout.contains("underscore"), "{}", run.stdout);
 }
+
+#[tokio::test]
+async fn a_pooled_connection_the_upstream_closed_costs_no_get_and_never_resends_a_post() {
+    use crate::common::servers::OneShotUpstream;
+    // One request per connection, kept open without `Connection: close`,
+    // closed 100 ms after the answer: every GET after the first goes out on
+    // a connection the upstream is about to close.
+    let upstream = OneShotUpstream::start(Duration::from_millis(100)).await;
+    let (_proxy, proxy) =
+        proxy_process(&["--upstream", &format!("http://{}/", upstream.addr)]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..50 {
+        statuses.push(
+            Probe::get("/again")
+                .send(proxy)
+                .await
+                .unwrap()
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [200; 50]);
+    assert_eq!(upstream.requests(), 50, "each GET answered once");
+    let stats = stats_of(proxy).await;
+    assert!(
+        stats["overall"]["layers"].get("proxy").is_none(),
+        "{stats:#}"
+    );
+
+    // A POST with a body went out on such a connection: never sent again.
+    let post = Probe::get("/post")
+        .method(http::Method::POST)
+        .body("a body that is gone once sent");
+    let answer = post.send(proxy).await.unwrap();
+    assert_eq!(answer.status, 502, "{}", answer.text());
+    assert_eq!(upstream.requests(), 50, "the POST was not sent again");
+}

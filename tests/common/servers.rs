@@ -3,6 +3,7 @@
 //! and a port nothing listens on.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use lab::cli::launch::RunningProxy;
 use lab::proxy::forward::{self, ForwardConfig};
@@ -87,4 +88,72 @@ pub async fn stop(server: Background) {
 pub fn dead_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("local address")
+}
+
+/// An upstream that answers one request per connection, keeps the
+/// connection open without `Connection: close`, and closes it `linger` later:
+/// the next request sent on that pooled connection gets no byte back, only
+/// the close (an idle-timeout race, seen from the proxy). Counts the
+/// requests it read.
+pub struct OneShotUpstream {
+    pub addr: SocketAddr,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for OneShotUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl OneShotUpstream {
+    pub async fn start(linger: Duration) -> OneShotUpstream {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await;
+                    // Whatever comes next is read and never answered.
+                    let _ = tokio::time::timeout(linger, async {
+                        while let Ok(n) = stream.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                });
+            }
+        });
+        OneShotUpstream {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    /// The requests it read and answered.
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }

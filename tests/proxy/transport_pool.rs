@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::start_proxy;
 use crate::common::bounded;
 use crate::common::client::json_echo;
+use crate::common::servers::OneShotUpstream;
 use crate::common::servers::real_server;
 use lab::probe::Probe;
 
@@ -54,78 +55,11 @@ async fn max_idle_per_host_0_opens_a_connection_per_request() {
     .await;
 }
 
-/// An upstream that answers one request per connection, keeps the
-/// connection open without `Connection: close`, and closes it ~0.3 s later:
-/// the next request sent on that pooled connection gets no byte back, only
-/// the close (an idle-timeout race, seen from the proxy). Counts the
-/// requests it read.
-struct OneShotUpstream {
-    addr: SocketAddr,
-    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for OneShotUpstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl OneShotUpstream {
-    async fn start() -> OneShotUpstream {
-        use std::sync::atomic::Ordering;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("local address");
-        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = requests.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let counted = counted.clone();
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                        .await;
-                    // Whatever comes next is read and never answered.
-                    let _ = tokio::time::timeout(Duration::from_millis(300), async {
-                        while let Ok(n) = stream.read(&mut buf).await {
-                            if n == 0 {
-                                break;
-                            }
-                        }
-                    })
-                    .await;
-                });
-            }
-        });
-        OneShotUpstream {
-            addr,
-            requests,
-            task,
-        }
-    }
-
-    fn requests(&self) -> usize {
-        self.requests.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
 /// Ten GETs one after the other through a proxy in front of the one-shot
 /// upstream: every one after the first goes out on the pooled connection
 /// the upstream is about to close, and must still come back 200.
 async fn ten_gets_through(flags: &[&str]) -> (Vec<u16>, usize) {
-    let upstream = OneShotUpstream::start().await;
+    let upstream = OneShotUpstream::start(Duration::from_millis(300)).await;
     let proxy = start_proxy(&format!("http://{}/", upstream.addr), flags).await;
     let mut statuses = Vec::new();
     for _ in 0..10 {
@@ -168,7 +102,7 @@ async fn like_go_retries_as_gos_transport_does() {
 async fn a_post_on_a_closed_pooled_connection_is_not_retried_without_an_idempotency_key() {
     bounded(async {
         for flags in [&[][..], &["--like-go"][..]] {
-            let upstream = OneShotUpstream::start().await;
+            let upstream = OneShotUpstream::start(Duration::from_millis(300)).await;
             let proxy = start_proxy(&format!("http://{}/", upstream.addr), flags).await;
             let first = crate::common::client::get(proxy.addr, "/first").await;
             assert_eq!(first.status, 200);
