@@ -100,6 +100,19 @@ async def recheck(conns):
     await asyncio.gather(*(exchange(r, w) for r, w in conns))
 
 
+def open_use_close(port, n, batch, pid):
+    """Opens n connections, uses each once, closes them all; returns the
+    proxy's VmRSS while they were open."""
+    loop = asyncio.new_event_loop()
+    conns = loop.run_until_complete(run(port, n, batch, 0))
+    loaded = status(pid, "VmRSS")
+    for _, writer in conns:
+        writer.close()
+    loop.run_until_complete(asyncio.sleep(0.1))
+    loop.close()
+    return loaded
+
+
 def rounds(args, proxy, port, before):
     """--rounds: open, use and close N connections R times; after each round
     and --after seconds idle, the proxy's VmRSS and open descriptors."""
@@ -107,12 +120,7 @@ def rounds(args, proxy, port, before):
           f"opened, used once and closed; measured {args.after:.0f} s after each round:")
     print(f"  at start: VmRSS {before:.1f} MB, {open_fds(proxy.pid)} open fds")
     if args.warmup:
-        loop = asyncio.new_event_loop()
-        conns = loop.run_until_complete(run(port, args.warmup, args.batch, 0))
-        for _, writer in conns:
-            writer.close()
-        loop.run_until_complete(asyncio.sleep(0.1))
-        loop.close()
+        open_use_close(port, args.warmup, args.batch, proxy.pid)
         time.sleep(args.after)
         before = status(proxy.pid, "VmRSS")
         print(f"  after ordinary traffic ({args.warmup} connections at once, then closed): "
@@ -120,13 +128,7 @@ def rounds(args, proxy, port, before):
               f"{open_fds(proxy.pid)} open fds: the level before the load")
     after = []
     for i in range(1, args.rounds + 1):
-        loop = asyncio.new_event_loop()
-        conns = loop.run_until_complete(run(port, args.connections, args.batch, 100))
-        loaded = status(proxy.pid, "VmRSS")
-        for _, writer in conns:
-            writer.close()
-        loop.run_until_complete(asyncio.sleep(0.1))
-        loop.close()
+        loaded = open_use_close(port, args.connections, args.batch, proxy.pid)
         time.sleep(args.after)
         rss = status(proxy.pid, "VmRSS")
         after.append(rss)

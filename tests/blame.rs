@@ -93,19 +93,30 @@ async fn stalled_bodies_get_408_and_open_no_healthy_upstreams_breaker() {
     assert!(layers.get("proxy").is_none(), "{stats:#}");
 }
 
-/// An upstream that reads whatever it is sent and never answers.
-async fn patient_upstream() -> SocketAddr {
+/// A raw upstream on a free port: every connection it accepts goes to
+/// `serve`, on a task of its own.
+async fn raw_upstream<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
-            });
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream));
         }
     });
     addr
+}
+
+/// An upstream that reads whatever it is sent and never answers.
+async fn patient_upstream() -> SocketAddr {
+    raw_upstream(|mut stream| async move {
+        let mut buf = [0u8; 4096];
+        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await
 }
 
 #[tokio::test]
@@ -141,22 +152,16 @@ async fn behind_a_patient_upstream_the_body_timeout_answers_408_not_504() {
 
 /// An upstream that answers every request with a 40 000-byte header.
 async fn big_headed_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
-                    "a".repeat(40_000)
-                );
-                let _ = stream.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    addr
+    raw_upstream(|mut stream| async move {
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf).await;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
+            "a".repeat(40_000)
+        );
+        let _ = stream.write_all(answer.as_bytes()).await;
+    })
+    .await
 }
 
 #[tokio::test]

@@ -137,10 +137,7 @@ impl Session {
     pub async fn start_upstream(&mut self, i: usize) -> anyhow::Result<()> {
         let addr = self.upstreams[i];
         let listener = crate::net::bind(addr, "--addr").await?;
-        self.servers[i] = Some(RunningServer::start(
-            listener,
-            realserver::Config::default(),
-        )?);
+        self.servers[i] = Some(RunningServer::start(listener, real_server_config())?);
         Ok(())
     }
 
@@ -224,5 +221,19 @@ pub fn header_values(echo: &EchoReport, name: &str) -> String {
         "(none)".into()
     } else {
         values.join(" | ")
+    }
+}
+
+/// The real servers' settings in an exercise: the defaults, but for the
+/// request head they accept. Exercise 6 pads its requests with a 40 000-byte
+/// header so that the echo outgrows Go's 32 KB copy buffer, past the
+/// default `--max-header-size` of 32 KiB.
+pub(super) fn real_server_config() -> realserver::Config {
+    realserver::Config {
+        limits: crate::server::Limits {
+            max_header_size: 64 * 1024,
+            ..crate::server::Limits::default()
+        },
+        ..realserver::Config::default()
     }
 }

@@ -11,7 +11,7 @@ use crate::exercises::session::{Point, Restart, Session};
 use crate::exercises::subject::{Launch, Subject, Trouble};
 use crate::exercises::{Exercise, checks};
 use crate::output::{self, Mark};
-use crate::realserver::{self, RunningServer};
+use crate::realserver::RunningServer;
 
 /// How a verify run ended.
 #[derive(Debug, Clone)]
@@ -114,7 +114,8 @@ pub async fn run(exercise: &Exercise, launch: &Launch) -> anyhow::Result<Outcome
     })?;
     let mut servers: Vec<RunningServer> = Vec::new();
     for _ in 0..exercise.meta.upstreams {
-        servers.push(RunningServer::start_on_free_port(realserver::Config::default()).await?);
+        servers
+            .push(RunningServer::start_on_free_port(super::session::real_server_config()).await?);
     }
     let upstreams: Vec<SocketAddr> = servers.iter().map(RunningServer::addr).collect();
     let addr = free_port().await?;

@@ -34,11 +34,11 @@ use std::time::{Duration, Instant};
 pub const LAYERS: [&str; 7] = [
     "upstream",
     "proxy",
-    "client",
     "auth",
     "rate-limit",
     "breaker",
     "fallback",
+    "client",
 ];
 
 /// Where a layer name not in [`LAYERS`] is counted.
@@ -499,6 +499,7 @@ mod tests {
         assert_eq!(layer_index(Some("upstream")), 0);
         assert_eq!(layer_index(Some("rate-limit")), 3);
         assert_eq!(layer_index(Some("fallback")), 5);
-        assert_eq!(layer_index(Some("something-new")), 6);
+        assert_eq!(layer_index(Some("client")), 6);
+        assert_eq!(layer_index(Some("something-new")), 7);
     }
 }
