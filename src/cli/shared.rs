@@ -20,7 +20,7 @@ pub struct LimitsArgs {
     /// bytes or with a unit (500kB, 64KiB, 10MB, 1GiB), or `none`. A declared
     /// Content-Length is refused before any byte of the body is read; the
     /// proxies (naive, forward, proxy) also stop a chunked body that grows
-    /// past it. The real server never reads a body. [default: 64MiB; none
+    /// past it. The real server only counts a body's bytes, keeping none. [default: 64MiB; none
     /// with `lab proxy --like-go`]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_body: Option<u64>,

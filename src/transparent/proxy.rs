@@ -164,6 +164,17 @@ impl Intercepted {
             }
             Some(Ok(response)) => response,
         };
+        let head = headers::response_head_size(&response);
+        if head > self.limits.max_header_size {
+            return explain(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "{destination} answered with a response head of about {head} bytes, more than \
+                     this proxy accepts ({} bytes, --max-header-size)",
+                    self.limits.max_header_size
+                ),
+            );
+        }
 
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching {
