@@ -34,6 +34,8 @@
 //! - **Exceptions** are written in the sheet, as the line's comment:
 //!   `# exits N: why` (the command is meant to fail with status N) and
 //!   `# not run: why` (it cannot run in a test, e.g. it needs a terminal).
+//!   `lab transparent` is never run here (its network lives in namespaces
+//!   on fixed addresses): lab 04's check and tests/transparent.rs run it.
 //! - Sheets that need ZooKeeper (`lab zk …`, a `zk://` URL) run when Debian's
 //!   package is installed and are skipped with a message otherwise (see
 //!   `common::zookeeper::available`).
@@ -607,6 +609,14 @@ fn parse_block(first_line: usize, lines: &[String]) -> Result<Vec<Step>, String>
             let argv: Vec<String> = simple.words[1..].iter().map(Word::value).collect();
             if let Some(Marker::NotRun(why)) = marker {
                 steps.push(step(Action::NotRun(argv, why)));
+                continue;
+            }
+            // Its network is on fixed documentation addresses inside
+            // namespaces, where the ports cannot be mapped: lab 04's check
+            // and tests/transparent.rs run these commands for real.
+            if argv.first().map(String::as_str) == Some("transparent") {
+                let why = "lab transparent builds its own namespaces (lab check 4 runs it)";
+                steps.push(step(Action::NotRun(argv, why.to_string())));
                 continue;
             }
             if simple.piped_in {
