@@ -11,7 +11,7 @@
 #   WARMUP=3             seconds of unmeasured load on a fresh proxy before each measurement
 #   CONNECTIONS="50 500" wrk connection counts
 #   THREADS=2            wrk threads
-#   SUBJECTS="direct lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"
+#   SUBJECTS="direct floor lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"
 #   UPSTREAM_WORKERS=1   worker processes of the upstream nginx (both upstream ports)
 #   PORT_BASE=18080      upstreams on PORT_BASE+1, +2; proxies on PORT_BASE+10...
 #   OUT=bench/results-latest.md
@@ -28,7 +28,7 @@ ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-"50 500"}
 THREADS=${THREADS:-2}
-SUBJECTS=${SUBJECTS:-"direct lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"}
+SUBJECTS=${SUBJECTS:-"direct floor lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"}
 UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}
 PORT_BASE=${PORT_BASE:-18080}
 
@@ -140,10 +140,12 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d /tmp/lab-bench.XXXXXX)
 chmod 755 "$WORK"   # nginx workers run as nobody when started by root
 
-log "building lab (cargo build --profile perf)"
-(cd "$ROOT" && cargo build --profile perf --bin lab) >&2
+log "building lab and the floor reference (cargo build --profile perf)"
+(cd "$ROOT" && cargo build --profile perf --bin lab --example floor_proxy) >&2
 LAB=${CARGO_TARGET_DIR:-$ROOT/target}/perf/lab
+FLOOR=${CARGO_TARGET_DIR:-$ROOT/target}/perf/examples/floor_proxy
 [[ -x $LAB ]] || die "no $LAB after the build"
+[[ -x $FLOOR ]] || die "no $FLOOR after the build"
 
 log "building the Go proxy ($(go version))"
 (cd "$BENCH/go-proxy" && GOPROXY=off GOFLAGS=-mod=mod go build -o "$WORK/go-proxy" .) >&2
@@ -180,7 +182,7 @@ log "upstreams: nginx ($UPSTREAM_WORKERS worker) on 127.0.0.1:$P1 and :$P2, PID 
 # ---------------------------------------------------------------- subjects
 port_of() { # a port per subject
     local i=0 s
-    for s in direct lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2; do
+    for s in direct floor lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2; do
         [[ $s == "$1" ]] && { echo $((PORT_BASE + 10 + i)); return; }
         i=$((i + 1))
     done
@@ -190,6 +192,7 @@ port_of() { # a port per subject
 describe() {
     case $1 in
     direct) echo "wrk straight at upstream 1 (nginx, static body): the limit" ;;
+    floor) echo "the floor reference: a minimal hyper proxy of lab proxy's design, round robin (examples/floor_proxy.rs)" ;;
     lab-rr) echo "lab proxy --lb round-robin (perf profile)" ;;
     lab-weighted) echo "lab proxy --lb weighted, weights 10 and 20 (the article's main)" ;;
     lab-hash) echo "lab proxy --lb consistent-hash (key: client IP, so all loopback traffic goes to one upstream)" ;;
@@ -206,6 +209,12 @@ start_subject() { # start_subject NAME PORT LOGDIR: sets SUBJ_PID ("" for direct
     SUBJ_PID=""
     case $s in
     direct) return 0 ;;
+    floor)
+        start_bg "$dir/floor.log" "$FLOOR" --listen "127.0.0.1:$port" \
+            --upstream "http://127.0.0.1:$P1" --upstream "http://127.0.0.1:$P2"
+        SUBJ_PID=$START_PID
+        wait_http "$port" "$SUBJ_PID" "$dir/floor.log"
+        ;;
     lab-*)
         case $s in lab-rr) lb=round-robin ;; lab-weighted) lb=weighted ;; lab-hash) lb=consistent-hash ;; esac
         start_bg "$dir/lab.log" "$LAB" proxy --listen "127.0.0.1:$port" --lb "$lb" \
@@ -328,14 +337,14 @@ fmt() { [[ -n ${1:-} ]] && awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v 
     echo
     echo "## Ratios (median req/s; nginx and Go at their better setting in this run)"
     echo
-    echo "| lab subject | conns | ÷ nginx best | p99 lab / p99 nginx best | ÷ Go best | ÷ lab-rr | ÷ direct |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| subject | conns | ÷ nginx best | p99 / p99 nginx best | ÷ Go best | ÷ floor | ÷ lab-rr | ÷ direct |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for c in "${CONNS[@]}"; do
         nb=$(best_of "$c" nginx-1w nginx-2w)
         gb=$(best_of "$c" go-1 go-2)
-        for s in lab-rr lab-weighted lab-hash; do
+        for s in floor lab-rr lab-weighted lab-hash; do
             [[ " ${SUBJ[*]} " == *" $s "* ]] || continue
-            echo "| $s | $c | $(ratio "${RPS[$s,$c]}" "${RPS[$nb,$c]:-}") (vs ${nb:-—}) | $(ratio "${P99[$s,$c]}" "${P99[$nb,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[$gb,$c]:-}") (vs ${gb:-—}) | $(ratio "${RPS[$s,$c]}" "${RPS[lab-rr,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[direct,$c]:-}") |"
+            echo "| $s | $c | $(ratio "${RPS[$s,$c]}" "${RPS[$nb,$c]:-}") (vs ${nb:-—}) | $(ratio "${P99[$s,$c]}" "${P99[$nb,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[$gb,$c]:-}") (vs ${gb:-—}) | $(ratio "${RPS[$s,$c]}" "${RPS[floor,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[lab-rr,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[direct,$c]:-}") |"
         done
     done
     echo
