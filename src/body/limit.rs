@@ -114,6 +114,17 @@ pub struct Limited<T> {
     pub body: Arc<BodyProgress>,
 }
 
+impl<R, E> Limited<Result<R, E>> {
+    /// The exchange failed while the client had stopped sending its body:
+    /// the failure is the client's (408), whoever gave up first.
+    pub fn client_stalled(&self) -> Option<super::stall::Stall> {
+        match &self.sent {
+            Some(Err(_)) => self.body.stalled(),
+            _ => None,
+        }
+    }
+}
+
 /// Sends `body` with `send`, counting it against `max` as it streams and
 /// ending it after `body_timeout` without a byte from the client (see
 /// [`super::stall`]).

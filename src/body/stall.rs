@@ -88,9 +88,12 @@ impl BodyProgress {
         }
     }
 
-    /// The body a client never started (no body at all): complete.
+    /// The progress of no body at all: complete. One for the whole
+    /// process, so that a request without a body allocates nothing here.
     pub fn none() -> Arc<BodyProgress> {
-        Arc::new(BodyProgress::new(true))
+        static NONE: std::sync::LazyLock<Arc<BodyProgress>> =
+            std::sync::LazyLock::new(|| Arc::new(BodyProgress::new(true)));
+        NONE.clone()
     }
 
     /// Whether the client stopped sending: the body is not complete and

@@ -126,10 +126,32 @@ pub fn prepare_response(headers: &mut HeaderMap, switching_protocols: bool) {
     }
 }
 
+/// An upstream's response head larger than `--max-header-size`: a 502.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "answered with a response head of about {size} bytes, more than this proxy accepts \
+     ({max} bytes, --max-header-size)"
+)]
+pub struct HeadTooLarge {
+    pub size: usize,
+    pub max: usize,
+}
+
+/// Holds an upstream's response head to `max` bytes (`--max-header-size`).
+pub fn check_response_head<B>(
+    response: &http::Response<B>,
+    max: usize,
+) -> Result<(), HeadTooLarge> {
+    let size = response_head_size(response);
+    if size > max {
+        return Err(HeadTooLarge { size, max });
+    }
+    Ok(())
+}
+
 /// The size of a response head as it came on the wire, near enough:
 /// `HTTP/1.1 200 OK\r\n`, each `name: value\r\n`, and the blank line.
-/// What `--max-header-size` holds an upstream's answer to.
-pub fn response_head_size<B>(response: &http::Response<B>) -> usize {
+fn response_head_size<B>(response: &http::Response<B>) -> usize {
     let status_line =
         "HTTP/1.1 200 \r\n".len() + response.status().canonical_reason().map_or(0, str::len);
     let fields: usize = response

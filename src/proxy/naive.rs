@@ -250,7 +250,7 @@ impl NaiveProxy {
         })
         .await;
         // The client stopped sending its body: its fault, whoever gave up.
-        if let (Some(Err(_)), Some(stall)) = (&limited.sent, limited.body.stalled()) {
+        if let Some(stall) = limited.client_stalled() {
             return explain(
                 StatusCode::REQUEST_TIMEOUT,
                 format!("lab naive: {stall}; not passed on whole"),

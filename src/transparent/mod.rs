@@ -41,7 +41,6 @@ pub mod state;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -50,29 +49,8 @@ use tokio_util::sync::CancellationToken;
 use crate::output::say;
 pub use mode::Mode;
 use netns::Namespace;
+pub use network::Place;
 use network::{Network, SetupError};
-
-/// Which namespace `--run` runs its command in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Place {
-    Client,
-    Gateway,
-    Server,
-}
-
-impl FromStr for Place {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Place, String> {
-        match s {
-            "client" => Ok(Place::Client),
-            "gateway" => Ok(Place::Gateway),
-            "server" => Ok(Place::Server),
-            other => Err(format!(
-                "{other:?} is not a namespace: client, gateway or server"
-            )),
-        }
-    }
-}
 
 /// What `lab transparent` is asked to do.
 #[derive(Debug, Clone)]
@@ -262,16 +240,6 @@ impl Running {
     }
 }
 
-impl Network {
-    fn place(&self, place: Place) -> &Namespace {
-        match place {
-            Place::Client => &self.client,
-            Place::Gateway => &self.gateway,
-            Place::Server => &self.server,
-        }
-    }
-}
-
 type Tasks = Vec<tokio::task::JoinHandle<anyhow::Result<()>>>;
 
 /// Starts a thread inside `namespace` with a runtime of its own, runs
@@ -367,11 +335,6 @@ async fn run_command(
 /// `--run` while another `lab transparent` runs: the command joins its
 /// namespaces.
 async fn join(existing: &state::State, config: &Config) -> anyhow::Result<ExitCode> {
-    let path = match config.place {
-        Place::Client => &existing.client,
-        Place::Gateway => &existing.gateway,
-        Place::Server => &existing.server,
-    };
     let open_failed = |err: std::io::Error| {
         anyhow::anyhow!(
             "cannot join the running lab transparent (pid {}): {err}; run this as the same \
@@ -385,12 +348,8 @@ async fn join(existing: &state::State, config: &Config) -> anyhow::Result<ExitCo
         }
         None => None,
     };
-    let name = match config.place {
-        Place::Client => "client",
-        Place::Gateway => "gateway",
-        Place::Server => "server",
-    };
-    let namespace = Namespace::open(name, std::path::Path::new(path)).map_err(open_failed)?;
+    let path = std::path::Path::new(existing.path_of(config.place));
+    let namespace = Namespace::open(config.place.name(), path).map_err(open_failed)?;
     run_command(&namespace, user.as_ref(), &config.run, false).await
 }
 

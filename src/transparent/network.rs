@@ -43,6 +43,37 @@ pub const PROXY: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(GATEWAY_CLIEN
 const MARK: u32 = 1;
 const TABLE: u32 = 100;
 
+/// One of the three namespaces (where `--run` runs its command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Client,
+    Gateway,
+    Server,
+}
+
+impl Place {
+    const ALL: [Place; 3] = [Place::Client, Place::Gateway, Place::Server];
+
+    /// `client`, `gateway` or `server`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Place::Client => "client",
+            Place::Gateway => "gateway",
+            Place::Server => "server",
+        }
+    }
+}
+
+impl std::str::FromStr for Place {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Place, String> {
+        Place::ALL
+            .into_iter()
+            .find(|place| place.name() == s)
+            .ok_or_else(|| format!("{s:?} is not a namespace: client, gateway or server"))
+    }
+}
+
 /// The three namespaces, set up. Dropping it removes everything: the
 /// namespaces go with their last descriptor, and their interfaces, routes
 /// and rules with them.
@@ -77,14 +108,23 @@ pub enum SetupError {
 impl Network {
     /// Builds the network for `mode`, intercepting TCP to `ports`.
     pub fn build(mode: Mode, ports: &[u16]) -> Result<Network, SetupError> {
-        let new = |name| Namespace::new(name).map_err(SetupError::Namespace);
+        let new = |place: Place| Namespace::new(place.name()).map_err(SetupError::Namespace);
         let network = Network {
-            client: new("client")?,
-            gateway: new("gateway")?,
-            server: new("server")?,
+            client: new(Place::Client)?,
+            gateway: new(Place::Gateway)?,
+            server: new(Place::Server)?,
         };
         network.wire(mode, ports)?;
         Ok(network)
+    }
+
+    /// The namespace `place` names.
+    pub fn place(&self, place: Place) -> &Namespace {
+        match place {
+            Place::Client => &self.client,
+            Place::Gateway => &self.gateway,
+            Place::Server => &self.server,
+        }
     }
 
     fn wire(&self, mode: Mode, ports: &[u16]) -> Result<(), SetupError> {

@@ -141,7 +141,7 @@ impl Intercepted {
         )
         .await;
         // The client stopped sending its body: its fault, whoever gave up.
-        if let (Some(Err(_)), Some(stall)) = (&limited.sent, limited.body.stalled()) {
+        if let Some(stall) = limited.client_stalled() {
             return explain(
                 StatusCode::REQUEST_TIMEOUT,
                 format!("{stall}; not passed on whole"),
@@ -164,15 +164,11 @@ impl Intercepted {
             }
             Some(Ok(response)) => response,
         };
-        let head = headers::response_head_size(&response);
-        if head > self.limits.max_header_size {
+        if let Err(too_large) = headers::check_response_head(&response, self.limits.max_header_size)
+        {
             return explain(
                 StatusCode::BAD_GATEWAY,
-                format!(
-                    "{destination} answered with a response head of about {head} bytes, more than \
-                     this proxy accepts ({} bytes, --max-header-size)",
-                    self.limits.max_header_size
-                ),
+                format!("{destination} {too_large}"),
             );
         }
 

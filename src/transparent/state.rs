@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::network::Place;
+
 /// Where the note is written; also passed to the copy that runs in a user
 /// namespace (where the uid reads 0).
 pub const STATE_ENV: &str = "LAB_TRANSPARENT_STATE";
@@ -55,10 +57,24 @@ pub fn write(path: &Path, state: &State) -> std::io::Result<()> {
     std::fs::write(path, text + "\n")
 }
 
+impl State {
+    /// The path of the namespace `place` names.
+    pub fn path_of(&self, place: Place) -> &str {
+        match place {
+            Place::Client => &self.client,
+            Place::Gateway => &self.gateway,
+            Place::Server => &self.server,
+        }
+    }
+}
+
 /// Whether the process a note names still runs and still holds the
-/// namespaces it lists.
+/// namespaces it lists: its descriptor must still be a network namespace,
+/// not whatever a process that reused the pid opened there (`--cleanup`
+/// sends that pid a SIGTERM).
 pub fn alive(state: &State) -> bool {
-    Path::new(&state.client).exists() && Path::new(&format!("/proc/{}", state.pid)).exists()
+    std::fs::read_link(&state.client)
+        .is_ok_and(|target| target.to_string_lossy().starts_with("net:["))
 }
 
 /// Removes the note if it is `pid`'s (a later start may have replaced it).

@@ -92,17 +92,15 @@ impl ForwardProxy {
         })
         .await;
         // The client stopped sending its body: its fault, whoever gave up.
-        if let (Some(Err(_)), Some(stall)) = (&limited.sent, limited.body.stalled()) {
+        if let Some(stall) = limited.client_stalled() {
             return Err(ForwardError::BodyStalled(stall));
         }
         let mut response = limited.sent.ok_or(ForwardError::BodyTooLarge { max })??;
-        let head = headers::response_head_size(&response);
         let max_head = self.inner.config.limits.max_header_size;
-        if head > max_head {
+        if let Err(head) = headers::check_response_head(&response, max_head) {
             return Err(ForwardError::ResponseHeadTooLarge {
                 target: authority.to_string(),
-                size: head,
-                max: max_head,
+                head,
             });
         }
 

@@ -61,14 +61,10 @@ pub enum ForwardError {
     BodyTooLarge { max: u64 },
     #[error("{0}; the request was not passed on whole")]
     BodyStalled(crate::body::stall::Stall),
-    #[error(
-        "{target} answered with a response head of about {size} bytes, more than this proxy \
-         accepts ({max} bytes, --max-header-size)"
-    )]
+    #[error("{target} {head}")]
     ResponseHeadTooLarge {
         target: String,
-        size: usize,
-        max: usize,
+        head: crate::proxy::headers::HeadTooLarge,
     },
     #[error(
         "this forward proxy serves only clients from {allowed}, and {client} is not one \

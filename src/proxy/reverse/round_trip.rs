@@ -118,14 +118,11 @@ impl ReverseProxy {
             };
             let err = match result {
                 Ok(Ok(response)) => {
-                    let size = crate::proxy::headers::response_head_size(&response);
                     let max = self.limits.max_header_size;
-                    if size > max {
-                        let message = format!(
-                            "the upstream {} answered with a response head of about {size} bytes, \
-                             more than this proxy accepts ({max} bytes, --max-header-size)",
-                            chosen.upstream
-                        );
+                    if let Err(too_large) =
+                        crate::proxy::headers::check_response_head(&response, max)
+                    {
+                        let message = format!("the upstream {} {too_large}", chosen.upstream);
                         return Err(self.fail(
                             chosen,
                             Failure::BadGateway,
