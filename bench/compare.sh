@@ -4,6 +4,7 @@
 #
 #   bench/compare.sh                                   # the full run (DURATION=10 ROUNDS=3)
 #   DURATION=3 ROUNDS=1 WARMUP=1 bench/compare.sh      # a smoke run (~1.5 min)
+#   IDLE=0 bench/compare.sh                            # without the idle-memory phase
 #
 # Settings (environment variables):
 #   DURATION=10          seconds of measured load per cell
@@ -14,13 +15,19 @@
 #   SUBJECTS="direct floor lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"
 #   UPSTREAM_WORKERS=1   worker processes of the upstream nginx (both upstream ports)
 #   PORT_BASE=18080      upstreams on PORT_BASE+1, +2; proxies on PORT_BASE+10...
+#   IDLE=10000           idle keep-alive client connections of the idle-memory phase; 0: no phase
+#   IDLE_TIMEOUT=60      seconds after which the idle-memory phase gives up on a subject
 #   OUT=bench/results-latest.md
 #   KEEP_WORK=1          keep the temp dir (configs, logs, raw wrk output)
 #
 # Every cell (round x connections x subject) starts the proxy fresh, warms it up,
-# measures with `wrk --latency`, reads the proxy's peak RSS (VmHWM, summed over
-# the process and its children) and stops it. Every process this script starts
-# is recorded by PID and stopped on exit, Ctrl-C or failure.
+# measures with `wrk --latency`, reads the CPU time the proxy (process + children)
+# spent in user and kernel mode during the measured run (utime and stime of
+# /proc/PID/stat, per request), its peak RSS (VmHWM, summed over the process and
+# its children) and stops it. Then, once per subject, the idle-memory phase
+# starts it fresh and runs bench/idle_memory.py: RSS before and after IDLE idle
+# keep-alive client connections, each with one request answered. Every process
+# this script starts is recorded by PID and stopped on exit, Ctrl-C or failure.
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -31,6 +38,9 @@ THREADS=${THREADS:-2}
 SUBJECTS=${SUBJECTS:-"direct floor lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"}
 UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}
 PORT_BASE=${PORT_BASE:-18080}
+IDLE=${IDLE:-10000}
+IDLE_TIMEOUT=${IDLE_TIMEOUT:-60}
+[[ $IDLE =~ ^[0-9]+$ && $IDLE_TIMEOUT =~ ^[0-9]+$ ]] || { echo "IDLE and IDLE_TIMEOUT must be whole numbers" >&2; exit 1; }
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
@@ -102,6 +112,17 @@ wait_http() { # wait_http PORT PID LOG: until GET / answers 200 with an upstream
     die "nothing answered 200 on 127.0.0.1:$port within 10 s"
 }
 
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { # "user sys": utime and stime (fields 14, 15 of /proc/PID/stat, clock ticks) of a PID plus its children's
+    local pid=$1 u=0 s=0 p line f
+    for p in "$pid" $(children_of "$pid"); do
+        line=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+        read -r -a f <<<"${line##*) }" # from field 3 on: the command name may hold spaces and parentheses
+        u=$((u + f[11])) s=$((s + f[12]))
+    done
+    echo "$u $s"
+}
+
 peak_rss_kb() { # VmHWM of a PID plus its children's (nginx master + workers)
     local pid=$1 total=0 p v
     for p in "$pid" $(children_of "$pid"); do
@@ -136,14 +157,23 @@ NGINX=$(command -v nginx)
 command -v cargo >/dev/null || die "cargo not found (install Rust: https://rustup.rs)"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 (($(ulimit -n) >= 2 * 500 + 100)) || log "warning: ulimit -n is $(ulimit -n); 500 connections may fail"
+if ((IDLE > 0)); then
+    command -v python3 >/dev/null || die "IDLE=$IDLE needs python3 (bench/idle_memory.py); or set IDLE=0"
+    (($(ulimit -n) >= IDLE + 2048)) ||
+        die "IDLE=$IDLE needs ulimit -n >= $((IDLE + 2048)) for the subjects and the client; it is $(ulimit -n) (hard limit $(ulimit -Hn)): raise the hard limit, or set IDLE=0 or a smaller IDLE"
+fi
 
 WORK=$(mktemp -d /tmp/lab-bench.XXXXXX)
 chmod 755 "$WORK"   # nginx workers run as nobody when started by root
 
-log "building lab and the floor reference (cargo build --profile perf)"
+log "building lab and the floor reference (cargo build --profile perf${CARGO_TARGET_DIR:+, CARGO_TARGET_DIR=$CARGO_TARGET_DIR})"
 (cd "$ROOT" && cargo build --profile perf --bin lab --example floor_proxy) >&2
-LAB=${CARGO_TARGET_DIR:-$ROOT/target}/perf/lab
-FLOOR=${CARGO_TARGET_DIR:-$ROOT/target}/perf/examples/floor_proxy
+# cargo's own answer (honours CARGO_TARGET_DIR, relative or not, and a target-dir in .cargo/config.toml)
+TARGET=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null) ||
+    TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+LAB=$TARGET/perf/lab
+FLOOR=$TARGET/perf/examples/floor_proxy
 [[ -x $LAB ]] || die "no $LAB after the build"
 [[ -x $FLOOR ]] || die "no $FLOOR after the build"
 
@@ -152,6 +182,7 @@ log "building the Go proxy ($(go version))"
 
 # ---------------------------------------------------------------- nginx configs
 NGINX_USER=""
+NGINX_WC=8192   # worker_connections of the nginx subjects (raised for the idle-memory phase)
 [[ $(id -u) == 0 ]] && NGINX_USER="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
 
 render_nginx() { # render_nginx TEMPLATE PREFIX WORKERS LISTEN_PORT
@@ -160,7 +191,8 @@ render_nginx() { # render_nginx TEMPLATE PREFIX WORKERS LISTEN_PORT
     chmod 755 "$prefix"
     awk -v common="$(cat "$BENCH/nginx/common.conf.in")" '{ if ($0 == "@COMMON@") print common; else print }' "$tpl" |
         sed -e "s|@USER@|$NGINX_USER|" -e "s|@NOFILE@|$(ulimit -n)|g" -e "s|@PREFIX@|$prefix|g" -e "s|@WORKERS@|$3|g" \
-            -e "s|@PORT1@|$P1|g" -e "s|@PORT2@|$P2|g" -e "s|@LISTEN_PORT@|$4|g" >"$prefix/nginx.conf"
+            -e "s|@PORT1@|$P1|g" -e "s|@PORT2@|$P2|g" -e "s|@LISTEN_PORT@|$4|g" \
+            -e "s|@WORKER_CONNECTIONS@|$NGINX_WC|g" >"$prefix/nginx.conf"
     "$NGINX" -t -q -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" ||
         die "nginx -t failed for $prefix/nginx.conf"
 }
@@ -260,7 +292,12 @@ RAW=$WORK/raw.tsv
 read -r -a SUBJ <<<"$SUBJECTS"
 read -r -a CONNS <<<"$CONNECTIONS"
 cells=$((ROUNDS * ${#SUBJ[@]} * ${#CONNS[@]}))
-log "$cells cells of ~$((WARMUP + DURATION + 1)) s: about $(((cells * (WARMUP + DURATION + 1) + 59) / 60)) min"
+idle_s=0 idle_what=""
+if ((IDLE > 0)); then
+    for s in "${SUBJ[@]}"; do [[ $s == direct ]] || idle_s=$((idle_s + 5 + IDLE / 1000)); done
+    idle_what=" + the idle-memory phase (~$idle_s s)"
+fi
+log "$cells cells of ~$((WARMUP + DURATION + 1)) s$idle_what: about $(((cells * (WARMUP + DURATION + 1) + idle_s + 59) / 60)) min"
 
 for ((r = 1; r <= ROUNDS; r++)); do
     for c in "${CONNS[@]}"; do
@@ -271,7 +308,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
             [[ $s == direct ]] && port=$P1
             start_subject "$s" "$port" "$dir"
             ((WARMUP > 0)) && run_wrk "$port" "$c" "$WARMUP" "$dir/warmup.txt"
+            cpu_pid=${SUBJ_PID:-$UP_PID} # direct: the upstream nginx's own CPU
+            read -r u0 s0 < <(cpu_ticks "$cpu_pid")
             run_wrk "$port" "$c" "$DURATION" "$dir/wrk.txt"
+            read -r u1 s1 < <(cpu_ticks "$cpu_pid")
             rss=0
             [[ -n $SUBJ_PID ]] && rss=$(peak_rss_kb "$SUBJ_PID")
             [[ -n $SUBJ_PID ]] && stop_pid "$SUBJ_PID"
@@ -279,21 +319,64 @@ for ((r = 1; r <= ROUNDS; r++)); do
             p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$dir/wrk.txt")")
             p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$dir/wrk.txt")")
             errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$dir/wrk.txt")
+            reqs=$(awk '/ requests in / {print $1; exit}' "$dir/wrk.txt")
             [[ -n $rps ]] || { cat "$dir/wrk.txt" >&2; die "no Requests/sec in wrk's output"; }
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$c" "$rps" "$p50" "$p99" "$rss" "$errs" >>"$RAW"
-            log "round $r/$ROUNDS c=$c $s: $rps req/s, p50 ${p50} ms, p99 ${p99} ms, peak RSS $((rss / 1024)) MB, errors $errs"
+            [[ $reqs =~ ^[0-9]+$ && $reqs -gt 0 ]] || { cat "$dir/wrk.txt" >&2; die "no request count in wrk's output"; }
+            # CPU microseconds per request: clock-tick deltas over the measured run / wrk's request count
+            usr=$(awk -v t=$((u1 - u0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+            sys=$(awk -v t=$((s1 - s0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$c" "$rps" "$p50" "$p99" "$rss" "$errs" "$reqs" "$usr" "$sys" >>"$RAW"
+            log "round $r/$ROUNDS c=$c $s: $rps req/s, p50 ${p50} ms, p99 ${p99} ms, CPU ${usr} µs user + ${sys} µs sys per request, peak RSS $((rss / 1024)) MB, errors $errs"
         done
     done
 done
+
+# ---------------------------------------------------------------- idle connections
+# Once per subject (not per round): a fresh subject, one request through it (wait_http),
+# then bench/idle_memory.py: RSS before and after IDLE idle keep-alive client connections.
+IDLE_RAW=$WORK/idle.tsv
+: >"$IDLE_RAW"
+IDLE_FAILED=()
+if ((IDLE > 0)); then
+    NGINX_WC=$((IDLE + 2048)) # every client connection and its upstream one fit in one worker
+    for s in "${SUBJ[@]}"; do
+        [[ $s == direct ]] && continue
+        dir=$WORK/idle-$s
+        mkdir -p "$dir"
+        port=$(port_of "$s")
+        start_subject "$s" "$port" "$dir"
+        log "idle memory: $s, $IDLE connections (PID $SUBJ_PID)"
+        start_bg "$dir/idle.txt" timeout -k 5 $((IDLE_TIMEOUT + 30)) python3 "$BENCH/idle_memory.py" \
+            --pid "$SUBJ_PID" --addr "127.0.0.1:$port" --connections "$IDLE" --timeout "$IDLE_TIMEOUT" \
+            --label "$s" --tsv "$dir/idle.tsv"
+        ipid=$START_PID rc=0
+        wait "$ipid" || rc=$?
+        forget_pid "$ipid"
+        stop_pid "$SUBJ_PID"
+        if ((rc == 0)) && [[ -s $dir/idle.tsv ]]; then
+            printf '%s\t%s\n' "$s" "$(cat "$dir/idle.tsv")" >>"$IDLE_RAW"
+            log "idle memory: $s: $(grep '^bytes per idle connection' "$dir/idle.txt")"
+        else
+            cat "$dir/idle.txt" >&2
+            log "warning: the idle-memory phase failed for $s (exit $rc); its row says so"
+            IDLE_FAILED+=("$s")
+            printf '%s\tfailed\n' "$s" >>"$IDLE_RAW"
+        fi
+    done
+    NGINX_WC=8192
+fi
 
 # ---------------------------------------------------------------- the table
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -F'\t' -v s="$1" -v c="$2" -v k="$3" '$2 == s && $3 == c { print $k }' "$RAW"; }
 
-declare -A RPS P50 P99 RSS ERR
+declare -A RPS P50 P99 RSS ERR USR SYS CPU
 for c in "${CONNS[@]}"; do
     for s in "${SUBJ[@]}"; do
         RPS[$s,$c]=$(col "$s" "$c" 4 | median)
+        USR[$s,$c]=$(col "$s" "$c" 10 | median)
+        SYS[$s,$c]=$(col "$s" "$c" 11 | median)
+        CPU[$s,$c]=$(awk -v u="${USR[$s,$c]}" -v s="${SYS[$s,$c]}" 'BEGIN { if (u != "" && s != "") print u + s }')
         P50[$s,$c]=$(col "$s" "$c" 5 | median)
         P99[$s,$c]=$(col "$s" "$c" 6 | median)
         RSS[$s,$c]=$(col "$s" "$c" 7 | sort -g | tail -n1)
@@ -323,32 +406,56 @@ fmt() { [[ -n ${1:-} ]] && awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v 
     echo
     echo "wrk -t$THREADS --latency, ${DURATION} s per cell after a ${WARMUP} s warm-up on a fresh proxy, $ROUNDS round(s) interleaved;"
     echo "req/s, p50 and p99 are medians over the rounds; peak RSS is the largest VmHWM (proxy process + its children) over the rounds;"
+    echo "user and sys µs/req are the CPU time the subject (process + children) spent in user and kernel mode during the"
+    echo "measured run (utime and stime of /proc/PID/stat, clock ticks of 1/$CLK_TCK s) over wrk's request count, medians over"
+    echo "the rounds (direct: the upstream nginx's own; for the proxies the upstreams' and wrk's CPU is not counted);"
     echo "errors are wrk's non-2xx responses and socket errors, summed over the rounds."
     echo
-    echo "| subject | conns | req/s | p50 ms | p99 ms | peak RSS MB | errors | what it is |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---|"
+    echo "| subject | conns | req/s | p50 ms | p99 ms | user µs/req | sys µs/req | peak RSS MB | errors | what it is |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     for c in "${CONNS[@]}"; do
         for s in "${SUBJ[@]}"; do
             rssmb="—"
             [[ $s != direct && -n ${RSS[$s,$c]} ]] && rssmb=$(awk -v k="${RSS[$s,$c]}" 'BEGIN { printf "%.1f", k / 1024 }')
-            echo "| $s | $c | $(fmt "${RPS[$s,$c]}" 0) | $(fmt "${P50[$s,$c]}" 2) | $(fmt "${P99[$s,$c]}" 2) | $rssmb | ${ERR[$s,$c]} | $(describe "$s") |"
+            echo "| $s | $c | $(fmt "${RPS[$s,$c]}" 0) | $(fmt "${P50[$s,$c]}" 2) | $(fmt "${P99[$s,$c]}" 2) | $(fmt "${USR[$s,$c]}" 1) | $(fmt "${SYS[$s,$c]}" 1) | $rssmb | ${ERR[$s,$c]} | $(describe "$s") |"
         done
     done
     echo
     echo "## Ratios (median req/s; nginx and Go at their better setting in this run)"
     echo
-    echo "| subject | conns | ÷ nginx best | p99 / p99 nginx best | ÷ Go best | ÷ floor | ÷ lab-rr | ÷ direct |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "CPU/req is user + sys µs per request (the two medians above); < 1 means less CPU per request than the other subject."
+    echo
+    echo "| subject | conns | ÷ nginx best | p99 / p99 nginx best | CPU/req ÷ nginx best | ÷ Go best | ÷ floor | CPU/req ÷ floor | ÷ lab-rr | ÷ direct |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for c in "${CONNS[@]}"; do
         nb=$(best_of "$c" nginx-1w nginx-2w)
         gb=$(best_of "$c" go-1 go-2)
         for s in floor lab-rr lab-weighted lab-hash; do
             [[ " ${SUBJ[*]} " == *" $s "* ]] || continue
-            echo "| $s | $c | $(ratio "${RPS[$s,$c]}" "${RPS[$nb,$c]:-}") (vs ${nb:-—}) | $(ratio "${P99[$s,$c]}" "${P99[$nb,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[$gb,$c]:-}") (vs ${gb:-—}) | $(ratio "${RPS[$s,$c]}" "${RPS[floor,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[lab-rr,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[direct,$c]:-}") |"
+            echo "| $s | $c | $(ratio "${RPS[$s,$c]}" "${RPS[$nb,$c]:-}") (vs ${nb:-—}) | $(ratio "${P99[$s,$c]}" "${P99[$nb,$c]:-}") | $(ratio "${CPU[$s,$c]}" "${CPU[$nb,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[$gb,$c]:-}") (vs ${gb:-—}) | $(ratio "${RPS[$s,$c]}" "${RPS[floor,$c]:-}") | $(ratio "${CPU[$s,$c]}" "${CPU[floor,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[lab-rr,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[direct,$c]:-}") |"
         done
     done
     echo
-    echo "<details><summary>Raw rows (round, subject, conns, req/s, p50 ms, p99 ms, peak RSS kB, errors)</summary>"
+    if ((IDLE > 0)); then
+        echo "## Memory per idle keep-alive client connection ($IDLE connections)"
+        echo
+        echo "Once per subject, started fresh (nginx with worker_connections $((IDLE + 2048))) and sent one request:"
+        echo "\`bench/idle_memory.py\` reads its RSS (VmRSS, process + children), opens $IDLE client connections, sends one"
+        echo "keep-alive GET on each and reads the whole response, waits 2 s, reads the RSS again: bytes/conn ="
+        echo "(after − before) / the connections still open then (held). Gives up after $IDLE_TIMEOUT s."
+        echo
+        echo "| subject | idle conns held | RSS before MB | RSS after MB | bytes/conn |"
+        echo "|---|---:|---:|---:|---:|"
+        while IFS=$'\t' read -r s n held before after per; do
+            if [[ $n == failed ]]; then
+                echo "| $s | failed (see the log) | — | — | — |"
+            else
+                echo "| $s | $held of $n | $(fmt "$(awk -v k="$before" 'BEGIN { print k / 1024 }')" 1) | $(fmt "$(awk -v k="$after" 'BEGIN { print k / 1024 }')" 1) | $per |"
+            fi
+        done <"$IDLE_RAW"
+        echo
+    fi
+    echo "<details><summary>Raw rows (round, subject, conns, req/s, p50 ms, p99 ms, peak RSS kB, errors, requests, user µs/req, sys µs/req)</summary>"
     echo
     echo '```'
     cat "$RAW"
@@ -359,3 +466,4 @@ fmt() { [[ -n ${1:-} ]] && awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v 
 
 cat "$OUT"
 log "wrote $OUT"
+((${#IDLE_FAILED[@]} == 0)) || die "the idle-memory phase failed for: ${IDLE_FAILED[*]} (see above; the table says so)"
