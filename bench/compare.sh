@@ -448,7 +448,7 @@ fmt() { [[ -n ${1:-} ]] && awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v 
         echo "|---|---:|---:|---:|---:|"
         while IFS=$'\t' read -r s n held before after per; do
             if [[ $n == failed ]]; then
-                echo "| $s | failed (see the log) | — | — | — |"
+                echo "| $s | failed: see idle-$s/idle.txt in the kept temp dir | — | — | — |"
             else
                 echo "| $s | $held of $n | $(fmt "$(awk -v k="$before" 'BEGIN { print k / 1024 }')" 1) | $(fmt "$(awk -v k="$after" 'BEGIN { print k / 1024 }')" 1) | $per |"
             fi

@@ -22,9 +22,9 @@ It raises its own file-descriptor limit (RLIMIT_NOFILE) to N + 256 and stops
 with a clear message when the hard limit does not allow that. The server needs
 a limit above N too (`ulimit -n` before starting it; nginx: worker_connections
 and worker_rlimit_nofile). Loopback addresses only; the whole measurement is
-bounded by --timeout (60 s). Exit status: 0 when measured, 1 on a usage or
-environment error, 2 when the server failed to hold the connections (refused,
-reset, closed, not answered in time). Python 3 standard library only; it
+bounded by --timeout (60 s). Exit status: 0 when measured, 1 when the
+file-descriptor limit cannot be raised, 2 on bad arguments, 3 when the server
+failed to hold the connections (refused, reset, closed, not answered in time). Python 3 standard library only; it
 starts no process.
 """
 
@@ -38,7 +38,7 @@ import time
 
 
 class Failed(Exception):
-    """The server did not hold the connections: exit status 2."""
+    """The server did not hold the connections: exit status 3."""
 
 
 def descendants(pid):
@@ -173,11 +173,13 @@ async def open_all(host, port, n, batch, request, conns, progress):
         conns.extend(r for r in results if not isinstance(r, BaseException))
         if errors:
             e = errors[0]
-            what = f"{type(e).__name__}: {e}" if not isinstance(e, Failed) else str(e)
+            what = str(e) if isinstance(e, Failed) else f"{type(e).__name__}: {e}"
+            hint = ""
+            if isinstance(e, (OSError, asyncio.IncompleteReadError)) and conns:
+                hint = (" (is the server's file-descriptor limit, `ulimit -n` / nginx "
+                        "worker_connections, high enough?)")
             raise Failed(f"{len(errors)} of a batch of {count} connections failed after "
-                         f"{len(conns)} were open; the first: {what} (is the server's "
-                         "file-descriptor limit, `ulimit -n` / nginx worker_connections, "
-                         "high enough?)")
+                         f"{len(conns)} were open; the first: {what}{hint}")
         if progress and (len(conns) % (batch * 8) == 0 or len(conns) == n):
             print(f"  {len(conns)} open ({time.monotonic() - started:.1f} s)", file=sys.stderr)
 
@@ -209,7 +211,10 @@ async def measure(args, host, port):
                 timeout=max(0.1, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise Failed(f"gave up after {args.timeout:.0f} s with {len(conns)} of "
-                         f"{args.connections} connections open and answered") from None
+                         f"{args.connections} connections open and answered: the server "
+                         "stopped accepting or answering (its file-descriptor limit, "
+                         "`ulimit -n` / nginx worker_connections?), or --timeout is too "
+                         "short for this many") from None
         opened_in = time.monotonic() - started
         if time.monotonic() + args.settle > deadline:
             raise Failed(f"no time left to settle within --timeout {args.timeout:.0f} s")
@@ -279,7 +284,7 @@ def main():
         asyncio.run(measure(args, host, port))
     except Failed as e:
         print(f"idle_memory.py: {args.label}: error: {e}", file=sys.stderr)
-        return 2
+        return 3
     except KeyboardInterrupt:
         print("idle_memory.py: interrupted", file=sys.stderr)
         return 130
