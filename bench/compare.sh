@@ -14,7 +14,7 @@
 #   THREADS=2            wrk threads
 #   SUBJECTS="direct floor lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"
 #   UPSTREAM_WORKERS=1   worker processes of the upstream nginx (both upstream ports)
-#   PORT_BASE=18080      upstreams on PORT_BASE+1, +2; proxies on PORT_BASE+10...
+#   PORT_BASE=18080      upstreams on PORT_BASE+1, +2 (their status on +3); proxies on PORT_BASE+10...
 #   IDLE=10000           idle keep-alive client connections of the idle-memory phase; 0: no phase
 #   IDLE_TIMEOUT=60      seconds after which the idle-memory phase gives up on a subject
 #   OUT=bench/results-latest.md
@@ -47,6 +47,7 @@ ROOT=$(cd "$BENCH/.." && pwd)
 OUT=${OUT:-$BENCH/results-latest.md}
 P1=$((PORT_BASE + 1))
 P2=$((PORT_BASE + 2))
+P3=$((PORT_BASE + 3)) # the upstream nginx's stub_status
 
 log() { printf '[compare %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -123,6 +124,10 @@ cpu_ticks() { # "user sys": utime and stime (fields 14, 15 of /proc/PID/stat, cl
     echo "$u $s"
 }
 
+upstream_accepts() { # connections the upstream nginx has accepted so far (stub_status), this read's own included
+    curl -sf --max-time 2 "http://127.0.0.1:$P3/status" 2>/dev/null | awk 'NR == 3 && $1 ~ /^[0-9]+$/ {print $1}' || true
+}
+
 peak_rss_kb() { # VmHWM of a PID plus its children's (nginx master + workers)
     local pid=$1 total=0 p v
     for p in "$pid" $(children_of "$pid"); do
@@ -191,7 +196,7 @@ render_nginx() { # render_nginx TEMPLATE PREFIX WORKERS LISTEN_PORT
     chmod 755 "$prefix"
     awk -v common="$(cat "$BENCH/nginx/common.conf.in")" '{ if ($0 == "@COMMON@") print common; else print }' "$tpl" |
         sed -e "s|@USER@|$NGINX_USER|" -e "s|@NOFILE@|$(ulimit -n)|g" -e "s|@PREFIX@|$prefix|g" -e "s|@WORKERS@|$3|g" \
-            -e "s|@PORT1@|$P1|g" -e "s|@PORT2@|$P2|g" -e "s|@LISTEN_PORT@|$4|g" \
+            -e "s|@PORT1@|$P1|g" -e "s|@PORT2@|$P2|g" -e "s|@PORT3@|$P3|g" -e "s|@LISTEN_PORT@|$4|g" \
             -e "s|@WORKER_CONNECTIONS@|$NGINX_WC|g" >"$prefix/nginx.conf"
     "$NGINX" -t -q -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" ||
         die "nginx -t failed for $prefix/nginx.conf"
@@ -209,6 +214,7 @@ start_bg "$UP/stdout.log" "$NGINX" -p "$UP" -c "$UP/nginx.conf" -e "$UP/error.lo
 UP_PID=$START_PID
 wait_http "$P1" "$UP_PID" "$UP/error.log"
 wait_http "$P2" "$UP_PID" "$UP/error.log"
+[[ -n $(upstream_accepts) ]] || log "warning: no stub_status on 127.0.0.1:$P3: the new upstream conns/s column stays empty"
 log "upstreams: nginx ($UPSTREAM_WORKERS worker) on 127.0.0.1:$P1 and :$P2, PID $UP_PID"
 
 # ---------------------------------------------------------------- subjects
@@ -255,6 +261,11 @@ start_subject() { # start_subject NAME PORT LOGDIR: sets SUBJ_PID ("" for direct
         wait_http "$port" "$SUBJ_PID" "$dir/lab.log"
         ;;
     nginx-*)
+        # nginx/proxy.conf.in keeps 1024 idle upstream connections per worker: with keepalive 256,
+        # at 500 wrk connections, nginx opened 1 000-3 700 new upstream connections every second
+        # (counted from the upstream's access log, $connection); with 1024, 60-230 in the first
+        # second (replacing those cut at the end of the warm-up) and 0 after. The new upstream
+        # conns/s column keeps counting them, for every subject.
         render_nginx "$BENCH/nginx/proxy.conf.in" "$dir" "${s//[!0-9]/}" "$port"
         start_bg "$dir/stdout.log" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
         SUBJ_PID=$START_PID
@@ -309,9 +320,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
             start_subject "$s" "$port" "$dir"
             ((WARMUP > 0)) && run_wrk "$port" "$c" "$WARMUP" "$dir/warmup.txt"
             cpu_pid=${SUBJ_PID:-$UP_PID} # direct: the upstream nginx's own CPU
+            a0=$(upstream_accepts)
             read -r u0 s0 < <(cpu_ticks "$cpu_pid")
             run_wrk "$port" "$c" "$DURATION" "$dir/wrk.txt"
             read -r u1 s1 < <(cpu_ticks "$cpu_pid")
+            a1=$(upstream_accepts)
+            # upstream connections opened per second of the measured run (direct: wrk's own)
+            upc=""
+            [[ -n $a0 && -n $a1 ]] && upc=$(awk -v n=$((a1 - a0 - 1)) -v d="$DURATION" 'BEGIN { printf "%.1f", n / d }')
             rss=0
             [[ -n $SUBJ_PID ]] && rss=$(peak_rss_kb "$SUBJ_PID")
             [[ -n $SUBJ_PID ]] && stop_pid "$SUBJ_PID"
@@ -325,8 +341,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
             # CPU microseconds per request: clock-tick deltas over the measured run / wrk's request count
             usr=$(awk -v t=$((u1 - u0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
             sys=$(awk -v t=$((s1 - s0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$c" "$rps" "$p50" "$p99" "$rss" "$errs" "$reqs" "$usr" "$sys" >>"$RAW"
-            log "round $r/$ROUNDS c=$c $s: $rps req/s, p50 ${p50} ms, p99 ${p99} ms, CPU ${usr} µs user + ${sys} µs sys per request, peak RSS $((rss / 1024)) MB, errors $errs"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$c" "$rps" "$p50" "$p99" "$rss" "$errs" "$reqs" "$usr" "$sys" "$upc" >>"$RAW"
+            log "round $r/$ROUNDS c=$c $s: $rps req/s, p50 ${p50} ms, p99 ${p99} ms, CPU ${usr} µs user + ${sys} µs sys per request, peak RSS $((rss / 1024)) MB, ${upc:-?} new upstream conns/s, errors $errs"
         done
     done
 done
@@ -370,12 +386,13 @@ fi
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -F'\t' -v s="$1" -v c="$2" -v k="$3" '$2 == s && $3 == c { print $k }' "$RAW"; }
 
-declare -A RPS P50 P99 RSS ERR USR SYS CPU
+declare -A RPS P50 P99 RSS ERR USR SYS CPU UPC
 for c in "${CONNS[@]}"; do
     for s in "${SUBJ[@]}"; do
         RPS[$s,$c]=$(col "$s" "$c" 4 | median)
         USR[$s,$c]=$(col "$s" "$c" 10 | median)
         SYS[$s,$c]=$(col "$s" "$c" 11 | median)
+        UPC[$s,$c]=$(col "$s" "$c" 12 | grep . | median || true)
         CPU[$s,$c]=$(awk -v u="${USR[$s,$c]}" -v s="${SYS[$s,$c]}" 'BEGIN { if (u != "" && s != "") print u + s }')
         P50[$s,$c]=$(col "$s" "$c" 5 | median)
         P99[$s,$c]=$(col "$s" "$c" 6 | median)
@@ -409,15 +426,17 @@ fmt() { [[ -n ${1:-} ]] && awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v 
     echo "user and sys µs/req are the CPU time the subject (process + children) spent in user and kernel mode during the"
     echo "measured run (utime and stime of /proc/PID/stat, clock ticks of 1/$CLK_TCK s) over wrk's request count, medians over"
     echo "the rounds (direct: the upstream nginx's own; for the proxies the upstreams' and wrk's CPU is not counted);"
+    echo "new upstream conns/s: connections the upstream nginx accepted during the measured run (its stub_status counter),"
+    echo "per second, median over the rounds: ~0 for a proxy that keeps its upstream connections (direct: wrk's own);"
     echo "errors are wrk's non-2xx responses and socket errors, summed over the rounds."
     echo
-    echo "| subject | conns | req/s | p50 ms | p99 ms | user µs/req | sys µs/req | peak RSS MB | errors | what it is |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    echo "| subject | conns | req/s | p50 ms | p99 ms | user µs/req | sys µs/req | peak RSS MB | new upstream conns/s | errors | what it is |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     for c in "${CONNS[@]}"; do
         for s in "${SUBJ[@]}"; do
             rssmb="—"
             [[ $s != direct && -n ${RSS[$s,$c]} ]] && rssmb=$(awk -v k="${RSS[$s,$c]}" 'BEGIN { printf "%.1f", k / 1024 }')
-            echo "| $s | $c | $(fmt "${RPS[$s,$c]}" 0) | $(fmt "${P50[$s,$c]}" 2) | $(fmt "${P99[$s,$c]}" 2) | $(fmt "${USR[$s,$c]}" 1) | $(fmt "${SYS[$s,$c]}" 1) | $rssmb | ${ERR[$s,$c]} | $(describe "$s") |"
+            echo "| $s | $c | $(fmt "${RPS[$s,$c]}" 0) | $(fmt "${P50[$s,$c]}" 2) | $(fmt "${P99[$s,$c]}" 2) | $(fmt "${USR[$s,$c]}" 1) | $(fmt "${SYS[$s,$c]}" 1) | $rssmb | $(fmt "${UPC[$s,$c]}" 0) | ${ERR[$s,$c]} | $(describe "$s") |"
         done
     done
     echo
@@ -455,7 +474,7 @@ fmt() { [[ -n ${1:-} ]] && awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v 
         done <"$IDLE_RAW"
         echo
     fi
-    echo "<details><summary>Raw rows (round, subject, conns, req/s, p50 ms, p99 ms, peak RSS kB, errors, requests, user µs/req, sys µs/req)</summary>"
+    echo "<details><summary>Raw rows (round, subject, conns, req/s, p50 ms, p99 ms, peak RSS kB, errors, requests, user µs/req, sys µs/req, new upstream conns/s)</summary>"
     echo
     echo '```'
     cat "$RAW"
