@@ -145,7 +145,8 @@ async def read_response(reader):
     return code, close
 
 
-async def open_one(host, port, request):
+async def open_one(host, port, request, conns):
+    """Opens a connection, has one request answered on it, adds it to conns."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(request)
@@ -160,7 +161,7 @@ async def open_one(host, port, request):
     if close:
         writer.close()
         raise Failed("the server answered `Connection: close`: not a keep-alive connection")
-    return reader, writer
+    conns.append((reader, writer))
 
 
 async def open_all(host, port, n, batch, request, conns, progress):
@@ -168,9 +169,9 @@ async def open_all(host, port, n, batch, request, conns, progress):
     for start in range(0, n, batch):
         count = min(batch, n - start)
         results = await asyncio.gather(
-            *(open_one(host, port, request) for _ in range(count)), return_exceptions=True)
+            *(open_one(host, port, request, conns) for _ in range(count)),
+            return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
-        conns.extend(r for r in results if not isinstance(r, BaseException))
         if errors:
             e = errors[0]
             what = str(e) if isinstance(e, Failed) else f"{type(e).__name__}: {e}"
