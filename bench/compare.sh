@@ -233,7 +233,7 @@ describe() {
     floor) echo "the floor reference: a minimal hyper proxy of lab proxy's design, round robin (examples/floor_proxy.rs)" ;;
     lab-rr) echo "lab proxy --lb round-robin (perf profile)" ;;
     lab-weighted) echo "lab proxy --lb weighted, weights 10 and 20 (the article's main)" ;;
-    lab-hash) echo "lab proxy --lb consistent-hash (key: client IP, so all loopback traffic goes to one upstream)" ;;
+    lab-hash) echo "lab proxy --lb consistent-hash --hash-key remote-addr (client IP and port: spreads loopback clients)" ;;
     nginx-1w) echo "nginx reverse proxy, worker_processes 1" ;;
     nginx-2w) echo "nginx reverse proxy, worker_processes 2" ;;
     go-1) echo "the article's Go ReverseProxy + round robin, GOMAXPROCS=1" ;;
@@ -243,7 +243,7 @@ describe() {
 
 SUBJ_PID=""
 start_subject() { # start_subject NAME PORT LOGDIR: sets SUBJ_PID ("" for direct)
-    local s=$1 port=$2 dir=$3 lb
+    local s=$1 port=$2 dir=$3 lb=()
     SUBJ_PID=""
     case $s in
     direct) return 0 ;;
@@ -254,8 +254,11 @@ start_subject() { # start_subject NAME PORT LOGDIR: sets SUBJ_PID ("" for direct
         wait_http "$port" "$SUBJ_PID" "$dir/floor.log"
         ;;
     lab-*)
-        case $s in lab-rr) lb=round-robin ;; lab-weighted) lb=weighted ;; lab-hash) lb=consistent-hash ;; esac
-        start_bg "$dir/lab.log" "$LAB" proxy --listen "127.0.0.1:$port" --lb "$lb" \
+        case $s in lab-rr) lb=(round-robin) ;; lab-weighted) lb=(weighted) ;; lab-hash) lb=(consistent-hash --hash-key remote-addr) ;; esac
+        # --max-idle-per-host 1024: the idle upstream connections nginx keeps (keepalive 1024), so
+        # that neither churns upstream connections at 500 clients (the default, 100, would).
+        start_bg "$dir/lab.log" "$LAB" proxy --listen "127.0.0.1:$port" --lb "${lb[@]}" \
+            --max-idle-per-host 1024 \
             --upstream "http://127.0.0.1:$P1,10" --upstream "http://127.0.0.1:$P2,20"
         SUBJ_PID=$START_PID
         wait_http "$port" "$SUBJ_PID" "$dir/lab.log"

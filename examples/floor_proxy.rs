@@ -148,7 +148,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     connector.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
-        .pool_max_idle_per_host(100)
+        // As many idle upstream connections as bench/compare.sh gives nginx
+        // (`keepalive 1024`) and lab proxy (`--max-idle-per-host 1024`): at
+        // 500 clients, 100 would close and reopen hundreds a second.
+        .pool_max_idle_per_host(1024)
         .pool_idle_timeout(Duration::from_secs(90))
         .build(connector);
     let proxy = Arc::new(Proxy {

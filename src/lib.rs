@@ -42,6 +42,7 @@
 //! - [`cidr`]: address ranges (`--allow`, `--trusted-proxy`).
 //! - [`parse`]: the text of durations, sizes, addresses, paths, header lines.
 //! - [`markdown`]: the sheets' markdown on a terminal: prose wrapped, code as written.
+//! - [`workers`]: which runtime a thread belongs to (`--threads`).
 //! - [`memory`]: free memory given back to the system after a load has passed.
 //! - [`output`]: presentation in one place: colour, tables, ✓/✗ marks, width, pager.
 //!
@@ -75,6 +76,7 @@ pub mod tls;
 pub mod trace;
 pub mod transparent;
 pub mod upstream;
+pub mod workers;
 pub mod zk;
 
 use std::process::ExitCode;

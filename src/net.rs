@@ -193,6 +193,37 @@ impl Endpoint {
     }
 }
 
+/// `count` listeners on one address, each with `SO_REUSEPORT`, so that one
+/// thread can accept on each and the kernel spreads new connections among
+/// them (`lab proxy --threads`). Port 0 picks one free port for all.
+///
+/// The address is first bound alone, without `SO_REUSEPORT`: a program
+/// already listening there (even another `lab` with its own group) makes
+/// that fail with the usual "port in use", instead of sharing its
+/// connections with this one.
+pub fn bind_reuseport(
+    addr: SocketAddr,
+    count: usize,
+    flag: &str,
+) -> Result<Vec<std::net::TcpListener>, BindError> {
+    let fail = |source| bind_error(addr, flag, source);
+    let probe = std::net::TcpListener::bind(addr).map_err(fail)?;
+    let addr = probe.local_addr().map_err(fail)?;
+    drop(probe);
+    (0..count.max(1))
+        .map(|_| {
+            let domain = socket2::Domain::for_address(addr);
+            let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None).map_err(fail)?;
+            socket.set_reuse_address(true).map_err(fail)?;
+            socket.set_reuse_port(true).map_err(fail)?;
+            socket.set_nonblocking(true).map_err(fail)?;
+            socket.bind(&addr.into()).map_err(fail)?;
+            socket.listen(1024).map_err(fail)?;
+            Ok(socket.into())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -296,8 +296,10 @@ async fn a_pooled_connection_the_upstream_closed_costs_no_get_and_never_resends_
     // closed 100 ms after the answer: every GET after the first goes out on
     // a connection the upstream is about to close.
     let upstream = OneShotUpstream::start(Duration::from_millis(100)).await;
-    let (_proxy, proxy) =
-        proxy_process(&["--upstream", &format!("http://{}/", upstream.addr)]).await;
+    // One worker, so one pool: the POST below must meet a pooled connection
+    // (with two, its client connection may land on a worker with none).
+    let upstream_url = format!("http://{}/", upstream.addr);
+    let (_proxy, proxy) = proxy_process(&["--threads", "1", "--upstream", &upstream_url]).await;
     let mut statuses = Vec::new();
     for _ in 0..50 {
         statuses.push(

@@ -148,6 +148,9 @@ where
         () = exceeded.cancelled() => None,
         sent = send(body) => Some(sent),
     };
+    // The overflow may have failed the exchange in the same turn that
+    // finished it (the pool writes the body as it waits for the answer).
+    let sent = sent.filter(|_| !exceeded.is_cancelled());
     Limited {
         sent,
         body: progress,

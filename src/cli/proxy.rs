@@ -144,6 +144,12 @@ pub struct ProxyArgs {
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
 
+    /// Worker threads, each with its own runtime, listener (SO_REUSEPORT)
+    /// and upstream connection pool; the balancer and statistics are shared.
+    /// [default: one per core]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: Option<u16>,
+
     #[command(flatten)]
     pub limits: LimitsArgs,
 
@@ -375,6 +381,9 @@ impl ProxyArgs {
                 },
                 ..self.transport.config()
             },
+            threads: self
+                .threads
+                .map_or_else(crate::workers::per_core, usize::from),
         }
     }
 }

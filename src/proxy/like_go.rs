@@ -23,7 +23,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::body::{Frame, SizeHint};
 
 use std::future::Future;
 
@@ -228,7 +228,10 @@ pub fn go_may_resend(method: &Method, headers: &HeaderMap, unsent: bool) -> bool
 /// Content-Length, and its body is un-gzipped on the way (chunked to the
 /// client, its length now unknown). A body that is not gzip after all
 /// breaks off, as Go's copy fails and aborts the client's connection.
-pub fn gunzip_response(response: Response<Incoming>) -> Response<Body> {
+pub fn gunzip_response<B>(response: Response<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Sync + Unpin + 'static,
+{
     let gzipped = response
         .headers()
         .get(header::CONTENT_ENCODING)
@@ -252,14 +255,14 @@ pub fn gunzip_response(response: Response<Incoming>) -> Response<Body> {
 type Breaking = Pin<Box<dyn Future<Output = Option<hyper::Error>> + Send>>;
 
 /// A body un-gzipped as it streams (flate2's decoder, fed chunk by chunk).
-struct Gunzip {
-    inner: Incoming,
+struct Gunzip<B> {
+    inner: B,
     decoder: Option<flate2::write::GzDecoder<Vec<u8>>>,
     /// A Mutex only to be `Sync`, as the pipeline's bodies are; never locked.
     breaking: Option<std::sync::Mutex<Breaking>>,
 }
 
-impl Gunzip {
+impl<B> Gunzip<B> {
     fn poll_break(
         &mut self,
         cx: &mut Context<'_>,
@@ -277,7 +280,10 @@ impl Gunzip {
     }
 }
 
-impl hyper::body::Body for Gunzip {
+impl<B> hyper::body::Body for Gunzip<B>
+where
+    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
     type Data = Bytes;
     type Error = hyper::Error;
 

@@ -33,6 +33,7 @@ mod consistent_hash;
 mod every_algorithm;
 mod random;
 mod round_robin;
+mod threads;
 mod weighted;
 
 use std::net::SocketAddr;

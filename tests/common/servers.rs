@@ -157,3 +157,104 @@ impl OneShotUpstream {
         self.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// A keep-alive upstream that counts the connections it accepted and the
+/// ones that were closed from the other side: what a connection pool did,
+/// seen from the upstream. `GET /big` answers a head announcing 1 MB and
+/// sends 64 KiB of it, then waits (a response a client can abandon);
+/// anything else answers `ok`.
+pub struct CountingUpstream {
+    pub addr: SocketAddr,
+    counts: std::sync::Arc<ConnectionCounts>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ConnectionCounts {
+    accepted: std::sync::atomic::AtomicUsize,
+    closed: std::sync::atomic::AtomicUsize,
+    requests: std::sync::atomic::AtomicUsize,
+}
+
+impl Drop for CountingUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl CountingUpstream {
+    pub async fn start() -> CountingUpstream {
+        use std::sync::atomic::Ordering::SeqCst;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let counts = std::sync::Arc::new(ConnectionCounts::default());
+        let shared = counts.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                shared.accepted.fetch_add(1, SeqCst);
+                let counts = shared.clone();
+                tokio::spawn(async move {
+                    let mut pending = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        // One request head (the pool sends GETs without a body).
+                        let end = loop {
+                            if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break at + 4;
+                            }
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => {
+                                    counts.closed.fetch_add(1, SeqCst);
+                                    return;
+                                }
+                                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                            }
+                        };
+                        let head: Vec<u8> = pending.drain(..end).collect();
+                        counts.requests.fetch_add(1, SeqCst);
+                        if head.starts_with(b"GET /big ") {
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+                                .await;
+                            let _ = stream.write_all(&[b'x'; 65536]).await;
+                            // The rest never comes; the peer closing ends it.
+                            while let Ok(n) = stream.read(&mut buf).await {
+                                if n == 0 {
+                                    break;
+                                }
+                            }
+                            counts.closed.fetch_add(1, SeqCst);
+                            return;
+                        }
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            counts.closed.fetch_add(1, SeqCst);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        CountingUpstream { addr, counts, task }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.counts
+            .accepted
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Connections the other side closed so far.
+    pub fn closed(&self) -> usize {
+        self.counts.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Request heads read so far.
+    pub fn requests(&self) -> usize {
+        self.counts
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -139,7 +139,7 @@ impl ForwardProxy {
         conn: &Conn,
         outbound: Request<RequestBody>,
         authority: &Authority,
-    ) -> Result<Response<Incoming>, ForwardError> {
+    ) -> Result<Response<ProxyBody>, ForwardError> {
         let unreachable = |detail: String| ForwardError::Unreachable {
             target: authority.to_string(),
             detail,
@@ -150,6 +150,7 @@ impl ForwardProxy {
                 .transport
                 .round_trip(outbound)
                 .await
+                .map(|response| response.map(BodyExt::boxed))
                 .map_err(|err| match err {
                     TransportError::Request(detail) => ForwardError::BadRequestBody(detail),
                     other => unreachable(other.to_string()),
@@ -158,6 +159,7 @@ impl ForwardProxy {
                 let timeout = self.inner.config.transport.connect_timeout;
                 via_parent(parent, outbound, timeout, conn)
                     .await
+                    .map(|response| response.map(BodyExt::boxed))
                     .map_err(|detail| {
                         unreachable(format!("through the parent proxy {parent}: {detail}"))
                     })

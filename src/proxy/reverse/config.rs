@@ -54,6 +54,9 @@ pub struct ProxyConfig {
     pub health: Option<HealthConfig>,
     pub layers: LayersConfig,
     pub transport: TransportConfig,
+    /// Worker threads, each a runtime with its own listener (`--threads`;
+    /// see [`crate::workers`]).
+    pub threads: usize,
 }
 
 /// `lab proxy`: builds the proxy and serves until shutdown.
@@ -61,8 +64,9 @@ pub async fn run(
     config: ProxyConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = crate::net::bind(config.listen, "--listen").await?;
-    let addr = listener.local_addr()?;
+    let threads = config.threads.clamp(1, crate::workers::MAX);
+    let listeners = crate::net::bind_reuseport(config.listen, threads, "--listen")?;
+    let addr = listeners[0].local_addr()?;
     let algorithm = config.algorithm;
     let discovery = match &config.source {
         Source::ZooKeeper(url) => Some(url.clone()),
@@ -85,7 +89,9 @@ pub async fn run(
     };
     tracing::info!("Starting ReverseProxy at {addr} → {upstreams}, balanced by {algorithm}");
     tracing::info!("try: curl -s http://{addr}/abc   (Ctrl-C stops the proxy)");
-    proxy.serve(listener, shutdown).await?;
+    tracing::debug!("serving on {threads} worker thread(s), one runtime each");
+    let serve = move |listener, stop| proxy.clone().serve(listener, stop);
+    crate::workers::serve(listeners, serve, shutdown).await?;
     tracing::info!("proxy stopped");
     Ok(())
 }

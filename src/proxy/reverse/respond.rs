@@ -7,10 +7,10 @@
 //! need not stream. Steps 10 to 12 (ModifyResponse, the headers, the status)
 //! are single calls in [`super::ReverseProxy::serve_http`].
 
+use crate::proxy::transport::UpstreamBody;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
 
@@ -56,7 +56,7 @@ impl ReverseProxy {
         &self,
         conn: &Conn,
         mut chosen: Chosen,
-        mut upstream_response: Response<Incoming>,
+        mut upstream_response: Response<UpstreamBody>,
         upgrade: Upgrade,
     ) -> Response<Body> {
         // Go reads the answer's protocol as it reads the request's: the
@@ -97,7 +97,7 @@ impl ReverseProxy {
     pub(super) fn without_hop_headers(
         &self,
         chosen: &mut Chosen,
-        upstream_response: Response<Incoming>,
+        upstream_response: Response<UpstreamBody>,
     ) -> (Response<Body>, Vec<HeaderValue>) {
         chosen.settle(!upstream_response.status().is_server_error());
         // Go's Transport takes off the gzip it asked for (`--like-go`).

@@ -28,11 +28,11 @@
 
 use std::time::Duration;
 
+use crate::proxy::transport::UpstreamBody;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
 use super::choose::Chosen;
@@ -90,7 +90,7 @@ impl ReverseProxy {
         chosen: &mut Chosen,
         mut outgoing: Request<RequestBody>,
         exchange: Exchange<'_, '_>,
-    ) -> Result<Response<Incoming>, Response<Body>> {
+    ) -> Result<Response<UpstreamBody>, Response<Body>> {
         // Resends on closed pooled connections so far; the pool cannot hold
         // more stale connections than this, so the bound is never what stops
         // a resend that Go would make.
@@ -104,9 +104,16 @@ impl ReverseProxy {
             let result = tokio::select! {
                 // The body past the limit also fails the round trip (the
                 // upstream connection is aborted mid-body, never completed):
-                // the answer is 413, not the 400 of a broken body.
+                // the answer is 413, not the 400 of a broken body. The
+                // overflow may also fail the exchange in the very turn that
+                // finishes it (the pool writes the body as it waits).
                 biased;
-                () = exchange.too_large.cancelled() => {
+                () = exchange.too_large.cancelled() => None,
+                result = round_trip => Some(result),
+            };
+            let result = match result {
+                Some(result) if !exchange.too_large.is_cancelled() => result,
+                _ => {
                     tracing::info!(
                         "{}: the body passed --max-body ({} bytes); stopped",
                         chosen.request_line(),
@@ -114,7 +121,6 @@ impl ReverseProxy {
                     );
                     return Err(client_fault(too_large_response(self.limits.max_body)));
                 }
-                result = round_trip => result,
             };
             let err = match result {
                 Ok(Ok(response)) => {
