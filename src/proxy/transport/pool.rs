@@ -13,6 +13,10 @@
 //!   (0: none, a connection per request); one idle past `--idle-timeout` is
 //!   closed by a sweeper task and never handed out.
 //!
+//! After a load has passed ([`crate::memory`]), each list keeps only its
+//! two newest connections: the load's, made at the peak, pin memory all
+//! over the heap, and ordinary traffic opens what it needs again.
+//!
 //! A connection comes back only when its response body was read to the end
 //! ([`super::body::UpstreamBody`]); one whose client left mid-body is
 //! closed, since the rest of that response is still on its way.
@@ -149,6 +153,14 @@ impl Pool {
         {
             runtime.spawn(sweep(Arc::downgrade(&pool.inner)));
         }
+        let after_a_load = Arc::downgrade(&pool.inner);
+        crate::memory::after_load(move || match after_a_load.upgrade() {
+            Some(inner) => {
+                inner.keep_newest(KEPT_AFTER_A_LOAD);
+                true
+            }
+            None => false,
+        });
         pool
     }
 
@@ -246,6 +258,49 @@ impl Pool {
     }
 }
 
+/// Idle connections each list keeps when a load has passed: Go's default
+/// per host (`http.DefaultMaxIdleConnsPerHost`). Ordinary traffic after
+/// the load opens what it needs again.
+const KEPT_AFTER_A_LOAD: usize = 2;
+
+impl Inner {
+    /// Closes all but the `keep` newest idle connections of every list.
+    fn keep_newest(&self, keep: usize) {
+        for shard in self.shards.iter() {
+            // Closed outside the lock: dropping a connection closes its socket.
+            let mut closing = Vec::new();
+            {
+                let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+                for list in shard.values_mut() {
+                    let extra = list.len().saturating_sub(keep);
+                    closing.extend(list.drain(..extra));
+                }
+            }
+            drop(closing);
+        }
+    }
+
+    /// Closes every connection idle for `at_least` or longer.
+    fn close_idle(&self, at_least: Duration) {
+        for shard in self.shards.iter() {
+            // Closed outside the lock: dropping a connection closes its socket.
+            let mut closing = Vec::new();
+            {
+                let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+                shard.retain(|_, list| {
+                    let (old, young): (Vec<Idle>, Vec<Idle>) = list
+                        .drain(..)
+                        .partition(|idle| idle.since.elapsed() >= at_least);
+                    closing.extend(old);
+                    *list = young;
+                    !list.is_empty()
+                });
+            }
+            drop(closing);
+        }
+    }
+}
+
 /// Closes connections idle past the timeout, every half timeout (at least
 /// every 5 s, at most every 50 ms), until the pool is gone.
 async fn sweep(pool: Weak<Inner>) {
@@ -258,21 +313,6 @@ async fn sweep(pool: Weak<Inner>) {
     loop {
         ticks.tick().await;
         let Some(inner) = pool.upgrade() else { return };
-        for shard in inner.shards.iter() {
-            // Closed outside the lock: dropping a connection closes its socket.
-            let mut expired = Vec::new();
-            {
-                let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-                shard.retain(|_, list| {
-                    let (old, young): (Vec<Idle>, Vec<Idle>) = list
-                        .drain(..)
-                        .partition(|idle| idle.since.elapsed() >= inner.idle_timeout);
-                    expired.extend(old);
-                    *list = young;
-                    !list.is_empty()
-                });
-            }
-            drop(expired);
-        }
+        inner.close_idle(inner.idle_timeout);
     }
 }
