@@ -6,6 +6,7 @@
 #
 #   bench/instructions.sh                         # target/perf/lab, 2000 requests
 #   bench/instructions.sh /tmp/lab-before 4000    # another build, more requests
+#   bench/instructions.sh target/perf/examples/floor_proxy   # the floor reference
 #   KEEP=1 bench/instructions.sh                  # keep the callgrind file for callgrind_annotate
 #
 # It starts `lab realserver` (the upstream) and `lab proxy --lb round-robin`
@@ -37,11 +38,21 @@ fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port); PX=$(free_port)
 
-"$LAB" realserver --addr "127.0.0.1:$UP" >"$WORK/realserver.log" 2>&1 &
+# The floor reference (examples/floor_proxy.rs) takes the same flags without
+# the subcommand; the upstream is lab realserver either way.
+if [[ $(basename "$LAB") == floor_proxy ]]; then
+    REALSERVER=$(dirname "$LAB")/../lab
+    SUBJECT=("$LAB")
+else
+    REALSERVER=$LAB
+    SUBJECT=("$LAB" proxy --lb round-robin)
+fi
+[[ -x $REALSERVER ]] || { echo "error: no lab binary at $REALSERVER for the upstream" >&2; exit 1; }
+"$REALSERVER" realserver --addr "127.0.0.1:$UP" >"$WORK/realserver.log" 2>&1 &
 PIDS+=($!)
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
-    "$LAB" proxy --listen "127.0.0.1:$PX" --upstream "http://127.0.0.1:$UP" \
-    --lb round-robin >"$WORK/proxy.log" 2>&1 &
+    "${SUBJECT[@]}" --listen "127.0.0.1:$PX" --upstream "http://127.0.0.1:$UP" \
+    >"$WORK/proxy.log" 2>&1 &
 PROXY=$!
 PIDS+=("$PROXY")
 

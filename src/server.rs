@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::Service;
@@ -90,6 +90,10 @@ pub struct Conn {
     pub local: SocketAddr,
     /// The TCP peer: Go's `req.RemoteAddr`.
     pub peer: SocketAddr,
+    /// The peer's IP as header text, written once per connection: a proxy
+    /// puts it in X-Forwarded-For and X-Real-IP of every request, and
+    /// formatting an address costs more than the rest of those headers.
+    pub peer_ip: HeaderValue,
     /// Cancelled at shutdown; long-lived work (tunnels, WebSockets) ends on it.
     pub stop: CancellationToken,
     /// Tracked tasks: spawn work that outlives the exchange here, so that
@@ -301,6 +305,8 @@ where
                 Conn {
                     local,
                     peer,
+                    peer_ip: HeaderValue::try_from(peer.ip().to_string())
+                        .expect("an IP address is a valid header value"),
                     stop: stop.clone(),
                     tasks: tasks.clone(),
                     tunneled: tunneled.clone(),

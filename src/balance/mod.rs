@@ -54,6 +54,8 @@ pub struct Node {
     /// `upstream` as text, made once: the name the statistics, the circuit
     /// breakers and `X-Lab-Upstream` know it by, read on every request.
     pub url: Arc<str>,
+    /// `url` as a header value, made once (`X-Lab-Upstream` on every answer).
+    pub url_header: http::HeaderValue,
 }
 
 /// What a pick may look at.
@@ -160,8 +162,11 @@ pub trait Balancer: Send + Sync + 'static {
 impl Node {
     /// A node for `upstream` with `weight`.
     pub fn new(upstream: Upstream, weight: u32) -> Node {
+        let url = upstream.to_string();
         Node {
-            url: Arc::from(upstream.to_string()),
+            url_header: http::HeaderValue::from_str(&url)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("(unprintable)")),
+            url: Arc::from(url),
             upstream: Arc::new(upstream),
             weight,
         }

@@ -94,15 +94,31 @@ where
     }
 }
 
-/// `body` as the pool sends it: counted against `max` as it streams (unless
-/// it is known to be empty or there is no limit); `exceeded` is cancelled
-/// when it passes `max`.
-pub fn limited(body: Body, max: u64, exceeded: &CancellationToken) -> RequestBody {
+/// `body` as the pool sends it: counted against `max` as it streams, with
+/// the token that is cancelled when it passes `max`; none for a body known
+/// to be empty or when there is no limit (most requests: nothing to count,
+/// nothing to wait for).
+pub fn limited(body: Body, max: u64) -> (RequestBody, Option<CancellationToken>) {
     if body.is_end_stream() || max == u64::MAX {
-        body.map_err(Into::into).boxed()
+        (body.map_err(Into::into).boxed(), None)
     } else {
-        LimitedBody::new(body, max, exceeded.clone()).boxed()
+        let exceeded = CancellationToken::new();
+        let body = LimitedBody::new(body, max, exceeded.clone()).boxed();
+        (body, Some(exceeded))
     }
+}
+
+/// Waits until `exceeded` is cancelled; never, when there is no token.
+pub async fn exceeded(exceeded: Option<&CancellationToken>) {
+    match exceeded {
+        Some(token) => token.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether the body has passed its limit.
+pub fn was_exceeded(exceeded: Option<&CancellationToken>) -> bool {
+    exceeded.is_some_and(CancellationToken::is_cancelled)
 }
 
 /// What [`send_limited`] returns: what `send` returned (`None` when the
@@ -138,19 +154,18 @@ where
     F: FnOnce(RequestBody) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    let exceeded = CancellationToken::new();
-    let body = limited(body, max, &exceeded);
+    let (body, too_large) = limited(body, max);
     let (body, progress) = stall::watched(body, body_timeout);
     let sent = tokio::select! {
         // First: a body past the limit also fails the exchange; the 413 is
         // the answer, not the 400 that failure would give.
         biased;
-        () = exceeded.cancelled() => None,
+        () = exceeded(too_large.as_ref()) => None,
         sent = send(body) => Some(sent),
     };
     // The overflow may have failed the exchange in the same turn that
     // finished it (the pool writes the body as it waits for the answer).
-    let sent = sent.filter(|_| !exceeded.is_cancelled());
+    let sent = sent.filter(|_| !was_exceeded(too_large.as_ref()));
     Limited {
         sent,
         body: progress,

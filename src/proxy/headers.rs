@@ -218,11 +218,15 @@ pub enum ForwardedPolicy {
 /// What this proxy saw of the client, to write into the forwarding headers.
 #[derive(Debug, Clone)]
 pub struct ClientFacts {
-    /// The TCP peer's IP (RemoteAddr without the port): what X-Forwarded-For gets.
-    pub ip: IpAddr,
+    /// The TCP peer's IP (RemoteAddr without the port): what X-Forwarded-For
+    /// gets, as header text ([`crate::server::Conn::peer_ip`]).
+    pub ip: HeaderValue,
     /// The client's address as this proxy believes it (X-Real-IP): the peer,
     /// or behind a trusted proxy the address it vouches for ([`client_address`]).
     pub real_ip: IpAddr,
+    /// Whether `real_ip` is the TCP peer itself (no trusted proxy vouched
+    /// for another): its text is then `ip`'s.
+    pub real_ip_is_peer: bool,
     /// The Host the client asked for, if any.
     pub host: Option<HeaderValue>,
     /// The scheme the client used to reach this proxy (`http` here).
@@ -266,13 +270,13 @@ pub fn set_forwarding_headers(
     client: &ClientFacts,
     policy: ForwardedPolicy,
 ) {
-    // Made once and shared (a HeaderValue clone is a reference count).
-    let ip = client.ip.to_string();
-    let ip_value = HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.clone()))
-        .expect("an IP address is a valid header value");
+    // Written once per connection and shared (a HeaderValue clone is a
+    // reference count).
+    let ip_value = &client.ip;
     let appends = policy != ForwardedPolicy::Replace;
     if appends && headers.contains_key(&X_FORWARDED_FOR) {
-        let xff = appended_x_forwarded_for(headers, &ip);
+        let ip = ip_value.to_str().expect("an IP address is ASCII");
+        let xff = appended_x_forwarded_for(headers, ip);
         set_text(headers, X_FORWARDED_FOR, &xff);
     } else {
         headers.insert(X_FORWARDED_FOR, ip_value.clone());
@@ -280,8 +284,8 @@ pub fn set_forwarding_headers(
 
     let keep_clients = policy == ForwardedPolicy::Trust;
     if !(keep_clients && headers.contains_key(&X_REAL_IP)) {
-        let real_ip = if client.real_ip == client.ip {
-            ip_value
+        let real_ip = if client.real_ip_is_peer {
+            ip_value.clone()
         } else {
             HeaderValue::from_maybe_shared(bytes::Bytes::from(client.real_ip.to_string()))
                 .expect("an IP address is a valid header value")
@@ -442,8 +446,9 @@ mod tests {
 
     fn client() -> ClientFacts {
         ClientFacts {
-            ip: "127.0.0.1".parse().unwrap(),
+            ip: HeaderValue::from_static("127.0.0.1"),
             real_ip: "127.0.0.1".parse().unwrap(),
+            real_ip_is_peer: true,
             host: Some(HeaderValue::from_static("127.0.0.1:2002")),
             proto: "http",
         }

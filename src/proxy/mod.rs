@@ -73,6 +73,9 @@ pub async fn serve<H: Handler>(
         // an upgrade request carries a copy, so that a tunnel made of the
         // connection (a WebSocket after 101) can keep it open past hyper.
         let opened = handler.connection_opened().map(Arc::new);
+        // Shared by the connection's requests: a reference count per
+        // request, where a copy would take the shutdown token's lock.
+        let conn = Arc::new(conn);
         hyper::service::service_fn(move |mut req: Request<Incoming>| {
             // Only an upgrade can outlive the exchange; others need no copy.
             if let Some(opened) = &opened

@@ -182,7 +182,8 @@ impl Chosen {
 
     /// Names the upstream in the response, and explains the pick if asked.
     pub fn name_in(&self, headers: &mut http::HeaderMap) {
-        headers.insert(UPSTREAM_HEADER, header_value(&self.url));
+        let node = &self.live.balancer.nodes()[self.index];
+        headers.insert(UPSTREAM_HEADER, node.url_header.clone());
         if let Some(explanation) = &self.explanation
             && let Ok(json) = serde_json::to_string(explanation)
         {

@@ -130,8 +130,9 @@ impl ReverseProxy {
             }
         } else {
             let facts = ClientFacts {
-                ip,
+                ip: client.conn.peer_ip.clone(),
                 real_ip: client.ip,
+                real_ip_is_peer: client.ip == ip,
                 host: client_host,
                 proto: "http",
             };
@@ -187,7 +188,7 @@ impl ReverseProxy {
     pub(super) async fn outgoing_body(
         &self,
         body: Body,
-    ) -> (RequestBody, CancellationToken, Arc<BodyProgress>) {
+    ) -> (RequestBody, Option<CancellationToken>, Arc<BodyProgress>) {
         let body = match &self.director.replace_body {
             Some(json) => replace_body(body, json.0.clone()).await,
             None => body,
@@ -197,8 +198,7 @@ impl ReverseProxy {
         } else {
             body
         };
-        let too_large = CancellationToken::new();
-        let body = limit::limited(body, self.limits.max_body, &too_large);
+        let (body, too_large) = limit::limited(body, self.limits.max_body);
         let (body, progress) = stall::watched(body, self.limits.body_timeout);
         (body, too_large, progress)
     }

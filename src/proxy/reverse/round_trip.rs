@@ -40,7 +40,7 @@ use super::reverse_proxy::{Client, ReverseProxy};
 use std::sync::Arc;
 
 use crate::body::stall::{BodyProgress, Stall};
-use crate::body::{Body, RequestBody, empty};
+use crate::body::{Body, RequestBody, empty, limit};
 use crate::lab_headers::{CLIENT_LAYER, LAYER_HEADER};
 use crate::middleware::stats::InFlight;
 use crate::proxy::like_go::{self, Flavour};
@@ -56,8 +56,9 @@ pub(super) struct Exchange<'a, 'b> {
     pub client: Client<'a>,
     /// The request as it came, when it may be retried (see `retry_copy`).
     pub retry: Option<Parts>,
-    /// Cancelled when the body grows past `--max-body`.
-    pub too_large: CancellationToken,
+    /// Cancelled when the body grows past `--max-body` (none when there is
+    /// no body to count).
+    pub too_large: Option<CancellationToken>,
     /// How the client's body is coming along: whose fault a failure is.
     pub body: Arc<BodyProgress>,
     pub in_flight: &'b mut InFlight,
@@ -67,7 +68,7 @@ impl<'a, 'b> Exchange<'a, 'b> {
     pub fn new(
         client: Client<'a>,
         retry: Option<Parts>,
-        too_large: CancellationToken,
+        too_large: Option<CancellationToken>,
         body: Arc<BodyProgress>,
         in_flight: &'b mut InFlight,
     ) -> Self {
@@ -101,18 +102,24 @@ impl ReverseProxy {
             // without ResponseHeaderTimeout).
             let limit = self.response_timeout.unwrap_or(Duration::MAX);
             let round_trip = tokio::time::timeout(limit, self.transport.round_trip(outgoing));
-            let result = tokio::select! {
-                // The body past the limit also fails the round trip (the
-                // upstream connection is aborted mid-body, never completed):
-                // the answer is 413, not the 400 of a broken body. The
-                // overflow may also fail the exchange in the very turn that
-                // finishes it (the pool writes the body as it waits).
-                biased;
-                () = exchange.too_large.cancelled() => None,
-                result = round_trip => Some(result),
+            let too_large = exchange.too_large.as_ref();
+            let result = match too_large {
+                // Nothing to count: nothing else to wait for.
+                None => Some(round_trip.await),
+                Some(_) => tokio::select! {
+                    // The body past the limit also fails the round trip (the
+                    // upstream connection is aborted mid-body, never
+                    // completed): the answer is 413, not the 400 of a broken
+                    // body. The overflow may also fail the exchange in the
+                    // very turn that finishes it (the pool writes the body as
+                    // it waits).
+                    biased;
+                    () = limit::exceeded(too_large) => None,
+                    result = round_trip => Some(result),
+                },
             };
             let result = match result {
-                Some(result) if !exchange.too_large.is_cancelled() => result,
+                Some(result) if !limit::was_exceeded(too_large) => result,
                 _ => {
                     tracing::info!(
                         "{}: the body passed --max-body ({} bytes); stopped",

@@ -178,13 +178,9 @@ impl Pool {
     pub async fn take(&self, to: &Destination) -> Option<Pooled> {
         loop {
             let idle = {
-                let mut shard = self.shard();
-                let list = shard.get_mut(to)?;
-                let idle = list.pop();
-                if list.is_empty() {
-                    shard.remove(to);
-                }
-                idle?
+                // An emptied list stays until the sweeper looks: the next
+                // `put` finds it rather than allocating it again.
+                self.shard().get_mut(to)?.pop()?
             };
             if idle.since.elapsed() >= self.inner.idle_timeout {
                 continue;
