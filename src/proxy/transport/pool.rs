@@ -104,8 +104,11 @@ struct Idle {
     since: Instant,
 }
 
-/// One runtime's idle lists.
-type Shard = HashMap<Destination, Vec<Idle>>;
+/// One runtime's idle lists, looked up twice per request: foldhash (seeded
+/// per process) hashes a key in a tenth of SipHash's time. A key is only
+/// added for a connection that was made and answered, so even `lab
+/// forward`'s clients cannot fill a list's map with keys of their choosing.
+type Shard = HashMap<Destination, Vec<Idle>, foldhash::fast::RandomState>;
 
 /// The idle connections of one Transport. Cheap to clone: clones share it.
 #[derive(Clone)]
