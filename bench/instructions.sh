@@ -7,6 +7,7 @@
 #   bench/instructions.sh                         # target/perf/lab, 2000 requests
 #   bench/instructions.sh /tmp/lab-before 4000    # another build, more requests
 #   bench/instructions.sh target/perf/examples/floor_proxy   # the floor reference
+#   PROXY_FLAGS="--like-go" bench/instructions.sh  # lab proxy with more flags
 #   KEEP=1 bench/instructions.sh                  # keep the callgrind file for callgrind_annotate
 #
 # It starts `lab realserver` (the upstream) and `lab proxy --lb round-robin`
@@ -45,7 +46,10 @@ if [[ $(basename "$LAB") == floor_proxy ]]; then
     SUBJECT=("$LAB")
 else
     REALSERVER=$LAB
-    SUBJECT=("$LAB" proxy --lb round-robin)
+    # PROXY_FLAGS: more flags for lab proxy, to see what a feature costs
+    # (e.g. PROXY_FLAGS="--response-timeout 1h").
+    read -r -a extra <<<"${PROXY_FLAGS:-}"
+    SUBJECT=("$LAB" proxy --lb round-robin "${extra[@]}")
 fi
 [[ -x $REALSERVER ]] || { echo "error: no lab binary at $REALSERVER for the upstream" >&2; exit 1; }
 "$REALSERVER" realserver --addr "127.0.0.1:$UP" >"$WORK/realserver.log" 2>&1 &
