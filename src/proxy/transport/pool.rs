@@ -13,9 +13,9 @@
 //!   (0: none, a connection per request); one idle past `--idle-timeout` is
 //!   closed by a sweeper task and never handed out.
 //!
-//! After a load has passed ([`crate::memory`]), each list keeps only its
-//! two newest connections: the load's, made at the peak, pin memory all
-//! over the heap, and ordinary traffic opens what it needs again.
+//! After a load has passed ([`crate::memory`]), the idle connections are
+//! closed: made at the peak, they pin memory all over the heap, and the
+//! traffic that remains opens what it needs again.
 //!
 //! A connection comes back only when its response body was read to the end
 //! ([`super::body::UpstreamBody`]); one whose client left mid-body is
@@ -159,7 +159,7 @@ impl Pool {
         let after_a_load = Arc::downgrade(&pool.inner);
         crate::memory::after_load(move || match after_a_load.upgrade() {
             Some(inner) => {
-                inner.keep_newest(KEPT_AFTER_A_LOAD);
+                inner.close_idle(Duration::ZERO);
                 true
             }
             None => false,
@@ -257,28 +257,7 @@ impl Pool {
     }
 }
 
-/// Idle connections each list keeps when a load has passed: Go's default
-/// per host (`http.DefaultMaxIdleConnsPerHost`). Ordinary traffic after
-/// the load opens what it needs again.
-const KEPT_AFTER_A_LOAD: usize = 2;
-
 impl Inner {
-    /// Closes all but the `keep` newest idle connections of every list.
-    fn keep_newest(&self, keep: usize) {
-        for shard in self.shards.iter() {
-            // Closed outside the lock: dropping a connection closes its socket.
-            let mut closing = Vec::new();
-            {
-                let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-                for list in shard.values_mut() {
-                    let extra = list.len().saturating_sub(keep);
-                    closing.extend(list.drain(..extra));
-                }
-            }
-            drop(closing);
-        }
-    }
-
     /// Closes every connection idle for `at_least` or longer.
     fn close_idle(&self, at_least: Duration) {
         for shard in self.shards.iter() {
