@@ -8,6 +8,7 @@
 #   bench/instructions.sh /tmp/lab-before 4000    # another build, more requests
 #   bench/instructions.sh target/perf/examples/floor_proxy   # the floor reference
 #   PROXY_FLAGS="--like-go" bench/instructions.sh  # lab proxy with more flags
+#   LB=weighted bench/instructions.sh             # another balancer (default round-robin)
 #   KEEP=1 bench/instructions.sh                  # keep the callgrind file for callgrind_annotate
 #
 # It starts `lab realserver` (the upstream) and `lab proxy --lb round-robin`
@@ -49,7 +50,7 @@ else
     # PROXY_FLAGS: more flags for lab proxy, to see what a feature costs
     # (e.g. PROXY_FLAGS="--response-timeout 1h").
     read -r -a extra <<<"${PROXY_FLAGS:-}"
-    SUBJECT=("$LAB" proxy --lb round-robin "${extra[@]}")
+    SUBJECT=("$LAB" proxy --lb "${LB:-round-robin}" "${extra[@]}")
 fi
 [[ -x $REALSERVER ]] || { echo "error: no lab binary at $REALSERVER for the upstream" >&2; exit 1; }
 "$REALSERVER" realserver --addr "127.0.0.1:$UP" >"$WORK/realserver.log" 2>&1 &
