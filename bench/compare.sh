@@ -12,7 +12,7 @@
 #   WARMUP=3             seconds of unmeasured load on a fresh proxy before each measurement
 #   CONNECTIONS="50 500" wrk connection counts
 #   THREADS=2            wrk threads
-#   SUBJECTS="direct floor lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"
+#   SUBJECTS="direct floor floor-core lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"
 #   UPSTREAM_WORKERS=1   worker processes of the upstream nginx (both upstream ports)
 #   PORT_BASE=18080      upstreams on PORT_BASE+1, +2 (their status on +3); proxies on PORT_BASE+10...
 #   IDLE=10000           idle keep-alive client connections of the idle-memory phase; 0: no phase
@@ -35,7 +35,7 @@ ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-"50 500"}
 THREADS=${THREADS:-2}
-SUBJECTS=${SUBJECTS:-"direct floor lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"}
+SUBJECTS=${SUBJECTS:-"direct floor floor-core lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2"}
 UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}
 PORT_BASE=${PORT_BASE:-18080}
 IDLE=${IDLE:-10000}
@@ -220,7 +220,7 @@ log "upstreams: nginx ($UPSTREAM_WORKERS worker) on 127.0.0.1:$P1 and :$P2, PID 
 # ---------------------------------------------------------------- subjects
 port_of() { # a port per subject
     local i=0 s
-    for s in direct floor lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2; do
+    for s in direct floor lab-rr lab-weighted lab-hash nginx-1w nginx-2w go-1 go-2 floor-core; do
         [[ $s == "$1" ]] && { echo $((PORT_BASE + 10 + i)); return; }
         i=$((i + 1))
     done
@@ -230,7 +230,8 @@ port_of() { # a port per subject
 describe() {
     case $1 in
     direct) echo "wrk straight at upstream 1 (nginx, static body): the limit" ;;
-    floor) echo "the floor reference: a minimal hyper proxy of lab proxy's design, round robin (examples/floor_proxy.rs)" ;;
+    floor) echo "the floor reference: a minimal hyper proxy of lab proxy's earlier design (multi-thread runtime, hyper-util's pool), round robin (examples/floor_proxy.rs)" ;;
+    floor-core) echo "the floor of lab proxy's present design: the same minimal proxy on a runtime per core and the lab's own pool (floor_proxy --per-core)" ;;
     lab-rr) echo "lab proxy --lb round-robin (perf profile)" ;;
     lab-weighted) echo "lab proxy --lb weighted, weights 10 and 20 (the article's main)" ;;
     lab-hash) echo "lab proxy --lb consistent-hash --hash-key remote-addr (client IP and port: spreads loopback clients)" ;;
@@ -247,9 +248,10 @@ start_subject() { # start_subject NAME PORT LOGDIR: sets SUBJ_PID ("" for direct
     SUBJ_PID=""
     case $s in
     direct) return 0 ;;
-    floor)
+    floor | floor-core)
+        [[ $s == floor-core ]] && lb=(--per-core)
         start_bg "$dir/floor.log" "$FLOOR" --listen "127.0.0.1:$port" \
-            --upstream "http://127.0.0.1:$P1" --upstream "http://127.0.0.1:$P2"
+            --upstream "http://127.0.0.1:$P1" --upstream "http://127.0.0.1:$P2" "${lb[@]}"
         SUBJ_PID=$START_PID
         wait_http "$port" "$SUBJ_PID" "$dir/floor.log"
         ;;
@@ -447,14 +449,14 @@ fmt() { [[ -n ${1:-} ]] && awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v 
     echo
     echo "CPU/req is user + sys µs per request (the two medians above); < 1 means less CPU per request than the other subject."
     echo
-    echo "| subject | conns | ÷ nginx best | p99 / p99 nginx best | CPU/req ÷ nginx best | ÷ Go best | ÷ floor | CPU/req ÷ floor | ÷ lab-rr | ÷ direct |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| subject | conns | ÷ nginx best | p99 / p99 nginx best | CPU/req ÷ nginx best | ÷ Go best | ÷ floor | CPU/req ÷ floor | ÷ floor-core | CPU/req ÷ floor-core | ÷ lab-rr | ÷ direct |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for c in "${CONNS[@]}"; do
         nb=$(best_of "$c" nginx-1w nginx-2w)
         gb=$(best_of "$c" go-1 go-2)
-        for s in floor lab-rr lab-weighted lab-hash; do
+        for s in floor floor-core lab-rr lab-weighted lab-hash; do
             [[ " ${SUBJ[*]} " == *" $s "* ]] || continue
-            echo "| $s | $c | $(ratio "${RPS[$s,$c]}" "${RPS[$nb,$c]:-}") (vs ${nb:-—}) | $(ratio "${P99[$s,$c]}" "${P99[$nb,$c]:-}") | $(ratio "${CPU[$s,$c]}" "${CPU[$nb,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[$gb,$c]:-}") (vs ${gb:-—}) | $(ratio "${RPS[$s,$c]}" "${RPS[floor,$c]:-}") | $(ratio "${CPU[$s,$c]}" "${CPU[floor,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[lab-rr,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[direct,$c]:-}") |"
+            echo "| $s | $c | $(ratio "${RPS[$s,$c]}" "${RPS[$nb,$c]:-}") (vs ${nb:-—}) | $(ratio "${P99[$s,$c]}" "${P99[$nb,$c]:-}") | $(ratio "${CPU[$s,$c]}" "${CPU[$nb,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[$gb,$c]:-}") (vs ${gb:-—}) | $(ratio "${RPS[$s,$c]}" "${RPS[floor,$c]:-}") | $(ratio "${CPU[$s,$c]}" "${CPU[floor,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[floor-core,$c]:-}") | $(ratio "${CPU[$s,$c]}" "${CPU[floor-core,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[lab-rr,$c]:-}") | $(ratio "${RPS[$s,$c]}" "${RPS[direct,$c]:-}") |"
         done
     done
     echo
