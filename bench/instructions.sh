@@ -42,14 +42,14 @@ UP=$(free_port); PX=$(free_port)
 
 # The floor reference (examples/floor_proxy.rs) takes the same flags without
 # the subcommand; the upstream is lab realserver either way.
+# PROXY_FLAGS: more flags for the subject, to see what a feature costs
+# (e.g. PROXY_FLAGS="--response-timeout 1h"; for the floor, "--per-core").
+read -r -a extra <<<"${PROXY_FLAGS:-}"
 if [[ $(basename "$LAB") == floor_proxy ]]; then
     REALSERVER=$(dirname "$LAB")/../lab
-    SUBJECT=("$LAB")
+    SUBJECT=("$LAB" "${extra[@]}")
 else
     REALSERVER=$LAB
-    # PROXY_FLAGS: more flags for lab proxy, to see what a feature costs
-    # (e.g. PROXY_FLAGS="--response-timeout 1h").
-    read -r -a extra <<<"${PROXY_FLAGS:-}"
     SUBJECT=("$LAB" proxy --lb "${LB:-round-robin}" "${extra[@]}")
 fi
 [[ -x $REALSERVER ]] || { echo "error: no lab binary at $REALSERVER for the upstream" >&2; exit 1; }
