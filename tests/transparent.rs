@@ -282,6 +282,26 @@ fn binary_for_anyone(dir: &Path) -> PathBuf {
     let copy = dir.join("lab");
     std::fs::copy(env!("CARGO_BIN_EXE_lab"), &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Another test's child, forked while the copy was open for writing,
+    // holds that descriptor until it execs: running the copy then fails
+    // with "Text file busy" (ETXTBSY). Once one run of it succeeds, no such
+    // child is left, and children forked later never had the descriptor.
+    for attempt in 1.. {
+        match std::process::Command::new(&copy)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+        {
+            Ok(status) => {
+                assert!(status.success(), "{copy:?} --version: {status}");
+                break;
+            }
+            Err(err) if err.raw_os_error() == Some(libc::ETXTBSY) && attempt < 100 => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => panic!("{copy:?}: {err}"),
+        }
+    }
     copy
 }
 
