@@ -2,9 +2,9 @@
 //! of `lab proxy`'s earlier design, and nothing else. A tokio multi-thread
 //! runtime, a hyper HTTP/1.1 server, hyper-util's pooled client, round
 //! robin over the upstreams, X-Forwarded-For appended and hop-by-hop
-//! headers removed both ways. No statistics, no framing guard, no limits, no middleware, no
-//! explanations: what a request costs here is what the design costs, and
-//! `lab proxy`'s own work per request is the difference.
+//! headers removed both ways. No statistics, no framing guard, no limits,
+//! no middleware, no explanations: what a request costs here is what the
+//! design costs, and `lab proxy`'s own work per request is the difference.
 //!
 //! ```text
 //! cargo run --example floor_proxy -- --listen 127.0.0.1:2012 \

@@ -16,8 +16,8 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -90,10 +90,8 @@ pub struct Conn {
     pub local: SocketAddr,
     /// The TCP peer: Go's `req.RemoteAddr`.
     pub peer: SocketAddr,
-    /// The peer's IP as header text, written once per connection: a proxy
-    /// puts it in X-Forwarded-For and X-Real-IP of every request, and
-    /// formatting an address costs more than the rest of those headers.
-    pub peer_ip: HeaderValue,
+    /// The peer's IP as header text, written on first use ([`Conn::peer_ip`]).
+    peer_ip: OnceLock<HeaderValue>,
     /// Cancelled at shutdown; long-lived work (tunnels, WebSockets) ends on it.
     pub stop: CancellationToken,
     /// Tracked tasks: spawn work that outlives the exchange here, so that
@@ -106,6 +104,17 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// The peer's IP as header text, written once per connection, on first
+    /// use: a proxy puts it in X-Forwarded-For and X-Real-IP of every
+    /// request, and formatting an address costs more than the rest of those
+    /// headers; a server that never asks never formats it.
+    pub fn peer_ip(&self) -> &HeaderValue {
+        self.peer_ip.get_or_init(|| {
+            HeaderValue::try_from(self.peer.ip().to_string())
+                .expect("an IP address is a valid header value")
+        })
+    }
+
     /// This connection is a tunnel from now on (see [`Conn::tunneled`]).
     pub fn mark_tunnel(flag: &AtomicBool) {
         flag.store(true, Ordering::Release);
@@ -305,8 +314,7 @@ where
                 Conn {
                     local,
                     peer,
-                    peer_ip: HeaderValue::try_from(peer.ip().to_string())
-                        .expect("an IP address is a valid header value"),
+                    peer_ip: OnceLock::new(),
                     stop: stop.clone(),
                     tasks: tasks.clone(),
                     tunneled: tunneled.clone(),

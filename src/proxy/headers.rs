@@ -221,12 +221,10 @@ pub struct ClientFacts {
     /// The TCP peer's IP (RemoteAddr without the port): what X-Forwarded-For
     /// gets, as header text ([`crate::server::Conn::peer_ip`]).
     pub ip: HeaderValue,
-    /// The client's address as this proxy believes it (X-Real-IP): the peer,
-    /// or behind a trusted proxy the address it vouches for ([`client_address`]).
-    pub real_ip: IpAddr,
-    /// Whether `real_ip` is the TCP peer itself (no trusted proxy vouched
-    /// for another): its text is then `ip`'s.
-    pub real_ip_is_peer: bool,
+    /// The client's address as this proxy believes it (X-Real-IP), when a
+    /// trusted proxy vouched for one other than the peer ([`client_address`]);
+    /// `None`: the peer itself, whose text `ip` already is.
+    pub real_ip: Option<IpAddr>,
     /// The Host the client asked for, if any.
     pub host: Option<HeaderValue>,
     /// The scheme the client used to reach this proxy (`http` here).
@@ -284,11 +282,12 @@ pub fn set_forwarding_headers(
 
     let keep_clients = policy == ForwardedPolicy::Trust;
     if !(keep_clients && headers.contains_key(&X_REAL_IP)) {
-        let real_ip = if client.real_ip_is_peer {
-            ip_value.clone()
-        } else {
-            HeaderValue::from_maybe_shared(bytes::Bytes::from(client.real_ip.to_string()))
-                .expect("an IP address is a valid header value")
+        let real_ip = match client.real_ip {
+            None => ip_value.clone(),
+            Some(vouched) => {
+                HeaderValue::from_maybe_shared(bytes::Bytes::from(vouched.to_string()))
+                    .expect("an IP address is a valid header value")
+            }
         };
         headers.insert(X_REAL_IP, real_ip);
     }
@@ -447,8 +446,7 @@ mod tests {
     fn client() -> ClientFacts {
         ClientFacts {
             ip: HeaderValue::from_static("127.0.0.1"),
-            real_ip: "127.0.0.1".parse().unwrap(),
-            real_ip_is_peer: true,
+            real_ip: None,
             host: Some(HeaderValue::from_static("127.0.0.1:2002")),
             proto: "http",
         }

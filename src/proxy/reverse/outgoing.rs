@@ -130,9 +130,8 @@ impl ReverseProxy {
             }
         } else {
             let facts = ClientFacts {
-                ip: client.conn.peer_ip.clone(),
-                real_ip: client.ip,
-                real_ip_is_peer: client.ip == ip,
+                ip: client.conn.peer_ip().clone(),
+                real_ip: (client.ip != ip).then_some(client.ip),
                 host: client_host,
                 proto: "http",
             };

@@ -181,8 +181,9 @@ impl Pool {
     pub async fn take(&self, to: &Destination) -> Option<Pooled> {
         loop {
             let idle = {
-                // An emptied list stays until the sweeper looks: the next
-                // `put` finds it rather than allocating it again.
+                // An emptied list stays until the sweeper or the close after
+                // a load removes it: the next `put` finds it rather than
+                // allocating it again.
                 self.shard().get_mut(to)?.pop()?
             };
             if idle.since.elapsed() >= self.inner.idle_timeout {
