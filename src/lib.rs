@@ -31,6 +31,7 @@
 //!
 //! The leaves:
 //! - [`server`]: the accept loop every listener shares, with graceful shutdown.
+//! - [`shutdown_watch`]: a connection's cheap wait for the shutdown signal.
 //! - [`framing`]: a guard that refuses requests framed two ways (smuggling).
 //! - [`body`]: the body wrappers: counted, limited, flushed; the proxies' body type.
 //! - [`tls`]: certificates for `--tls` and trust for `https://` upstreams.
@@ -44,6 +45,7 @@
 //! - [`markdown`]: the sheets' markdown on a terminal: prose wrapped, code as written.
 //! - [`workers`]: which runtime a thread belongs to (`--threads`).
 //! - [`memory`]: free memory given back to the system after a load has passed.
+//! - [`timer`]: timers reused from one request to the next on the worker threads.
 //! - [`output`]: presentation in one place: colour, tables, ✓/✗ marks, width, pager.
 //!
 //! `main.rs` only parses the command line and calls [`run`].
@@ -71,7 +73,9 @@ pub mod probe;
 pub mod proxy;
 pub mod realserver;
 pub mod server;
+pub mod shutdown_watch;
 pub mod stats_view;
+pub mod timer;
 pub mod tls;
 pub mod trace;
 pub mod transparent;

@@ -26,7 +26,7 @@ use http::{HeaderValue, Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::Service;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -344,7 +344,7 @@ where
                 () = stop.cancelled() => return,
             };
             let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
+                .timer(crate::timer::HyperTimer)
                 // The guard answers a trickled head with 408 at the timeout;
                 // hyper's own timer, a second later, closes a connection
                 // that sent nothing at all (or bytes the guard passed on).
@@ -363,9 +363,13 @@ where
                 )
                 .with_upgrades();
             tokio::pin!(conn);
+            // The connection first; the shutdown watch costs two atomics
+            // per wake-up (see crate::shutdown_watch).
+            let mut stopped = crate::shutdown_watch::ShutdownWatch::new(stop);
             let result = tokio::select! {
+                biased;
                 result = conn.as_mut() => result,
-                () = stop.cancelled() => {
+                () = &mut stopped => {
                     conn.as_mut().graceful_shutdown();
                     tokio::select! {
                         result = conn.as_mut() => result,

@@ -110,12 +110,17 @@ where
         .enable_all()
         .build()
         .context("cannot start a worker's runtime")?;
-    runtime.block_on(async {
+    // This thread runs this one runtime for its life: its requests can hand
+    // their timers on to the next (see crate::timer), until it is dropped.
+    crate::timer::recycle_on_this_thread();
+    let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)
             .context("cannot register the worker's listener")?;
         tokio::spawn(keep_a_timer_near());
         serve(listener, stop.cancelled_owned()).await
-    })
+    });
+    crate::timer::stop_recycling_on_this_thread();
+    served
 }
 
 /// How often [`keep_a_timer_near`] ticks.
@@ -131,10 +136,22 @@ const NEAR: Duration = Duration::from_millis(500);
 /// with `strace -c` under `wrk`). A tick every half second is always
 /// sooner: the request's timers never wake anything, for two wake-ups a
 /// second.
+///
+/// The tick also looks whether a load has passed, and if so lets go of the
+/// timers this thread kept ([`crate::timer::forget_kept`]) and empties its
+/// malloc cache ([`crate::memory::give_back_thread_cache`]); only the
+/// thread that owns them can.
 async fn keep_a_timer_near() {
     let mut ticks = tokio::time::interval(NEAR);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut loads_seen = crate::memory::loads_passed();
     loop {
         ticks.tick().await;
+        let loads = crate::memory::loads_passed();
+        if loads != loads_seen {
+            loads_seen = loads;
+            crate::timer::forget_kept();
+            crate::memory::give_back_thread_cache();
+        }
     }
 }

@@ -140,7 +140,12 @@ where
                 ),
             ))));
         }
-        let inner = self.service.call(req);
-        Box::pin(async move { Ok(inner.await?.map(Either::Left)) })
+        // A combinator, not `async move { inner.await }`: an async block
+        // keeps the captured future and the awaited one apart and copies
+        // the (large) inner future from one to the other on its first poll.
+        Box::pin(futures_util::TryFutureExt::map_ok(
+            self.service.call(req),
+            |response| response.map(Either::Left),
+        ))
     }
 }

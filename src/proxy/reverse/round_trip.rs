@@ -26,8 +26,6 @@
 //! it, nor a client's broken or oversized body, is told to the breaker,
 //! the balancer or the health checks: they count upstreams' failures only.
 
-use std::time::Duration;
-
 use crate::proxy::transport::UpstreamBody;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -98,14 +96,18 @@ impl ReverseProxy {
         let mut resent = 0usize;
         loop {
             chosen.target = Some(outgoing.uri().clone());
-            // No limit: a deadline tokio treats as never (Go's Transport
-            // without ResponseHeaderTimeout).
-            let limit = self.response_timeout.unwrap_or(Duration::MAX);
-            let round_trip = tokio::time::timeout(limit, self.transport.round_trip(outgoing));
+            // No limit: no timer (Go's Transport without
+            // ResponseHeaderTimeout). A limit: a timer reused from the last
+            // request on this worker (see crate::timer).
+            let round_trip =
+                crate::timer::within(self.response_timeout, self.transport.round_trip(outgoing));
+            // Pinned here, once: awaited below by reference, so that this
+            // future has room for it once rather than once per branch.
+            tokio::pin!(round_trip);
             let too_large = exchange.too_large.as_ref();
             let result = match too_large {
                 // Nothing to count: nothing else to wait for.
-                None => Some(round_trip.await),
+                None => Some(round_trip.as_mut().await),
                 Some(_) => tokio::select! {
                     // The body past the limit also fails the round trip (the
                     // upstream connection is aborted mid-body, never
@@ -115,7 +117,7 @@ impl ReverseProxy {
                     // it waits).
                     biased;
                     () = limit::exceeded(too_large) => None,
-                    result = round_trip => Some(result),
+                    result = round_trip.as_mut() => Some(result),
                 },
             };
             let result = match result {
@@ -152,6 +154,8 @@ impl ReverseProxy {
                     return Err(self.client_stalled(chosen, stall));
                 }
                 Err(_) => {
+                    // Only a limit times out.
+                    let limit = self.response_timeout.unwrap_or_default();
                     let message = format!(
                         "the upstream {} sent no response within {limit:?} (--response-timeout)",
                         chosen.upstream

@@ -139,8 +139,12 @@ impl Transport {
             parts.uri = origin_form(&parts.uri);
         }
         let mut request = Request::from_parts(parts, request_body(body));
+        // The dial and the upgrade are boxed: their futures (TCP, TLS and
+        // hyper's handshake) are larger than the rest of the round trip,
+        // and every request would otherwise carry room for them and copy
+        // it each time this future is moved; only some requests dial.
         if request.headers().contains_key(UPGRADE) {
-            return self.upgrade(&to, request).await;
+            return Box::pin(self.upgrade(&to, request)).await;
         }
         // Each pass takes an idle connection or makes one; a pass ends in
         // an answer or an error, or, when an idle connection turned out to
@@ -148,7 +152,7 @@ impl Transport {
         loop {
             let (mut pooled, reused) = match self.pool.take(&to).await {
                 Some(pooled) => (pooled, true),
-                None => (self.connect(&to).await?, false),
+                None => (Box::pin(self.connect(&to)).await?, false),
             };
             let sending = pooled.sender.try_send_request(request);
             let result = pooled.drive_until(Box::pin(sending)).await;
