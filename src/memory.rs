@@ -182,16 +182,16 @@ pub fn give_back_thread_cache() {}
 
 #[cfg(test)]
 mod tests {
-    // glibc's per-thread cache is what is tested.
-    #![cfg(all(target_os = "linux", target_env = "gnu"))]
-
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     use super::*;
 
     /// Chunks freed as a load ended sit in the thread's cache, and the
     /// next allocations of their size get them back (last freed, first
     /// out). After the cache is emptied they are in the heap, and the
     /// cache hands out other chunks.
+    /// (glibc's per-thread cache is what is tested.)
     #[test]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn the_chunks_a_load_freed_leave_the_thread_cache() {
         // A thread of its own: its cache holds nothing of other tests.
         std::thread::spawn(|| {
