@@ -193,9 +193,11 @@ pub(super) enum Head {
 
 /// Parses a request head once, as hyper will (bare LFs included).
 pub(super) fn judge_head(bytes: &[u8]) -> Head {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut request = httparse::Request::new(&mut headers);
-    match request.parse(bytes) {
+    // Uninitialised: httparse fills what it uses, and every request would
+    // otherwise zero 128 headers' room (4 KiB) first.
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 128];
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(bytes, &mut headers) {
         Ok(httparse::Status::Complete(end)) => Head::Complete(end, Framing::of(&request)),
         Ok(httparse::Status::Partial) => Head::Partial,
         Err(_) => Head::Invalid,
