@@ -59,6 +59,25 @@ pub fn forget_kept() {
     drop(kept);
 }
 
+/// How many of the most recently kept timers [`take`] looks at.
+const LOOK_AT: usize = 4;
+
+/// A kept timer to move to `deadline`: one whose deadline is not later, if
+/// one of the last few kept is (moving a timer to a sooner deadline takes it
+/// out of the wheel and puts it back, under the lock: the header timer,
+/// 11 s, and the response timeout, 30 s, take turns), else the last kept.
+fn take(kept: &mut Vec<Pin<Box<Sleep>>>, deadline: Instant) -> Option<Pin<Box<Sleep>>> {
+    let sooner = kept
+        .iter()
+        .rev()
+        .take(LOOK_AT)
+        .position(|sleep| sleep.deadline() <= deadline);
+    match sooner {
+        Some(from_end) => Some(kept.swap_remove(kept.len() - 1 - from_end)),
+        None => kept.pop(),
+    }
+}
+
 /// A far deadline for "no limit" (tokio's own `sleep(Duration::MAX)` uses
 /// about 30 years too).
 fn far_future() -> Instant {
@@ -75,7 +94,11 @@ pub struct Deadline {
 impl Deadline {
     /// Fires at `deadline`.
     pub fn at(deadline: Instant) -> Deadline {
-        let kept = KEPT.with(|kept| kept.borrow_mut().as_mut().and_then(Vec::pop));
+        let kept = KEPT.with(|kept| {
+            kept.borrow_mut()
+                .as_mut()
+                .and_then(|kept| take(kept, deadline))
+        });
         let sleep = match kept {
             Some(mut sleep) => {
                 // Later than its last deadline: a compare-and-swap, no lock.
@@ -232,6 +255,26 @@ mod tests {
         assert_eq!(kept(), Some(0));
         stop_recycling_on_this_thread();
         assert_eq!(kept(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_takes_a_kept_timer_due_no_later_than_its_deadline() {
+        recycle_on_this_thread();
+        let mut header = Deadline::after(Duration::from_secs(11));
+        let mut response = Deadline::after(Duration::from_secs(30));
+        assert!(futures_util::poll!(&mut header).is_pending());
+        assert!(futures_util::poll!(&mut response).is_pending());
+        let (header_timer, response_timer) = (timer_of(&header), timer_of(&response));
+        // Kept in this order: the response timeout's is the last kept.
+        drop(header);
+        drop(response);
+        // A deadline in 12 s: the 11 s timer moves later (no lock), the
+        // 30 s one would have to move sooner.
+        let next = Deadline::after(Duration::from_secs(12));
+        assert_eq!(timer_of(&next), header_timer);
+        let after_that = Deadline::after(Duration::from_secs(12));
+        assert_eq!(timer_of(&after_that), response_timer);
+        stop_recycling_on_this_thread();
     }
 
     #[tokio::test(start_paused = true)]
