@@ -219,31 +219,28 @@ mod tests {
             // start freed some): taken out and held, so that it holds only
             // what the "load" frees.
             let held: Vec<_> = sizes.iter().map(|&size| take(size)).collect();
-            let freed_by_the_load = |size: usize| -> Vec<usize> {
+            // 7 chunks of `size` taken and freed at once, by address: what
+            // a load leaves in the cache, and, done again, what the cache
+            // hands out next.
+            let take_and_free = |size: usize| -> Vec<usize> {
                 let chunks = take(size);
-                let freed = addresses(&chunks);
+                let used = addresses(&chunks);
                 free(chunks);
-                freed
-            };
-            let next = |size: usize| -> Vec<usize> {
-                let chunks = take(size);
-                let next = addresses(&chunks);
-                free(chunks);
-                next
+                used
             };
 
             // Without emptying: the same chunks come back.
             for size in sizes {
-                let freed = freed_by_the_load(size);
-                let again = next(size);
+                let freed = take_and_free(size);
+                let again = take_and_free(size);
                 assert!(again.iter().all(|chunk| freed.contains(chunk)), "{size}");
             }
             // Emptied: none of them.
             let freed: Vec<(usize, Vec<usize>)> =
-                sizes.map(|size| (size, freed_by_the_load(size))).into();
+                sizes.map(|size| (size, take_and_free(size))).into();
             give_back_thread_cache();
             for (size, freed) in freed {
-                let again = next(size);
+                let again = take_and_free(size);
                 assert!(again.iter().all(|chunk| !freed.contains(chunk)), "{size}");
             }
             held.into_iter().for_each(free);
