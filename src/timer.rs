@@ -28,6 +28,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper_util::rt::TokioTimer;
 use tokio::time::{Instant, Sleep};
 
 /// The most timers a thread keeps for reuse.
@@ -157,23 +158,39 @@ impl Drop for Deadline {
 
 impl hyper::rt::Sleep for Deadline {}
 
-/// hyper's timer (its header-read limit) on [`Deadline`]s.
+/// Whether this thread keeps timers for reuse ([`recycle_on_this_thread`]).
+fn recycling() -> bool {
+    KEPT.with(|kept| kept.borrow().is_some())
+}
+
+/// hyper's timer (its header-read limit): [`Deadline`]s where this thread
+/// recycles timers, hyper-util's plain tokio timer elsewhere (a
+/// [`Deadline`] there would be a second allocation around the same fresh
+/// timer).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HyperTimer;
 
 impl hyper::rt::Timer for HyperTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(Deadline::after(duration))
+        if recycling() {
+            Box::pin(Deadline::after(duration))
+        } else {
+            TokioTimer::new().sleep(duration)
+        }
     }
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(Deadline::at(deadline.into()))
+        if recycling() {
+            Box::pin(Deadline::at(deadline.into()))
+        } else {
+            TokioTimer::new().sleep_until(deadline)
+        }
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: std::time::Instant) {
         match sleep.as_mut().downcast_mut_pin::<Deadline>() {
             Some(deadline) => deadline.get_mut().reset(new_deadline.into()),
-            None => *sleep = self.sleep_until(new_deadline),
+            None => TokioTimer::new().reset(sleep, new_deadline),
         }
     }
 }
@@ -285,6 +302,18 @@ mod tests {
         let started = Instant::now();
         Deadline::after(Duration::from_secs(5)).await;
         assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hyper_gets_a_deadline_only_where_timers_are_recycled() {
+        use hyper::rt::Timer;
+        let is_deadline = |mut sleep: Pin<Box<dyn hyper::rt::Sleep>>| {
+            sleep.as_mut().downcast_mut_pin::<Deadline>().is_some()
+        };
+        assert!(!is_deadline(HyperTimer.sleep(Duration::from_secs(11))));
+        recycle_on_this_thread();
+        assert!(is_deadline(HyperTimer.sleep(Duration::from_secs(11))));
+        stop_recycling_on_this_thread();
     }
 
     #[tokio::test(start_paused = true)]
