@@ -146,21 +146,17 @@ impl Director {
     /// Host header is left as the client sent it (Go's default: `req.Host`
     /// is not touched by `NewSingleHostReverseProxy`).
     pub fn direct(&self, parts: &mut Parts, upstream: &Upstream) -> Result<(), http::Error> {
-        let mut path = parts.uri.path().to_string();
-        for rewrite in &self.rewrites {
-            path = rewrite.apply(&path);
-        }
-        let path = join_path(&upstream.path, &path);
-        let query = merge_query(upstream.query.as_deref(), parts.uri.query());
-        let path_and_query = match query {
-            Some(q) => format!("{path}?{q}"),
-            None => path,
+        let path_and_query = match self.unchanged_target(&parts.uri, upstream) {
+            // A reference to the bytes hyper parsed: no new string, and no
+            // second validation of it.
+            Some(same) => same.clone(),
+            None => PathAndQuery::try_from(self.joined_target(&parts.uri, upstream))?,
         };
-        parts.uri = Uri::builder()
-            .scheme(upstream.scheme.clone())
-            .authority(upstream.authority.clone())
-            .path_and_query(PathAndQuery::try_from(path_and_query)?)
-            .build()?;
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(upstream.scheme.clone());
+        uri.authority = Some(upstream.authority.clone());
+        uri.path_and_query = Some(path_and_query);
+        parts.uri = Uri::from_parts(uri).map_err(http::Error::from)?;
         for set in &self.set_headers {
             parts.headers.insert(set.name.clone(), set.value.clone());
         }
@@ -172,6 +168,32 @@ impl Director {
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
         Ok(())
+    }
+
+    /// The request's own path and query, when directing leaves them as they
+    /// are: no rewrite, an upstream without a base path or query, and a
+    /// path that the join keeps (it starts with `/`). A query is kept as
+    /// it came unless it is empty (`/a?`), which the merge drops.
+    fn unchanged_target<'u>(&self, uri: &'u Uri, upstream: &Upstream) -> Option<&'u PathAndQuery> {
+        let unchanged = self.rewrites.is_empty()
+            && upstream.path.is_empty()
+            && upstream.query.as_deref().is_none_or(str::is_empty)
+            && uri.path().starts_with('/')
+            && uri.query() != Some("");
+        unchanged.then(|| uri.path_and_query()).flatten()
+    }
+
+    /// Rewrite, join and merge: the target's path and query for `upstream`.
+    fn joined_target(&self, uri: &Uri, upstream: &Upstream) -> String {
+        let mut path = uri.path().to_string();
+        for rewrite in &self.rewrites {
+            path = rewrite.apply(&path);
+        }
+        let path = join_path(&upstream.path, &path);
+        match merge_query(upstream.query.as_deref(), uri.query()) {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        }
     }
 }
 
@@ -186,6 +208,48 @@ mod tests {
         assert_eq!(single_joining_slash("/base", "xxx"), "/base/xxx");
         assert_eq!(single_joining_slash("/base/", "xxx"), "/base/xxx");
         assert_eq!(single_joining_slash("/base", "/"), "/base/");
+    }
+
+    #[test]
+    fn the_request_target_is_reused_only_where_the_join_would_give_it_back() {
+        let uris = [
+            "/",
+            "/a/b?x=1",
+            "/a?",
+            "/a%2Fb",
+            "/?",
+            "*",
+            "http://h",
+            "http://h/x?y",
+        ];
+        let upstreams = [
+            "http://u",
+            "http://u/",
+            "http://u/base",
+            "http://u?q=1",
+            "http://u?",
+        ];
+        let rewrite = Director {
+            rewrites: vec!["^/a(.*)=$1".parse().unwrap()],
+            ..Director::default()
+        };
+        let mut reused = 0;
+        for director in [Director::default(), rewrite] {
+            for uri in uris {
+                let uri: Uri = uri.parse().unwrap();
+                for upstream in upstreams {
+                    let upstream: Upstream = upstream.parse().unwrap();
+                    if let Some(same) = director.unchanged_target(&uri, &upstream) {
+                        assert_eq!(same.as_str(), director.joined_target(&uri, &upstream));
+                        reused += 1;
+                    }
+                }
+            }
+        }
+        // "/", "/a/b?x=1", "/a%2Fb", "http://h" (its path is "/") and
+        // "http://h/x?y", each with the two upstreams that have no base
+        // path and no query ("http://u", "http://u?"), without the rewrite.
+        assert_eq!(reused, 10);
     }
 
     #[test]

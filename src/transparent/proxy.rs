@@ -36,7 +36,7 @@ use super::sockets;
 use crate::body::{Body, RequestBody};
 use crate::lab_headers::{EXPLAIN_HEADER, INTERCEPTED_HEADER};
 use crate::proxy::explain;
-use crate::proxy::headers::{self, X_FORWARDED_FOR};
+use crate::proxy::headers::{self, Pseudonym, X_FORWARDED_FOR};
 use crate::server::{Conn, Limits};
 
 /// How long the proxy waits for the original destination to accept.
@@ -49,7 +49,10 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let pseudonym: Arc<str> = Arc::from(format!("lab-transparent-{:08x}", rand::random::<u32>()));
+    let pseudonym = Arc::new(Pseudonym::new(format!(
+        "lab-transparent-{:08x}",
+        rand::random::<u32>()
+    )));
     let listener_limits = limits.clone();
     crate::server::serve_inspecting(listener, listener_limits, shutdown, move |conn, stream| {
         let destination =
@@ -84,7 +87,7 @@ struct Intercepted {
     destination: Result<SocketAddr, String>,
     mode: Mode,
     limits: Limits,
-    pseudonym: Arc<str>,
+    pseudonym: Arc<Pseudonym>,
     /// This connection's own connection to the destination, once opened.
     upstream: Mutex<Option<SendRequest<RequestBody>>>,
 }

@@ -59,6 +59,7 @@ use http::{Method, Request, Response, header};
 use hyper::body::Incoming;
 
 use crate::cidr::Cidr;
+use crate::proxy::headers::Pseudonym;
 use crate::proxy::transport::{Transport, TransportConfig};
 use crate::proxy::{explain, headers};
 use crate::server::Conn;
@@ -134,13 +135,13 @@ struct Inner {
     transport: Transport,
     /// This proxy's name in `Via` (`1.1 lab-forward-1a2b3c4d`): random per
     /// process, so two chained proxies never take each other for themselves.
-    pseudonym: String,
+    pseudonym: Pseudonym,
 }
 
 impl ForwardProxy {
     pub fn new(config: ForwardConfig) -> ForwardProxy {
         let transport = Transport::new(&config.transport);
-        let pseudonym = format!("lab-forward-{:08x}", rand::random::<u32>());
+        let pseudonym = Pseudonym::new(format!("lab-forward-{:08x}", rand::random::<u32>()));
         ForwardProxy {
             inner: Arc::new(Inner {
                 config,
@@ -152,6 +153,11 @@ impl ForwardProxy {
 
     /// The name this proxy writes into `Via`.
     pub fn pseudonym(&self) -> &str {
+        self.inner.pseudonym.as_str()
+    }
+
+    /// The name and the `Via` values made from it.
+    fn via(&self) -> &Pseudonym {
         &self.inner.pseudonym
     }
 

@@ -73,7 +73,7 @@ impl ForwardProxy {
             }
         });
         let mut response = Response::new(crate::body::empty());
-        headers::add_via(response.headers_mut(), Version::HTTP_11, self.pseudonym());
+        headers::add_via(response.headers_mut(), Version::HTTP_11, self.via());
         Ok(response)
     }
 }

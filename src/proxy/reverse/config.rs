@@ -12,7 +12,7 @@ use crate::balance::{Algorithm, BalancerConfig, HashKey, RingPoints};
 use crate::discovery::{HealthConfig, Source, Upstreams};
 use crate::middleware::{Layers, LayersConfig};
 use crate::proxy::director::Director;
-use crate::proxy::headers::ForwardedPolicy;
+use crate::proxy::headers::{ForwardedPolicy, Pseudonym};
 use crate::proxy::like_go::Flavour;
 use crate::proxy::modify::{ErrorStyle, ModifyResponse};
 use crate::proxy::transport::{Transport, TransportConfig};
@@ -136,7 +136,7 @@ impl ReverseProxy {
             flush_interval: config.flush_interval.filter(|d| !d.is_zero()),
             transport,
             layers,
-            pseudonym: format!("lab-{:08x}", rand::random::<u32>()),
+            pseudonym: Pseudonym::new(format!("lab-{:08x}", rand::random::<u32>())),
             retries: config.retries,
             trusted_proxies: config.trusted_proxies,
             limits: config.limits,

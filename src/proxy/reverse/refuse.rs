@@ -38,7 +38,7 @@ impl ReverseProxy {
                 .insert(header::ALLOW, server::ALLOW_ALL_BUT_CONNECT);
             return Some(refused);
         }
-        if headers::via_names(req.headers(), &self.pseudonym) {
+        if headers::via_names(req.headers(), self.pseudonym.as_str()) {
             return Some(text_response(
                 StatusCode::LOOP_DETECTED,
                 format!(

@@ -42,7 +42,7 @@ pub struct ReverseProxy {
     /// Rate limit, circuit breakers, fallback, auth, statistics.
     pub layers: Layers,
     /// This proxy's name in `Via`; seeing it on an incoming request means a loop.
-    pub pseudonym: String,
+    pub pseudonym: crate::proxy::headers::Pseudonym,
     /// How many other upstreams an idempotent request without a body may
     /// try when the connection to one fails (`--retries`; 0: Go's
     /// ReverseProxy, one upstream per request).
