@@ -3,12 +3,12 @@
 //! for a slow head) and, on the way, refuses a declared body larger than
 //! `--max-body` (413).
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::Ready;
 
 use bytes::Bytes;
+use futures_util::future::{Either, MapOk};
 use http::{Request, Response, StatusCode};
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::Rejection;
@@ -39,7 +39,7 @@ impl<S> Guarded<S> {
 /// A small plain-text answer that closes the connection (what follows on it
 /// cannot be trusted, or is a body nobody will read).
 fn refusal<B>(status: StatusCode, text: String) -> Response<GuardedBody<B>> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(text))));
+    let mut response = Response::new(http_body_util::Either::Right(Full::new(Bytes::from(text))));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -54,7 +54,11 @@ fn refusal<B>(status: StatusCode, text: String) -> Response<GuardedBody<B>> {
 }
 
 /// The body of a [`Guarded`] response: the inner service's, or the 400's.
-pub type GuardedBody<B> = Either<B, Full<Bytes>>;
+pub type GuardedBody<B> = http_body_util::Either<B, Full<Bytes>>;
+
+/// A request [`Guarded`] passed on: the inner service's future, its
+/// response's body made a [`GuardedBody`].
+pub type Passed<F, B> = MapOk<F, fn(Response<B>) -> Response<GuardedBody<B>>>;
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for Guarded<S>
 where
@@ -65,7 +69,9 @@ where
 {
     type Response = Response<GuardedBody<B>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    /// No box: a refusal is ready at once, and a passed request is the
+    /// service's own future (hyper keeps it in its connection's one box).
+    type Future = Either<Ready<Result<Self::Response, S::Error>>, Passed<S::Future, B>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         if let Some(reason) = req.headers().get(REJECT_HEADER) {
@@ -106,14 +112,14 @@ where
                     format!("400 Bad Request: {reason}\n"),
                 ),
             };
-            return Box::pin(std::future::ready(Ok(refusal(status, text))));
+            return Either::Left(std::future::ready(Ok(refusal(status, text))));
         }
         // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request)
         // status code to any HTTP/1.1 request message that lacks a Host
         // header field" (hyper leaves this to the service).
         let hosts = req.headers().get_all(http::header::HOST).iter().count();
         if (req.version() == http::Version::HTTP_11 && hosts == 0) || hosts > 1 {
-            return Box::pin(std::future::ready(Ok(refusal(
+            return Either::Left(std::future::ready(Ok(refusal(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "400 Bad Request: a request must carry one Host header (RFC 9112 §3.2); \
@@ -131,7 +137,7 @@ where
                 "refused a body of {length} bytes (--max-body {})",
                 self.max_body
             );
-            return Box::pin(std::future::ready(Ok(refusal(
+            return Either::Left(std::future::ready(Ok(refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "413 Content Too Large: this request declares a body of {length} bytes; \
@@ -143,9 +149,11 @@ where
         // A combinator, not `async move { inner.await }`: an async block
         // keeps the captured future and the awaited one apart and copies
         // the (large) inner future from one to the other on its first poll.
-        Box::pin(futures_util::TryFutureExt::map_ok(
+        let passed: fn(Response<B>) -> Response<GuardedBody<B>> =
+            |response| response.map(http_body_util::Either::Left);
+        Either::Right(futures_util::TryFutureExt::map_ok(
             self.service.call(req),
-            |response| response.map(Either::Left),
+            passed,
         ))
     }
 }

@@ -23,7 +23,7 @@ use std::time::Instant;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
 use super::reverse::ReverseProxy;
 use super::{admin, text_response};
@@ -64,18 +64,24 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
     // 2. Statistics: count the request body's bytes as they pass. If the
     //    client goes away before the response head, this future is dropped
     //    and `Unanswered` counts the exchange (499, as nginx logs it).
+    //    A request without a body (most) has nothing to count: no counter.
     let layers = &proxy.layers;
-    let received = Arc::new(AtomicU64::new(0));
-    let counter = received.clone();
+    let received = (!req.body().is_end_stream()).then(|| Arc::new(AtomicU64::new(0)));
+    let mut req = match &received {
+        Some(received) => {
+            let counter = received.clone();
+            req.map(|body| {
+                CountedBody::new(body, move |bytes| counter.store(bytes, Ordering::Relaxed)).boxed()
+            })
+        }
+        None => req.map(BodyExt::boxed),
+    };
     let mut counting = Counting {
         in_flight: layers.stats.request_started(),
         started: Instant::now(),
         received,
         done: false,
     };
-    let mut req = req.map(|body| {
-        CountedBody::new(body, move |bytes| counter.store(bytes, Ordering::Relaxed)).boxed()
-    });
 
     // 3. Rate limit, by the client's IP (the TCP peer). It runs before auth
     //    so that guessing tokens costs allowance too.
@@ -168,7 +174,8 @@ pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -
 struct Counting {
     in_flight: InFlight,
     started: Instant,
-    received: Arc<AtomicU64>,
+    /// The request body's bytes so far; none for a request without a body.
+    received: Option<Arc<AtomicU64>>,
     done: bool,
 }
 
@@ -179,7 +186,10 @@ impl Counting {
             upstream: None,
             status,
             latency: self.started.elapsed(),
-            bytes_in: self.received.load(Ordering::Relaxed),
+            bytes_in: self
+                .received
+                .as_ref()
+                .map_or(0, |received| received.load(Ordering::Relaxed)),
             bytes_out,
             layer,
         });
