@@ -3,10 +3,13 @@
 //! virtual nodes per upstream (the article's ConsistentHashBanlance).
 //!
 //! The check builds the same ring from the URLs it gave the program and
-//! picks one key (a path) in every arc of it, the wrap-round arc included,
+//! makes one key (a path) for every arc of it, the wrap-round arc included,
 //! so every virtual node and the wrap are exercised and the answer for each
-//! key is known. Then upstream c leaves the configuration (the program is
-//! restarted without it): only c's keys may move.
+//! key is known. The keys are asked twice: with the upstreams listed a b c,
+//! and again listed c b a, since a ring is made from a set of URLs and the
+//! order they are listed in must not move a key. Then upstream c leaves the
+//! configuration (the program is restarted without it): only c's keys may
+//! move.
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -42,26 +45,93 @@ impl Ring {
         self.points.get(at).unwrap_or(&self.points[0]).1
     }
 
-    /// One key in every arc: (before the first point], each (p[i-1], p[i]],
-    /// and the wrap-round arc after the last point.
+    /// One key in every arc: [0, p[0]], each (p[i-1], p[i]], and the
+    /// wrap-round arc after the last point; each key's hash is its arc's
+    /// middle.
+    ///
+    /// The keys are made, not searched for: a search over `/k0`, `/k1`…
+    /// misses the arcs narrower than its reach now and then, and the arc at
+    /// the bottom of the ring is the one an unsorted ring always gets wrong
+    /// in one of the two listings (see `run`), so it must never be missed.
     fn keys_for_every_arc(&self) -> Vec<String> {
-        let mut keys = Vec::new();
-        let bounds: Vec<u32> = self.points.iter().map(|(p, _)| *p).collect();
-        let arc = |hash: u32| bounds.partition_point(|p| *p < hash);
-        let mut found = vec![false; bounds.len() + 1];
-        for n in 0..200_000 {
-            let key = format!("/k{n}");
-            let a = arc(crc32fast::hash(key.as_bytes()));
-            if !found[a] {
-                found[a] = true;
-                keys.push(key);
-                if found.iter().all(|f| *f) {
+        // Bounds in u64, so that the arc past a point at u32::MAX is simply
+        // empty rather than a wrapped 0.
+        let mut arcs: Vec<(u64, u64)> = Vec::new();
+        let mut low = 0u64;
+        for &(point, _) in &self.points {
+            // Two equal points would leave an empty arc between them. The
+            // points of the ports a system hands out never coincide (all
+            // 10 × 65,436 of ports 100 to 65535 are distinct), but an empty
+            // arc has no key anyway.
+            if low <= u64::from(point) {
+                arcs.push((low, u64::from(point)));
+            }
+            low = u64::from(point) + 1;
+        }
+        if low <= u64::from(u32::MAX) {
+            arcs.push((low, u64::from(u32::MAX)));
+        }
+        arcs.iter()
+            .enumerate()
+            .map(|(n, &(low, high))| {
+                let middle = u32::try_from(low + (high - low) / 2).expect("within an arc");
+                key_with_hash(&format!("/k{n}-"), middle)
+            })
+            .collect()
+    }
+}
+
+/// Characters a made key may vary: each is `h` with its three low bits
+/// free, so every variant is a letter, `h` to `o`, and needs no escaping in
+/// a path. Twelve give 36 free bits for the 32 of a crc32.
+const FREE_CHARS: usize = 12;
+
+/// A path that starts with `prefix` and whose crc32 is exactly `target`:
+/// `prefix` followed by [`FREE_CHARS`] letters.
+///
+/// For messages of one length crc32 is affine over GF(2): crc(m ^ d) =
+/// crc(m) ^ crc(d) ^ crc(0…0). So flipping one free bit of the message
+/// always flips the same hash bits (its column, found by trying it), and
+/// the target is reached by solving a 32-row linear system: Gaussian
+/// elimination on xor. A column depends only on how far its bit sits from
+/// the message's end, not on the prefix, so the test that the columns span
+/// all 32 bits holds for every prefix.
+fn key_with_hash(prefix: &str, target: u32) -> String {
+    let mut bytes = format!("{prefix}{}", "h".repeat(FREE_CHARS)).into_bytes();
+    let start = prefix.len();
+    let base = crc32fast::hash(&bytes);
+    // basis[b]: a column combination whose highest set bit is b, with the
+    // free bits (one per bit of the u64) that make it.
+    let mut basis: [Option<(u32, u64)>; 32] = [None; 32];
+    for free in 0..FREE_CHARS * 3 {
+        let (at, bit) = (start + free / 3, 1u8 << (free % 3));
+        bytes[at] ^= bit;
+        let mut column = (crc32fast::hash(&bytes) ^ base, 1u64 << free);
+        bytes[at] ^= bit;
+        while column.0 != 0 {
+            let top = 31 - column.0.leading_zeros() as usize;
+            match basis[top] {
+                Some((c, m)) => column = (column.0 ^ c, column.1 ^ m),
+                None => {
+                    basis[top] = Some(column);
                     break;
                 }
             }
         }
-        keys
     }
+    let (mut want, mut flips) = (base ^ target, 0u64);
+    while want != 0 {
+        let top = 31 - want.leading_zeros() as usize;
+        let (c, m) = basis[top].expect("the free bits of a made key span all 32 bits of crc32");
+        (want, flips) = (want ^ c, flips ^ m);
+    }
+    for free in 0..FREE_CHARS * 3 {
+        if flips & (1u64 << free) != 0 {
+            bytes[start + free / 3] ^= 1u8 << (free % 3);
+        }
+    }
+    debug_assert_eq!(crc32fast::hash(&bytes), target);
+    String::from_utf8(bytes).expect("a prefix and letters")
 }
 
 pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
@@ -78,24 +148,58 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
 
         let wanted: Vec<String> = keys.iter().map(|k| letter(ring.owner(k))).collect();
         let first = owners(s, &keys).await;
-        let wrong: Vec<String> = keys
-            .iter()
-            .zip(wanted.iter().zip(&first))
-            .filter(|(_, (w, g))| w != g)
-            .map(|(k, (w, g))| format!("{k}→{g} (not {w})"))
-            .collect();
+        let again = owners(s, &keys).await;
+
+        // The same upstreams listed the other way round, c b a. A sorted
+        // ring is the same ring (its points are the same set), so every key
+        // must stay where it was. A ring left unsorted is not: for a key
+        // below every point sort.Search answers index 0, and for one above
+        // every point it answers len, which wraps to 0, so both go to the
+        // first point appended, the first upstream listed, whatever the
+        // ports. The ring sends them to the owner of its lowest point,
+        // which cannot be both a and c: in one of the two listings the key
+        // of the arc at the bottom is wrong. With a b c alone an unsorted
+        // ring passes when a owns that point and sort.Search happens to
+        // land on the right upstream in every other arc, as it does for
+        // about one set of ports in 200.
+        let reversed: Vec<usize> = (0..s.upstreams.len()).rev().collect();
+        s.restart_program_with(&reversed).await?;
+        let backwards = owners(s, &keys).await;
+        let listed = |order: &[usize]| {
+            order
+                .iter()
+                .map(|&i| letter(i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let forwards: Vec<usize> = (0..s.upstreams.len()).collect();
+        let mut wrong: Vec<String> = Vec::new();
+        for (order, got) in [(&forwards, &first), (&reversed, &backwards)] {
+            wrong.extend(
+                keys.iter()
+                    .zip(wanted.iter().zip(got))
+                    .filter(|(_, (w, g))| w != g)
+                    .map(|(k, (w, g))| format!("{k}→{g} (not {w}) listed {}", listed(order))),
+            );
+        }
+        let right = format!(
+            "all {} keys where the ring puts them, listed {} and {}",
+            keys.len(),
+            listed(&forwards),
+            listed(&reversed)
+        );
         s.judge(
             "matches-the-ring",
             "a key in every arc of the ring (crc32, 10 virtual nodes each) reaches the upstream \
-             of the first point at or after it",
-            format!("all {} keys where the ring puts them", keys.len()),
+             of the first point at or after it, whichever order the upstreams are listed in",
+            &right,
             if wrong.is_empty() {
-                format!("all {} keys where the ring puts them", keys.len())
+                right.clone()
             } else {
                 format!(
                     "{} of {} elsewhere: {}",
                     wrong.len(),
-                    keys.len(),
+                    2 * keys.len(),
                     wrong.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
                 )
             },
@@ -117,7 +221,6 @@ pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
                 .join(" "),
         );
 
-        let again = owners(s, &keys).await;
         let changed = first.iter().zip(&again).filter(|(a, b)| a != b).count();
         s.point(
             "sticky",
@@ -165,4 +268,104 @@ async fn owners(s: &Session, keys: &[String]) -> Vec<String> {
         out.push(s.who_answers(key).await);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Upstreams a b c… on these ports, as `run` names them.
+    fn urls(ports: &[u16]) -> Vec<(usize, String)> {
+        ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| (i, format!("http://127.0.0.1:{port}/base")))
+            .collect()
+    }
+
+    /// The exercise's `unsorted-ring` mistake: the article's Add without
+    /// its sort, then Get's sort.Search (Go's binary search) on the points
+    /// in the order they were appended, upstreams in `order`.
+    fn unsorted_owner(urls: &[(usize, String)], order: &[usize], key: &str) -> usize {
+        let keys: Vec<(u32, usize)> = order
+            .iter()
+            .flat_map(|&u| {
+                (0..REPLICAS)
+                    .map(move |i| (crc32fast::hash(format!("{i}{}", urls[u].1).as_bytes()), u))
+            })
+            .collect();
+        let hash = crc32fast::hash(key.as_bytes());
+        let (mut i, mut j) = (0, keys.len());
+        while i < j {
+            let h = (i + j) / 2;
+            if keys[h].0 < hash {
+                i = h + 1;
+            } else {
+                j = h;
+            }
+        }
+        keys[if i == keys.len() { 0 } else { i }].1
+    }
+
+    #[test]
+    fn a_made_key_has_exactly_the_hash_asked_for() {
+        let mut target = 0x9e37_79b9u32;
+        for prefix in ["/k0-", "/k30-", "/a-much-longer-prefix/k7-"] {
+            for _ in 0..64 {
+                // A cheap spread of targets (xorshift), and both ends.
+                target ^= target << 13;
+                target ^= target >> 17;
+                target ^= target << 5;
+                for want in [target, 0, u32::MAX] {
+                    let key = key_with_hash(prefix, want);
+                    assert_eq!(crc32fast::hash(key.as_bytes()), want, "{key}");
+                    let free = &key[prefix.len()..];
+                    assert!(key.starts_with(prefix) && free.len() == FREE_CHARS, "{key}");
+                    assert!(free.bytes().all(|c| (b'h'..=b'o').contains(&c)), "{key}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_arc_has_one_key_and_the_bottom_arc_is_never_missed() {
+        for ports in [
+            [40541, 43710, 41584],
+            [36574, 52629, 60747],
+            [2003, 2004, 2005],
+        ] {
+            let ring = Ring::new(&urls(&ports));
+            let bounds: Vec<u32> = ring.points.iter().map(|(p, _)| *p).collect();
+            let keys = ring.keys_for_every_arc();
+            assert_eq!(keys.len(), bounds.len() + 1, "{ports:?}");
+            for (arc, key) in keys.iter().enumerate() {
+                let hash = crc32fast::hash(key.as_bytes());
+                assert_eq!(bounds.partition_point(|p| *p < hash), arc, "{key}");
+            }
+        }
+    }
+
+    /// Ports for which the unsorted ring, listed a b c, sends every key of
+    /// every arc to the right upstream (found by simulating random ports;
+    /// about one set in 200): the check used to let it pass. Listed c b a,
+    /// it sends the bottom arc's key to c, and a owns the lowest point.
+    #[test]
+    fn an_unsorted_ring_that_passes_listed_a_b_c_fails_listed_c_b_a() {
+        for ports in [[40541, 43710, 41584], [36574, 52629, 60747]] {
+            let urls = urls(&ports);
+            let ring = Ring::new(&urls);
+            let keys = ring.keys_for_every_arc();
+            let wrong = |order: &[usize]| {
+                keys.iter()
+                    .filter(|k| unsorted_owner(&urls, order, k) != ring.owner(k))
+                    .count()
+            };
+            assert_eq!(wrong(&[0, 1, 2]), 0, "{ports:?}");
+            assert!(wrong(&[2, 1, 0]) > 0, "{ports:?}");
+            assert_ne!(
+                unsorted_owner(&urls, &[2, 1, 0], &keys[0]),
+                ring.owner(&keys[0])
+            );
+        }
+    }
 }

@@ -8,7 +8,9 @@
 // upstream leaves only the keys it held move.
 //
 // Here the key is the request's path: `lab verify` sends paths chosen to
-// land in every arc of your ring, and knows where each should go.
+// land in every arc of your ring, and knows where each should go. It asks
+// again with $UPSTREAMS listed the other way round: the ring is made from a
+// set of URLs, so the order they are listed in must not move a key.
 //
 // The contract with `lab verify` (any language can keep it):
 //   - listen on $LISTEN (host:port; $PORT holds the port alone);
