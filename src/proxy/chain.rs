@@ -16,6 +16,7 @@
 //! client's allowance like any other request; both run before any upstream
 //! is chosen, so a refused request costs an upstream nothing.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -55,117 +56,132 @@ impl super::Handler for ReverseProxy {
 }
 
 /// One request through every layer (see the module's list).
-pub async fn handle(proxy: &ReverseProxy, conn: &Conn, req: Request<Incoming>) -> Response<Body> {
-    // 1. The proxy's own pages.
-    if let Some(answer) = admin::answer(proxy, &req) {
-        return answer;
-    }
-
-    // 2. Statistics: count the request body's bytes as they pass. If the
-    //    client goes away before the response head, this future is dropped
-    //    and `Unanswered` counts the exchange (499, as nginx logs it).
-    //    A request without a body (most) has nothing to count: no counter.
-    let layers = &proxy.layers;
-    let received = (!req.body().is_end_stream()).then(|| Arc::new(AtomicU64::new(0)));
-    let mut req = match &received {
-        Some(received) => {
-            let counter = received.clone();
-            req.map(|body| {
-                CountedBody::new(body, move |bytes| counter.store(bytes, Ordering::Relaxed)).boxed()
-            })
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice"
+)]
+pub fn handle(
+    proxy: &ReverseProxy,
+    conn: &Conn,
+    req: Request<Incoming>,
+) -> impl Future<Output = Response<Body>> + Send {
+    // Not an `async fn`: one moves each argument into a local of its own on
+    // its first poll, and keeps room for both (the request twice, 240 bytes
+    // more, copied once a request); a block uses what it captured in place.
+    async move {
+        // 1. The proxy's own pages.
+        if let Some(answer) = admin::answer(proxy, &req) {
+            return answer;
         }
-        None => req.map(BodyExt::boxed),
-    };
-    let mut counting = Counting {
-        in_flight: layers.stats.request_started(),
-        started: Instant::now(),
-        received,
-        done: false,
-    };
 
-    // 3. Rate limit, by the client's IP (the TCP peer). It runs before auth
-    //    so that guessing tokens costs allowance too.
-    let early = layers.limiter.as_ref().and_then(|limiter| {
-        // By client: the TCP peer, or what a --trusted-proxy vouches for.
-        let client =
-            super::headers::client_address(conn.peer.ip(), req.headers(), &proxy.trusted_proxies);
-        let wait = limiter.check(client).err()?.wait;
-        let mut refused = text_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "too many requests: this proxy allows {} {} (--rate-limit); try again in {} ms\n",
-                limiter.rate(),
-                limiter.by().describe(),
-                wait.as_millis().max(1)
-            ),
-        );
-        refused
-            .headers_mut()
-            .insert(header::RETRY_AFTER, RateLimiter::retry_after_header(wait));
-        Some(answered_by(refused, "rate-limit"))
-    });
+        // 2. Statistics: count the request body's bytes as they pass. If the
+        //    client goes away before the response head, this future is dropped
+        //    and `Unanswered` counts the exchange (499, as nginx logs it).
+        //    A request without a body (most) has nothing to count: no counter.
+        let layers = &proxy.layers;
+        let received = (!req.body().is_end_stream()).then(|| Arc::new(AtomicU64::new(0)));
+        let mut req = match &received {
+            Some(received) => {
+                let counter = received.clone();
+                req.map(|body| {
+                    CountedBody::new(body, move |bytes| counter.store(bytes, Ordering::Relaxed))
+                        .boxed()
+                })
+            }
+            None => req.map(BodyExt::boxed),
+        };
+        let mut counting = Counting {
+            in_flight: layers.stats.request_started(),
+            started: Instant::now(),
+            received,
+            done: false,
+        };
 
-    // 4. Auth.
-    let early = early.or_else(|| {
-        let auth = layers.auth.as_ref()?;
-        match auth.check(req.headers()) {
-            Ok(()) => {
-                BearerAuth::strip(req.headers_mut());
-                None
+        // 3. Rate limit, by the client's IP (the TCP peer). It runs before auth
+        //    so that guessing tokens costs allowance too.
+        let early = layers.limiter.as_ref().and_then(|limiter| {
+            // By client: the TCP peer, or what a --trusted-proxy vouches for.
+            let client =
+                super::headers::client_address(conn.peer.ip(), req.headers(), &proxy.trusted_proxies);
+            let wait = limiter.check(client).err()?.wait;
+            let mut refused = text_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many requests: this proxy allows {} {} (--rate-limit); try again in {} ms\n",
+                    limiter.rate(),
+                    limiter.by().describe(),
+                    wait.as_millis().max(1)
+                ),
+            );
+            refused
+                .headers_mut()
+                .insert(header::RETRY_AFTER, RateLimiter::retry_after_header(wait));
+            Some(answered_by(refused, "rate-limit"))
+        });
+
+        // 4. Auth.
+        let early = early.or_else(|| {
+            let auth = layers.auth.as_ref()?;
+            match auth.check(req.headers()) {
+                Ok(()) => {
+                    BearerAuth::strip(req.headers_mut());
+                    None
+                }
+                Err(refusal) => {
+                    let mut refused = text_response(StatusCode::UNAUTHORIZED, refusal.message());
+                    refused
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, refusal.challenge());
+                    Some(answered_by(refused, "auth"))
+                }
             }
-            Err(refusal) => {
-                let mut refused = text_response(StatusCode::UNAUTHORIZED, refusal.message());
-                refused
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, refusal.challenge());
-                Some(answered_by(refused, "auth"))
-            }
+        });
+
+        // 5. The ReverseProxy (and the breakers inside it).
+        let response = match early {
+            Some(refused) => refused,
+            // Boxed: the pipeline's state (about 3 KB) is made once on the
+            // heap, not copied each time the layers' futures are moved (the
+            // copies showed in bench/instructions.sh).
+            None => Box::pin(proxy.serve_http(conn, req, &mut counting.in_flight)).await,
+        };
+
+        // An answer with neither an upstream nor a layer is the proxy's own
+        // (503 with nothing live, 400, 405 CONNECT, 508 loop).
+        let headers = response.headers();
+        let response =
+            if headers.contains_key(UPSTREAM_HEADER) || headers.contains_key(LAYER_HEADER) {
+                response
+            } else {
+                answered_by(response, "proxy")
+            };
+
+        // 6. Degradation.
+        let mut response = degrade(proxy, response);
+
+        // 7. Count the exchange once its body has gone out (or was dropped),
+        //    where `in_flight` counts it: the upstream it was sent to, or the
+        //    proxy's own answers.
+        let layer = response.headers().get(LAYER_HEADER).and_then(|value| {
+            LAYERS
+                .iter()
+                .copied()
+                .find(|name| name.as_bytes() == value.as_bytes())
+        });
+        // Go's ReverseProxy names nothing about itself (`--like-go`): the
+        // X-Lab-* headers that said who answered go once counted.
+        if proxy.flavour.is_go() {
+            crate::lab_headers::strip_proxy_answer(response.headers_mut());
+            super::like_go::sort_headers(response.headers_mut());
         }
-    });
-
-    // 5. The ReverseProxy (and the breakers inside it).
-    let response = match early {
-        Some(refused) => refused,
-        // Boxed: the pipeline's state (about 3 KB) is made once on the
-        // heap, not copied each time the layers' futures are moved (the
-        // copies showed in bench/instructions.sh).
-        None => Box::pin(proxy.serve_http(conn, req, &mut counting.in_flight)).await,
-    };
-
-    // An answer with neither an upstream nor a layer is the proxy's own
-    // (503 with nothing live, 400, 405 CONNECT, 508 loop).
-    let headers = response.headers();
-    let response = if headers.contains_key(UPSTREAM_HEADER) || headers.contains_key(LAYER_HEADER) {
+        let status = response.status().as_u16();
+        let body = std::mem::replace(response.body_mut(), empty());
+        *response.body_mut() = CountedBody::new(body, move |bytes_out| {
+            counting.finish(status, layer, bytes_out);
+        })
+        .boxed();
         response
-    } else {
-        answered_by(response, "proxy")
-    };
-
-    // 6. Degradation.
-    let mut response = degrade(proxy, response);
-
-    // 7. Count the exchange once its body has gone out (or was dropped),
-    //    where `in_flight` counts it: the upstream it was sent to, or the
-    //    proxy's own answers.
-    let layer = response.headers().get(LAYER_HEADER).and_then(|value| {
-        LAYERS
-            .iter()
-            .copied()
-            .find(|name| name.as_bytes() == value.as_bytes())
-    });
-    // Go's ReverseProxy names nothing about itself (`--like-go`): the
-    // X-Lab-* headers that said who answered go once counted.
-    if proxy.flavour.is_go() {
-        crate::lab_headers::strip_proxy_answer(response.headers_mut());
-        super::like_go::sort_headers(response.headers_mut());
     }
-    let status = response.status().as_u16();
-    let body = std::mem::replace(response.body_mut(), empty());
-    *response.body_mut() = CountedBody::new(body, move |bytes_out| {
-        counting.finish(status, layer, bytes_out);
-    })
-    .boxed();
-    response
 }
 
 /// One exchange's statistics: counted once, when the response body has

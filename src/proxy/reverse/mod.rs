@@ -77,87 +77,95 @@ impl ReverseProxy {
     /// breakers act inside, at the pick and after the round trip.
     /// `in_flight` is the statistics' count of this request, moved to the
     /// upstream once one is chosen.
-    pub async fn serve_http(
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    pub fn serve_http(
         &self,
         conn: &Conn,
         mut req: Request<Body>,
         in_flight: &mut InFlight,
-    ) -> Response<Body> {
-        let started = Instant::now();
-        // 1. Client gone? Go cancels the upstream request through the
-        //    request's context; here hyper drops this whole future when the
-        //    client disconnects, and the upstream request with it. Refused
-        //    first: what a reverse proxy must not forward.
-        if let Some(refused) = self.refuse(&req) {
-            return refused;
+    ) -> impl Future<Output = Response<Body>> + Send {
+        // An async block, not an `async fn`, for the reason in
+        // `chain::handle`: the request is kept once, not twice.
+        async move {
+            let started = Instant::now();
+            // 1. Client gone? Go cancels the upstream request through the
+            //    request's context; here hyper drops this whole future when the
+            //    client disconnects, and the upstream request with it. Refused
+            //    first: what a reverse proxy must not forward.
+            if let Some(refused) = self.refuse(&req) {
+                return refused;
+            }
+
+            // 2. The outgoing request is made from the incoming one. The
+            //    client's upgrade handle is taken first: it is how the raw
+            //    connection is recovered after a 101.
+            let mut upgrade = respond::Upgrade::take(&mut req);
+            let (mut parts, body) = req.into_parts();
+
+            // 3. Go deep-copies the headers so the Director cannot change the
+            //    caller's request; `parts` is already ours alone.
+            let ip = headers::client_address(conn.peer.ip(), &parts.headers, &self.trusted_proxies);
+            let client = Client { conn, ip };
+
+            // 4. The balancer chooses (the article's `lb.Get(req.RemoteAddr)`),
+            //    then the Director points the request at the choice;
+            // 5. hop-by-hop headers go; 6. X-Forwarded-For says who asked
+            //    (Go's only one; X-Real-IP, X-Forwarded-Host/Proto and Via are
+            //    lab's additions, nginx practice).
+            let mut chosen = match self.choose(client, &mut parts) {
+                Ok(chosen) => chosen,
+                Err(refused) => return *refused,
+            };
+            let retry = self.retry_copy(&parts, &body, &chosen);
+            let sent = match self.outgoing(client, &mut parts, &chosen.upstream) {
+                Ok(sent) => sent,
+                Err(refused) => return *refused,
+            };
+            upgrade.asked = sent.upgrade;
+            chosen.gunzip = sent.added_gzip;
+            in_flight.sent_to(&chosen.url);
+            let (body, too_large, progress) = self.outgoing_body(body).await;
+
+            // 7. The round trip, under the response timeout (the next candidate
+            //    when a connection fails, with --retries). Errors go to the
+            //    ErrorHandler.
+            let request = Request::from_parts(parts, body);
+            let exchange = round_trip::Exchange::new(client, retry, too_large, progress, in_flight);
+            let upstream_response = match self.round_trip(&mut chosen, request, exchange).await {
+                Ok(response) => response,
+                Err(answer) => return answer,
+            };
+
+            // 8. 101 Switching Protocols: the two connections are spliced.
+            if upstream_response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                return self.switch_protocols(conn, chosen, upstream_response, upgrade);
+            }
+
+            // 9. Hop-by-hop headers of the upstream's hop are removed.
+            let (response, trailers) = self.without_hop_headers(&mut chosen, upstream_response);
+
+            // 10. ModifyResponse.
+            let mut response = self.modify.apply(&chosen.method, response);
+            // (Go's server guesses a missing Content-Type: --like-go.)
+            if self.flavour.is_go() {
+                // Boxed: the default path's future stays as small as it was.
+                response = Box::pin(like_go::with_sniffed_type(&chosen.method, response)).await;
+            }
+
+            // 11. The headers go to the client as they are now, the trailers
+            //     announced again so hyper sends them.
+            headers::restore_trailers(response.headers_mut(), trailers);
+            chosen.name_in(response.headers_mut());
+
+            // 12. The status travels in the response head hyper writes.
+            chosen.log_answer(response.status(), started);
+
+            // 13. The body, flushed to the client as it comes (or per
+            //     --flush-interval).
+            self.flushed(response)
         }
-
-        // 2. The outgoing request is made from the incoming one. The
-        //    client's upgrade handle is taken first: it is how the raw
-        //    connection is recovered after a 101.
-        let mut upgrade = respond::Upgrade::take(&mut req);
-        let (mut parts, body) = req.into_parts();
-
-        // 3. Go deep-copies the headers so the Director cannot change the
-        //    caller's request; `parts` is already ours alone.
-        let ip = headers::client_address(conn.peer.ip(), &parts.headers, &self.trusted_proxies);
-        let client = Client { conn, ip };
-
-        // 4. The balancer chooses (the article's `lb.Get(req.RemoteAddr)`),
-        //    then the Director points the request at the choice;
-        // 5. hop-by-hop headers go; 6. X-Forwarded-For says who asked
-        //    (Go's only one; X-Real-IP, X-Forwarded-Host/Proto and Via are
-        //    lab's additions, nginx practice).
-        let mut chosen = match self.choose(client, &mut parts) {
-            Ok(chosen) => chosen,
-            Err(refused) => return *refused,
-        };
-        let retry = self.retry_copy(&parts, &body, &chosen);
-        let sent = match self.outgoing(client, &mut parts, &chosen.upstream) {
-            Ok(sent) => sent,
-            Err(refused) => return *refused,
-        };
-        upgrade.asked = sent.upgrade;
-        chosen.gunzip = sent.added_gzip;
-        in_flight.sent_to(&chosen.url);
-        let (body, too_large, progress) = self.outgoing_body(body).await;
-
-        // 7. The round trip, under the response timeout (the next candidate
-        //    when a connection fails, with --retries). Errors go to the
-        //    ErrorHandler.
-        let request = Request::from_parts(parts, body);
-        let exchange = round_trip::Exchange::new(client, retry, too_large, progress, in_flight);
-        let upstream_response = match self.round_trip(&mut chosen, request, exchange).await {
-            Ok(response) => response,
-            Err(answer) => return answer,
-        };
-
-        // 8. 101 Switching Protocols: the two connections are spliced.
-        if upstream_response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return self.switch_protocols(conn, chosen, upstream_response, upgrade);
-        }
-
-        // 9. Hop-by-hop headers of the upstream's hop are removed.
-        let (response, trailers) = self.without_hop_headers(&mut chosen, upstream_response);
-
-        // 10. ModifyResponse.
-        let mut response = self.modify.apply(&chosen.method, response);
-        // (Go's server guesses a missing Content-Type: --like-go.)
-        if self.flavour.is_go() {
-            // Boxed: the default path's future stays as small as it was.
-            response = Box::pin(like_go::with_sniffed_type(&chosen.method, response)).await;
-        }
-
-        // 11. The headers go to the client as they are now, the trailers
-        //     announced again so hyper sends them.
-        headers::restore_trailers(response.headers_mut(), trailers);
-        chosen.name_in(response.headers_mut());
-
-        // 12. The status travels in the response head hyper writes.
-        chosen.log_answer(response.status(), started);
-
-        // 13. The body, flushed to the client as it comes (or per
-        //     --flush-interval).
-        self.flushed(response)
     }
 }

@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::choose::Chosen;
 use super::reverse_proxy::{Client, ReverseProxy};
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::body::stall::{BodyProgress, Stall};
@@ -84,151 +85,165 @@ impl ReverseProxy {
     /// Sends `outgoing` to the chosen upstream and waits for its response
     /// head; on a failed connection, tries the next candidate while
     /// `--retries` allows. `Err` is the answer to send instead.
-    pub(super) async fn round_trip(
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    pub(super) fn round_trip(
         &self,
         chosen: &mut Chosen,
         mut outgoing: Request<RequestBody>,
         exchange: Exchange<'_, '_>,
-    ) -> Result<Response<UpstreamBody>, Response<Body>> {
-        // Resends on closed pooled connections so far; the pool cannot hold
-        // more stale connections than this, so the bound is never what stops
-        // a resend that Go would make.
-        let mut resent = 0usize;
-        loop {
-            chosen.target = Some(outgoing.uri().clone());
-            // No limit: no timer (Go's Transport without
-            // ResponseHeaderTimeout). A limit: a timer reused from the last
-            // request on this worker (see crate::timer).
-            let round_trip =
-                crate::timer::within(self.response_timeout, self.transport.round_trip(outgoing));
-            // Pinned here, once: awaited below by reference, so that this
-            // future has room for it once rather than once per branch.
-            tokio::pin!(round_trip);
-            let too_large = exchange.too_large.as_ref();
-            let result = match too_large {
-                // Nothing to count: nothing else to wait for.
-                None => Some(round_trip.as_mut().await),
-                Some(_) => tokio::select! {
-                    // The body past the limit also fails the round trip (the
-                    // upstream connection is aborted mid-body, never
-                    // completed): the answer is 413, not the 400 of a broken
-                    // body. The overflow may also fail the exchange in the
-                    // very turn that finishes it (the pool writes the body as
-                    // it waits).
-                    biased;
-                    () = limit::exceeded(too_large) => None,
-                    result = round_trip.as_mut() => Some(result),
-                },
-            };
-            let result = match result {
-                Some(result) if !limit::was_exceeded(too_large) => result,
-                _ => {
-                    tracing::info!(
-                        "{}: the body passed --max-body ({} bytes); stopped",
-                        chosen.request_line(),
-                        self.limits.max_body
-                    );
-                    return Err(client_fault(too_large_response(self.limits.max_body)));
-                }
-            };
-            let err = match result {
-                Ok(Ok(response)) => {
-                    let max = self.limits.max_header_size;
-                    if let Err(too_large) =
-                        crate::proxy::headers::check_response_head(&response, max)
-                    {
-                        let message = format!("the upstream {} {too_large}", chosen.upstream);
-                        return Err(self.fail(
-                            chosen,
-                            Failure::BadGateway,
-                            &message,
-                            "response head too large",
-                        ));
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, Response<Body>>> + Send {
+        // An async block, not an `async fn`, for the reason in
+        // `chain::handle`: the request and the exchange are kept once.
+        async move {
+            // Resends on closed pooled connections so far; the pool cannot hold
+            // more stale connections than this, so the bound is never what stops
+            // a resend that Go would make.
+            let mut resent = 0usize;
+            loop {
+                chosen.target = Some(outgoing.uri().clone());
+                // No limit: no timer (Go's Transport without
+                // ResponseHeaderTimeout). A limit: a timer reused from the last
+                // request on this worker (see crate::timer).
+                let round_trip = crate::timer::within(
+                    self.response_timeout,
+                    self.transport.round_trip(outgoing),
+                );
+                // Pinned here, once: awaited below by reference, so that this
+                // future has room for it once rather than once per branch.
+                tokio::pin!(round_trip);
+                let too_large = exchange.too_large.as_ref();
+                let result = match too_large {
+                    // Nothing to count: nothing else to wait for.
+                    None => Some(round_trip.as_mut().await),
+                    Some(_) => tokio::select! {
+                        // The body past the limit also fails the round trip (the
+                        // upstream connection is aborted mid-body, never
+                        // completed): the answer is 413, not the 400 of a broken
+                        // body. The overflow may also fail the exchange in the
+                        // very turn that finishes it (the pool writes the body as
+                        // it waits).
+                        biased;
+                        () = limit::exceeded(too_large) => None,
+                        result = round_trip.as_mut() => Some(result),
+                    },
+                };
+                let result = match result {
+                    Some(result) if !limit::was_exceeded(too_large) => result,
+                    _ => {
+                        tracing::info!(
+                            "{}: the body passed --max-body ({} bytes); stopped",
+                            chosen.request_line(),
+                            self.limits.max_body
+                        );
+                        return Err(client_fault(too_large_response(self.limits.max_body)));
                     }
-                    self.upstreams.report_success(&chosen.live, chosen.index);
-                    return Ok(response);
-                }
-                Ok(Err(err)) => err,
-                // The upstream waited for a body the client stopped sending.
-                Err(_) if let Some(stall) = exchange.body.stalled() => {
+                };
+                let err = match result {
+                    Ok(Ok(response)) => {
+                        let max = self.limits.max_header_size;
+                        if let Err(too_large) =
+                            crate::proxy::headers::check_response_head(&response, max)
+                        {
+                            let message = format!("the upstream {} {too_large}", chosen.upstream);
+                            return Err(self.fail(
+                                chosen,
+                                Failure::BadGateway,
+                                &message,
+                                "response head too large",
+                            ));
+                        }
+                        self.upstreams.report_success(&chosen.live, chosen.index);
+                        return Ok(response);
+                    }
+                    Ok(Err(err)) => err,
+                    // The upstream waited for a body the client stopped sending.
+                    Err(_) if let Some(stall) = exchange.body.stalled() => {
+                        return Err(self.client_stalled(chosen, stall));
+                    }
+                    Err(_) => {
+                        // Only a limit times out.
+                        let limit = self.response_timeout.unwrap_or_default();
+                        let message = format!(
+                            "the upstream {} sent no response within {limit:?} (--response-timeout)",
+                            chosen.upstream
+                        );
+                        let reason = format!("no response within {limit:?}");
+                        return Err(self.fail(chosen, Failure::Timeout, &message, &reason));
+                    }
+                };
+                // The client's own request broke (e.g. a malformed chunked
+                // body): its fault, 400, and not held against the upstream (a
+                // breaker ticket dropped unsettled counts for nothing).
+                if let Some(stall) = exchange.body.stalled() {
                     return Err(self.client_stalled(chosen, stall));
                 }
-                Err(_) => {
-                    // Only a limit times out.
-                    let limit = self.response_timeout.unwrap_or_default();
-                    let message = format!(
-                        "the upstream {} sent no response within {limit:?} (--response-timeout)",
-                        chosen.upstream
+                if let TransportError::Request(detail) = &err {
+                    tracing::debug!(
+                        "{}: the client's request broke: {detail}",
+                        chosen.request_line()
                     );
-                    let reason = format!("no response within {limit:?}");
-                    return Err(self.fail(chosen, Failure::Timeout, &message, &reason));
+                    let message = format!("the request could not be forwarded: {detail}");
+                    // Go's Transport fails, and its ErrorHandler answers 502.
+                    if self.flavour.is_go() {
+                        return Err(error_response(self.errors, Failure::BadGateway, &message));
+                    }
+                    return Err(client_fault(text_response(
+                        StatusCode::BAD_REQUEST,
+                        format!("{message}\n"),
+                    )));
                 }
-            };
-            // The client's own request broke (e.g. a malformed chunked
-            // body): its fault, 400, and not held against the upstream (a
-            // breaker ticket dropped unsettled counts for nothing).
-            if let Some(stall) = exchange.body.stalled() {
-                return Err(self.client_stalled(chosen, stall));
-            }
-            if let TransportError::Request(detail) = &err {
-                tracing::debug!(
-                    "{}: the client's request broke: {detail}",
-                    chosen.request_line()
-                );
-                let message = format!("the request could not be forwarded: {detail}");
-                // Go's Transport fails, and its ErrorHandler answers 502.
-                if self.flavour.is_go() {
-                    return Err(error_response(self.errors, Failure::BadGateway, &message));
+                // The pooled connection was already closed: the same upstream
+                // again, on another connection (see the top of this file).
+                if let TransportError::Stale { unsent, .. } = &err
+                    && let Some(copy) = &exchange.retry
+                    && resent <= self.transport_idle_limit()
+                    && self.may_resend(copy, *unsent)
+                {
+                    resent += 1;
+                    tracing::info!(
+                        "{}: the pooled connection to {} was closed before it answered; \
+                         sending the request again",
+                        chosen.request_line(),
+                        chosen.url
+                    );
+                    let mut parts = copy.clone();
+                    if let Err(refused) =
+                        self.outgoing(exchange.client, &mut parts, &chosen.upstream)
+                    {
+                        return Err(*refused);
+                    }
+                    outgoing = Request::from_parts(parts, empty().map_err(Into::into).boxed());
+                    continue;
                 }
-                return Err(client_fault(text_response(
-                    StatusCode::BAD_REQUEST,
-                    format!("{message}\n"),
-                )));
-            }
-            // The pooled connection was already closed: the same upstream
-            // again, on another connection (see the top of this file).
-            if let TransportError::Stale { unsent, .. } = &err
-                && let Some(copy) = &exchange.retry
-                && resent <= self.transport_idle_limit()
-                && self.may_resend(copy, *unsent)
-            {
-                resent += 1;
-                tracing::info!(
-                    "{}: the pooled connection to {} was closed before it answered; \
-                     sending the request again",
-                    chosen.request_line(),
-                    chosen.url
-                );
-                let mut parts = copy.clone();
-                if let Err(refused) = self.outgoing(exchange.client, &mut parts, &chosen.upstream) {
-                    return Err(*refused);
+                let reason = crate::discovery::health::brief(&err);
+                let from = chosen.url.clone();
+                // A failed connection sent nothing: the next candidate, if any
+                // (the failed attempt counts against its upstream like any failure).
+                if let (TransportError::Connect(_), Some(copy)) = (&err, &exchange.retry)
+                    && chosen.retries() < self.retries
+                    && chosen.move_on(self, &reason)
+                {
+                    tracing::info!(
+                        "{}: cannot connect to {from} ({reason}); trying {}",
+                        chosen.request_line(),
+                        chosen.url
+                    );
+                    let mut parts = copy.clone();
+                    if let Err(refused) =
+                        self.outgoing(exchange.client, &mut parts, &chosen.upstream)
+                    {
+                        return Err(*refused);
+                    }
+                    exchange.in_flight.sent_to(&chosen.url);
+                    outgoing = Request::from_parts(parts, empty().map_err(Into::into).boxed());
+                    continue;
                 }
-                outgoing = Request::from_parts(parts, empty().map_err(Into::into).boxed());
-                continue;
+                let message = describe(&err, &chosen.upstream);
+                return Err(self.fail(chosen, Failure::BadGateway, &message, &reason));
             }
-            let reason = crate::discovery::health::brief(&err);
-            let from = chosen.url.clone();
-            // A failed connection sent nothing: the next candidate, if any
-            // (the failed attempt counts against its upstream like any failure).
-            if let (TransportError::Connect(_), Some(copy)) = (&err, &exchange.retry)
-                && chosen.retries() < self.retries
-                && chosen.move_on(self, &reason)
-            {
-                tracing::info!(
-                    "{}: cannot connect to {from} ({reason}); trying {}",
-                    chosen.request_line(),
-                    chosen.url
-                );
-                let mut parts = copy.clone();
-                if let Err(refused) = self.outgoing(exchange.client, &mut parts, &chosen.upstream) {
-                    return Err(*refused);
-                }
-                exchange.in_flight.sent_to(&chosen.url);
-                outgoing = Request::from_parts(parts, empty().map_err(Into::into).boxed());
-                continue;
-            }
-            let message = describe(&err, &chosen.upstream);
-            return Err(self.fail(chosen, Failure::BadGateway, &message, &reason));
         }
     }
 
