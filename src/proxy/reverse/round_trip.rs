@@ -209,13 +209,9 @@ impl ReverseProxy {
                         chosen.request_line(),
                         chosen.url
                     );
-                    let mut parts = copy.clone();
-                    if let Err(refused) =
-                        self.outgoing(exchange.client, &mut parts, &chosen.upstream)
-                    {
-                        return Err(*refused);
-                    }
-                    outgoing = Request::from_parts(parts, empty().map_err(Into::into).boxed());
+                    outgoing = self
+                        .again(exchange.client, copy, chosen)
+                        .map_err(|refused| *refused)?;
                     continue;
                 }
                 let reason = crate::discovery::health::brief(&err);
@@ -231,20 +227,32 @@ impl ReverseProxy {
                         chosen.request_line(),
                         chosen.url
                     );
-                    let mut parts = copy.clone();
-                    if let Err(refused) =
-                        self.outgoing(exchange.client, &mut parts, &chosen.upstream)
-                    {
-                        return Err(*refused);
-                    }
+                    outgoing = self
+                        .again(exchange.client, copy, chosen)
+                        .map_err(|refused| *refused)?;
                     exchange.in_flight.sent_to(&chosen.url);
-                    outgoing = Request::from_parts(parts, empty().map_err(Into::into).boxed());
                     continue;
                 }
                 let message = describe(&err, &chosen.upstream);
                 return Err(self.fail(chosen, Failure::BadGateway, &message, &reason));
             }
         }
+    }
+
+    /// The request as it came, made again for the chosen upstream (steps 4
+    /// to 6 once more, without a body: only a request without one is kept).
+    fn again(
+        &self,
+        client: Client<'_>,
+        copy: &Parts,
+        chosen: &Chosen,
+    ) -> Result<Request<RequestBody>, Box<Response<Body>>> {
+        let mut parts = copy.clone();
+        self.outgoing(client, &mut parts, &chosen.upstream)?;
+        Ok(Request::from_parts(
+            parts,
+            empty().map_err(Into::into).boxed(),
+        ))
     }
 
     /// Whether a request (as it came) may be sent again after its pooled
