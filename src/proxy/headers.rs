@@ -113,6 +113,37 @@ pub fn prepare_request(headers: &mut HeaderMap) -> Result<Option<HeaderValue>, H
     Ok(upgrade)
 }
 
+/// Step 5 for a request, as every proxy here takes it: the hop-by-hop
+/// headers go, `TE: trailers` and an upgrade stay ([`prepare_request`]),
+/// the trailers its body announces are announced again, and with
+/// `drop_underscores` names with an underscore go ([`drop_underscored`]).
+/// Returns the upgrade protocol, if any.
+///
+/// One look at the names present comes first: most requests carry neither
+/// a hop-by-hop header nor an underscore, and then nothing is looked up by
+/// name (each lookup hashes the name) and nothing is removed.
+pub fn for_next_hop(
+    headers: &mut HeaderMap,
+    drop_underscores: bool,
+) -> Result<Option<HeaderValue>, HeaderError> {
+    let (mut hop_by_hop, mut underscored) = (false, false);
+    for name in headers.keys() {
+        let name = name.as_str();
+        hop_by_hop |= HOP_BY_HOP.contains(&name);
+        underscored |= name.as_bytes().contains(&b'_');
+    }
+    let mut upgrade = None;
+    if hop_by_hop {
+        let trailers = announced_trailers(headers);
+        upgrade = prepare_request(headers)?;
+        restore_trailers(headers, trailers);
+    }
+    if underscored && drop_underscores {
+        drop_underscored(headers);
+    }
+    Ok(upgrade)
+}
+
 /// Prepares a response's headers for the client (Go's step 9). A 101 keeps
 /// its `Connection: Upgrade` and `Upgrade`, which the client needs.
 pub fn prepare_response(headers: &mut HeaderMap, switching_protocols: bool) {
@@ -526,6 +557,50 @@ mod tests {
         assert_eq!(map["x-real-ip"], "6.6.6.6");
         assert_eq!(map["x-forwarded-proto"], "https");
         assert_eq!(map["x-forwarded-host"], "127.0.0.1:2002");
+    }
+
+    #[test]
+    fn the_next_hop_gets_the_request_without_its_hop_headers() {
+        let sent = [
+            ("host", "a"),
+            ("connection", "upgrade, keep-alive"),
+            ("upgrade", "websocket"),
+            ("keep-alive", "5"),
+            ("te", "trailers"),
+            ("trailer", "x-sum"),
+            ("x_real_ip", "6.6.6.6"),
+        ];
+        let mut map = headers(&sent);
+        let upgrade = for_next_hop(&mut map, true).unwrap();
+        assert_eq!(upgrade.unwrap(), "websocket");
+        let mut left: Vec<_> = map
+            .iter()
+            .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "connection: Upgrade",
+                "host: a",
+                "te: trailers",
+                "trailer: x-sum",
+                "upgrade: websocket"
+            ]
+        );
+        let mut kept = headers(&sent);
+        for_next_hop(&mut kept, false).unwrap();
+        assert_eq!(kept["x_real_ip"], "6.6.6.6");
+
+        // Nothing of the kind: nothing changes.
+        let plain = headers(&[
+            ("host", "a"),
+            ("accept", "*/*"),
+            ("x-forwarded-for", "1.2.3.4"),
+        ]);
+        let mut map = plain.clone();
+        assert_eq!(for_next_hop(&mut map, true).unwrap(), None);
+        assert_eq!(map, plain);
     }
 
     #[test]

@@ -121,13 +121,10 @@ impl Intercepted {
             .then(|| hyper::upgrade::on(&mut req));
 
         let (mut parts, body) = req.into_parts();
-        let request_trailers = headers::announced_trailers(&parts.headers);
-        if let Err(err) = headers::prepare_request(&mut parts.headers) {
+        // Names with an underscore go, as nginx drops them (see the rule).
+        if let Err(err) = headers::for_next_hop(&mut parts.headers, true) {
             return explain(StatusCode::BAD_REQUEST, err.to_string());
         }
-        headers::restore_trailers(&mut parts.headers, request_trailers);
-        // Names with an underscore go, as nginx drops them (see the rule).
-        headers::drop_underscored(&mut parts.headers);
         let client = self.conn.peer.ip().to_string();
         let xff = headers::appended_x_forwarded_for(&parts.headers, &client);
         if let Ok(value) = HeaderValue::from_str(&xff) {

@@ -64,14 +64,10 @@ impl ForwardProxy {
 
         // 1. 复制原请求, 配置新请求.
         let (mut parts, body) = req.into_parts();
-        // The trailers a chunked body announces go on with it (hyper sends
-        // only announced ones, and `Trailer` is hop-by-hop).
-        let request_trailers = headers::announced_trailers(&parts.headers);
-        headers::prepare_request(&mut parts.headers)?;
-        headers::restore_trailers(&mut parts.headers, request_trailers);
-        if !self.inner.config.keep_underscores {
-            headers::drop_underscored(&mut parts.headers);
-        }
+        // Hop-by-hop headers go; the trailers a chunked body announces go on
+        // with it (hyper sends only announced ones, and `Trailer` is
+        // hop-by-hop); names with an underscore go too, unless kept.
+        headers::for_next_hop(&mut parts.headers, !self.inner.config.keep_underscores)?;
         // RFC 9112 §3.2.2: for an absolute-form request a proxy ignores the
         // client's Host and sends the URL's.
         if let Ok(host) = HeaderValue::from_str(&host_and_port(&authority)) {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::body::stall::{self, BodyProgress};
 use crate::body::{Body, RequestBody, full, limit};
-use crate::proxy::headers::{self, ClientFacts, announced_trailers, restore_trailers};
+use crate::proxy::headers::{self, ClientFacts};
 use crate::proxy::like_go;
 use crate::proxy::modify::{Failure, error_response};
 use crate::proxy::text_response;
@@ -84,8 +84,10 @@ impl ReverseProxy {
         //    An Upgrade token that is not printable ASCII is the client's
         //    error, 400 (RFC 9110 §15.5.1); Go hands it to the
         //    ErrorHandler, which answers 502.
-        let request_trailers = announced_trailers(&parts.headers);
-        let asked_upgrade = match headers::prepare_request(&mut parts.headers) {
+        //    Names with an underscore (`X_Real_IP`) go too, unless kept;
+        //    Go keeps them.
+        let drop_underscores = !self.keep_underscores && !self.flavour.is_go();
+        let asked_upgrade = match headers::for_next_hop(&mut parts.headers, drop_underscores) {
             Ok(upgrade) => upgrade,
             Err(err) if self.flavour.is_go() => {
                 tracing::warn!("http: proxy error: {err}");
@@ -102,11 +104,6 @@ impl ReverseProxy {
                 )));
             }
         };
-        restore_trailers(&mut parts.headers, request_trailers);
-        // Names with an underscore (`X_Real_IP`) go, unless kept; Go keeps them.
-        if !self.keep_underscores && !self.flavour.is_go() {
-            headers::drop_underscored(&mut parts.headers);
-        }
         // Every HTTP/1.1 request carries Host (RFC 9112 §3.2), even if the
         // client sent none (HTTP/1.0) or named it in Connection: Go keeps
         // req.Host outside the header map for this reason.
