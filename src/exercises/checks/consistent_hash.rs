@@ -10,11 +10,20 @@
 //! order they are listed in must not move a key. Then upstream c leaves the
 //! configuration (the program is restarted without it): only c's keys may
 //! move.
+//!
+//! The ports come from the system, and now and then the ring they make
+//! hides a rule of the article from every key: one upstream holds both the
+//! lowest and the highest point, so a hash above the last point reaches it
+//! whether or not Get wraps round; or one point per upstream answers every
+//! key as ten do. The check then moves an upstream to a new port and
+//! restarts the program with it before it asks any key (see
+//! [`Ring::hides_a_rule`]).
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use crate::exercises::session::Session;
+use crate::exercises::session::{Session, real_server_config};
+use crate::realserver::RunningServer;
 
 /// Virtual nodes per upstream, as the exercise's skeleton has it.
 const REPLICAS: usize = 10;
@@ -27,10 +36,15 @@ struct Ring {
 impl Ring {
     /// `urls[i]` is upstream i as the program was given it.
     fn new(urls: &[(usize, String)]) -> Ring {
+        Ring::with_replicas(urls, REPLICAS)
+    }
+
+    /// The ring with `replicas` points per upstream.
+    fn with_replicas(urls: &[(usize, String)], replicas: usize) -> Ring {
         let mut points: Vec<(u32, usize)> = urls
             .iter()
             .flat_map(|(index, url)| {
-                (0..REPLICAS)
+                (0..replicas)
                     .map(move |i| (crc32fast::hash(format!("{i}{url}").as_bytes()), *index))
             })
             .collect();
@@ -78,6 +92,46 @@ impl Ring {
                 key_with_hash(&format!("/k{n}-"), middle)
             })
             .collect()
+    }
+
+    /// Whether the keys of this ring (made from `urls`) cannot tell one of
+    /// the article's rules from its absence, whatever the program answers:
+    /// then the upstream to move to a new port, the one at the bottom of
+    /// the ring (it holds both ends in the first case below; in the second
+    /// any upstream would do). `None` when every rule changes some key.
+    ///
+    /// - The wrap-round: a hash above the last point goes to the first
+    ///   point. Get without it takes the last point instead, and answers
+    ///   the same when one upstream holds both the lowest point and the
+    ///   highest (or when the highest is `u32::MAX` and no hash lies above
+    ///   it; with the path `/base` no port's is, the highest of all being
+    ///   0xffff_fcf1).
+    /// - The ten virtual nodes: a ring of one point per upstream (i = 0)
+    ///   must send some key elsewhere than the full ring. It sends none
+    ///   elsewhere when each upstream's ten points follow one another round
+    ///   the ring, its i = 0 point last.
+    ///
+    /// How often: crc32 is affine over GF(2), so for messages of one length
+    /// the ten points of an upstream are one value (its URL's) xored with
+    /// ten constants (the digits'), the same for every URL. For
+    /// `http://127.0.0.1:PORT/base` with a five-digit port, as systems hand
+    /// out, those ten constants happen to agree in their top four bits, so
+    /// each upstream's ten points lie in one sixteenth of the ring. That
+    /// makes the first case rare, about one drawn ring in 1,250 (all three
+    /// upstreams must share a sixteenth), where scattered points would make
+    /// it one in three; and the second possible at all, about one ring in
+    /// 6,000. With four-digit ports the first is about one ring in eight.
+    fn hides_a_rule(&self, urls: &[(usize, String)]) -> Option<usize> {
+        let (&(_, bottom), &(highest, top)) = (self.points.first()?, self.points.last()?);
+        if bottom == top || highest == u32::MAX {
+            return Some(bottom);
+        }
+        let one_each = Ring::with_replicas(urls, 1);
+        let keys = self.keys_for_every_arc();
+        if keys.iter().all(|k| one_each.owner(k) == self.owner(k)) {
+            return Some(bottom);
+        }
+        None
     }
 }
 
@@ -134,14 +188,55 @@ fn key_with_hash(prefix: &str, target: u32) -> String {
     String::from_utf8(bytes).expect("a prefix and letters")
 }
 
+/// The upstreams' URLs as the program is given them, by index.
+fn upstream_urls(s: &Session) -> Vec<(usize, String)> {
+    s.upstreams
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (i, format!("http://{a}{}", s.restart.path)))
+        .collect()
+}
+
+/// How many rings the check may draw before it gives up. With five-digit
+/// ports a drawn ring hides a rule about one time in 1,000, so a second
+/// draw is rare already; the margin is for systems that hand out four-digit
+/// ports, whose rings hide the wrap-round about one time in eight.
+const DRAWS: usize = 20;
+
+/// The upstreams' URLs, on ports whose ring hides none of the article's
+/// rules ([`Ring::hides_a_rule`]). While it hides one, the upstream it names
+/// moves: a new real server on a free port, started before the old one
+/// stops so that the port is a new one. The program, started with the old
+/// ports, is restarted with the new before it is asked anything.
+async fn urls_of_a_ring_that_hides_no_rule(
+    s: &mut Session,
+) -> anyhow::Result<Vec<(usize, String)>> {
+    let mut moved = false;
+    for _ in 0..DRAWS {
+        let urls = upstream_urls(s);
+        let Some(moving) = Ring::new(&urls).hides_a_rule(&urls) else {
+            if moved {
+                let all: Vec<usize> = (0..s.upstreams.len()).collect();
+                s.restart_program_with(&all).await?;
+            }
+            return Ok(urls);
+        };
+        let server = RunningServer::start_on_free_port(real_server_config()).await?;
+        s.upstreams[moving] = server.addr();
+        if let Some(old) = s.servers[moving].replace(server) {
+            old.shutdown().await?;
+        }
+        moved = true;
+    }
+    anyhow::bail!(
+        "{DRAWS} sets of ports in a row made a ring on which a rule of the article changes no \
+         key; run `lab verify` again"
+    )
+}
+
 pub fn run(s: &mut Session) -> BoxFuture<'_, anyhow::Result<()>> {
     async move {
-        let urls: Vec<(usize, String)> = s
-            .upstreams
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (i, format!("http://{a}{}", s.restart.path)))
-            .collect();
+        let urls = urls_of_a_ring_that_hides_no_rule(s).await?;
         let ring = Ring::new(&urls);
         let keys = ring.keys_for_every_arc();
         let letter = |i: usize| ((b'a' + i as u8) as char).to_string();
@@ -283,17 +378,38 @@ mod tests {
             .collect()
     }
 
-    /// The exercise's `unsorted-ring` mistake: the article's Add without
-    /// its sort, then Get's sort.Search (Go's binary search) on the points
-    /// in the order they were appended, upstreams in `order`.
-    fn unsorted_owner(urls: &[(usize, String)], order: &[usize], key: &str) -> usize {
-        let keys: Vec<(u32, usize)> = order
+    /// The article's Get as Go runs it, upstreams added in `order`, with
+    /// one of the exercise's mistakes (by its name in exercise.toml) or
+    /// none (""): `unsorted-ring` leaves out Add's sort, so sort.Search (Go's
+    /// binary search) runs on the points in the order they were appended;
+    /// `no-wrap-round` takes the last point for a hash above it;
+    /// `one-point-each` puts each upstream on the ring once (i = 0).
+    fn go_owner(urls: &[(usize, String)], order: &[usize], mistake: &str, key: &str) -> usize {
+        go_get(&go_keys(urls, order, mistake), mistake, key)
+    }
+
+    /// Add's c.keys, with the point's upstream beside each.
+    fn go_keys(urls: &[(usize, String)], order: &[usize], mistake: &str) -> Vec<(u32, usize)> {
+        let replicas = if mistake == "one-point-each" {
+            1
+        } else {
+            REPLICAS
+        };
+        let mut keys: Vec<(u32, usize)> = order
             .iter()
             .flat_map(|&u| {
-                (0..REPLICAS)
+                (0..replicas)
                     .map(move |i| (crc32fast::hash(format!("{i}{}", urls[u].1).as_bytes()), u))
             })
             .collect();
+        if mistake != "unsorted-ring" {
+            keys.sort();
+        }
+        keys
+    }
+
+    /// Get's answer on Add's `keys`.
+    fn go_get(keys: &[(u32, usize)], mistake: &str, key: &str) -> usize {
         let hash = crc32fast::hash(key.as_bytes());
         let (mut i, mut j) = (0, keys.len());
         while i < j {
@@ -304,7 +420,37 @@ mod tests {
                 j = h;
             }
         }
-        keys[if i == keys.len() { 0 } else { i }].1
+        match i {
+            i if i < keys.len() => keys[i].1,
+            _ if mistake == "no-wrap-round" => keys[keys.len() - 1].1,
+            _ => keys[0].1,
+        }
+    }
+
+    /// How many of `keys` go elsewhere than `ring` says under `mistake`,
+    /// listed a b c and listed c b a.
+    fn wrong_both_ways(
+        urls: &[(usize, String)],
+        ring: &Ring,
+        keys: &[String],
+        mistake: &str,
+    ) -> usize {
+        [[0, 1, 2], [2, 1, 0]]
+            .iter()
+            .map(|order| {
+                let go = go_keys(urls, order, mistake);
+                keys.iter()
+                    .filter(|k| go_get(&go, mistake, k) != ring.owner(k))
+                    .count()
+            })
+            .sum()
+    }
+
+    /// [`wrong_both_ways`] on the keys `run` makes for these ports.
+    fn wrong_on_ports(ports: &[u16], mistake: &str) -> usize {
+        let urls = urls(ports);
+        let ring = Ring::new(&urls);
+        wrong_both_ways(&urls, &ring, &ring.keys_for_every_arc(), mistake)
     }
 
     #[test]
@@ -357,15 +503,99 @@ mod tests {
             let keys = ring.keys_for_every_arc();
             let wrong = |order: &[usize]| {
                 keys.iter()
-                    .filter(|k| unsorted_owner(&urls, order, k) != ring.owner(k))
+                    .filter(|k| go_owner(&urls, order, "unsorted-ring", k) != ring.owner(k))
                     .count()
             };
             assert_eq!(wrong(&[0, 1, 2]), 0, "{ports:?}");
             assert!(wrong(&[2, 1, 0]) > 0, "{ports:?}");
             assert_ne!(
-                unsorted_owner(&urls, &[2, 1, 0], &keys[0]),
+                go_owner(&urls, &[2, 1, 0], "unsorted-ring", &keys[0]),
                 ring.owner(&keys[0])
             );
         }
+    }
+
+    /// Ports that put one upstream at both ends of the ring (a here; all
+    /// thirty points lie between 0x7000_0000 and 0x8000_0000), found by
+    /// simulating random ports, about one set in 1,250: Get without its
+    /// wrap-round answered every key right, listed either way, and the
+    /// check used to let it pass. Now the ring is drawn again, and with a
+    /// on a new port the key above the last point shows the mistake.
+    #[test]
+    fn a_ring_with_one_upstream_at_both_ends_is_drawn_again() {
+        let ports = [34302, 55193, 39041];
+        assert_eq!(wrong_on_ports(&ports, "no-wrap-round"), 0);
+        let drawn = urls(&ports);
+        assert_eq!(Ring::new(&drawn).hides_a_rule(&drawn), Some(0));
+
+        let moved = [34303, 55193, 39041];
+        let drawn = urls(&moved);
+        let ring = Ring::new(&drawn);
+        assert_eq!(ring.hides_a_rule(&drawn), None);
+        let above_the_last = ring.keys_for_every_arc().pop().unwrap();
+        assert_ne!(
+            go_owner(&drawn, &[0, 1, 2], "no-wrap-round", &above_the_last),
+            ring.owner(&above_the_last)
+        );
+        assert!(wrong_on_ports(&moved, "no-wrap-round") > 0);
+    }
+
+    /// Ports on which each upstream's ten points follow one another round
+    /// the ring, its i = 0 point last (about one set in 6,000): one point
+    /// per upstream answered every key as ten do, and the check used to let
+    /// it pass. Now the ring is drawn again.
+    #[test]
+    fn a_ring_where_one_point_each_answers_as_ten_is_drawn_again() {
+        let ports = [49157, 47012, 60953];
+        assert_eq!(wrong_on_ports(&ports, "one-point-each"), 0);
+        let drawn = urls(&ports);
+        let moving = Ring::new(&drawn).hides_a_rule(&drawn).unwrap();
+        let mut moved = ports;
+        moved[moving] += 1;
+        let drawn = urls(&moved);
+        assert_eq!(Ring::new(&drawn).hides_a_rule(&drawn), None);
+        assert!(wrong_on_ports(&moved, "one-point-each") > 0);
+    }
+
+    /// Over many sets of ports, five digits and four: a ring the check asks
+    /// on catches every planted mistake of matches-the-ring, and a ring it
+    /// draws again is one on which a mistake would have passed (it draws
+    /// again no more than it must).
+    #[test]
+    fn on_every_ring_the_check_asks_every_planted_mistake_fails() {
+        let mut state = 0x2545_f491u32;
+        let mut port = |low: u32, high: u32| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            u16::try_from(low + state % (high - low)).unwrap()
+        };
+        let (mut asked, mut drawn_again) = (0, 0);
+        for set in 0..1200 {
+            let (low, high) = if set % 3 == 0 {
+                (1024, 10000)
+            } else {
+                (32768, 61000)
+            };
+            let ports = [port(low, high), port(low, high), port(low, high)];
+            if ports[0] == ports[1] || ports[1] == ports[2] || ports[0] == ports[2] {
+                continue;
+            }
+            let drawn = urls(&ports);
+            let ring = Ring::new(&drawn);
+            let keys = ring.keys_for_every_arc();
+            let passing: Vec<&str> = ["unsorted-ring", "no-wrap-round", "one-point-each"]
+                .into_iter()
+                .filter(|m| wrong_both_ways(&drawn, &ring, &keys, m) == 0)
+                .collect();
+            if ring.hides_a_rule(&drawn).is_some() {
+                drawn_again += 1;
+                assert!(!passing.is_empty(), "{ports:?} drawn again for nothing");
+            } else {
+                asked += 1;
+                assert!(passing.is_empty(), "{ports:?}: {passing:?} pass");
+            }
+        }
+        assert!(asked > 800 && drawn_again > 0, "{asked} {drawn_again}");
     }
 }
