@@ -54,13 +54,15 @@ pub struct Restart {
 }
 
 impl Restart {
+    /// The URL the program is given for the real server at `addr`.
+    pub fn url(&self, addr: SocketAddr) -> String {
+        format!("http://{addr}{}", self.path)
+    }
+
     /// What the program is told: where to listen, where its real servers
     /// are (`$UPSTREAM`, `$UPSTREAMS`), their weights (`$WEIGHTS`).
     pub fn environment(&self, addr: SocketAddr, upstreams: &[SocketAddr]) -> Vec<(String, String)> {
-        let urls: Vec<String> = upstreams
-            .iter()
-            .map(|a| format!("http://{a}{}", self.path))
-            .collect();
+        let urls: Vec<String> = upstreams.iter().map(|&a| self.url(a)).collect();
         let mut env = vec![
             ("LISTEN".to_string(), addr.to_string()),
             ("PORT".to_string(), addr.port().to_string()),

@@ -219,12 +219,12 @@ pub fn is_printable_ascii(bytes: &[u8]) -> bool {
 /// §5.1), so `--underscores-in-headers` keeps them, as Go does.
 pub fn drop_underscored(headers: &mut HeaderMap) -> usize {
     // A byte search, where `str::contains` sets up a pattern searcher for
-    // every name; most requests have no such name, and nothing to collect.
-    let underscored = |name: &&HeaderName| name.as_str().as_bytes().contains(&b'_');
-    if !headers.keys().any(|name| underscored(&name)) {
-        return 0;
-    }
-    let names: Vec<HeaderName> = headers.keys().filter(underscored).cloned().collect();
+    // every name. (`for_next_hop` calls this only when a name has one.)
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().as_bytes().contains(&b'_'))
+        .cloned()
+        .collect();
     for name in &names {
         headers.remove(name);
     }

@@ -193,7 +193,7 @@ fn upstream_urls(s: &Session) -> Vec<(usize, String)> {
     s.upstreams
         .iter()
         .enumerate()
-        .map(|(i, a)| (i, format!("http://{a}{}", s.restart.path)))
+        .map(|(i, &a)| (i, s.restart.url(a)))
         .collect()
 }
 

@@ -78,7 +78,7 @@ impl ForwardProxy {
         if let Ok(value) = HeaderValue::from_str(&xff) {
             parts.headers.insert(X_FORWARDED_FOR, value);
         }
-        headers::add_via(&mut parts.headers, parts.version, self.via());
+        headers::add_via(&mut parts.headers, parts.version, self.pseudonym());
         parts.version = Version::HTTP_11;
         // 2. 请求下游, the body counted against --max-body on the way.
         let max = self.inner.config.limits.max_body;
@@ -126,7 +126,7 @@ impl ForwardProxy {
         headers::prepare_response(response.headers_mut(), switching);
         headers::restore_trailers(response.headers_mut(), trailers);
         let version = response.version();
-        headers::add_via(response.headers_mut(), version, self.via());
+        headers::add_via(response.headers_mut(), version, self.pseudonym());
         Ok(response.map(BodyExt::boxed))
     }
 

@@ -151,13 +151,8 @@ impl ForwardProxy {
         }
     }
 
-    /// The name this proxy writes into `Via`.
-    pub fn pseudonym(&self) -> &str {
-        self.inner.pseudonym.as_str()
-    }
-
-    /// The name and the `Via` values made from it.
-    fn via(&self) -> &Pseudonym {
+    /// The name this proxy writes into `Via`, and the values made from it.
+    pub fn pseudonym(&self) -> &Pseudonym {
         &self.inner.pseudonym
     }
 
@@ -202,7 +197,7 @@ impl ForwardProxy {
         authority: &Authority,
         default_port: u16,
     ) -> Result<(), ForwardError> {
-        if headers::via_names(request_headers, self.pseudonym()) {
+        if headers::via_names(request_headers, self.pseudonym().as_str()) {
             return Err(ForwardError::ViaLoop {
                 pseudonym: self.pseudonym().to_string(),
             });

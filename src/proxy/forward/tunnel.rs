@@ -51,7 +51,7 @@ impl ForwardProxy {
         let upstream = match &self.inner.config.parent_proxy {
             None => dial(&authority, port, conn.local, timeout).await?,
             Some(parent) => {
-                tunnel_via_parent(parent, &authority, self.pseudonym(), timeout).await?
+                tunnel_via_parent(parent, &authority, self.pseudonym().as_str(), timeout).await?
             }
         };
 
@@ -73,7 +73,7 @@ impl ForwardProxy {
             }
         });
         let mut response = Response::new(crate::body::empty());
-        headers::add_via(response.headers_mut(), Version::HTTP_11, self.via());
+        headers::add_via(response.headers_mut(), Version::HTTP_11, self.pseudonym());
         Ok(response)
     }
 }
