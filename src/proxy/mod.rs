@@ -9,7 +9,9 @@
 //! connection pool), [`upgrade`] (101 and WebSocket), [`modify`]
 //! (ModifyResponse and the ErrorHandler). Where `lab proxy --like-go` does
 //! what Go does instead of what lab chose: [`like_go`], with Go's
-//! Content-Type sniffing in [`sniff`].
+//! Content-Type sniffing in [`sniff`]. Every proxy first copies the request
+//! head out of hyper's read buffer ([`own_head`]), since it keeps the head
+//! while the request is in flight.
 
 pub mod admin;
 pub mod chain;
@@ -19,6 +21,7 @@ pub mod headers;
 pub mod like_go;
 pub mod modify;
 pub mod naive;
+pub mod own_head;
 pub mod relay;
 pub mod reverse;
 pub mod sniff;
@@ -83,6 +86,8 @@ pub async fn serve<H: Handler>(
             {
                 req.extensions_mut().insert(opened.clone());
             }
+            // Before hyper reads again: its read buffer is its own then.
+            own_head::own_head(&mut req);
             let handler = handler.clone();
             let conn = conn.clone();
             async move { Ok::<_, Infallible>(handler.respond(&conn, req).await) }
