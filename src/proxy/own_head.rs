@@ -27,8 +27,9 @@ use http::{Request, Uri};
 /// (see the module's comment). The request is otherwise unchanged.
 pub fn own_head<B>(request: &mut Request<B>) {
     // An origin-form target (`/path?query`, nearly every request a reverse
-    // proxy sees) is copied with the values; an absolute-form one (a
-    // forward proxy's) or `*` is made again from its text.
+    // proxy sees; `*` too) is copied with the values; an absolute-form or
+    // authority-form one (a forward proxy's, CONNECT's) is made again from
+    // its text.
     let origin_form = request.uri().scheme().is_none() && request.uri().authority().is_none();
     let target = match request.uri().path_and_query() {
         Some(target) if origin_form => target.as_str(),
@@ -139,8 +140,8 @@ mod tests {
     }
 
     #[test]
-    fn an_absolute_target_and_an_asterisk_are_kept_whole() {
-        for target in ["http://example.test:8080/x?y", "*", "/"] {
+    fn every_form_of_target_is_kept_whole() {
+        for target in ["http://example.test:8080/x?y", "example.test:443", "*", "/"] {
             let mut request = Request::builder().uri(target).body(()).expect("a request");
             let before = request.uri().clone();
             own_head(&mut request);
