@@ -143,9 +143,10 @@ impl Session {
         Ok(())
     }
 
-    /// Stops the learner's program and starts it again with only the real
-    /// servers `keep` (by index) in `$UPSTREAMS`, on the same address: a
-    /// server leaving the configuration.
+    /// Stops the learner's program and starts it again with the real
+    /// servers `keep` (by index, in that order) in `$UPSTREAMS`, on the same
+    /// address: a server leaving the configuration, the list in another
+    /// order, or a server that moved to another port.
     pub async fn restart_program_with(&mut self, keep: &[usize]) -> anyhow::Result<()> {
         if let Some(old) = self.program.take() {
             old.stop().await;
@@ -164,8 +165,16 @@ impl Session {
                 self.program = Some(subject);
                 Ok(())
             }
+            // Said without a reason for the restart: the check restarts the
+            // program with fewer upstreams, in another order, or with one
+            // moved to another port.
             Err(trouble) => anyhow::bail!(
-                "restarted with fewer upstreams, {}: {}",
+                "started again with the upstreams {}, {}: {}",
+                upstreams
+                    .iter()
+                    .map(SocketAddr::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 trouble.headline(),
                 trouble.output()
             ),
