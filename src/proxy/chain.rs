@@ -68,28 +68,31 @@ pub fn handle(
     // Not an `async fn`: one moves each argument into a local of its own on
     // its first poll, and keeps room for both (the request twice, 240 bytes
     // more, copied once a request); a block uses what it captured in place.
+    // For the same reason the body is wrapped for step 2 here, before the
+    // block: inside it, the wrapped request would be a second local beside
+    // the one captured.
+    let received = (!req.body().is_end_stream()).then(|| Arc::new(AtomicU64::new(0)));
+    let mut req = match &received {
+        Some(received) => {
+            let counter = received.clone();
+            req.map(|body| {
+                CountedBody::new(body, move |bytes| counter.store(bytes, Ordering::Relaxed)).boxed()
+            })
+        }
+        None => req.map(BodyExt::boxed),
+    };
     async move {
         // 1. The proxy's own pages.
         if let Some(answer) = admin::answer(proxy, &req) {
             return answer;
         }
 
-        // 2. Statistics: count the request body's bytes as they pass. If the
-        //    client goes away before the response head, this future is dropped
-        //    and `Unanswered` counts the exchange (499, as nginx logs it).
-        //    A request without a body (most) has nothing to count: no counter.
+        // 2. Statistics: count the request body's bytes as they pass (the
+        //    body was wrapped above). If the client goes away before the
+        //    response head, this future is dropped and `Unanswered` counts
+        //    the exchange (499, as nginx logs it). A request without a body
+        //    (most) has nothing to count: no counter.
         let layers = &proxy.layers;
-        let received = (!req.body().is_end_stream()).then(|| Arc::new(AtomicU64::new(0)));
-        let mut req = match &received {
-            Some(received) => {
-                let counter = received.clone();
-                req.map(|body| {
-                    CountedBody::new(body, move |bytes| counter.store(bytes, Ordering::Relaxed))
-                        .boxed()
-                })
-            }
-            None => req.map(BodyExt::boxed),
-        };
         let mut counting = Counting {
             in_flight: layers.stats.request_started(),
             started: Instant::now(),
