@@ -116,7 +116,10 @@ impl State {
                     if rest.starts_with(HTTP2_PREFACE) {
                         return Scan::Reject(at, Rejection::Http2);
                     }
-                    match judge_head(rest) {
+                    // Judged on at most one byte past the limit, so that the
+                    // verdict does not depend on how much arrived beyond it.
+                    let upto = rest.len().min(max_head.saturating_add(1));
+                    match judge_head(&rest[..upto]) {
                         Head::Partial if rest.len() <= max_head => return Scan::Hold(at),
                         // `--max-header-size`: refused with 431 before it is whole.
                         Head::Partial => return Scan::Reject(at, Rejection::HeadTooLarge),
@@ -142,9 +145,9 @@ impl State {
                                 Some(Framing::Smuggling) | None => State::Passthrough,
                             };
                         }
-                        // Not (the start of) an HTTP request we can follow, e.g. a
-                        // TLS hello sent to a plain port, or more headers than we
-                        // look at: hyper answers that itself, so do not hold it.
+                        // Not (the start of) an HTTP request, e.g. a TLS hello
+                        // sent to a plain port: hyper answers that itself, so do
+                        // not hold it.
                         Head::Invalid => {
                             *self = State::Passthrough;
                             return Scan::Pass;
@@ -187,21 +190,158 @@ pub(super) enum Head {
     /// A complete head of this many bytes, and how it frames its body
     /// (`None`: it frames it in a way hyper will refuse).
     Complete(usize, Option<Framing>),
-    /// Not a request head (or more headers than the guard looks at).
+    /// Not a request head: its request line cannot be one.
     Invalid,
 }
 
-/// Parses a request head once, as hyper will (bare LFs included).
+/// Reads a request head as far as the guard needs it: where it ends (the
+/// first empty line; bare LFs count, as hyper takes them) and its
+/// Content-Length and Transfer-Encoding. It does not check the head
+/// further: hyper parses every head it is given and refuses a bad one (400,
+/// and the connection closes), so the guard only has to agree with hyper
+/// on the heads hyper takes. For those it reads the same lines, names and
+/// values, so the same framing.
+///
+/// Its verdict on a run of bytes never changes as more bytes arrive, except
+/// from `Partial`: `Invalid` is decided by the request line alone, and
+/// `Complete` by the bytes up to the empty line. So a head is judged the
+/// same however its bytes are cut into reads.
+///
+/// Why not httparse, which hyper uses: hyper runs it on every head anyway,
+/// and running it a second time here checked every byte twice. Finding the
+/// line ends (`memchr`) and looking at two names costs about half as much
+/// (bench/RESULTS.md has the count).
 pub(super) fn judge_head(bytes: &[u8]) -> Head {
-    // Uninitialised: httparse fills what it uses, and every request would
-    // otherwise zero 128 headers' room (4 KiB) first.
-    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 128];
-    let mut request = httparse::Request::new(&mut []);
-    match request.parse_with_uninit_headers(bytes, &mut headers) {
-        Ok(httparse::Status::Complete(end)) => Head::Complete(end, Framing::of(&request)),
-        Ok(httparse::Status::Partial) => Head::Partial,
-        Err(_) => Head::Invalid,
+    let Some(line_end) = memchr::memchr(b'\n', bytes) else {
+        return match could_start_a_request_line(bytes) {
+            true => Head::Partial,
+            false => Head::Invalid,
+        };
+    };
+    if !is_request_line(strip_cr(&bytes[..line_end])) {
+        return Head::Invalid;
     }
+    let mut lengths = Lengths::default();
+    let headers_start = line_end + 1;
+    let mut line_start = headers_start;
+    for end in memchr::memchr_iter(b'\n', &bytes[headers_start..]).map(|at| headers_start + at) {
+        let line = strip_cr(&bytes[line_start..end]);
+        line_start = end + 1;
+        if line.is_empty() {
+            return Head::Complete(line_start, lengths.framing());
+        }
+        lengths.read(line);
+    }
+    Head::Partial
+}
+
+/// A line without the CR before its LF.
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Whether a request line can still begin this way: a method (a token,
+/// RFC 9110 §9.1) so far, or a method and a space. Bytes that are not
+/// (a TLS hello, SSH's banner) are passed to hyper at once, not held.
+fn could_start_a_request_line(bytes: &[u8]) -> bool {
+    // The CR of an empty line before the request (RFC 9112 §2.2), its LF
+    // yet to come.
+    if bytes == b"\r" {
+        return true;
+    }
+    match bytes.iter().position(|&b| !is_tchar(b)) {
+        None => true,
+        Some(at) => at > 0 && bytes[at] == b' ',
+    }
+}
+
+/// Whether a whole line (without its line end) can be a request line as
+/// hyper takes one: `method SP target SP HTTP/1.x` (RFC 9112 §3). The
+/// target is not checked: hyper refuses a bad one.
+fn is_request_line(line: &[u8]) -> bool {
+    let method = line.iter().take_while(|&&b| is_tchar(b)).count();
+    method > 0
+        && line.get(method) == Some(&b' ')
+        && line.len() > method + 1 + b" HTTP/1.1".len()
+        && (line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0"))
+}
+
+/// A token character (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// What a head's Content-Length and Transfer-Encoding lines say.
+#[derive(Default)]
+struct Lengths<'a> {
+    /// Whether any Content-Length line came, and the length all of them
+    /// agree on (`None`: one is not a number, or two differ).
+    length: Option<Option<u64>>,
+    /// The value of the last Transfer-Encoding line.
+    transfer_encoding: Option<&'a [u8]>,
+}
+
+impl<'a> Lengths<'a> {
+    /// Notes a header line if it is one of the two. A name is followed by
+    /// its colon at once in any line hyper takes (RFC 9112 §5.1).
+    fn read(&mut self, line: &'a [u8]) {
+        const LENGTH: &[u8] = b"content-length:";
+        const TRANSFER_ENCODING: &[u8] = b"transfer-encoding:";
+        let starts_with =
+            |name: &[u8]| line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name);
+        // The first letter sorts out every other header at one compare.
+        match line.first().map(u8::to_ascii_lowercase) {
+            Some(b'c') if starts_with(LENGTH) => {
+                let value = &line[LENGTH.len()..];
+                self.length = Some(match self.length {
+                    None => agreed_length(value, None),
+                    Some(None) => None,
+                    Some(Some(before)) => agreed_length(value, Some(before)),
+                });
+            }
+            Some(b't') if starts_with(TRANSFER_ENCODING) => {
+                self.transfer_encoding = Some(&line[TRANSFER_ENCODING.len()..]);
+            }
+            _ => {}
+        }
+    }
+
+    /// How these lengths frame the body; `None` for a transfer coding or
+    /// a length hyper refuses (it answers that itself).
+    fn framing(&self) -> Option<Framing> {
+        match (self.length, self.transfer_encoding) {
+            (Some(_), Some(_)) => Some(Framing::Smuggling),
+            (None, Some(te)) => {
+                // hyper frames by the last coding of the last line.
+                let last = te.rsplit(|&b| b == b',').next().unwrap_or(te);
+                // A non-chunked transfer coding: hyper refuses it.
+                last.trim_ascii()
+                    .eq_ignore_ascii_case(b"chunked")
+                    .then_some(Framing::Chunked)
+            }
+            (Some(length), None) => length.map(Framing::Length),
+            (None, None) => Some(Framing::None),
+        }
+    }
+}
+
+/// The length a Content-Length value gives, as hyper reads it: a list of
+/// numbers (digits only) that must all be the same, and the same as the
+/// one an earlier line gave (`before`). `None` if it does not (hyper
+/// refuses the request).
+fn agreed_length(value: &[u8], mut before: Option<u64>) -> Option<u64> {
+    for number in value.split(|&b| b == b',') {
+        let number = number.trim_ascii();
+        if number.is_empty() || !number.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = std::str::from_utf8(number).ok()?.parse().ok()?;
+        if before.is_some_and(|before| before != n) {
+            return None;
+        }
+        before = Some(n);
+    }
+    before
 }
 
 /// How a request head frames its body.
@@ -212,37 +352,4 @@ pub(super) enum Framing {
     Chunked,
     /// Both Content-Length and Transfer-Encoding.
     Smuggling,
-}
-
-impl Framing {
-    /// How a parsed head frames its body; `None` for a transfer coding
-    /// hyper refuses (it answers that itself).
-    pub(super) fn of(request: &httparse::Request<'_, '_>) -> Option<Framing> {
-        let mut length = None;
-        let mut transfer_encoding = None;
-        for header in request.headers.iter() {
-            if header.name.eq_ignore_ascii_case("content-length") {
-                length = Some(header.value);
-            } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-                transfer_encoding = Some(header.value);
-            }
-        }
-        match (length, transfer_encoding) {
-            (Some(_), Some(_)) => Some(Framing::Smuggling),
-            (None, Some(te)) => {
-                let chunked_last = std::str::from_utf8(te).ok().is_some_and(|te| {
-                    te.rsplit(',')
-                        .next()
-                        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
-                });
-                // A non-chunked transfer coding: hyper refuses it.
-                chunked_last.then_some(Framing::Chunked)
-            }
-            (Some(cl), None) => std::str::from_utf8(cl)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .map(Framing::Length),
-            (None, None) => Some(Framing::None),
-        }
-    }
 }
