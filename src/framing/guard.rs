@@ -416,27 +416,6 @@ mod tests {
     }
 
     #[test]
-    fn a_length_hyper_takes_keeps_the_guard_following() {
-        // hyper reads a list of equal numbers, or equal numbers on two
-        // lines, as that number (it refuses unequal ones). The guard used
-        // to give up on such a head and let whatever followed through.
-        for head in [
-            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n",
-            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\ncontent-length:5\r\n\r\n",
-        ] {
-            let mut allowed = head.as_bytes().to_vec();
-            allowed.extend_from_slice(b"hello");
-            let mut input = allowed.clone();
-            input.extend_from_slice(
-                b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
-            );
-            let mut expected = allowed.clone();
-            expected.extend_from_slice(&Rejection::Smuggling.stand_in());
-            assert_eq!(through(&input, 5), expected, "{head:?}");
-        }
-    }
-
-    #[test]
     fn unparseable_heads_go_to_hyper_to_refuse() {
         let input: &[u8] = b"NOT HTTP AT ALL\r\n\r\nmore";
         assert_eq!(through(input, 3), input);
@@ -465,10 +444,12 @@ mod tests {
             of("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
             None
         );
+        // hyper's server takes equal lengths on two lines, not a list.
         assert_eq!(
-            of("POST / HTTP/1.1\r\nContent-Length: 4, 4\r\n\r\n"),
+            of("POST / HTTP/1.1\r\nContent-Length: 4\r\ncontent-length:4 \r\n\r\n"),
             Some(Framing::Length(4))
         );
+        assert_eq!(of("POST / HTTP/1.1\r\nContent-Length: 4, 4\r\n\r\n"), None);
         assert_eq!(
             of("POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n"),
             None

@@ -325,23 +325,16 @@ impl<'a> Lengths<'a> {
     }
 }
 
-/// The length a Content-Length value gives, as hyper reads it: a list of
-/// numbers (digits only) that must all be the same, and the same as the
-/// one an earlier line gave (`before`). `None` if it does not (hyper
-/// refuses the request).
-fn agreed_length(value: &[u8], mut before: Option<u64>) -> Option<u64> {
-    for number in value.split(|&b| b == b',') {
-        let number = number.trim_ascii();
-        if number.is_empty() || !number.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n = std::str::from_utf8(number).ok()?.parse().ok()?;
-        if before.is_some_and(|before| before != n) {
-            return None;
-        }
-        before = Some(n);
+/// The length a Content-Length line gives, as hyper's server reads one:
+/// digits only (no sign, no list), and the same as the one an earlier line
+/// gave (`before`). `None` if it does not (hyper refuses the request).
+fn agreed_length(value: &[u8], before: Option<u64>) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    before
+    let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    before.is_none_or(|before| before == n).then_some(n)
 }
 
 /// How a request head frames its body.

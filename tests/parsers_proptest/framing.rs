@@ -409,13 +409,11 @@ fn framing_by_httparse(head: &[u8]) -> Option<Option<u64>> {
     };
     let (lengths, codings) = (values("content-length"), values("transfer-encoding"));
     match (lengths.is_empty(), codings.last()) {
-        // hyper: every number of every line (comma lists too), digits only,
-        // all the same.
+        // hyper's server: each line's value (httparse trims it) digits
+        // only, no list, and every line the same.
         (false, None) => {
             let numbers: Vec<Option<u64>> = lengths
                 .iter()
-                .flat_map(|line| line.split(','))
-                .map(|n| n.trim())
                 .map(|n| {
                     (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
                         .then(|| n.parse().ok())
