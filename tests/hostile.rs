@@ -407,3 +407,37 @@ async fn forward_refuses_every_hostile_input_and_keeps_serving() {
 async fn proxy_refuses_every_hostile_input_and_keeps_serving() {
     every_row_against("proxy").await;
 }
+
+/// A request hidden in a chunked body's trailers after a bare LF does not
+/// blind the guard. hyper reads the LF and what follows it as trailer bytes,
+/// up to CRLF CRLF, and then the request with both lengths as the next one;
+/// the guard must read the same, so that request is answered 400. (It used
+/// to end the body at the bare LF, take the hidden "request" for a real one
+/// with a 118-byte body, and let the next one through to hyper.)
+#[tokio::test]
+async fn a_request_after_bare_lf_trailers_is_still_judged() {
+    let to = start("realserver").await;
+    let hidden: &[u8] = b"POST /first HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+        0\r\n\nGET /phantom HTTP/1.1\r\nContent-Length: 118\r\n\n\r\n\r\n";
+    let smuggled: &[u8] = b"POST /smuggled HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
+        Transfer-Encoding: chunked\r\nAccept: application/json\r\n\r\n0\r\n\r\n";
+    let mut stream = TcpStream::connect(to.addr).await.expect("connect");
+    stream
+        .write_all(&[hidden, smuggled].concat())
+        .await
+        .expect("write");
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(ANSWER_WITHIN, stream.read_to_end(&mut seen)).await;
+    assert!(read.is_ok(), "the connection was not closed after the 400");
+    let text = String::from_utf8_lossy(&seen);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .filter_map(|(at, _)| text.get(at + 9..at + 12))
+        .filter(|code| code.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert_eq!(statuses, ["200", "400"], "answers:\n{text}");
+    assert!(
+        text.contains("both Content-Length and Transfer-Encoding"),
+        "the 400 is not the guard's:\n{text}"
+    );
+}

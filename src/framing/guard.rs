@@ -416,6 +416,26 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_lf_in_the_trailers_does_not_end_the_body() {
+        // hyper reads `\n` and the "request" after it as trailers, up to the
+        // CRLF CRLF, and the request with both lengths as the next one. The
+        // guard used to end the body at the bare LF, count that request as
+        // the hidden one's body of 118 bytes, and let it through.
+        let allowed: &[u8] =
+            b"POST /first HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+              0\r\n\nGET /phantom HTTP/1.1\r\nContent-Length: 118\r\n\n\r\n\r\n";
+        let smuggled: &[u8] = b"POST /smuggled HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
+              Transfer-Encoding: chunked\r\nAccept: application/json\r\n\r\n0\r\n\r\n";
+        let mut input = allowed.to_vec();
+        input.extend_from_slice(smuggled);
+        let mut expected = allowed.to_vec();
+        expected.extend_from_slice(&Rejection::Smuggling.stand_in());
+        for step in [1, 7, input.len()] {
+            assert_eq!(through(&input, step), expected, "in pieces of {step}");
+        }
+    }
+
+    #[test]
     fn unparseable_heads_go_to_hyper_to_refuse() {
         let input: &[u8] = b"NOT HTTP AT ALL\r\n\r\nmore";
         assert_eq!(through(input, 3), input);

@@ -36,7 +36,8 @@ pub(super) enum Chunked {
     Data(u64),
     /// The CRLF after chunk data: this many bytes to go.
     DataEnd(u8),
-    /// After the last chunk: trailer lines, up to an empty line.
+    /// After the last chunk: trailer lines, each ended by CRLF, up to an
+    /// empty one.
     Trailers,
 }
 
@@ -90,17 +91,40 @@ impl State {
                         left => Chunked::DataEnd(left - 1),
                     });
                 }
-                State::Chunked(Chunked::Size) | State::Chunked(Chunked::Trailers) => {
-                    // Line-based: a line is judged when its LF arrives.
-                    let Some(end) = rest.iter().position(|&b| b == b'\n') else {
-                        if rest.len() > MAX_HEAD {
+                State::Chunked(Chunked::Size) => {
+                    // Line-based: a line is judged when its LF arrives (hyper
+                    // refuses a bare LF in a chunk-size line, so the first LF
+                    // ends every line it takes).
+                    let Some(end) = memchr::memchr(b'\n', rest) else {
+                        return self.unfinished_line(rest, at);
+                    };
+                    self.end_of_chunk_size(&rest[..=end]);
+                    at += end + 1;
+                }
+                State::Chunked(Chunked::Trailers) => {
+                    // hyper ends a trailer line only at CRLF (a bare LF is one
+                    // more byte of the line) and the trailers at a line that is
+                    // CRLF alone. A guard that ended lines at a bare LF would
+                    // take `0\r\n\n` for the end of the body, and read the
+                    // trailers that follow as requests, while hyper reads on
+                    // (request smuggling past the guard).
+                    let Some(cr) = memchr::memchr(b'\r', rest) else {
+                        return self.unfinished_line(rest, at);
+                    };
+                    match rest.get(cr + 1) {
+                        None => return self.unfinished_line(rest, at),
+                        Some(b'\n') => {
+                            at += cr + 2;
+                            if cr == 0 {
+                                *self = State::Head;
+                            }
+                        }
+                        // A CR without its LF: hyper refuses the body.
+                        Some(_) => {
                             *self = State::Passthrough;
                             return Scan::Pass;
                         }
-                        return Scan::Hold(at);
-                    };
-                    self.end_of_line(&rest[..=end]);
-                    at += end + 1;
+                    }
                 }
                 State::Head => {
                     // Blank lines before a request are allowed (RFC 9112 §2.2).
@@ -159,25 +183,29 @@ impl State {
         Scan::Pass
     }
 
-    /// A chunk-size line or a trailer line ended.
-    pub(super) fn end_of_line(&mut self, line: &[u8]) {
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        *self = match *self {
-            State::Chunked(Chunked::Size) => {
-                let size = text.split(|&b| b == b';').next().unwrap_or(&[]);
-                match std::str::from_utf8(size)
-                    .ok()
-                    .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
-                {
-                    Some(0) => State::Chunked(Chunked::Trailers),
-                    Some(n) => State::Chunked(Chunked::Data(n)),
-                    // hyper will refuse the bad size; stop following.
-                    None => State::Passthrough,
-                }
-            }
-            _ if text.is_empty() => State::Head,
-            other => other,
+    /// A line of a chunked body (from `at` in the bytes given to
+    /// [`State::scan`]) has not ended yet: held back until it does, unless
+    /// it is longer than any line hyper takes.
+    fn unfinished_line(&mut self, rest: &[u8], at: usize) -> Scan {
+        if rest.len() > MAX_HEAD {
+            *self = State::Passthrough;
+            return Scan::Pass;
+        }
+        Scan::Hold(at)
+    }
+
+    /// A chunk-size line ended (`line` with its line end).
+    fn end_of_chunk_size(&mut self, line: &[u8]) {
+        let text = strip_cr(line.strip_suffix(b"\n").unwrap_or(line));
+        let size = text.split(|&b| b == b';').next().unwrap_or(&[]);
+        *self = match std::str::from_utf8(size)
+            .ok()
+            .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
+        {
+            Some(0) => State::Chunked(Chunked::Trailers),
+            Some(n) => State::Chunked(Chunked::Data(n)),
+            // hyper will refuse the bad size; stop following.
+            None => State::Passthrough,
         };
     }
 }
