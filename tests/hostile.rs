@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::common::process::{
     LabProcess, forward_process, naive_process, proxy_process, realserver_process,
 };
-use crate::common::wire::find;
+use crate::common::wire::{exchange_until_close, find};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -421,14 +421,8 @@ async fn a_request_after_bare_lf_trailers_is_still_judged() {
         0\r\n\nGET /phantom HTTP/1.1\r\nContent-Length: 118\r\n\n\r\n\r\n";
     let smuggled: &[u8] = b"POST /smuggled HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
         Transfer-Encoding: chunked\r\nAccept: application/json\r\n\r\n0\r\n\r\n";
-    let mut stream = TcpStream::connect(to.addr).await.expect("connect");
-    stream
-        .write_all(&[hidden, smuggled].concat())
-        .await
-        .expect("write");
-    let mut seen = Vec::new();
-    let read = tokio::time::timeout(ANSWER_WITHIN, stream.read_to_end(&mut seen)).await;
-    assert!(read.is_ok(), "the connection was not closed after the 400");
+    // Read until the guard's 400 closes the connection.
+    let (seen, _) = exchange_until_close(to.addr, &[hidden, smuggled].concat()).await;
     let text = String::from_utf8_lossy(&seen);
     let statuses: Vec<&str> = text
         .match_indices("HTTP/1.1 ")

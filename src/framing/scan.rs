@@ -322,9 +322,9 @@ impl<'a> Lengths<'a> {
             Some(b'c') if starts_with(LENGTH) => {
                 let value = &line[LENGTH.len()..];
                 self.length = Some(match self.length {
-                    None => agreed_length(value, None),
+                    // An earlier line was already one hyper refuses.
                     Some(None) => None,
-                    Some(Some(before)) => agreed_length(value, Some(before)),
+                    before => agreed_length(value, before.flatten()),
                 });
             }
             Some(b't') if starts_with(TRANSFER_ENCODING) => {
